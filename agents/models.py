@@ -1,0 +1,1 @@
+"""Agent specs, tools and traces arrive with the agents issue."""

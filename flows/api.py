@@ -1,0 +1,132 @@
+"""The REST API of published flows: start a run (JSON or Server-Sent Events), read a run,
+follow a run's events. Authenticated by ``Authorization: Bearer <key>``; only the stored
+published version of a flow ever runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as SchemaError
+
+from flows.models import Run, RunSource
+from flows.services import run_create
+from flows.waiting import run_events, run_payload, run_wait
+from studio import access
+from studio.models import ApiKey
+
+MAX_BODY = 1_000_000
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: dict[str, Any] = {}
+    stream: bool = False
+
+
+def error(status: int, message: str, type_: str = "invalid_request_error", code=None):
+    return JsonResponse({"error": {"message": message, "type": type_, "code": code}}, status=status)
+
+
+def unauthorized() -> JsonResponse:
+    response = error(401, "Missing or invalid API key.", "authentication_error", "invalid_api_key")
+    response["WWW-Authenticate"] = 'Bearer realm="studio"'
+    return response
+
+
+async def authenticate(request: HttpRequest) -> ApiKey | None:
+    return await sync_to_async(access.authenticate_api_key)(request.headers.get("Authorization"))
+
+
+def parse_body(request: HttpRequest, schema: type[BaseModel]):
+    """The request's JSON body validated by ``schema``, or an error response."""
+    if len(request.body) > MAX_BODY:
+        return error(413, "The request body is larger than 1 MB.")
+    try:
+        return schema.model_validate_json(request.body or b"{}")
+    except SchemaError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        return error(400, f"Invalid request: {problems}")
+
+
+def start_run(*, flow, inputs: dict, api_key: ApiKey, source: str) -> Run:
+    return run_create(
+        flow=flow, version=flow.published_version, inputs=inputs, source=source, api_key=api_key
+    )
+
+
+async def sse(run_id: Any, after: int = 0) -> AsyncIterator[str]:
+    """The run's events as Server-Sent Events; ``id`` is the sequence number (Last-Event-ID)."""
+    async for event in run_events(run_id, after):
+        if event is None:
+            yield ": keep-alive\n\n"
+            continue
+        yield f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+def sse_response(stream: AsyncIterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@csrf_exempt
+@require_POST
+async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
+    api_key = await authenticate(request)
+    if api_key is None:
+        return unauthorized()
+    body = parse_body(request, RunRequest)
+    if isinstance(body, HttpResponse):
+        return body
+    try:
+        flow = await sync_to_async(access.access_published_flow)(api_key, slug)
+        run = await sync_to_async(start_run)(
+            flow=flow, inputs=body.inputs, api_key=api_key, source=RunSource.API
+        )
+    except Http404:
+        return error(404, f"No published flow named {slug!r}.", code="flow_not_found")
+    except ValidationError as exc:
+        return error(400, "; ".join(exc.messages))
+    if body.stream:
+        return sse_response(sse(run.id))
+    return JsonResponse(run_payload(await run_wait(run.id)))
+
+
+async def _key_run(request: HttpRequest, run_id) -> Run | HttpResponse:
+    api_key = await authenticate(request)
+    if api_key is None:
+        return unauthorized()
+    run = (
+        await Run.objects.select_related("flow", "flow_version")
+        .filter(id=run_id, workspace_id=api_key.workspace_id)
+        .afirst()
+    )
+    return run if run is not None else error(404, "No such run.", code="run_not_found")
+
+
+@require_GET
+async def run_detail(request: HttpRequest, run_id) -> HttpResponse:
+    run = await _key_run(request, run_id)
+    return run if isinstance(run, HttpResponse) else JsonResponse(run_payload(run))
+
+
+@require_GET
+async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
+    """Follow a run's events, resuming after ``Last-Event-ID`` (or ``?after=``)."""
+    run = await _key_run(request, run_id)
+    if isinstance(run, HttpResponse):
+        return run
+    after = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
+    return sse_response(sse(run.id, int(after) if after.isdigit() else 0))

@@ -1,0 +1,66 @@
+"""The run WebSocket: ``/ws/runs/<id>/?after=<seq>`` replays what the client missed, then follows.
+
+Every message sent is preceded by a permission check on the run, so a user who loses access
+stops receiving at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from flows import services
+from studio import access, events
+
+
+class RunConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope["user"]
+        self.run_id = str(self.scope["url_route"]["kwargs"]["run_id"])
+        if not await self._allowed():
+            await self.close(code=4403)
+            return
+        after = _int(self.scope.get("query_string", b"").decode(), "after")
+        await self.accept()
+        self.follower = asyncio.create_task(self._follow(after))
+
+    async def disconnect(self, code: int) -> None:
+        follower = getattr(self, "follower", None)
+        if follower:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+
+    async def receive_json(self, content, **kwargs) -> None:
+        pass  # the socket is read-only; runs are started over HTTP
+
+    @database_sync_to_async
+    def _allowed(self) -> bool:
+        try:
+            access.access_run(self.user, self.run_id, "view")
+        except (Http404, PermissionDenied):
+            return False
+        return True
+
+    async def _follow(self, after: int) -> None:
+        async for event in events.follow(self.run_id, after):
+            if not await self._allowed():
+                await self.close(code=4403)
+                return
+            if event is None:
+                await database_sync_to_async(services.runs_fail_stale)(run_id=self.run_id)
+                continue
+            await self.send_json(event)
+
+
+def _int(query: str, name: str) -> int:
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if key == name and value.isdigit():
+            return int(value)
+    return 0

@@ -1,0 +1,18 @@
+"""Enqueueing the executor's tasks, by name: the tasks live in ``workers/tasks.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.celery import app
+
+ADVANCE_RUN = "workers.tasks.advance_run"
+EXECUTE_NODE = "workers.tasks.execute_node"
+
+
+def advance(run_id: Any) -> None:
+    app.send_task(ADVANCE_RUN, args=[str(run_id)])
+
+
+def execute(run_id: Any, node_id: str, queue: str) -> None:
+    app.send_task(EXECUTE_NODE, args=[str(run_id), node_id], queue=queue)

@@ -1,0 +1,143 @@
+"""Flows, their immutable versions, runs, and each node's stored result within a run."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Flow(models.Model):
+    workspace = models.ForeignKey(
+        "studio.Workspace", on_delete=models.CASCADE, related_name="flows"
+    )
+    slug = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # The version that the chat page, the API and the OpenAI-compatible endpoint run.
+    published_version = models.ForeignKey(
+        "FlowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "slug"], name="flow_slug_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowVersion(models.Model):
+    """A saved graph. Immutable: editing a flow saves a new version."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    graph = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "number"], name="flow_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow} v{self.number}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+TERMINAL = (RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+
+class RunSource(models.TextChoices):
+    CHAT = "chat", "Chat page"
+    API = "api", "REST API"
+    OPENAI = "openai", "OpenAI-compatible API"
+    STUDIO = "studio", "Studio"
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("studio.Workspace", on_delete=models.CASCADE, related_name="runs")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
+    flow_version = models.ForeignKey(FlowVersion, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    source = models.CharField(max_length=16, choices=RunSource.choices, default=RunSource.STUDIO)
+    inputs = models.JSONField(default=dict)
+    outputs = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    # {"input_tokens": …, "output_tokens": …, "total_tokens": …}
+    usage = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    api_key = models.ForeignKey(
+        "studio.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "deadline_at"], name="run_status_deadline")]
+
+    def __str__(self) -> str:
+        return f"run {self.id} of {self.flow}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class NodeStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # dispatched to a worker queue, not yet claimed
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class NodeResult(models.Model):
+    """One node's execution within a run, stored once: the executor's state."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_results")
+    node_id = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=NodeStatus.choices)
+    queue = models.CharField(max_length=100, blank=True)
+    inputs = models.JSONField(default=dict)
+    outputs = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="node_result_once")]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} in {self.run_id}"

@@ -1,0 +1,23 @@
+"""The node registry: one module per node type in this package, discovered, not listed."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from flows.nodes.base import NodeType
+
+NODE_TYPES: dict[str, NodeType] = {}
+
+
+def register(cls: type[NodeType]) -> type[NodeType]:
+    NODE_TYPES[cls.type] = cls()
+    return cls
+
+
+def node_types() -> dict[str, NodeType]:
+    if not NODE_TYPES:
+        for module in pkgutil.iter_modules(__path__):
+            if module.name != "base":
+                importlib.import_module(f"{__name__}.{module.name}")
+    return NODE_TYPES

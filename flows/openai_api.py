@@ -1,0 +1,198 @@
+"""An OpenAI-compatible face for published flows: ``GET /v1/models``, ``POST /v1/chat/completions``.
+
+``model`` is a published flow's slug; the last user message feeds the flow's first text input;
+the answer is the flow's output. Streaming carries the tokens of the nodes that feed the output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.api import authenticate, error, parse_body, sse_response, start_run, unauthorized
+from flows.models import Flow, Run, RunSource, RunStatus
+from flows.schema import check_graph
+from flows.selectors import published_flows
+from flows.waiting import run_events, run_wait
+from studio import access, events
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text or "" for p in self.content if p.type == "text")
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    # Sampling fields (temperature, max_tokens…) are accepted and left to the flow's own nodes.
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(min_length=1, max_length=100)
+    messages: list[Message] = Field(min_length=1, max_length=1000)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+@require_GET
+async def models(request: HttpRequest) -> HttpResponse:
+    api_key = await authenticate(request)
+    if api_key is None:
+        return unauthorized()
+    data = [
+        {
+            "id": flow.slug,
+            "object": "model",
+            "created": int(flow.created_at.timestamp()),
+            "owned_by": api_key.workspace.slug,
+        }
+        async for flow in published_flows(api_key.workspace_id).order_by("slug")
+    ]
+    return JsonResponse({"object": "list", "data": data})
+
+
+def _flow_input(flow: Flow, message: str) -> tuple[dict, set[str]]:
+    """The run inputs for ``message``, and the ids of the nodes whose tokens form the answer."""
+    graph = check_graph(flow.published_version.graph)
+    fields = [f for node in graph.of_type("input") for f in node.config.fields]
+    text_fields = [f for f in fields if f.type in ("text", "any")]
+    if not text_fields:
+        raise ValidationError("This flow takes no text input, so it cannot serve chat.")
+    target = next((f for f in text_fields if f.name == "message"), text_fields[0])
+    answer_nodes = {e.source for n in graph.of_type("output") for e in graph.incoming(n.id)}
+    return {target.name: message}, answer_nodes
+
+
+def _answer(run: Run) -> str:
+    if "text" in run.outputs:
+        return str(run.outputs["text"] or "")
+    values = [v for v in run.outputs.values() if isinstance(v, str)]
+    return values[0] if values else json.dumps(run.outputs)
+
+
+def _usage(usage: dict) -> dict:
+    return {
+        "prompt_tokens": usage.get("input_tokens", 0),
+        "completion_tokens": usage.get("output_tokens", 0),
+        "total_tokens": usage.get("total_tokens", 0),
+    }
+
+
+@csrf_exempt
+@require_POST
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    api_key = await authenticate(request)
+    if api_key is None:
+        return unauthorized()
+    body = parse_body(request, ChatRequest)
+    if isinstance(body, HttpResponse):
+        return body
+    user_messages = [m for m in body.messages if m.role == "user"]
+    if not user_messages:
+        return error(400, "messages must contain a user message.")
+    try:
+        flow = await sync_to_async(access.access_published_flow)(api_key, body.model)
+        inputs, answer_nodes = await sync_to_async(_flow_input)(flow, user_messages[-1].text())
+        run = await sync_to_async(start_run)(
+            flow=flow, inputs=inputs, api_key=api_key, source=RunSource.OPENAI
+        )
+    except Http404:
+        return error(404, f"The model {body.model!r} does not exist.", code="model_not_found")
+    except ValidationError as exc:
+        return error(400, "; ".join(exc.messages))
+    completion_id = f"chatcmpl-{run.id.hex}"
+    created = int(time.time())
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunks = _stream(run.id, completion_id, created, body.model, answer_nodes, include_usage)
+        return sse_response(chunks)
+    run = await run_wait(run.id)
+    if run.status != RunStatus.SUCCEEDED:
+        return error(502, f"The flow run failed: {run.error}", "server_error", "run_failed")
+    return JsonResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": _answer(run)},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _usage(run.usage),
+        }
+    )
+
+
+async def _stream(
+    run_id, completion_id: str, created: int, model: str, answer_nodes: set[str], usage: bool
+) -> AsyncIterator[str]:
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(payload)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    streamed = False
+    async for event in run_events(run_id):
+        if event is None:
+            yield ": keep-alive\n\n"
+        elif event["type"] == events.TOKEN and event["node"] in answer_nodes:
+            streamed = True
+            yield chunk({"content": event["data"]["text"]})
+        elif event["type"] == events.RUN_FAILED:
+            message = {
+                "message": f"The flow run failed: {event['data'].get('reason')}",
+                "type": "server_error",
+                "code": "run_failed",
+            }
+            yield f"data: {json.dumps({'error': message})}\n\n"
+            return
+        elif event["type"] == events.RUN_FINISHED:
+            if not streamed:  # a flow without streaming nodes: send its answer whole
+                run = await Run.objects.aget(id=run_id)
+                yield chunk({"content": _answer(run)})
+            yield chunk({}, "stop")
+            if usage:
+                payload = {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": _usage(event["data"].get("usage", {})),
+                }
+                yield f"data: {json.dumps(payload)}\n\n"
+    yield "data: [DONE]\n\n"

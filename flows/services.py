@@ -1,0 +1,153 @@
+"""Writes of flows and runs: create, version, publish, start, fail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from flows import dispatch
+from flows.models import TERMINAL, Flow, FlowVersion, NodeResult, NodeStatus, Run, RunStatus
+from flows.schema import CheckedGraph, check_graph
+from studio import events
+from studio.models import ApiKey, Workspace
+
+
+def flow_create(*, workspace: Workspace, slug: str, name: str, graph: dict, user=None) -> Flow:
+    """Create a flow with its first version (validated against the workspace's catalog)."""
+    check_graph(graph, workspace)
+    with transaction.atomic():
+        flow = Flow.objects.create(workspace=workspace, slug=slug, name=name, created_by=user)
+        flow_version_save(flow=flow, graph=graph, user=user)
+    return flow
+
+
+def flow_version_save(*, flow: Flow, graph: dict, user=None) -> FlowVersion:
+    """Save ``graph`` as the flow's next version; ``GraphError`` names each bad node."""
+    check_graph(graph, flow.workspace)
+    with transaction.atomic():
+        Flow.objects.select_for_update().filter(id=flow.id).first()
+        number = (flow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        return FlowVersion.objects.create(flow=flow, number=number, graph=graph, created_by=user)
+
+
+def flow_publish(*, flow: Flow, version: FlowVersion | None = None, user=None) -> Flow:
+    """Publish ``version`` (default: the latest): the API and chat run only this version."""
+    version = version or flow.versions.order_by("-number").first()
+    if version is None or version.flow_id != flow.id:
+        raise ValidationError("There is no version of this flow to publish.")
+    flow.published_version = version
+    flow.save(update_fields=["published_version", "updated_at"])
+    return flow
+
+
+def run_inputs_clean(graph: CheckedGraph, inputs: Any) -> dict:
+    """The run's inputs checked against the input node's fields; ValidationError if wrong."""
+    if not isinstance(inputs, dict):
+        raise ValidationError("inputs must be a JSON object")
+    expected = {f.name: f for node in graph.of_type("input") for f in node.config.fields}
+    unknown = sorted(set(inputs) - set(expected))
+    if unknown:
+        raise ValidationError(f"unknown inputs: {', '.join(unknown)}")
+    cleaned: dict[str, Any] = {}
+    for name, spec in expected.items():
+        value = inputs.get(name)
+        if value is None:
+            if spec.required:
+                raise ValidationError(f"input {name!r} is required")
+            continue
+        ok = {
+            "text": isinstance(value, str),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+        }.get(spec.type, True)
+        if not ok:
+            raise ValidationError(f"input {name!r} must be {spec.type}")
+        if spec.type == "text" and len(value) > 200_000:
+            raise ValidationError(f"input {name!r} is longer than 200,000 characters")
+        cleaned[name] = value
+    return cleaned
+
+
+def run_create(
+    *,
+    flow: Flow,
+    version: FlowVersion,
+    inputs: dict,
+    source: str,
+    user=None,
+    api_key: ApiKey | None = None,
+) -> Run:
+    """A queued run of ``version``; the executor is enqueued once the row is committed."""
+    cleaned = run_inputs_clean(check_graph(version.graph), inputs)
+    run = Run.objects.create(
+        workspace_id=flow.workspace_id,
+        flow=flow,
+        flow_version=version,
+        inputs=cleaned,
+        source=source,
+        created_by=user if user is not None and user.is_authenticated else None,
+        api_key=api_key,
+        deadline_at=timezone.now() + timedelta(seconds=settings.STUDIO_RUN_TIMEOUT_S),
+    )
+    transaction.on_commit(lambda: dispatch.advance(run.id))
+    return run
+
+
+def run_fail(*, run_id: Any, reason: str, node_id: str | None = None) -> bool:
+    """End a run as failed (and its unfinished nodes). False if it had already ended."""
+    now = timezone.now()
+    with transaction.atomic():
+        ended = (
+            Run.objects.filter(id=run_id)
+            .exclude(status__in=TERMINAL)
+            .update(status=RunStatus.FAILED, error=reason[:10_000], finished_at=now)
+        )
+        if not ended:
+            return False
+        NodeResult.objects.filter(
+            run_id=run_id, status__in=[NodeStatus.PENDING, NodeStatus.RUNNING]
+        ).update(status=NodeStatus.FAILED, error=reason[:10_000], finished_at=now)
+        transaction.on_commit(
+            lambda: events.publish_sync(run_id, events.RUN_FAILED, node_id, {"reason": reason})
+        )
+    return True
+
+
+def runs_fail_stale(*, run_id: Any = None) -> int:
+    """Fail runs past their deadline and runs whose node lost its worker. Returns how many.
+
+    Called periodically by the worker's beat and by clients waiting on a run, so a killed worker
+    or a lost task never leaves a run hanging.
+    """
+    now = timezone.now()
+    runs = Run.objects.exclude(status__in=TERMINAL)
+    nodes = NodeResult.objects.filter(
+        status=NodeStatus.RUNNING,
+        heartbeat_at__lt=now - timedelta(seconds=settings.STUDIO_HEARTBEAT_STALE_S),
+    )
+    if run_id is not None:
+        runs = runs.filter(id=run_id)
+        nodes = nodes.filter(run_id=run_id)
+    failed = 0
+    for stale in nodes.exclude(run__status__in=TERMINAL).values("run_id", "node_id", "queue"):
+        failed += run_fail(
+            run_id=stale["run_id"],
+            node_id=stale["node_id"],
+            reason=(
+                f"worker lost: node {stale['node_id']!r} on queue {stale['queue']!r} stopped "
+                f"sending heartbeats for {settings.STUDIO_HEARTBEAT_STALE_S:g} s"
+            ),
+        )
+    for overdue in runs.filter(deadline_at__lt=now).values_list("id", "status"):
+        failed += run_fail(
+            run_id=overdue[0],
+            reason=f"timed out: the run did not finish within {settings.STUDIO_RUN_TIMEOUT_S} s"
+            + (" (no worker picked it up)" if overdue[1] == RunStatus.QUEUED else ""),
+        )
+    return failed

@@ -1,0 +1,52 @@
+"""Waiting on a run from an async view: the one place readers turn events into outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from flows.models import TERMINAL, Run
+from flows.services import runs_fail_stale
+from studio import events
+
+
+async def run_events(run_id: Any, after: int = 0) -> AsyncIterator[dict | None]:
+    """``events.follow`` for one run, ending it as failed if it is overdue or its worker died.
+
+    Yields None on idle ticks (for keep-alives). Ends after the run's terminal event, or when
+    the database says the run has ended even if its terminal event was lost.
+    """
+    async for event in events.follow(run_id, after):
+        if event is None:
+            await sync_to_async(runs_fail_stale)(run_id=run_id)
+            status = await Run.objects.filter(id=run_id).values_list("status", flat=True).afirst()
+            if status in TERMINAL:
+                missed = await events.replay(run_id, after)
+                for item in missed:
+                    yield item
+                return
+        else:
+            after = event["seq"]
+        yield event
+
+
+async def run_wait(run_id: Any) -> Run:
+    async for _ in run_events(run_id):
+        pass
+    return await Run.objects.select_related("flow", "flow_version").aget(id=run_id)
+
+
+def run_payload(run: Run) -> dict:
+    return {
+        "run_id": str(run.id),
+        "flow": run.flow.slug,
+        "version": run.flow_version.number if run.flow_version_id else None,
+        "status": run.status,
+        "outputs": run.outputs,
+        "usage": run.usage,
+        "error": run.error or None,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }

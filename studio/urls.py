@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include("flows.api_urls")),
+    path("v1/", include("flows.openai_urls")),
+    path("catalog/", include("catalog.urls")),
+    path("keys/", include("studio.keys_urls")),
+    path("", include("flows.urls")),
+]

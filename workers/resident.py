@@ -1,0 +1,71 @@
+"""Engines kept loaded per worker process, and the event loop they run on.
+
+Each worker process has one background event loop. Celery task threads hand node coroutines to
+it (``submit``), so concurrent tasks feed the same engine instance: what continuous batching
+engines (vLLM) need, and what keeps the CPU model loaded once per process, never per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Awaitable
+from typing import Any
+
+from catalog.engines import engine_class
+from catalog.engines.base import Engine, EngineSpec
+
+log = logging.getLogger(__name__)
+
+
+class Resident:
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._engines: dict[int, tuple[tuple, Engine]] = {}
+        self._load_lock = threading.Lock()
+        self.loads = 0  # how many engines this process has built (a test reads it)
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="resident-loop", daemon=True
+                )
+                thread.start()
+                self._loop = loop
+            return self._loop
+
+    def submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
+
+    async def engine_for(self, model: Any) -> Engine:
+        """The resident engine for a catalog model, built on first use (off the loop)."""
+        spec = EngineSpec(engine=model.engine, weights=model.weights, settings=model.settings)
+        cached = self._engines.get(model.id)
+        if cached and cached[0] == spec.key:
+            return cached[1]
+        return await asyncio.to_thread(self._load, model.id, spec)
+
+    def _load(self, model_id: int, spec: EngineSpec) -> Engine:
+        with self._load_lock:
+            cached = self._engines.get(model_id)
+            if cached and cached[0] == spec.key:
+                return cached[1]
+            log.info("loading engine %s for %s", spec.engine, spec.weights or "(no weights)")
+            engine = engine_class(spec.engine)(spec)
+            if cached:  # the catalog entry changed: let the old engine go
+                cached[1].close()
+            self._engines[model_id] = (spec.key, engine)
+            self.loads += 1
+            return engine
+
+
+_resident = Resident()
+
+
+def runtime() -> Resident:
+    return _resident
