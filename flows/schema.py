@@ -127,8 +127,9 @@ def check_graph(data: Any, workspace: Any = None) -> CheckedGraph:
             )
             continue
         source, target = nodes.get(edge.source), nodes.get(edge.target)
-        if source is None or target is None:
-            continue  # the node itself was refused above
+        if source is None or target is None:  # an end was refused above: say it once
+            connected[edge.target].add(edge.target_port)
+            continue
         out_type = source.outputs.get(edge.source_port)
         in_type = target.inputs.get(edge.target_port)
         if out_type is None:
@@ -142,6 +143,7 @@ def check_graph(data: Any, workspace: Any = None) -> CheckedGraph:
                 f"node {target.id!r}: input {edge.target_port!r} expects {in_type} but "
                 f"{source.id!r}.{edge.source_port} gives {out_type} (type mismatch)"
             )
+            connected[target.id].add(edge.target_port)  # wrongly connected, not unconnected
             continue
         if edge.target_port in connected[target.id]:
             errors.append(f"node {target.id!r}: input {edge.target_port!r} has more than one edge")

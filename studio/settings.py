@@ -95,6 +95,9 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.postgres_url()
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# A Unix-socket URL ("…@/studio?host=/path") arrives as an option; Django reads it from HOST.
+if socket_dir := DATABASES["default"]["OPTIONS"].pop("host", None):
+    DATABASES["default"]["HOST"] = socket_dir
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: broker and results of Celery, the channel layer, and the durable run-event logs.

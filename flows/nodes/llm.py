@@ -60,6 +60,7 @@ class LlmNode(NodeType):
         )
         started = time.monotonic()
         first_token_at: float | None = None
+        emitting = 0.0  # time spent publishing events, which is the studio's, not the model's
         parts: list[str] = []
         input_tokens = output_tokens = 0
         finish = "stop"
@@ -68,7 +69,9 @@ class LlmNode(NodeType):
                 if first_token_at is None:
                     first_token_at = time.monotonic()
                 parts.append(chunk.text)
+                emit_started = time.monotonic()
                 await ctx.emit("token", {"text": chunk.text})
+                emitting += time.monotonic() - emit_started
             if chunk.finish_reason:
                 input_tokens = chunk.input_tokens or 0
                 output_tokens = chunk.output_tokens or 0
@@ -82,7 +85,8 @@ class LlmNode(NodeType):
                 "model": model.slug,
                 "engine": model.engine,
                 "finish_reason": finish,
-                "model_ms": round((ended - started) * 1000, 2),
+                "model_ms": round((ended - started - emitting) * 1000, 2),
+                "emit_ms": round(emitting * 1000, 2),
                 "ttft_ms": round(((first_token_at or ended) - started) * 1000, 2),
             },
         )

@@ -1,0 +1,244 @@
+"""Shared fixtures: real Redis, a real Celery worker and a real web server (daphne) against the
+test database, the tiny and echo models, and the personas (owner, viewer, outsider).
+
+Tests that need the worker or the server must use ``transactional_db`` (their rows are
+committed so other processes see them).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+from studio import embedded, launch
+
+# The test process and its worker share these: short enough that failures show in seconds.
+FAST_TIMINGS = {
+    "STUDIO_HEARTBEAT_S": "0.5",
+    "STUDIO_HEARTBEAT_STALE_S": "4",
+    "STUDIO_REAP_INTERVAL_S": "1",
+}
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server():
+    """The embedded Redis (under the test var folder), unless REDIS_URL names one."""
+    process = None if os.environ.get("REDIS_URL") else embedded.redis_start()
+    yield settings.REDIS_URL
+    launch.stop(process)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_timings():
+    settings.STUDIO_HEARTBEAT_S = float(FAST_TIMINGS["STUDIO_HEARTBEAT_S"])
+    settings.STUDIO_HEARTBEAT_STALE_S = float(FAST_TIMINGS["STUDIO_HEARTBEAT_STALE_S"])
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    credentials = quote(db["USER"] or "") + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else ":")
+    if str(db["HOST"]).startswith("/"):
+        return f"postgresql://{credentials}@/{db['NAME']}?host={db['HOST']}"
+    return f"postgresql://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def process_env(django_db_setup, redis_server) -> dict[str, str]:
+    """The environment of processes that must use the test database and Redis."""
+    return {
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "STUDIO_MODEL_DIR": str(settings.STUDIO_MODEL_DIR),
+        **FAST_TIMINGS,
+    }
+
+
+class Worker:
+    """A real Celery worker subprocess (all queues, a thread pool, beat for the reaper)."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.env = env
+        self.folder = folder
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / f"worker-{self.starts}.log"
+
+    def start(self, timeout: float = 60) -> None:
+        self.starts += 1
+        log = open(self.log_path, "w")  # noqa: SIM115 - closed with the process
+        command = launch.worker_command(
+            ["flows", "inference", "maintenance"],
+            concurrency=4,
+            name=f"test{self.starts}",
+            schedule=self.folder / f"beat-{self.starts}",
+        )
+        self.process = launch.start(command, self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log_path.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def kill(self) -> None:
+        """SIGKILL: the worker gets no chance to clean up, as when a machine dies."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def ensure_running(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+
+    def stop(self) -> None:
+        launch.stop(self.process)
+
+
+@pytest.fixture(scope="session")
+def worker_process(process_env, tmp_path_factory):
+    worker = Worker(process_env, tmp_path_factory.mktemp("worker"))
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(worker_process, transactional_db):
+    """The session's worker, restarted if a test killed it."""
+    worker_process.ensure_running()
+    return worker_process
+
+
+@pytest.fixture(scope="session")
+def studio_server(process_env, tmp_path_factory):
+    """A real daphne serving the studio on a free port; its base URL."""
+    port = launch.free_port()
+    log = open(tmp_path_factory.mktemp("web") / "web.log", "w")  # noqa: SIM115
+    process = launch.start(
+        launch.web_command(port), process_env, stdout=log, stderr=subprocess.STDOUT
+    )
+    launch.wait_for_port(port, process=process)
+    yield f"http://127.0.0.1:{port}"
+    launch.stop(process)
+
+
+@pytest.fixture
+def live_studio(studio_server, worker):
+    """The web server and the worker, for tests that go through HTTP end to end."""
+    return studio_server
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from tests.tiny_model import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture
+def echo_model(db):
+    from catalog.services import model_create
+
+    return model_create(slug="echo", name="Echo", engine="echo")
+
+
+@pytest.fixture
+def slow_echo_model(db):
+    from catalog.services import model_create
+
+    return model_create(
+        slug="slow-echo", name="Slow echo", engine="echo", settings={"delay_ms": 200}
+    )
+
+
+@pytest.fixture
+def tiny_model(db, tiny_model_dir):
+    from catalog.services import model_create
+
+    return model_create(slug="tiny", name="Tiny Llama", engine="cpu", weights=str(tiny_model_dir))
+
+
+# --- personas -------------------------------------------------------------------------------
+
+
+def _user(username: str):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+
+
+@pytest.fixture
+def workspace(db):
+    from studio.services import workspace_create
+
+    return workspace_create(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def owner(workspace):
+    from studio.services import member_add
+
+    user = _user("olive")
+    member_add(workspace=workspace, user=user, role="owner")
+    return user
+
+
+@pytest.fixture
+def viewer(workspace):
+    from studio.services import member_add
+
+    user = _user("victor")
+    member_add(workspace=workspace, user=user, role="viewer")
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    """A member of another workspace."""
+    from studio.services import member_add, workspace_create
+
+    user = _user("oscar")
+    member_add(workspace=workspace_create(slug="other", name="Other"), user=user, role="owner")
+    return user
+
+
+@pytest.fixture
+def make_flow(workspace, owner):
+    """Create and publish a flow input → llm → output on a model."""
+    from flows.demo import assistant_graph
+    from flows.services import flow_create, flow_publish
+
+    def make(model, slug: str = "assistant", max_tokens: int = 64, publish: bool = True):
+        flow = flow_create(
+            workspace=workspace,
+            slug=slug,
+            name=slug.title(),
+            graph=assistant_graph(model=model.slug, max_tokens=max_tokens),
+            user=owner,
+        )
+        return flow_publish(flow=flow, user=owner) if publish else flow
+
+    return make
+
+
+@pytest.fixture
+def api_key(workspace) -> str:
+    from studio.services import api_key_create
+
+    return api_key_create(workspace=workspace, name="tests")[1]

@@ -1,0 +1,70 @@
+"""Runs that cannot finish end as failed with a reason; nothing hangs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from catalog.services import model_create
+from flows.models import NodeResult, NodeStatus, Run, RunSource, RunStatus
+from flows.services import run_create, runs_fail_stale
+from tests.flows.helpers import logged_events, wait_for_event, wait_for_run
+
+
+def start(flow, message: str = "a b c d e f g h i j k l m n o p q r s t u v w x y z") -> Run:
+    return run_create(
+        flow=flow,
+        version=flow.published_version,
+        inputs={"message": message},
+        source=RunSource.STUDIO,
+    )
+
+
+def test_a_model_that_cannot_load_fails_the_run_with_the_reason(worker, make_flow):
+    broken = model_create(slug="broken", name="Broken", engine="cpu", weights="/nonexistent")
+    run = wait_for_run(start(make_flow(broken)).id)
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("node 'llm_1' failed: could not load model weights '/nonexistent'")
+    assert NodeResult.objects.get(run=run, node_id="llm_1").status == NodeStatus.FAILED
+    assert logged_events(run.id)[-1]["type"] == "run.failed"
+    assert logged_events(run.id)[-1]["data"]["reason"] == run.error
+
+
+def test_a_run_past_its_deadline_is_stopped(worker, slow_echo_model, make_flow, settings):
+    settings.STUDIO_RUN_TIMEOUT_S = 2  # the deadline is fixed when the run is created
+    run = wait_for_run(start(make_flow(slow_echo_model)).id, timeout=30)
+    assert run.status == RunStatus.FAILED
+    assert run.error == "timed out: node 'llm_1' was still running at the run's deadline"
+    tokens = [e for e in logged_events(run.id) if e["type"] == "token"]
+    assert 0 < len(tokens) < 26
+
+
+def test_a_worker_killed_mid_run_fails_the_run_and_a_new_worker_serves_the_next(
+    worker, slow_echo_model, make_flow
+):
+    flow = make_flow(slow_echo_model)
+    run = start(flow)
+    wait_for_event(run.id, "token")
+    worker.kill()
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING  # nobody has noticed yet
+
+    worker.start()  # its reaper finds the node whose heartbeat stopped
+    run = wait_for_run(run.id, timeout=30)
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("worker lost: node 'llm_1' on queue 'inference' stopped")
+    assert logged_events(run.id)[-1]["type"] == "run.failed"
+
+    assert wait_for_run(start(flow, "still alive").id).outputs == {"text": "still alive"}
+
+
+def test_a_run_no_worker_picks_up_times_out(db, echo_model, make_flow):
+    # Not transactional: on_commit never fires, so no task is sent, as if no worker existed.
+    run = start(make_flow(echo_model))
+    Run.objects.filter(id=run.id).update(deadline_at=timezone.now() - timedelta(seconds=1))
+    assert runs_fail_stale() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error.endswith("(no worker picked it up)")
+    assert runs_fail_stale() == 0  # already ended: nothing to do twice
