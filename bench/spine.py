@@ -13,9 +13,7 @@ For each concurrency level C, C clients do streamed runs back to back until ``--
 done, and the script prints: time to first token (p50, p95), tokens/s seen by one client
 (median of tokens / time from request to last token), aggregate tokens/s and runs/s over the
 level's wall time, and the studio's overhead per run (total time minus the ``model_ms`` that
-the LLM node reports, p50 and p95). Note that ``model_ms`` is timed around the node's whole
-token loop, so it also holds the publishing of each token event: with the echo engine, nearly
-all of ``model_ms`` is the studio's own cost, and "total" is the fuller figure of overhead.
+the LLM node reports: time spent inside the engine, without publishing its token events).
 
 Run it from the repository root::
 

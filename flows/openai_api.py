@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Literal
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
@@ -153,14 +153,13 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
 async def _stream(
     run_id, completion_id: str, created: int, model: str, answer_nodes: set[str], usage: bool
 ) -> AsyncIterator[str]:
-    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
+    def chunk(delta: dict, finish: str | None = None) -> str:
         payload = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
         }
         return f"data: {json.dumps(payload)}\n\n"
 

@@ -8,11 +8,12 @@ Models are looked up by label so that this module imports no app.
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, Literal
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -94,12 +95,6 @@ def access_model(user, model_id: int, perm: Perm):
     return _access(user, "catalog.Model", perm, id=model_id)
 
 
-def models_visible(workspace: Workspace) -> QuerySet:
-    """Catalog models a workspace may use: its own and the shared ones."""
-    model = apps.get_model("catalog.Model")
-    return model.objects.filter(Q(workspace=workspace) | Q(workspace__isnull=True))
-
-
 # --- API keys -------------------------------------------------------------------------------
 
 
@@ -123,8 +118,6 @@ def authenticate_api_key(authorization: str | None) -> ApiKey | None:
 
 
 def _constant_time_equal(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -62,7 +61,10 @@ def _event(run_id: Any, seq: int, type_: str, node: str, data: str, ts: str) -> 
 
 # One client per event loop: redis.asyncio connections belong to the loop that made them.
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_sync_client: redis.Redis | None = None
+# Synchronous callers publish through one long-lived loop, so their connections are reused
+# (``async_to_sync`` would make a new loop, and new connections, for every event).
+_publisher_loop: asyncio.AbstractEventLoop | None = None
+_publisher_lock = threading.Lock()
 
 
 def _aclient() -> aioredis.Redis:
@@ -74,11 +76,15 @@ def _aclient() -> aioredis.Redis:
     return client
 
 
-def _client() -> redis.Redis:
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
-    return _sync_client
+def _publisher() -> asyncio.AbstractEventLoop:
+    global _publisher_loop
+    with _publisher_lock:
+        if _publisher_loop is None:
+            _publisher_loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=_publisher_loop.run_forever, name="event-publisher", daemon=True
+            ).start()
+        return _publisher_loop
 
 
 def _args(type_: str, node: str | None, data: dict | None) -> list:
@@ -106,13 +112,9 @@ def publish_sync(
     run_id: Any, type_: str, node: str | None = None, data: dict | None = None
 ) -> dict:
     """``publish`` for synchronous code (the executor); call it after the commit it reports."""
-    args = _args(type_, node, data)
-    seq = _client().eval(_APPEND, 2, *_keys(run_id), *args)
-    event = _event(run_id, int(seq), *args[:4])
-    async_to_sync(get_channel_layer().group_send)(
-        group_name(run_id), {"type": "run.event", "event": event}
-    )
-    return event
+    return asyncio.run_coroutine_threadsafe(
+        publish(run_id, type_, node, data), _publisher()
+    ).result()
 
 
 async def replay(run_id: Any, after: int = 0, upto: int | None = None) -> list[dict]:
