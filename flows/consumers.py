@@ -22,11 +22,13 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.user = self.scope["user"]
         self.run_id = str(self.scope["url_route"]["kwargs"]["run_id"])
+        # Accept, then close with 4403: a refusal before accepting reaches a browser as a bare
+        # 1006, which it cannot tell from a dropped connection worth retrying.
+        await self.accept()
         if not await self._allowed():
             await self.close(code=4403)
             return
         after = _int(self.scope.get("query_string", b"").decode(), "after")
-        await self.accept()
         self.follower = asyncio.create_task(self._follow(after))
 
     async def disconnect(self, code: int) -> None:
@@ -56,6 +58,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
                 await database_sync_to_async(services.runs_fail_stale)(run_id=self.run_id)
                 continue
             await self.send_json(event)
+        await self.close()  # the run has ended: nothing more will come
 
 
 def _int(query: str, name: str) -> int:

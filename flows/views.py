@@ -1,7 +1,11 @@
-"""Pages of flows: the list, the chat page of a published flow, and a run's trace."""
+"""Pages of flows: the list, a flow's versions and runs, the chat page of a published flow, and
+a run's trace."""
 
 from __future__ import annotations
 
+import json
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -9,8 +13,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from flows import selectors
-from flows.models import RunSource
-from flows.services import run_create
+from flows.models import Flow, RunSource
+from flows.schema import GraphError
+from flows.services import flow_publish, flow_version_save, run_create
 from studio import access
 
 
@@ -26,6 +31,83 @@ def flow_list(request: HttpRequest) -> HttpResponse:
     workspace = access.current_workspace(request)
     flows = selectors.flows_for_workspace(workspace.id)
     return render(request, "flows/list.html", {"workspace": workspace, "flows": flows})
+
+
+def _graph_json(graph: dict) -> str:
+    # PostgreSQL's jsonb sorts keys by length ("edges" first); nodes first reads better.
+    return json.dumps({"nodes": graph.get("nodes"), **graph}, indent=2)
+
+
+def _render_detail(
+    request: HttpRequest,
+    flow: Flow,
+    *,
+    graph_text: str | None = None,
+    errors: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The detail page; after a refused save it keeps what the user typed and lists why."""
+    versions = list(flow.versions.select_related("created_by"))
+    latest = versions[0] if versions else None
+    if graph_text is None:
+        graph_text = _graph_json(latest.graph) if latest else ""
+    context = {
+        "workspace": flow.workspace,
+        "flow": flow,
+        "versions": versions,
+        "latest": latest,
+        "runs": selectors.runs_for_flow(flow, limit=20),
+        "can_change": access.role_allows(
+            access.user_role(request.user, flow.workspace_id), "change"
+        ),
+        "graph_text": graph_text,
+        "published_graph": (
+            _graph_json(flow.published_version.graph) if flow.published_version else ""
+        ),
+        "errors": errors or [],
+    }
+    return render(request, "flows/detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def flow_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = access.current_workspace(request)
+    flow = access.access_flow(request.user, workspace, slug, "view")
+    return _render_detail(request, flow)
+
+
+@login_required
+@require_POST
+def flow_version_create(request: HttpRequest, slug: str) -> HttpResponse:
+    """Save the posted graph JSON as the flow's next version; a refused graph answers 400."""
+    workspace = access.current_workspace(request)
+    flow = access.access_flow(request.user, workspace, slug, "change")
+    graph_text = request.POST.get("graph", "")
+    try:
+        version = flow_version_save(flow=flow, graph=json.loads(graph_text), user=request.user)
+    except json.JSONDecodeError as exc:
+        errors = [f"graph: this is not valid JSON ({exc})"]
+    except GraphError as exc:
+        errors = exc.errors
+    else:
+        messages.success(request, f"Saved version {version.number}.")
+        return redirect("flow-detail", slug=flow.slug)
+    return _render_detail(request, flow, graph_text=graph_text, errors=errors, status=400)
+
+
+@login_required
+@require_POST
+def flow_publish_latest(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = access.current_workspace(request)
+    flow = access.access_flow(request.user, workspace, slug, "change")
+    try:
+        flow = flow_publish(flow=flow, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, f"Published version {flow.published_version.number}.")
+    return redirect("flow-detail", slug=flow.slug)
 
 
 @login_required
@@ -67,6 +149,6 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def run_detail(request: HttpRequest, run_id) -> HttpResponse:
     run = access.access_run(request.user, run_id, "view")
-    context = {"run": run, "nodes": selectors.run_nodes(run)}
+    context = {"run": run, "nodes": selectors.run_nodes(run), "workspace": run.workspace}
     template = "flows/run.html#trace" if request.htmx else "flows/run.html"
     return render(request, template, context)

@@ -5,11 +5,23 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from studio import access
-from studio.models import ApiKey
+from studio.models import ApiKey, Workspace
 from studio.services import api_key_create, api_key_revoke
+
+
+def _keys_context(request: HttpRequest, workspace: Workspace) -> dict:
+    example = workspace.flows.filter(published_version__isnull=False).order_by("slug").first()
+    return {
+        "workspace": workspace,
+        "keys": ApiKey.objects.filter(workspace=workspace).order_by("-created_at"),
+        # The curl examples name a real flow of the workspace when there is one.
+        "example_slug": example.slug if example else "assistant",
+        "base_url": request.build_absolute_uri("/").rstrip("/"),
+    }
 
 
 @login_required
@@ -17,10 +29,10 @@ from studio.services import api_key_create, api_key_revoke
 def key_list(request: HttpRequest) -> HttpResponse:
     workspace = access.current_workspace(request)
     access.access_workspace(request.user, workspace.id, "admin")
-    keys = ApiKey.objects.filter(workspace=workspace).order_by("-created_at")
-    return render(request, "studio/keys.html", {"workspace": workspace, "keys": keys})
+    return render(request, "studio/keys.html", _keys_context(request, workspace))
 
 
+@never_cache  # the response holds the new key: no copy in any cache
 @login_required
 @require_POST
 def key_create(request: HttpRequest) -> HttpResponse:
@@ -28,9 +40,8 @@ def key_create(request: HttpRequest) -> HttpResponse:
     access.access_workspace(request.user, workspace.id, "admin")
     name = request.POST.get("name", "").strip()[:200] or "unnamed"
     api_key, key = api_key_create(workspace=workspace, name=name, user=request.user)
-    keys = ApiKey.objects.filter(workspace=workspace).order_by("-created_at")
     # The key is shown in this response only; it is not stored anywhere.
-    context = {"workspace": workspace, "keys": keys, "new_key": key, "new_key_row": api_key}
+    context = {**_keys_context(request, workspace), "new_key": key, "new_key_row": api_key}
     return render(request, "studio/keys.html", context)
 
 

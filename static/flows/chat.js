@@ -1,0 +1,147 @@
+// The chat page: each assistant bubble follows its run's events over a WebSocket.
+//
+// Protocol (studio/events.py): events arrive in `seq` order; `?after=<seq>` replays what came
+// after it. We remember the last seq seen and reconnect with it, so a dropped socket loses
+// nothing and repeats nothing. Model text is untrusted: it only ever goes into textContent.
+(function () {
+  "use strict";
+
+  const TERMINAL = ["run.finished", "run.failed"];
+  const MAX_RETRIES = 8;
+
+  function socketUrl(runId, after) {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${window.location.host}/ws/runs/${runId}/?after=${after}`;
+  }
+
+  function scrollToEnd() {
+    const list = document.getElementById("messages");
+    if (list) list.scrollTop = list.scrollHeight;
+  }
+
+  function runLink(bubble, label) {
+    const link = document.createElement("a");
+    link.href = bubble.dataset.runUrl;
+    link.className = "run-link";
+    link.textContent = label;
+    return link;
+  }
+
+  function follow(bubble) {
+    if (bubble.dataset.following) return;
+    bubble.dataset.following = "true";
+    const runId = bubble.dataset.runId;
+    const text = bubble.querySelector(".text");
+    const meta = bubble.querySelector(".meta");
+    const state = meta.querySelector(".state");
+    // Which nodes' tokens form the answer: a comma-separated `data-nodes`; absent means all.
+    const nodes = bubble.dataset.nodes ? bubble.dataset.nodes.split(",") : null;
+    let lastSeq = 0;
+    let ended = false;
+    let retries = 0;
+
+    function finish(event) {
+      bubble.classList.remove("streaming");
+      bubble.classList.add("done");
+      const outputs = event.data.outputs || {};
+      if (!text.textContent) {
+        // No streamed tokens (a flow without a streaming node): show the answer whole.
+        const answer = outputs.text ?? Object.values(outputs).find((v) => typeof v === "string");
+        text.textContent = answer ?? JSON.stringify(outputs);
+      }
+      const usage = event.data.usage || {};
+      state.textContent = `Done · ${usage.output_tokens ?? 0} tokens · `;
+      meta.append(runLink(bubble, "View run"));
+    }
+
+    function fail(reason) {
+      bubble.classList.remove("streaming");
+      bubble.classList.add("failed");
+      const error = document.createElement("p");
+      error.className = "error-text";
+      error.textContent = reason;
+      bubble.insertBefore(error, meta);
+      state.textContent = "Failed · ";
+      meta.append(runLink(bubble, "View run"));
+    }
+
+    function handle(event) {
+      if (event.type === "token") {
+        if (nodes && !nodes.includes(event.node)) return;
+        text.textContent += event.data.text;
+        state.textContent = "Writing…";
+      } else if (event.type === "run.finished") {
+        finish(event);
+      } else if (event.type === "run.failed") {
+        fail(event.data.reason || "The run failed.");
+      }
+      scrollToEnd();
+    }
+
+    function connect() {
+      const socket = new WebSocket(socketUrl(runId, lastSeq));
+      socket.addEventListener("message", (message) => {
+        const event = JSON.parse(message.data);
+        if (event.seq <= lastSeq) return; // already shown
+        lastSeq = event.seq;
+        retries = 0;
+        handle(event);
+        if (TERMINAL.includes(event.type)) {
+          ended = true;
+          socket.close();
+        }
+      });
+      socket.addEventListener("close", (closing) => {
+        if (ended) return;
+        if (closing.code === 4403) { // refused: retrying will not help
+          ended = true;
+          fail("You do not have access to this run.");
+          return;
+        }
+        retries += 1;
+        if (retries > MAX_RETRIES) {
+          ended = true;
+          fail("Lost the connection to this run. Its page shows how it ended.");
+          return;
+        }
+        state.textContent = "Reconnecting…";
+        window.setTimeout(connect, Math.min(250 * 2 ** retries, 5000));
+      });
+    }
+
+    connect();
+  }
+
+  htmx.onLoad((element) => {
+    const bubbles = element.matches("[data-run-id]")
+      ? [element]
+      : element.querySelectorAll("[data-run-id]");
+    bubbles.forEach(follow);
+    scrollToEnd();
+  });
+
+  // A refused message (400: empty, unpublished flow) still renders its error bubble.
+  // beforeSwap fires on the swap target, so that is what names the chat's requests here.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.target.id === "messages" && event.detail.xhr.status === 400) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = event.detail.elt;
+    if (form.id !== "chat-form") return;
+    if (event.detail.successful) {
+      form.reset();
+    } else if (event.detail.xhr.status !== 400) {
+      const bubble = document.createElement("div");
+      bubble.className = "bubble assistant failed";
+      bubble.setAttribute("role", "alert");
+      bubble.textContent = `The message could not be sent (HTTP ${event.detail.xhr.status || "error"}).`;
+      document.getElementById("messages").append(bubble);
+    }
+    form.querySelector("input[name=message]").focus();
+    scrollToEnd();
+  });
+})();
