@@ -14,8 +14,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from flows import services
-from studio import access, events
+from flows.waiting import run_events
+from studio import access
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
@@ -50,14 +50,12 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         return True
 
     async def _follow(self, after: int) -> None:
-        async for event in events.follow(self.run_id, after):
+        async for event in run_events(self.run_id, after):
             if not await self._allowed():
                 await self.close(code=4403)
                 return
-            if event is None:
-                await database_sync_to_async(services.runs_fail_stale)(run_id=self.run_id)
-                continue
-            await self.send_json(event)
+            if event is not None:
+                await self.send_json(event)
         await self.close()  # the run has ended: nothing more will come
 
 

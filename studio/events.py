@@ -1,25 +1,27 @@
 """The run-event protocol: publish, replay, follow.
 
 An event is ``{"seq", "type", "run", "node", "data", "ts"}``. ``publish`` gives it the run's next
-sequence number and appends it to the run's durable log (a Redis stream whose entry ids are the
-sequence numbers, written by one Lua script so numbering and order agree), then sends it to the
-Channels group ``run.<id>``. Readers (the WebSocket consumer, SSE, the OpenAI-compatible stream)
-all ``follow``: subscribe, replay the log after their last sequence number, then take live
-events, filling any gap from the log. A reconnect loses nothing and repeats nothing.
+sequence number and appends it to the run's log: a Redis stream whose entry ids are the sequence
+numbers, written by one Lua script so that numbering and order agree. The log is both the
+durable record and the live feed: readers (the WebSocket consumer, SSE, the OpenAI-compatible
+stream) ``follow`` it with ``XREAD BLOCK`` from their last sequence number, so replay and live
+are one read, and a reconnect loses nothing and repeats nothing.
+
+(Sending each event to a Channels group as well, and following the group, measured 2.5× slower
+in ``bench/spine.py``: every event crossed channels-redis's per-process receive lock.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 RUN_STARTED = "run.started"
@@ -40,10 +42,6 @@ return seq
 """
 
 
-def group_name(run_id: Any) -> str:
-    return f"run.{run_id}"
-
-
 def _keys(run_id: Any) -> list[str]:
     return [f"studio:run:{run_id}:seq", f"studio:run:{run_id}:log"]
 
@@ -59,12 +57,20 @@ def _event(run_id: Any, seq: int, type_: str, node: str, data: str, ts: str) -> 
     }
 
 
-# One client per event loop: redis.asyncio connections belong to the loop that made them.
+def _decode(run_id: Any, entry_id: bytes, fields: dict) -> dict:
+    return _event(
+        run_id,
+        int(entry_id.split(b"-")[0]),
+        fields[b"type"].decode(),
+        fields[b"node"].decode(),
+        fields[b"data"].decode(),
+        fields[b"ts"].decode(),
+    )
+
+
+# One async client per event loop: redis.asyncio connections belong to the loop that made them.
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# Synchronous callers publish through one long-lived loop, so their connections are reused
-# (``async_to_sync`` would make a new loop, and new connections, for every event).
-_publisher_loop: asyncio.AbstractEventLoop | None = None
-_publisher_lock = threading.Lock()
+_sync_client: redis.Redis | None = None
 
 
 def _aclient() -> aioredis.Redis:
@@ -76,15 +82,11 @@ def _aclient() -> aioredis.Redis:
     return client
 
 
-def _publisher() -> asyncio.AbstractEventLoop:
-    global _publisher_loop
-    with _publisher_lock:
-        if _publisher_loop is None:
-            _publisher_loop = asyncio.new_event_loop()
-            threading.Thread(
-                target=_publisher_loop.run_forever, name="event-publisher", daemon=True
-            ).start()
-        return _publisher_loop
+def _client() -> redis.Redis:
+    global _sync_client
+    if _sync_client is None:  # redis-py's pool is thread-safe: one client per process
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _sync_client
 
 
 def _args(type_: str, node: str | None, data: dict | None) -> list:
@@ -100,81 +102,43 @@ def _args(type_: str, node: str | None, data: dict | None) -> list:
 async def publish(
     run_id: Any, type_: str, node: str | None = None, data: dict | None = None
 ) -> dict:
-    """Append an event to the run's log and send it to the run's group. Returns the event."""
+    """Append an event to the run's log. Returns the event."""
     args = _args(type_, node, data)
     seq = await _aclient().eval(_APPEND, 2, *_keys(run_id), *args)
-    event = _event(run_id, int(seq), *args[:4])
-    await get_channel_layer().group_send(group_name(run_id), {"type": "run.event", "event": event})
-    return event
+    return _event(run_id, int(seq), *args[:4])
 
 
 def publish_sync(
     run_id: Any, type_: str, node: str | None = None, data: dict | None = None
 ) -> dict:
     """``publish`` for synchronous code (the executor); call it after the commit it reports."""
-    return asyncio.run_coroutine_threadsafe(
-        publish(run_id, type_, node, data), _publisher()
-    ).result()
+    args = _args(type_, node, data)
+    seq = _client().eval(_APPEND, 2, *_keys(run_id), *args)
+    return _event(run_id, int(seq), *args[:4])
 
 
-async def replay(run_id: Any, after: int = 0, upto: int | None = None) -> list[dict]:
-    """The logged events with ``after < seq`` (and ``seq < upto`` when given), in order."""
-    entries = await _aclient().xrange(
-        _keys(run_id)[1], min=f"({after}-0", max=f"({upto}-0" if upto else "+"
-    )
-    return [
-        _event(
-            run_id,
-            int(entry_id.split(b"-")[0]),
-            fields[b"type"].decode(),
-            fields[b"node"].decode(),
-            fields[b"data"].decode(),
-            fields[b"ts"].decode(),
-        )
-        for entry_id, fields in entries
-    ]
+async def replay(run_id: Any, after: int = 0) -> list[dict]:
+    """The logged events with ``seq > after``, in order."""
+    entries = await _aclient().xrange(_keys(run_id)[1], min=f"({after}-0", max="+")
+    return [_decode(run_id, entry_id, fields) for entry_id, fields in entries]
 
 
 async def follow(run_id: Any, after: int = 0, idle_s: float = 5.0) -> AsyncIterator[dict | None]:
-    """Yield the run's events after ``after`` until a terminal one, replay first, then live.
+    """Yield the run's events after ``after`` until a terminal one: the log, then as it grows.
 
     Yields None after ``idle_s`` without an event, so a caller can send a keep-alive or check
-    that the run is not stale. Subscribes before replaying, so nothing falls between the two.
+    that the run is not stale.
     """
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(group_name(run_id), channel)
+    key = _keys(run_id)[1]
     last = after
-    try:
-        for event in await replay(run_id, after):
-            yield event
+    while True:
+        batch = await _aclient().xread({key: f"{last}-0"}, block=int(idle_s * 1000), count=1000)
+        if not batch:
+            yield None
+            continue
+        for entry_id, fields in batch[0][1]:
+            event = _decode(run_id, entry_id, fields)
             last = event["seq"]
+            yield event
             if event["type"] in TERMINAL_TYPES:
                 return
-        while True:
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), timeout=idle_s)
-            except TimeoutError:
-                # A live message may have been dropped; the log is the truth.
-                missed = await replay(run_id, last)
-                for event in missed:
-                    yield event
-                    last = event["seq"]
-                    if event["type"] in TERMINAL_TYPES:
-                        return
-                if not missed:
-                    yield None
-                continue
-            event = message["event"]
-            if event["seq"] <= last:
-                continue  # already replayed
-            pending = [event]
-            if event["seq"] > last + 1:  # a gap: fill it from the log
-                pending = await replay(run_id, last, event["seq"]) + pending
-            for item in pending:
-                yield item
-                last = item["seq"]
-                if item["type"] in TERMINAL_TYPES:
-                    return
-    finally:
-        await layer.group_discard(group_name(run_id), channel)

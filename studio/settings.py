@@ -132,7 +132,8 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             "hosts": [{"address": REDIS_URL}],
-            # The default capacity (100) drops token events silently under a burst.
+            # For consumers' groups (run events travel in their own Redis log, studio/events.py).
+            # The default capacity (100) drops messages silently under a burst.
             "capacity": 5000,
             "expiry": 120,
         },

@@ -83,7 +83,10 @@ class Worker:
             name=f"test{self.starts}",
             schedule=self.folder / f"beat-{self.starts}",
         )
-        self.process = launch.start(command, self.env, stdout=log, stderr=subprocess.STDOUT)
+        # Its own process group: beat runs in a child process, and a kill must take both.
+        self.process = launch.start(
+            command, self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while " ready." not in self.log_path.read_text():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -94,9 +97,9 @@ class Worker:
         return self.log_path.read_text()
 
     def kill(self) -> None:
-        """SIGKILL: the worker gets no chance to clean up, as when a machine dies."""
+        """SIGKILL to all its processes: no chance to clean up, as when a machine dies."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def ensure_running(self) -> None:
