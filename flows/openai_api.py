@@ -19,9 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.api import authenticate, error, parse_body, sse_response, start_run, unauthorized
-from flows.models import Flow, Run, RunSource, RunStatus
-from flows.schema import check_graph
-from flows.selectors import published_flows
+from flows.models import Run, RunSource, RunStatus
+from flows.selectors import chat_binding, published_flows
 from flows.waiting import run_events, run_wait
 from studio import access, events
 
@@ -74,18 +73,6 @@ async def models(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"object": "list", "data": data})
 
 
-def _flow_input(flow: Flow, message: str) -> tuple[dict, set[str]]:
-    """The run inputs for ``message``, and the ids of the nodes whose tokens form the answer."""
-    graph = check_graph(flow.published_version.graph)
-    fields = [f for node in graph.of_type("input") for f in node.config.fields]
-    text_fields = [f for f in fields if f.type in ("text", "any")]
-    if not text_fields:
-        raise ValidationError("This flow takes no text input, so it cannot serve chat.")
-    target = next((f for f in text_fields if f.name == "message"), text_fields[0])
-    answer_nodes = {e.source for n in graph.of_type("output") for e in graph.incoming(n.id)}
-    return {target.name: message}, answer_nodes
-
-
 def _answer(run: Run) -> str:
     if "text" in run.outputs:
         return str(run.outputs["text"] or "")
@@ -115,9 +102,12 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return error(400, "messages must contain a user message.")
     try:
         flow = await sync_to_async(access.access_published_flow)(api_key, body.model)
-        inputs, answer_nodes = await sync_to_async(_flow_input)(flow, user_messages[-1].text())
+        binding = await sync_to_async(chat_binding)(flow.published_version)
         run = await sync_to_async(start_run)(
-            flow=flow, inputs=inputs, api_key=api_key, source=RunSource.OPENAI
+            flow=flow,
+            inputs={binding.input: user_messages[-1].text()},
+            api_key=api_key,
+            source=RunSource.OPENAI,
         )
     except Http404:
         return error(404, f"The model {body.model!r} does not exist.", code="model_not_found")
@@ -127,7 +117,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     created = int(time.time())
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = _stream(run.id, completion_id, created, body.model, answer_nodes, include_usage)
+        chunks = _stream(
+            run.id, completion_id, created, body.model, binding.answer_nodes, include_usage
+        )
         return sse_response(chunks)
     run = await run_wait(run.id)
     if run.status != RunStatus.SUCCEEDED:
@@ -151,7 +143,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
 
 
 async def _stream(
-    run_id, completion_id: str, created: int, model: str, answer_nodes: set[str], usage: bool
+    run_id, completion_id: str, created: int, model: str, answer_nodes: frozenset[str], usage: bool
 ) -> AsyncIterator[str]:
     def chunk(delta: dict, finish: str | None = None) -> str:
         payload = {

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from flows.models import Flow, NodeResult, Run
+from flows.models import Flow, FlowVersion, NodeResult, Run
+from flows.schema import check_graph
 
 
 def flows_for_workspace(workspace_id: int) -> QuerySet[Flow]:
@@ -21,3 +25,24 @@ def runs_for_flow(flow: Flow, limit: int = 50) -> list[Run]:
 
 def run_nodes(run: Run) -> QuerySet[NodeResult]:
     return run.node_results.all()
+
+
+@dataclass(frozen=True)
+class ChatBinding:
+    """How a chat message enters a flow, and which nodes' tokens make up the answer."""
+
+    input: str
+    answer_nodes: frozenset[str]
+
+
+def chat_binding(version: FlowVersion) -> ChatBinding:
+    """The text input a chat message feeds (``message`` if there is one, else the first text
+    field) and the nodes wired straight into the output; ValidationError if it takes no text."""
+    graph = check_graph(version.graph)
+    fields = [f for node in graph.of_type("input") for f in node.config.fields]
+    text_fields = [f for f in fields if f.type in ("text", "any")]
+    if not text_fields:
+        raise ValidationError("This flow takes no text input, so it cannot serve chat.")
+    target = next((f for f in text_fields if f.name == "message"), text_fields[0])
+    answer = {e.source for n in graph.of_type("output") for e in graph.incoming(n.id)}
+    return ChatBinding(input=target.name, answer_nodes=frozenset(answer))

@@ -132,13 +132,15 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
         context["error"] = "Type a message first."
     else:
         try:
+            binding = selectors.chat_binding(flow.published_version)
             context["run"] = run_create(
                 flow=flow,
                 version=flow.published_version,
-                inputs={"message": message},
+                inputs={binding.input: message},
                 source=RunSource.CHAT,
                 user=request.user,
             )
+            context["answer_nodes"] = ",".join(sorted(binding.answer_nodes))
         except ValidationError as exc:
             context["error"] = "; ".join(exc.messages)
     status = 400 if "error" in context else 200

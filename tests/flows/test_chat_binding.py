@@ -1,0 +1,47 @@
+"""A chat message feeds a flow's text input, whatever it is named; tokens come from the answer."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from flows.demo import assistant_graph
+from flows.models import Run
+from flows.selectors import chat_binding
+from flows.services import flow_create, flow_publish
+
+
+def graph_asking(field: str, type_: str = "text") -> dict:
+    graph = assistant_graph(model="echo")
+    graph["nodes"][0]["config"]["fields"] = [{"name": field, "type": type_}]
+    graph["nodes"][1]["config"]["prompt"] = "Q: {{" + field + "}}" if type_ == "text" else "hi"
+    graph["edges"][0]["source_port"] = field
+    graph["edges"][0]["target_port"] = field
+    if type_ != "text":
+        graph["edges"].pop(0)
+    return graph
+
+
+def test_the_chat_page_feeds_the_flows_own_text_input(client, owner, workspace, echo_model):
+    flow = flow_publish(
+        flow=flow_create(workspace=workspace, slug="qa", name="QA", graph=graph_asking("question"))
+    )
+    binding = chat_binding(flow.published_version)
+    assert (binding.input, binding.answer_nodes) == ("question", frozenset({"llm_1"}))
+
+    client.force_login(owner)
+    response = client.post("/chat/qa/send", {"message": "why is the sky blue"})
+
+    assert response.status_code == 200
+    assert Run.objects.get().inputs == {"question": "why is the sky blue"}
+    assert 'data-nodes="llm_1"' in response.content.decode()
+
+
+def test_a_flow_without_text_input_cannot_serve_chat(workspace, echo_model):
+    flow = flow_publish(
+        flow=flow_create(
+            workspace=workspace, slug="n", name="N", graph=graph_asking("count", "number")
+        )
+    )
+    with pytest.raises(ValidationError, match="takes no text input"):
+        chat_binding(flow.published_version)
