@@ -31,6 +31,7 @@ NODE_FINISHED = "node.finished"
 RUN_FINISHED = "run.finished"
 RUN_FAILED = "run.failed"
 TERMINAL_TYPES = (RUN_FINISHED, RUN_FAILED)
+FOLLOW_IDLE_S = 5.0  # a follower hears None after this long without an event
 
 _APPEND = """
 local seq = redis.call('INCR', KEYS[1])
@@ -77,7 +78,9 @@ def _aclient() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        # Longer than any ``XREAD BLOCK`` in ``follow``: redis-py's default (5 s) would cut a
+        # reader off while a model loads.
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=FOLLOW_IDLE_S + 30)
         _async_clients[loop] = client
     return client
 
@@ -123,12 +126,16 @@ async def replay(run_id: Any, after: int = 0) -> list[dict]:
     return [_decode(run_id, entry_id, fields) for entry_id, fields in entries]
 
 
-async def follow(run_id: Any, after: int = 0, idle_s: float = 5.0) -> AsyncIterator[dict | None]:
+async def follow(
+    run_id: Any, after: int = 0, idle_s: float = FOLLOW_IDLE_S
+) -> AsyncIterator[dict | None]:
     """Yield the run's events after ``after`` until a terminal one: the log, then as it grows.
 
     Yields None after ``idle_s`` without an event, so a caller can send a keep-alive or check
     that the run is not stale.
     """
+    if not 0 < idle_s <= FOLLOW_IDLE_S:
+        raise ValueError(f"idle_s must be within (0, {FOLLOW_IDLE_S}]")
     key = _keys(run_id)[1]
     last = after
     while True:

@@ -128,3 +128,17 @@ def test_bad_bodies_get_a_clear_400(live_studio, flow, api_key):
         == 405
     )
     assert Run.objects.count() == 0
+
+
+def test_a_reader_waits_through_a_quiet_spell_longer_than_its_idle_tick(
+    live_studio, api_key, make_flow
+):
+    from catalog.services import model_create
+
+    # The first token comes after 6 s, as when a model is still loading: the reader idles past
+    # its 5 s tick (and past redis-py's default socket timeout) and must keep waiting.
+    sleepy = model_create(slug="sleepy", name="Sleepy", engine="echo", settings={"delay_ms": 6000})
+    make_flow(sleepy)
+    response = post_run(live_studio, api_key, {"inputs": {"message": "awake"}})
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"] == {"text": "awake"}
