@@ -144,10 +144,13 @@ def runs_fail_stale(*, run_id: Any = None) -> int:
                 f"sending heartbeats for {settings.STUDIO_HEARTBEAT_STALE_S:g} s"
             ),
         )
-    for overdue in runs.filter(deadline_at__lt=now).values_list("id", "status"):
+    for run_id_, status, created_at, deadline_at in runs.filter(deadline_at__lt=now).values_list(
+        "id", "status", "created_at", "deadline_at"
+    ):
+        limit = (deadline_at - created_at).total_seconds()
         failed += run_fail(
-            run_id=overdue[0],
-            reason=f"timed out: the run did not finish within {settings.STUDIO_RUN_TIMEOUT_S} s"
-            + (" (no worker picked it up)" if overdue[1] == RunStatus.QUEUED else ""),
+            run_id=run_id_,
+            reason=f"timed out: the run did not finish within {limit:.0f} s"
+            + (" (no worker picked it up)" if status == RunStatus.QUEUED else ""),
         )
     return failed

@@ -22,8 +22,11 @@ def send(page, message: str):
     return page.locator(".bubble.assistant").last
 
 
-def test_chat_streams_the_answer_then_links_to_the_run(page, owner, slow_echo_model, make_flow):
-    make_flow(slow_echo_model, max_tokens=64)
+def test_chat_streams_the_answer_then_links_to_the_run(page, owner, make_flow):
+    from catalog.services import model_create
+
+    # 400 ms a token: a wide window to see the partial answer even on a busy machine.
+    make_flow(model_create(slug="slower", name="Slower", engine="echo", settings={"delay_ms": 400}))
     log_in(page, "olive", PASSWORD)
 
     bubble = send(page, MESSAGE)
