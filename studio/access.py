@@ -91,10 +91,6 @@ def access_run(user, run_id: Any, perm: Perm):
     return _access(user, "flows.Run", perm, id=run_id)
 
 
-def access_model(user, model_id: int, perm: Perm):
-    return _access(user, "catalog.Model", perm, id=model_id)
-
-
 # --- API keys -------------------------------------------------------------------------------
 
 
