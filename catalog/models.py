@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 
 class Task(models.TextChoices):
@@ -49,6 +50,18 @@ class Model(models.Model):
                 name="model_slug_shared",
             ),
         ]
+        permissions = [
+            ("use_model", "Can use the model in flows and agents"),
+            ("share_model", "Can manage who can access the model"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class ModelUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Model, on_delete=models.CASCADE)
+
+
+class ModelGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Model, on_delete=models.CASCADE)

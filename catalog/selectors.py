@@ -6,11 +6,18 @@ from django.db.models import Q, QuerySet
 
 from catalog.engines import engine_class
 from catalog.models import Model
+from studio import access
 
 
 def models_for_workspace(workspace_id: int) -> QuerySet[Model]:
     """A workspace's own models and the shared ones."""
     return Model.objects.filter(Q(workspace_id=workspace_id) | Q(workspace__isnull=True))
+
+
+def models_visible(user, workspace_id: int) -> QuerySet[Model]:
+    """The shared models and those of the workspace ``user`` may see."""
+    own = access.scope(user, workspace_id, Model.objects.all(), "view")
+    return Model.objects.filter(Q(id__in=own.values("id")) | Q(workspace__isnull=True))
 
 
 def model_for_workspace(workspace_id: int, slug: str) -> Model | None:

@@ -15,5 +15,5 @@ from studio import access
 @require_GET
 def model_list(request: HttpRequest) -> HttpResponse:
     workspace = access.current_workspace(request)
-    models = selectors.models_for_workspace(workspace.id)
+    models = selectors.models_visible(request.user, workspace.id)
     return render(request, "catalog/list.html", {"workspace": workspace, "models": models})

@@ -1,7 +1,9 @@
 """The run WebSocket: ``/ws/runs/<id>/?after=<seq>`` replays what the client missed, then follows.
 
 Every message sent is preceded by a permission check on the run, so a user who loses access
-stops receiving at once.
+stops receiving at once. The socket also listens on its user's access group
+(``studio.notify``): a role change, a revoked grant or a deactivation makes it re-check even while
+the run is quiet.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from flows.waiting import run_events
-from studio import access
+from studio import access, notify
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
@@ -28,10 +30,14 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         if not await self._allowed():
             await self.close(code=4403)
             return
+        self.access_group = notify.user_group(self.user.pk)
+        await self.channel_layer.group_add(self.access_group, self.channel_name)
         after = _int(self.scope.get("query_string", b"").decode(), "after")
         self.follower = asyncio.create_task(self._follow(after))
 
     async def disconnect(self, code: int) -> None:
+        if group := getattr(self, "access_group", None):
+            await self.channel_layer.group_discard(group, self.channel_name)
         follower = getattr(self, "follower", None)
         if follower:
             follower.cancel()
@@ -39,7 +45,13 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
                 await follower
 
     async def receive_json(self, content, **kwargs) -> None:
-        pass  # the socket is read-only; runs are started over HTTP
+        # The socket is read-only (runs start over HTTP), but a message is still checked.
+        if not await self._allowed():
+            await self.close(code=4403)
+
+    async def access_changed(self, message: dict) -> None:
+        if not await self._allowed():
+            await self.close(code=4403)
 
     @database_sync_to_async
     def _allowed(self) -> bool:

@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 
 class Flow(models.Model):
@@ -30,9 +31,22 @@ class Flow(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "slug"], name="flow_slug_per_workspace")
         ]
+        permissions = [
+            ("run_flow", "Can run the flow and read its runs"),
+            ("publish_flow", "Can publish a version of the flow"),
+            ("share_flow", "Can manage who can access the flow"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class FlowUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Flow, on_delete=models.CASCADE)
+
+
+class FlowGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Flow, on_delete=models.CASCADE)
 
 
 class FlowVersion(models.Model):

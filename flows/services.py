@@ -1,4 +1,5 @@
-"""Writes of flows and runs: create, version, publish, start, fail."""
+"""Writes of flows and runs: create, version, publish, delete, start, fail. Changes to flows are
+audited; who may make them is checked by the caller through ``studio.access``."""
 
 from __future__ import annotations
 
@@ -14,16 +15,36 @@ from django.utils import timezone
 from flows import dispatch
 from flows.models import TERMINAL, Flow, FlowVersion, NodeResult, NodeStatus, Run, RunStatus
 from flows.schema import CheckedGraph, check_graph
-from studio import events
+from studio import access, events
+from studio.audit import audit_record
 from studio.models import ApiKey, Workspace
+from studio.sharing import object_grant
+
+
+def _published(flow: Flow) -> dict:
+    version = flow.published_version
+    return {"published_version": version.number if version else None}
 
 
 def flow_create(*, workspace: Workspace, slug: str, name: str, graph: dict, user=None) -> Flow:
-    """Create a flow with its first version (validated against the workspace's catalog)."""
+    """Create a flow with its first version (validated against the workspace's catalog).
+
+    A limited member sees only what is shared with them, so they are granted what they create.
+    """
     check_graph(graph, workspace)
     with transaction.atomic():
         flow = Flow.objects.create(workspace=workspace, slug=slug, name=name, created_by=user)
+        audit_record(
+            workspace=workspace,
+            actor=user,
+            action="flow.create",
+            target=flow,
+            after={"slug": slug, "name": name},
+        )
         flow_version_save(flow=flow, graph=graph, user=user)
+        membership = access.membership(user, workspace.id)
+        if membership is not None and membership.limited:
+            object_grant(obj=flow, subject=user, level="manage", actor=user)
     return flow
 
 
@@ -33,7 +54,16 @@ def flow_version_save(*, flow: Flow, graph: dict, user=None) -> FlowVersion:
     with transaction.atomic():
         Flow.objects.select_for_update().filter(id=flow.id).first()
         number = (flow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
-        return FlowVersion.objects.create(flow=flow, number=number, graph=graph, created_by=user)
+        version = FlowVersion.objects.create(flow=flow, number=number, graph=graph, created_by=user)
+        audit_record(
+            workspace=flow.workspace_id,
+            actor=user,
+            action="flow.version_create",
+            target=flow,
+            before={"version": number - 1 or None},
+            after={"version": number, "graph": graph},
+        )
+    return version
 
 
 def flow_publish(*, flow: Flow, version: FlowVersion | None = None, user=None) -> Flow:
@@ -41,9 +71,34 @@ def flow_publish(*, flow: Flow, version: FlowVersion | None = None, user=None) -
     version = version or flow.versions.order_by("-number").first()
     if version is None or version.flow_id != flow.id:
         raise ValidationError("There is no version of this flow to publish.")
-    flow.published_version = version
-    flow.save(update_fields=["published_version", "updated_at"])
+    with transaction.atomic():
+        before = _published(flow)
+        flow.published_version = version
+        flow.save(update_fields=["published_version", "updated_at"])
+        audit_record(
+            workspace=flow.workspace_id,
+            actor=user,
+            action="flow.publish",
+            target=flow,
+            before=before,
+            after=_published(flow),
+        )
     return flow
+
+
+def flow_delete(*, flow: Flow, user=None) -> None:
+    """Delete a flow with its versions, runs and grants."""
+    with transaction.atomic():
+        audit_record(
+            workspace=flow.workspace_id,
+            actor=user,
+            action="flow.delete",
+            target=flow,
+            before={"slug": flow.slug, "name": flow.name, **_published(flow)},
+        )
+        # Runs hold their version with PROTECT (a version that ran stays); the flow goes whole.
+        flow.runs.all().delete()
+        flow.delete()
 
 
 def run_inputs_clean(graph: CheckedGraph, inputs: Any) -> dict:

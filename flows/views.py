@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from flows import selectors
 from flows.models import Flow, RunSource
 from flows.schema import GraphError
-from flows.services import flow_publish, flow_version_save, run_create
+from flows.services import flow_delete, flow_publish, flow_version_save, run_create
 from studio import access
 
 
@@ -29,7 +29,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def flow_list(request: HttpRequest) -> HttpResponse:
     workspace = access.current_workspace(request)
-    flows = selectors.flows_for_workspace(workspace.id)
+    flows = access.scope(request.user, workspace.id, selectors.flows_for_workspace(workspace.id))
     return render(request, "flows/list.html", {"workspace": workspace, "flows": flows})
 
 
@@ -49,6 +49,7 @@ def _render_detail(
     """The detail page; after a refused save it keeps what the user typed and lists why."""
     versions = list(flow.versions.select_related("created_by"))
     latest = versions[0] if versions else None
+    actions = access.object_actions(request.user, flow)
     if graph_text is None:
         graph_text = _graph_json(latest.graph) if latest else ""
     context = {
@@ -57,9 +58,11 @@ def _render_detail(
         "versions": versions,
         "latest": latest,
         "runs": selectors.runs_for_flow(flow, limit=20),
-        "can_change": access.role_allows(
-            access.user_role(request.user, flow.workspace_id), "change"
-        ),
+        "can_change": "change" in actions,
+        "can_publish": "publish" in actions,
+        "can_run": "run" in actions,
+        "can_delete": "delete" in actions,
+        "can_share": "share" in actions,
         "graph_text": graph_text,
         "published_graph": (
             _graph_json(flow.published_version.graph) if flow.published_version else ""
@@ -100,7 +103,7 @@ def flow_version_create(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def flow_publish_latest(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "change")
+    flow = access.access_flow(request.user, workspace, slug, "publish")
     try:
         flow = flow_publish(flow=flow, user=request.user)
     except ValidationError as exc:
@@ -108,6 +111,16 @@ def flow_publish_latest(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         messages.success(request, f"Published version {flow.published_version.number}.")
     return redirect("flow-detail", slug=flow.slug)
+
+
+@login_required
+@require_POST
+def flow_remove(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = access.current_workspace(request)
+    flow = access.access_flow(request.user, workspace, slug, "delete")
+    flow_delete(flow=flow, user=request.user)
+    messages.success(request, f"Deleted the flow {flow.name}.")
+    return redirect("flow-list")
 
 
 @login_required

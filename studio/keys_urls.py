@@ -1,9 +1,9 @@
 from django.urls import path
 
-from studio import views
+from studio.views import keys
 
 urlpatterns = [
-    path("", views.key_list, name="key-list"),
-    path("create", views.key_create, name="key-create"),
-    path("<int:key_id>/revoke", views.key_revoke, name="key-revoke"),
+    path("", keys.key_list, name="key-list"),
+    path("create", keys.key_create, name="key-create"),
+    path("<int:key_id>/revoke", keys.key_revoke, name="key-revoke"),
 ]

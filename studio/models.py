@@ -1,4 +1,10 @@
-"""Workspaces (tenants), their members, and API keys: the things every app's objects belong to."""
+"""Workspaces (tenants), their members, teams, invitations, API keys and the audit log: the
+things every app's objects belong to.
+
+Per-object grants use django-guardian with direct foreign keys: each shareable model has a
+``<Model>UserObjectPermission`` and ``<Model>GroupObjectPermission`` beside it, so a grant is a
+row that the database deletes together with its object.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 
 class Role(models.TextChoices):
@@ -22,6 +30,13 @@ class Workspace(models.Model):
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        permissions = [
+            ("manage_members", "Can invite members, change roles and manage teams"),
+            ("view_audit", "Can read and export the audit log"),
+            ("transfer_workspace", "Can transfer ownership of the workspace"),
+        ]
+
     def __str__(self) -> str:
         return self.name
 
@@ -32,6 +47,9 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    # A limited member's role applies only to the objects shared with them (or their teams);
+    # they still create objects if the role allows, and are granted what they create.
+    limited = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -41,6 +59,51 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class Team(models.Model):
+    """A named group of a workspace's members; objects can be shared with it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=100)
+    # The Django group that carries the team's members and guardian's group grants.
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="team")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="team_name_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Invitation(models.Model):
+    """An invitation to join a workspace, accepted through a link that carries a secret token.
+    Only a SHA-256 of the token is stored."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    limited = models.BooleanField(default=False)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.workspace} ({self.role})"
 
 
 KEY_PREFIX = "sk-studio-"
@@ -65,6 +128,9 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        permissions = [("share_apikey", "Can manage who can access the API key")]
+
     def __str__(self) -> str:
         return f"{self.name} ({KEY_PREFIX}{self.prefix}…)"
 
@@ -74,3 +140,45 @@ class ApiKey(models.Model):
         prefix = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
         return f"{KEY_PREFIX}{prefix}.{secret}", prefix, hash_key_secret(secret)
+
+
+class ApiKeyUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(ApiKey, on_delete=models.CASCADE)
+
+
+class ApiKeyGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(ApiKey, on_delete=models.CASCADE)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AuditEvent(models.Model):
+    """One change: who, when, what, and the object's state before and after. Append-only."""
+
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text so the entry still names them after the user or key is gone.
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=32)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="audit_workspace_time"),
+            models.Index(fields=["workspace", "action"], name="audit_workspace_action"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

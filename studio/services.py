@@ -1,37 +1,415 @@
-"""Writes of workspaces, members and API keys."""
+"""Writes of workspaces, members, teams, invitations, users and API keys. Each change is audited
+in its own transaction; who may make it is checked by the caller through ``studio.access``, and
+the rules that hold whoever calls (an owner stays, only owners touch admins) are checked here."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
 from django.utils import timezone
 
-from studio.models import ApiKey, Membership, Role, Workspace
+from studio import notify
+from studio.audit import audit_record, snapshot
+from studio.models import ApiKey, Invitation, Membership, Role, Team, Workspace, hash_token
+from studio.roles import UNLIMITED_ROLES
+
+MEMBER_FIELDS = ("user", "role", "limited")
 
 
 def workspace_create(*, slug: str, name: str, owner=None) -> Workspace:
-    workspace = Workspace.objects.create(slug=slug, name=name)
-    if owner is not None:
-        Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    with transaction.atomic():
+        workspace = Workspace.objects.create(slug=slug, name=name)
+        audit_record(
+            workspace=workspace,
+            actor=owner,
+            action="workspace.create",
+            target=workspace,
+            after=snapshot(workspace, ("slug", "name")),
+        )
+        if owner is not None:
+            member_add(workspace=workspace, user=owner, role=Role.OWNER, actor=owner)
     return workspace
 
 
-def member_add(*, workspace: Workspace, user, role: str) -> Membership:
-    membership, _ = Membership.objects.update_or_create(
-        workspace=workspace, user=user, defaults={"role": role}
-    )
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise ValidationError(f"{role!r} is not a role.") from None
+
+
+def member_add(
+    *, workspace: Workspace, user, role: str, limited: bool = False, actor=None
+) -> Membership:
+    """Add ``user`` to ``workspace`` (or set their role if they are in it already)."""
+    role = _role(role)
+    with transaction.atomic():
+        existing = Membership.objects.filter(workspace=workspace, user=user).first()
+        before = snapshot(existing, MEMBER_FIELDS)
+        membership, _ = Membership.objects.update_or_create(
+            workspace=workspace,
+            user=user,
+            defaults={"role": role, "limited": limited and role not in UNLIMITED_ROLES},
+        )
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="member.add" if existing is None else "member.change",
+            target=membership,
+            target_label=user.get_username(),
+            before=before,
+            after=snapshot(membership, MEMBER_FIELDS),
+        )
     return membership
+
+
+def member_change(*, membership: Membership, role: str, limited: bool, actor) -> Membership:
+    """Change a member's role. The owner's role changes only by a transfer; admins are made
+    and unmade by the owner."""
+    role = _role(role)
+    if membership.role == Role.OWNER or role == Role.OWNER:
+        raise ValidationError("Ownership changes only by a transfer.")
+    if Role.ADMIN in (membership.role, role) and not _is_owner(actor, membership.workspace_id):
+        raise ValidationError("Only the workspace's owner can make or change an admin.")
+    with transaction.atomic():
+        before = snapshot(membership, MEMBER_FIELDS)
+        membership.role = role
+        membership.limited = limited and role not in UNLIMITED_ROLES
+        membership.save(update_fields=["role", "limited"])
+        audit_record(
+            workspace=membership.workspace_id,
+            actor=actor,
+            action="member.change",
+            target=membership,
+            target_label=membership.user.get_username(),
+            before=before,
+            after=snapshot(membership, MEMBER_FIELDS),
+        )
+        notify.access_changed([membership.user_id])
+    return membership
+
+
+def _is_owner(user, workspace_id: int) -> bool:
+    return (
+        user is not None
+        and Membership.objects.filter(
+            workspace_id=workspace_id, user_id=user.pk, role=Role.OWNER
+        ).exists()
+    )
+
+
+def member_remove(*, membership: Membership, actor) -> None:
+    """Remove a member, their grants on the workspace's objects and their team places."""
+    from studio.sharing import grants_remove_for_user
+
+    if membership.role == Role.OWNER:
+        raise ValidationError("The owner cannot be removed; transfer ownership first.")
+    if membership.role == Role.ADMIN and not _is_owner(actor, membership.workspace_id):
+        raise ValidationError("Only the workspace's owner can remove an admin.")
+    user, membership_id = membership.user, membership.pk
+    with transaction.atomic():
+        before = snapshot(membership, MEMBER_FIELDS)
+        grants_remove_for_user(workspace_id=membership.workspace_id, user=user)
+        for team in Team.objects.filter(workspace_id=membership.workspace_id, group__user=user):
+            team.group.user_set.remove(user)
+        membership.delete()
+        audit_record(
+            workspace=membership.workspace_id,
+            actor=actor,
+            action="member.remove",
+            target_type="membership",
+            target_id=str(membership_id),
+            target_label=user.get_username(),
+            before=before,
+        )
+        notify.access_changed([user.pk])
+
+
+def workspace_transfer(*, workspace: Workspace, to_user, actor) -> Membership:
+    """Make ``to_user`` (a member) the owner; the previous owner becomes an admin."""
+    with transaction.atomic():
+        members = Membership.objects.select_for_update().filter(workspace=workspace)
+        current = members.filter(role=Role.OWNER).first()
+        target = members.filter(user=to_user).first()
+        if target is None:
+            raise ValidationError("Ownership can only go to a member of the workspace.")
+        if current is not None and current.user_id == to_user.pk:
+            raise ValidationError(f"{to_user.get_username()} already owns this workspace.")
+        before = {"owner": current.user.get_username() if current else None}
+        if current is not None:
+            current.role = Role.ADMIN
+            current.save(update_fields=["role"])
+        target.role, target.limited = Role.OWNER, False
+        target.save(update_fields=["role", "limited"])
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="workspace.transfer",
+            target=workspace,
+            before=before,
+            after={"owner": to_user.get_username()},
+        )
+        notify.access_changed([m.user_id for m in (current, target) if m is not None])
+    return target
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+def user_deactivate(*, user, actor) -> None:
+    """Deactivate an account: its sessions are deleted and its open sockets closed at once.
+
+    Allowed to superusers, and to a user who manages members in every workspace ``user``
+    belongs to, as long as ``user`` owns none of them.
+    """
+    from studio.access import workspace_perms
+
+    if user.pk == actor.pk:
+        raise ValidationError("You cannot deactivate your own account.")
+    memberships = list(Membership.objects.filter(user=user).select_related("workspace"))
+    if not actor.is_superuser:
+        if any(m.role == Role.OWNER for m in memberships):
+            raise ValidationError("The owner of a workspace cannot be deactivated.")
+        for m in memberships:
+            if "studio.manage_members" not in workspace_perms(actor, m.workspace_id):
+                raise ValidationError(
+                    f"{user.get_username()} is also a member of {m.workspace.name}, "
+                    "where you do not manage members; remove them from this workspace instead."
+                )
+    with transaction.atomic():
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        sessions_end(user=user)
+        for m in memberships or [None]:
+            audit_record(
+                workspace=m.workspace_id if m else None,
+                actor=actor,
+                action="user.deactivate",
+                target=user,
+                target_label=user.get_username(),
+                before={"is_active": True},
+                after={"is_active": False},
+            )
+        notify.access_changed([user.pk])
+
+
+def user_reactivate(*, user, actor) -> None:
+    with transaction.atomic():
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        for m in Membership.objects.filter(user=user) or [None]:
+            audit_record(
+                workspace=m.workspace_id if m else None,
+                actor=actor,
+                action="user.reactivate",
+                target=user,
+                target_label=user.get_username(),
+                before={"is_active": False},
+                after={"is_active": True},
+            )
+
+
+def sessions_end(*, user) -> int:
+    """Delete every session of ``user``. Sessions are signed blobs, so each live one is read;
+    the authentication backend also refuses inactive users on their next request."""
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get("_auth_user_id") == str(user.pk):
+            session.delete()
+            ended += 1
+    return ended
+
+
+# --- teams ----------------------------------------------------------------------------------
+
+
+def team_create(*, workspace: Workspace, name: str, actor) -> Team:
+    name = name.strip()
+    if not name:
+        raise ValidationError("A team needs a name.")
+    if Team.objects.filter(workspace=workspace, name=name).exists():
+        raise ValidationError(f"There is already a team named {name!r}.")
+    with transaction.atomic():
+        group = Group.objects.create(name=f"workspace-{workspace.id}:{name}")
+        team = Team.objects.create(workspace=workspace, name=name, group=group)
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="team.create",
+            target=team,
+            after={"name": name},
+        )
+    return team
+
+
+def team_delete(*, team: Team, actor) -> None:
+    members = list(team.group.user_set.values_list("id", flat=True))
+    with transaction.atomic():
+        audit_record(
+            workspace=team.workspace_id,
+            actor=actor,
+            action="team.delete",
+            target=team,
+            before={"name": team.name, "members": len(members)},
+        )
+        team.group.delete()  # the team and its grants go with its group
+        notify.access_changed(members)
+
+
+def team_member_add(*, team: Team, user, actor) -> None:
+    if not Membership.objects.filter(workspace_id=team.workspace_id, user=user).exists():
+        raise ValidationError(f"{user.get_username()} is not a member of this workspace.")
+    with transaction.atomic():
+        team.group.user_set.add(user)
+        audit_record(
+            workspace=team.workspace_id,
+            actor=actor,
+            action="team.member_add",
+            target=team,
+            after={"user": user.get_username()},
+        )
+
+
+def team_member_remove(*, team: Team, user, actor) -> None:
+    with transaction.atomic():
+        team.group.user_set.remove(user)
+        audit_record(
+            workspace=team.workspace_id,
+            actor=actor,
+            action="team.member_remove",
+            target=team,
+            before={"user": user.get_username()},
+        )
+        notify.access_changed([user.pk])
+
+
+# --- invitations ----------------------------------------------------------------------------
+
+
+def invitation_create(
+    *, workspace: Workspace, email: str, role: str, limited: bool = False, actor, accept_url
+) -> tuple[Invitation, str]:
+    """An invitation for ``email``; returns it and the token (never stored) and mails the link
+    ``accept_url(token)``."""
+    role = _role(role)
+    if role == Role.OWNER:
+        raise ValidationError("Invite as admin and transfer ownership afterwards.")
+    if role == Role.ADMIN and not _is_owner(actor, workspace.id):
+        raise ValidationError("Only the workspace's owner can invite an admin.")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            workspace=workspace,
+            email=email,
+            role=role,
+            limited=limited and role not in UNLIMITED_ROLES,
+            token_hash=hash_token(token),
+            invited_by=actor,
+            expires_at=timezone.now() + timedelta(days=settings.STUDIO_INVITATION_DAYS),
+        )
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="member.invite",
+            target=invitation,
+            target_label=email,
+            after={"email": email, "role": role, "limited": invitation.limited},
+        )
+    link = accept_url(token)
+    send_mail(
+        subject=f"You are invited to {workspace.name}",
+        message=(
+            f"{actor.get_username()} invited you to the workspace {workspace.name} as {role}.\n"
+            f"Accept within {settings.STUDIO_INVITATION_DAYS} days: {link}\n"
+        ),
+        from_email=None,
+        recipient_list=[email],
+        fail_silently=True,
+    )
+    return invitation, token
+
+
+def invitation_for_token(token: str) -> Invitation | None:
+    """The open, unexpired invitation a link's token names, or None."""
+    return (
+        Invitation.objects.select_related("workspace")
+        .filter(
+            token_hash=hash_token(token), accepted_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .first()
+    )
+
+
+def invitation_accept(*, invitation: Invitation, user) -> Membership:
+    with transaction.atomic():
+        claimed = Invitation.objects.filter(id=invitation.id, accepted_at__isnull=True).update(
+            accepted_at=timezone.now(), accepted_by=user
+        )
+        if not claimed:
+            raise ValidationError("This invitation has already been used.")
+        existing = Membership.objects.filter(workspace=invitation.workspace, user=user).first()
+        if existing is not None:
+            return existing  # already a member: keep the role they have
+        return member_add(
+            workspace=invitation.workspace,
+            user=user,
+            role=invitation.role,
+            limited=invitation.limited,
+            actor=user,
+        )
+
+
+def invitation_signup(*, invitation: Invitation, username: str, password: str) -> Membership:
+    """Create the invited person's account and accept; they then log in (no auto-login)."""
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(
+            username=username, email=invitation.email, password=password
+        )
+        return invitation_accept(invitation=invitation, user=user)
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+KEY_FIELDS = ("name", "prefix", "revoked_at")
 
 
 def api_key_create(*, workspace: Workspace, name: str, user=None) -> tuple[ApiKey, str]:
     """A new key for ``workspace``. Returns the row and the key, which is never stored."""
     key, prefix, secret_hash = ApiKey.generate()
-    api_key = ApiKey.objects.create(
-        workspace=workspace, name=name, prefix=prefix, secret_hash=secret_hash, created_by=user
-    )
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            workspace=workspace, name=name, prefix=prefix, secret_hash=secret_hash, created_by=user
+        )
+        audit_record(
+            workspace=workspace,
+            actor=user,
+            action="key.create",
+            target=api_key,
+            after=snapshot(api_key, KEY_FIELDS),
+        )
     return api_key, key
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, user=None) -> ApiKey:
     if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
+        with transaction.atomic():
+            before = snapshot(api_key, KEY_FIELDS)
+            api_key.revoked_at = timezone.now()
+            api_key.save(update_fields=["revoked_at"])
+            audit_record(
+                workspace=api_key.workspace_id,
+                actor=user,
+                action="key.revoke",
+                target=api_key,
+                before=before,
+                after=snapshot(api_key, KEY_FIELDS),
+            )
     return api_key

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from studio.views import invitations, sharing
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -10,5 +12,10 @@ urlpatterns = [
     path("v1/", include("flows.openai_urls")),
     path("catalog/", include("catalog.urls")),
     path("keys/", include("studio.keys_urls")),
+    path("workspace/", include("studio.workspace_urls")),
+    path("share/<slug:kind>/<int:object_id>/", sharing.share, name="share"),
+    path("share/<slug:kind>/<int:object_id>/grant", sharing.share_grant, name="share-grant"),
+    path("share/<slug:kind>/<int:object_id>/revoke", sharing.share_revoke, name="share-revoke"),
+    path("invitations/<str:token>/", invitations.invitation, name="invitation"),
     path("", include("flows.urls")),
 ]

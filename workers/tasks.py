@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 from flows import executor, services
+from studio import access
 from workers import resident
+
+
+def _allowed(run_id: str) -> bool:
+    """Whoever started the run may still run its flow; else the run fails with the reason."""
+    try:
+        access.access_run_for_task(run_id)
+    except Http404:
+        return False  # the run (or its flow) was deleted: nothing to do
+    except PermissionDenied as exc:
+        services.run_fail(run_id=run_id, reason=f"permission revoked: {exc}")
+        return False
+    return True
 
 
 @shared_task(name="workers.tasks.advance_run", time_limit=120, soft_time_limit=110)
 def advance_run(run_id: str) -> None:
-    executor.run_advance(run_id)
+    if _allowed(run_id):
+        executor.run_advance(run_id)
 
 
 # No time limit here: the executor enforces the run's own deadline while it waits.
 @shared_task(name="workers.tasks.execute_node")
 def execute_node(run_id: str, node_id: str) -> None:
-    executor.node_execute(run_id, node_id, resident.runtime())
+    if _allowed(run_id):
+        executor.node_execute(run_id, node_id, resident.runtime())
 
 
 @shared_task(name="workers.tasks.reap_stale_runs", time_limit=60)

@@ -13,7 +13,7 @@ from flows.demo import assistant_graph
 from flows.models import FlowVersion, RunSource
 from flows.services import run_create, run_fail
 from studio.models import ApiKey
-from studio.services import workspace_create
+from studio.services import api_key_create, workspace_create
 from tests.conftest import PASSWORD
 
 
@@ -371,9 +371,14 @@ def test_a_revoked_key_shows_as_revoked(client, owner, api_key):
     assertContains(client.get(reverse("key-list")), "revoked")
 
 
-def test_viewer_cannot_manage_keys(client, viewer):
+def test_viewer_cannot_manage_keys(client, viewer, workspace):
+    hidden, _ = api_key_create(workspace=workspace, name="hidden-from-viewers")
     client.force_login(viewer)
 
-    assert client.get(reverse("key-list")).status_code == 403
+    page = client.get(reverse("key-list"))
+    assert page.status_code == 200
+    assertNotContains(page, "hidden-from-viewers")
+    assertNotContains(page, "Create key")
     assert client.post(reverse("key-create"), {"name": "x"}).status_code == 403
-    assert not ApiKey.objects.exists()
+    assert client.post(reverse("key-revoke", args=[hidden.id])).status_code == 404
+    assert list(ApiKey.objects.values_list("name", flat=True)) == ["hidden-from-viewers"]
