@@ -177,6 +177,17 @@ def tiny_model(db, tiny_model_dir):
     return model_create(slug="tiny", name="Tiny Llama", engine="cpu", weights=str(tiny_model_dir))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_role_cache():
+    """Each process caches the role groups' permissions for a few seconds; a test that edits a
+    group must not leak its edit into the next test."""
+    from studio import roles
+
+    roles._cache.clear()
+    yield
+    roles._cache.clear()
+
+
 # --- personas -------------------------------------------------------------------------------
 
 
@@ -209,6 +220,19 @@ def viewer(workspace):
     user = _user("victor")
     member_add(workspace=workspace, user=user, role="viewer")
     return user
+
+
+@pytest.fixture
+def make_member(workspace):
+    """A new user with ``role`` in the workspace (``limited``: only what is shared with them)."""
+    from studio.services import member_add
+
+    def make(role: str, username: str | None = None, limited: bool = False):
+        user = _user(username or f"{role}-{'limited' if limited else 'full'}")
+        member_add(workspace=workspace, user=user, role=role, limited=limited)
+        return user
+
+    return make
 
 
 @pytest.fixture

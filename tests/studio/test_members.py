@@ -1,0 +1,176 @@
+"""Admins manage members: invite (existing users at once, newcomers by link), change roles,
+remove, transfer ownership, deactivate (sessions end at once)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+from pytest_django.asserts import assertContains, assertRedirects
+
+from catalog.services import model_create
+from flows.models import FlowUserObjectPermission
+from studio.models import Invitation, Membership
+from studio.services import team_create, team_member_add
+from studio.sharing import object_grant
+from tests.conftest import PASSWORD
+
+User = get_user_model()
+
+
+@pytest.fixture
+def admin_user(make_member):
+    return make_member("admin", username="ada")
+
+
+def test_inviting_an_existing_user_adds_them_at_once(client, admin_user, outsider, workspace):
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("member-invite"), {"who": "oscar", "role": "editor", "limited": "on"}
+    )
+    assertRedirects(response, reverse("member-list"))
+    membership = Membership.objects.get(workspace=workspace, user=outsider)
+    assert (membership.role, membership.limited) == ("editor", True)
+
+
+def test_a_newcomer_joins_by_the_invitation_link_and_then_logs_in(client, admin_user, workspace):
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("member-invite"), {"who": "nina@example.com", "role": "operator"}
+    )
+    assert response.status_code == 200
+    link = re.search(r'id="invitation-link">([^<]+)<', response.content.decode()).group(1)
+    assert link in mail.outbox[0].body and mail.outbox[0].to == ["nina@example.com"]
+    invitation = Invitation.objects.get()
+    assert link.rsplit("/", 2)[-2] not in invitation.token_hash  # only a hash is stored
+
+    newcomer = Client()
+    path = link.removeprefix("http://testserver")
+    assertContains(newcomer.get(path), "Join Acme")
+    response = newcomer.post(
+        path, {"username": "nina", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    # The account exists and is a member, but nobody is logged in by the link.
+    assertRedirects(response, reverse("login"))
+    nina = User.objects.get(username="nina")
+    assert nina.email == "nina@example.com"
+    assert Membership.objects.get(workspace=workspace, user=nina).role == "operator"
+    assert "_auth_user_id" not in newcomer.session
+    # The link works once.
+    assert newcomer.get(path).status_code == 404
+
+
+def test_a_weak_password_is_refused_and_the_invitation_stays_open(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(reverse("member-invite"), {"who": "ned@example.com", "role": "viewer"})
+    link = re.search(r'id="invitation-link">([^<]+)<', response.content.decode()).group(1)
+    path = link.removeprefix("http://testserver")
+    response = Client().post(path, {"username": "ned", "password1": "123", "password2": "123"})
+    assert response.status_code == 400
+    assert not User.objects.filter(username="ned").exists()
+    assert Client().get(path).status_code == 200
+
+
+def test_an_invite_for_nobody_is_refused(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(reverse("member-invite"), {"who": "nobody", "role": "viewer"})
+    assert response.status_code == 400
+    assertContains(response, "give an email address", status_code=400)
+    assert not Invitation.objects.exists()
+
+
+def test_changing_a_role_and_removing_a_member(client, admin_user, viewer, workspace, owner):
+    membership = Membership.objects.get(workspace=workspace, user=viewer)
+    model_create(slug="echo", name="Echo", engine="echo")
+    from flows.demo import assistant_graph
+    from flows.services import flow_create
+
+    flow = flow_create(
+        workspace=workspace, slug="f", name="F", graph=assistant_graph("echo"), user=owner
+    )
+    object_grant(obj=flow, subject=viewer, level="edit", actor=owner)
+    team = team_create(workspace=workspace, name="Team", actor=owner)
+    team_member_add(team=team, user=viewer, actor=owner)
+    client.force_login(admin_user)
+
+    client.post(reverse("member-change", args=[membership.id]), {"role": "editor"})
+    membership.refresh_from_db()
+    assert membership.role == "editor"
+
+    client.post(reverse("member-remove", args=[membership.id]))
+    assert not Membership.objects.filter(id=membership.id).exists()
+    # Leaving takes their grants and team places with them.
+    assert not FlowUserObjectPermission.objects.filter(user=viewer).exists()
+    assert not team.group.user_set.filter(id=viewer.id).exists()
+
+
+def test_the_owner_cannot_be_removed_or_demoted(client, admin_user, owner, workspace):
+    ownership = Membership.objects.get(workspace=workspace, user=owner)
+    client.force_login(admin_user)
+    client.post(reverse("member-change", args=[ownership.id]), {"role": "viewer"})
+    client.post(reverse("member-remove", args=[ownership.id]))
+    ownership.refresh_from_db()
+    assert ownership.role == "owner"
+
+
+def test_transferring_ownership(client, owner, admin_user, workspace):
+    target = Membership.objects.get(workspace=workspace, user=admin_user)
+    client.force_login(owner)
+    response = client.post(reverse("workspace-transfer"), {"to": target.id})
+    assertRedirects(response, reverse("member-list"))
+    roles = dict(
+        Membership.objects.filter(workspace=workspace).values_list("user__username", "role")
+    )
+    assert roles == {"ada": "owner", "olive": "admin"}
+
+
+def test_a_deactivated_user_is_signed_out_at_once(admin_user, viewer, workspace):
+    victim = Client()
+    victim.force_login(viewer)
+    assert victim.get(reverse("flow-list")).status_code == 200
+    admin = Client()
+    admin.force_login(admin_user)
+
+    membership = Membership.objects.get(workspace=workspace, user=viewer)
+    admin.post(reverse("member-deactivate", args=[membership.id]))
+
+    viewer.refresh_from_db()
+    assert not viewer.is_active
+    response = victim.get(reverse("flow-list"))
+    assertRedirects(response, f"{reverse('login')}?next={reverse('flow-list')}")
+    user_ids = [s.get_decoded().get("_auth_user_id") for s in Session.objects.all()]
+    assert str(viewer.id) not in user_ids
+    # And they cannot log in again: the form comes back with an error, and no session.
+    again = Client()
+    response = again.post(reverse("login"), {"username": "victor", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "_auth_user_id" not in again.session
+
+
+def test_an_admin_cannot_deactivate_a_member_of_a_workspace_they_do_not_manage(
+    client, admin_user, outsider, workspace
+):
+    from studio.services import member_add
+
+    member_add(workspace=workspace, user=outsider, role="viewer")
+    membership = Membership.objects.get(workspace=workspace, user=outsider)
+    client.force_login(admin_user)
+    client.post(reverse("member-deactivate", args=[membership.id]))
+    outsider.refresh_from_db()
+    assert outsider.is_active
+
+
+def test_switching_workspace(client, outsider, workspace):
+    from studio.services import member_add
+
+    member_add(workspace=workspace, user=outsider, role="viewer")
+    client.force_login(outsider)
+    assertContains(client.get(reverse("flow-list")), 'name="workspace_id"')
+    client.post(reverse("workspace-switch"), {"workspace_id": workspace.id})
+    assert client.session["workspace_id"] == workspace.id
+    assert client.post(reverse("workspace-switch"), {"workspace_id": "nope"}).status_code == 404

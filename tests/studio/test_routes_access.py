@@ -1,0 +1,492 @@
+"""No route lets anyone reach another workspace's objects.
+
+Every route of the URL configuration (read from the resolver, not from a hand-kept list) is
+called with GET and POST by people who have no business with a "victim" workspace: an anonymous
+visitor, a bearer of another workspace's API key, the owner of another workspace, a viewer and the
+owner of acme, and a signed-in user of no workspace at all. Each call names the victim's objects
+(its flow, run, model, key, membership, team, team member, or a random invitation token).
+
+What the test guarantees:
+
+- A route that names an object (a URL parameter, or a form field such as the workspace to switch
+  to) answers 401, 403, 404 or 405, or, to a caller who is not signed in, a redirect to the login
+  page. Never a 2xx, never a 500, and never any other redirect (after a POST, a redirect means the
+  action ran).
+- A route that names no object (the lists, the create forms, ``/v1/models``) may answer what it
+  answers a member of their own workspace, but never a 5xx, and nothing it returns mentions the
+  victim (every victim name, slug, username and email carries ``MARKER``).
+- After every call, the victim's rows are as they were: flows, versions, publication, runs,
+  models, keys, memberships, users, teams, grants, invitations and its audit log.
+
+A route whose URL takes a parameter missing from ``URL_VALUES`` fails the test until a value is
+added there, so a new route cannot go unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Model as DjangoModel
+from django.http import HttpResponseBase
+from django.shortcuts import resolve_url
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.resolvers import RoutePattern
+from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
+
+from catalog.models import Model
+from catalog.services import model_create
+from flows.demo import assistant_graph
+from flows.models import Flow, FlowVersion, Run, RunSource
+from flows.services import flow_create, flow_publish, run_create
+from studio import access
+from studio.models import ApiKey, AuditEvent, Invitation, Membership, Team, Workspace
+from studio.services import (
+    api_key_create,
+    invitation_create,
+    member_add,
+    team_create,
+    team_member_add,
+    workspace_create,
+)
+from studio.sharing import object_grant
+from tests.conftest import PASSWORD
+
+# In every name, slug, username and email of the victim workspace: a page that shows it leaks.
+MARKER = "zq7secret"
+
+# Django's own admin has its own (superuser-only) access rules; static files are not views.
+SKIPPED_NAMESPACES = {"admin"}
+SKIPPED_PREFIXES = tuple(
+    prefix
+    for prefix in (settings.STATIC_URL.lstrip("/"), (settings.MEDIA_URL or "").lstrip("/"))
+    if prefix  # MEDIA_URL "/" (Django's default) would skip every route
+)
+
+DENIED = {401, 403, 404, 405}
+
+
+# --- the victim -----------------------------------------------------------------------------
+
+
+@dataclass
+class Victim:
+    """A workspace the personas have no access to, holding one of every kind of object."""
+
+    workspace: Workspace
+    owner: Any
+    member: Any
+    owner_membership: Membership
+    membership: Membership
+    flow: Flow
+    run: Run
+    model: Model
+    key: ApiKey
+    team: Team
+    invitation: Invitation
+
+    def object_of_kind(self, kind: str) -> DjangoModel:
+        objects: dict[str, DjangoModel] = {"flow": self.flow, "model": self.model, "key": self.key}
+        if kind not in objects:
+            pytest.fail(
+                f"The shareable kind {kind!r} has no victim object: add one to Victim and to "
+                "Victim.object_of_kind in tests/studio/test_routes_access.py."
+            )
+        return objects[kind]
+
+
+@pytest.fixture
+def victim(db) -> Victim:
+    users = get_user_model().objects
+    owner = users.create_user(f"{MARKER}-owner", f"{MARKER}-owner@victim.example", PASSWORD)
+    member = users.create_user(f"{MARKER}-member", f"{MARKER}-member@victim.example", PASSWORD)
+    workspace = workspace_create(slug=f"{MARKER}-ws", name=f"{MARKER} Victim", owner=owner)
+    # An editor, not the owner: removing or demoting them would succeed if a check were missing.
+    membership = member_add(workspace=workspace, user=member, role="editor", actor=owner)
+    model = model_create(
+        slug=f"{MARKER}-model",
+        name=f"{MARKER} model",
+        engine="echo",
+        workspace=workspace,
+        actor=owner,
+    )
+    flow = flow_create(
+        workspace=workspace,
+        slug=f"{MARKER}-flow",
+        name=f"{MARKER} flow",
+        graph=assistant_graph(model=model.slug),
+        user=owner,
+    )
+    flow = flow_publish(flow=flow, user=owner)
+    # In a `db` test the on_commit dispatch never fires: the run stays queued, no worker needed.
+    run = run_create(
+        flow=flow,
+        version=flow.published_version,
+        inputs={"message": f"{MARKER} question"},
+        source=RunSource.STUDIO,
+        user=owner,
+    )
+    key, _ = api_key_create(workspace=workspace, name=f"{MARKER} key", user=owner)
+    team = team_create(workspace=workspace, name=f"{MARKER} team", actor=owner)
+    team_member_add(team=team, user=member, actor=owner)
+    # Grants of each kind, to a user and to a team, so that a revoke has something to remove.
+    object_grant(obj=flow, subject=member, level="view", actor=owner)
+    object_grant(obj=model, subject=member, level="use", actor=owner)
+    object_grant(obj=key, subject=team, level="view", actor=owner)
+    invitation, _ = invitation_create(
+        workspace=workspace,
+        email=f"{MARKER}-invitee@victim.example",
+        role="viewer",
+        actor=owner,
+        accept_url=lambda token: f"/invitations/{token}/",
+    )
+    return Victim(
+        workspace=workspace,
+        owner=owner,
+        member=member,
+        owner_membership=Membership.objects.get(workspace=workspace, user=owner),
+        membership=membership,
+        flow=flow,
+        run=run,
+        model=model,
+        key=key,
+        team=team,
+        invitation=invitation,
+    )
+
+
+# The value of each URL parameter, by name: always the victim's object. ``kind`` is not here:
+# each route that takes it is called once per registered shareable kind.
+URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
+    "slug": lambda v, kind: v.flow.slug,
+    "run_id": lambda v, kind: v.run.id,
+    "key_id": lambda v, kind: v.key.id,
+    "membership_id": lambda v, kind: v.membership.id,
+    "team_id": lambda v, kind: v.team.id,
+    "user_id": lambda v, kind: v.member.id,
+    "object_id": lambda v, kind: v.object_of_kind(kind).pk,
+    # Invitations are bearer links: only a random token can be "not theirs".
+    "token": lambda v, kind: secrets.token_urlsafe(32),
+}
+
+
+@dataclass(frozen=True)
+class Body:
+    """A plausible POST body for a route; ``names_victim`` when it names a victim object, which
+    makes the route as strict as one that takes an id in its URL."""
+
+    data: dict[str, Any]
+    json: bool = False
+    names_victim: bool = False
+
+
+def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
+    """What each route's form or API expects, filled with the victim's ids; empty otherwise."""
+    v = victim
+    revoke_subject = f"team:{v.team.id}" if kind == "key" else f"user:{v.member.id}"
+    bodies: dict[str, Callable[[], Body]] = {
+        "flow-version-create": lambda: Body(
+            {"graph": json.dumps(assistant_graph(model=v.model.slug))}
+        ),
+        "chat-send": lambda: Body({"message": "hello"}),
+        "member-change": lambda: Body({"role": "admin"}),
+        "team-member-add": lambda: Body({"member": v.owner_membership.id}),
+        "share-grant": lambda: Body({"subject": f"user:{v.member.id}", "level": "manage"}),
+        "share-revoke": lambda: Body({"subject": revoke_subject}),
+        "workspace-switch": lambda: Body({"workspace_id": v.workspace.id}, names_victim=True),
+        "workspace-transfer": lambda: Body({"to": v.membership.id}),
+        "member-invite": lambda: Body({"who": "newcomer@example.com", "role": "viewer"}),
+        "team-create": lambda: Body({"name": "Support"}),
+        "key-create": lambda: Body({"name": "ci"}),
+        "invitation": lambda: Body(
+            {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
+        ),
+        "api-runs-create": lambda: Body({"inputs": {"message": "hello"}}, json=True),
+        "openai-chat-completions": lambda: Body(
+            {"model": v.flow.slug, "messages": [{"role": "user", "content": "hello"}]},
+            json=True,
+            names_victim=True,
+        ),
+    }
+    return bodies[name]() if name in bodies else Body({})
+
+
+# --- the routes -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: str  # the full pattern, e.g. "share/<slug:kind>/<int:object_id>/grant"
+    name: str | None  # with its namespace, for reverse()
+    params: tuple[str, ...]
+    substitutable: bool  # every level is a path() pattern, so <…> can be replaced by hand
+
+
+def _walk(
+    resolver: URLResolver,
+    prefix: str = "",
+    namespace: str | None = None,
+    params: tuple[str, ...] = (),
+    substitutable: bool = True,
+) -> Iterator[Route]:
+    for entry in resolver.url_patterns:
+        pattern = prefix + str(entry.pattern)
+        here = params + tuple(entry.pattern.regex.groupindex)
+        plain = substitutable and isinstance(entry.pattern, RoutePattern)
+        if pattern.startswith(SKIPPED_PREFIXES):
+            continue
+        if isinstance(entry, URLResolver):
+            if entry.namespace in SKIPPED_NAMESPACES:
+                continue
+            inner = ":".join(n for n in (namespace, entry.namespace) if n) or None
+            yield from _walk(entry, pattern, inner, here, plain)
+        elif isinstance(entry, URLPattern):
+            name = f"{namespace}:{entry.name}" if namespace and entry.name else entry.name
+            yield Route(pattern, name, here, plain)
+
+
+def all_routes() -> list[Route]:
+    return list(_walk(get_resolver()))
+
+
+def _unfillable(route: Route) -> list[str]:
+    missing = [p for p in route.params if p != "kind" and p not in URL_VALUES]
+    problems = [
+        f"route {route.pattern!r} takes the parameter {p!r}, which has no victim value: add "
+        f"{p!r} to URL_VALUES in tests/studio/test_routes_access.py"
+        for p in missing
+    ]
+    if route.name is None and not route.substitutable:
+        problems.append(
+            f"route {route.pattern!r} has no name and a regex pattern: name it, so that the "
+            "access test can reverse() it"
+        )
+    return problems
+
+
+_PARAM = re.compile(r"<(?:[^>:]+:)?(?P<name>[^>]+)>")
+
+
+def _url(route: Route, kwargs: dict[str, Any]) -> str:
+    if route.name is not None:
+        return reverse(route.name, kwargs=kwargs)
+    return "/" + _PARAM.sub(lambda m: str(kwargs[m.group("name")]), route.pattern)
+
+
+# --- the personas ---------------------------------------------------------------------------
+
+
+@dataclass
+class Persona:
+    name: str
+    user: Any  # None: not signed in
+    headers: dict[str, str] = field(default_factory=dict)
+    client: Client = field(default_factory=Client)
+
+
+@pytest.fixture
+def personas(db, workspace, owner, viewer, outsider, api_key, echo_model, make_flow):
+    # acme has a published flow of its own, so its lists and /v1/models are not empty.
+    make_flow(echo_model, slug="assistant")
+    lonely = get_user_model().objects.create_user("lonely", "lonely@example.com", PASSWORD)
+    return [
+        Persona("anonymous", None),
+        Persona("acme API key", None, {"Authorization": f"Bearer {api_key}"}),
+        Persona("outsider (owner of another workspace)", outsider),
+        Persona("viewer of acme", viewer),
+        Persona("owner of acme", owner),
+        Persona("user of no workspace", lonely),
+    ]
+
+
+# --- the victim's state ---------------------------------------------------------------------
+
+
+def _victim_state(v: Victim) -> dict[str, Any]:
+    """Everything of the victim workspace a leaking view could change, as comparable values."""
+    ws = v.workspace
+    state: dict[str, Any] = {
+        "workspace": set(Workspace.objects.filter(id=ws.id).values_list("slug", "name")),
+        "memberships": set(
+            Membership.objects.filter(workspace=ws).values_list("id", "user_id", "role", "limited")
+        ),
+        "users": set(
+            get_user_model()
+            .objects.filter(id__in=[v.owner.id, v.member.id])
+            .values_list("id", "is_active", "password", "email")
+        ),
+        "flows": set(
+            Flow.objects.filter(workspace=ws).values_list(
+                "id", "slug", "name", "published_version_id"
+            )
+        ),
+        "flow versions": set(
+            FlowVersion.objects.filter(flow__workspace=ws).values_list("id", "number")
+        ),
+        "runs": set(Run.objects.filter(flow__workspace=ws).values_list("id", "status")),
+        "models": set(
+            Model.objects.filter(workspace=ws).values_list("id", "slug", "name", "status")
+        ),
+        "keys": set(ApiKey.objects.filter(workspace=ws).values_list("id", "name", "revoked_at")),
+        "teams": set(Team.objects.filter(workspace=ws).values_list("id", "name", "group__user")),
+        "invitations": set(
+            Invitation.objects.filter(workspace=ws).values_list(
+                "id", "accepted_at", "accepted_by_id", "expires_at"
+            )
+        ),
+        "audit events": AuditEvent.objects.filter(workspace=ws).count(),
+    }
+    for kind in access.KINDS.values():
+        state[f"{kind.name} user grants"] = set(
+            get_user_obj_perms_model(kind.model)
+            .objects.filter(content_object__workspace=ws)
+            .values_list("user_id", "content_object_id", "permission__codename")
+        )
+        state[f"{kind.name} team grants"] = set(
+            get_group_obj_perms_model(kind.model)
+            .objects.filter(content_object__workspace=ws)
+            .values_list("group_id", "content_object_id", "permission__codename")
+        )
+    return state
+
+
+# --- the calls ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    route: Route
+    url: str
+    method: str
+    body: Body
+    names_victim: bool  # the request names a victim object: only a refusal will do
+    kind: str | None
+
+
+def _calls(routes: list[Route], victim: Victim) -> Iterator[Call]:
+    for route in routes:
+        for kind in sorted(access.KINDS) if "kind" in route.params else [None]:
+            kwargs = {p: URL_VALUES[p](victim, kind) for p in route.params if p != "kind"}
+            if kind is not None:
+                kwargs["kind"] = kind
+            url = _url(route, kwargs)
+            for method in ("GET", "POST"):
+                body = _post_body(route.name, victim, kind) if method == "POST" else Body({})
+                names_victim = bool(route.params) or body.names_victim
+                yield Call(route, url, method, body, names_victim, kind)
+
+
+def _send(persona: Persona, call: Call) -> HttpResponseBase:
+    client = persona.client
+    # Signed in again before each call: the logout route (or a deactivation) ends the session.
+    if persona.user is not None:
+        client.force_login(persona.user)
+    if call.method == "GET":
+        return client.get(call.url, headers=persona.headers)
+    if call.body.json:
+        return client.post(
+            call.url,
+            json.dumps(call.body.data),
+            content_type="application/json",
+            headers=persona.headers,
+        )
+    return client.post(call.url, call.body.data, headers=persona.headers)
+
+
+def _verdict(persona: Persona, call: Call, response: HttpResponseBase) -> str:
+    """Why the response is wrong, or "" if it is right."""
+    status = response.status_code
+    if call.names_victim:
+        if status in DENIED:
+            return ""
+        if status == 302 and persona.user is None:
+            location = urlsplit(response["Location"]).path
+            if location == resolve_url(settings.LOGIN_URL):
+                return ""
+            return f"redirected a signed-out caller to {response['Location']!r}, not the login"
+        where = f" to {response['Location']!r}" if status in (301, 302, 303, 307, 308) else ""
+        return f"answered {status}{where} to a request naming another workspace's object"
+    if status >= 500:
+        return f"answered {status}"
+    # Streams are not read: a leaking stream could wait for events that never come.
+    if not response.streaming and MARKER in response.content.decode(errors="replace").lower():
+        return f"answered {status} with a body that mentions the victim workspace ({MARKER})"
+    return ""
+
+
+@pytest.fixture
+def runs_never_wait(monkeypatch):
+    """The API waits for a run to finish; in a `db` test no worker ever runs it. Should a view
+    leak and start a run, answer at once with the queued run (the test then fails on its 2xx or
+    502) instead of hanging."""
+
+    async def no_wait(run_id: Any) -> Run:
+        return await Run.objects.select_related("flow", "flow_version").aget(id=run_id)
+
+    monkeypatch.setattr("flows.api.run_wait", no_wait)
+    monkeypatch.setattr("flows.openai_api.run_wait", no_wait)
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+def test_every_route_can_be_called_with_the_victims_ids():
+    """A new URL parameter (or an unnamed regex route) needs a line in this module."""
+    routes = all_routes()
+    problems = [problem for route in routes for problem in _unfillable(route)]
+    assert not problems, "\n".join(problems)
+    # The walk found the routes, not an empty list that passes everything.
+    names = {route.name for route in routes}
+    assert {"flow-detail", "share-grant", "api-run-detail", "openai-models"} <= names, names
+
+
+def test_no_route_reaches_another_workspaces_objects(victim, personas, runs_never_wait):
+    routes = all_routes()
+    unfillable = [problem for route in routes for problem in _unfillable(route)]
+    if unfillable:
+        pytest.fail("\n".join(unfillable))
+    calls = list(_calls(routes, victim))
+    before = _victim_state(victim)
+    problems: list[str] = []
+    refused = 0
+    for call in calls:
+        for persona in personas:
+            label = f"{call.method} {call.url} [{call.route.name or call.route.pattern}]"
+            label += f" as {persona.name}"
+            try:
+                response = _send(persona, call)
+            except Exception as exc:  # noqa: BLE001 - a crash is a finding, reported with the rest
+                where = "".join(traceback.format_exception(exc)[-3:]).strip()
+                problems.append(f"{label}: raised {exc!r}\n    {where}")
+                continue
+            if why := _verdict(persona, call, response):
+                problems.append(f"{label}: {why}")
+            elif call.names_victim:
+                refused += 1
+            if persona.user is not None and persona.client.session.get("workspace_id") == (
+                victim.workspace.id
+            ):
+                problems.append(f"{label}: the session now works in the victim workspace")
+            after = _victim_state(victim)
+            if after != before:
+                changed = sorted(k for k in before if before[k] != after[k])
+                problems.append(f"{label}: changed the victim's {', '.join(changed)}")
+                before = after  # report each change once, at the call that made it
+    calls_made = len(calls) * len(personas)
+    print(f"{calls_made} calls: {len(routes)} routes, {len(calls)} route x method x kind")
+    assert not problems, f"{len(problems)} of {calls_made} calls went wrong:\n" + "\n".join(
+        problems
+    )
+    # Most calls name a victim object and must have been refused: a walk that built no such
+    # call (or a verdict that refuses nothing) would pass without testing anything.
+    assert refused > calls_made // 2, (refused, calls_made)
