@@ -86,8 +86,9 @@ def _pydantic_errors(prefix: str, exc: ValidationError) -> list[str]:
     return errors
 
 
-def check_graph(data: Any, workspace: Any = None) -> CheckedGraph:
-    """Validate a graph; raise ``GraphError`` listing every problem found."""
+def check_graph(data: Any, workspace: Any = None, user: Any = None) -> CheckedGraph:
+    """Validate a graph; raise ``GraphError`` listing every problem found. With ``user``, also
+    what that user may not use (a catalog model not shared with a limited member)."""
     try:
         spec = GraphSpec.model_validate(data)
     except ValidationError as exc:
@@ -110,7 +111,7 @@ def check_graph(data: Any, workspace: Any = None) -> CheckedGraph:
             errors.extend(_pydantic_errors(f"node {node.id!r}: ", exc))
             continue
         if workspace is not None:
-            errors.extend(f"node {node.id!r}: {e}" for e in kind.check(config, workspace))
+            errors.extend(f"node {node.id!r}: {e}" for e in kind.check(config, workspace, user))
         nodes[node.id] = Node(
             node.id, kind, config, kind.input_ports(config), kind.output_ports(config)
         )

@@ -31,7 +31,7 @@ def flow_create(*, workspace: Workspace, slug: str, name: str, graph: dict, user
 
     A limited member sees only what is shared with them, so they are granted what they create.
     """
-    check_graph(graph, workspace)
+    check_graph(graph, workspace, user)
     with transaction.atomic():
         flow = Flow.objects.create(workspace=workspace, slug=slug, name=name, created_by=user)
         audit_record(
@@ -50,7 +50,7 @@ def flow_create(*, workspace: Workspace, slug: str, name: str, graph: dict, user
 
 def flow_version_save(*, flow: Flow, graph: dict, user=None) -> FlowVersion:
     """Save ``graph`` as the flow's next version; ``GraphError`` names each bad node."""
-    check_graph(graph, flow.workspace)
+    check_graph(graph, flow.workspace, user)
     with transaction.atomic():
         Flow.objects.select_for_update().filter(id=flow.id).first()
         number = (flow.versions.aggregate(n=Max("number"))["n"] or 0) + 1

@@ -56,8 +56,9 @@ class NodeType:
     def output_ports(self, config: NodeConfig) -> dict[str, PortType]:
         return {}
 
-    def check(self, config: NodeConfig, workspace: Any) -> list[str]:
-        """Errors that need the workspace to see (a model that is not in its catalog)."""
+    def check(self, config: NodeConfig, workspace: Any, user: Any = None) -> list[str]:
+        """Errors that need the workspace to see (a model that is not in its catalog), or the
+        saving user (a model they may not use); ``user`` is None when the studio checks."""
         return []
 
     def queue(self, config: NodeConfig, workspace_id: int) -> str | None:

@@ -12,6 +12,7 @@ from catalog.engines.base import GenerationRequest
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
 from flows.templating import render, variables
+from studio import access
 
 
 class LlmConfig(NodeConfig):
@@ -34,12 +35,14 @@ class LlmNode(NodeType):
     def output_ports(self, config: LlmConfig) -> dict[str, PortType]:
         return {"text": "text"}
 
-    def check(self, config: LlmConfig, workspace: Any) -> list[str]:
+    def check(self, config: LlmConfig, workspace: Any, user: Any = None) -> list[str]:
         model = catalog_selectors.model_for_workspace(workspace.id, config.model)
         if model is None:
             return [f"model {config.model!r} is not in this workspace's catalog"]
         if model.task != "chat":
             return [f"model {config.model!r} is a {model.task} model, not a chat model"]
+        if user is not None and not access.has_perm(user, model, "use"):
+            return [f"you may not use the model {config.model!r}; ask an admin to share it"]
         return []
 
     def queue(self, config: LlmConfig, workspace_id: int) -> str | None:

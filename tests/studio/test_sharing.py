@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
 
-from catalog.models import ModelGroupObjectPermission, ModelUserObjectPermission
+from catalog.models import Model, ModelGroupObjectPermission, ModelUserObjectPermission
 from catalog.services import model_create, model_delete
 from flows.demo import assistant_graph
 from flows.models import Flow, FlowGroupObjectPermission, FlowUserObjectPermission
@@ -171,3 +171,27 @@ def test_grants_are_removed_with_their_object(flows, owner, workspace, make_memb
     key.delete()
 
     assert [table.objects.count() for table in tables] == [0] * 6
+
+
+def test_a_limited_editor_uses_only_the_models_shared_with_them(
+    flows, owner, workspace, make_member
+):
+    from flows.schema import GraphError
+    from flows.services import flow_version_save
+
+    editor = make_member("editor", limited=True)
+    private = model_create(slug="private", name="Private", engine="echo", workspace=workspace)
+    billing = flows[0]
+    object_grant(obj=billing, subject=editor, level="edit", actor=owner)
+    with pytest.raises(GraphError) as refused:
+        flow_version_save(flow=billing, graph=assistant_graph("private"), user=editor)
+    assert refused.value.errors == [
+        "node 'llm_1': you may not use the model 'private'; ask an admin to share it"
+    ]
+    object_grant(obj=private, subject=editor, level="use", actor=owner)
+    assert (
+        flow_version_save(flow=billing, graph=assistant_graph("private"), user=editor).number == 2
+    )
+    # Shared catalog models are usable by every member; full members use the workspace's own.
+    assert access.has_perm(editor, Model.objects.get(slug="echo"), "use")
+    assert access.has_perm(make_member("editor"), private, "use")
