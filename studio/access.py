@@ -84,11 +84,6 @@ def user_workspaces(user) -> QuerySet[Workspace]:
     return Workspace.objects.filter(memberships__user=user).order_by("name")
 
 
-def user_role(user, workspace_id: int) -> str | None:
-    found = membership(user, workspace_id)
-    return found.role if found else None
-
-
 def current_workspace(request) -> Workspace:
     """The workspace the request works in: the session's choice, else the user's first."""
     workspaces = user_workspaces(request.user)
@@ -223,10 +218,6 @@ def access_flow(user, workspace: Workspace, slug: str, perm: str):
     """A flow of ``workspace`` by slug; ``perm`` is an action: view, run, change, publish,
     delete, share."""
     return check(user, _fetch("flows.Flow", workspace=workspace, slug=slug), perm)
-
-
-def access_flow_id(user, flow_id: Any, perm: str):
-    return check(user, _fetch("flows.Flow", id=flow_id), perm)
 
 
 def access_run(user, run_id: Any, perm: str):
