@@ -202,6 +202,12 @@ if STUDIO_HTTPS:
     if env_bool("STUDIO_BEHIND_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Outbound HTTP (studio/egress.py) refuses private, loopback and link-local addresses; list here
+# the networks ("10.0.0.0/8") or host names an operator trusts, e.g. an in-cluster vLLM fleet.
+STUDIO_EGRESS_ALLOW = env_list("STUDIO_EGRESS_ALLOW", "")
+# When set, outbound requests may use only these ports ("80,443").
+STUDIO_EGRESS_PORTS = [int(p) for p in env_list("STUDIO_EGRESS_PORTS", "")]
+
 # Invitations go out by mail; without an SMTP host they are written to the log (and the inviting
 # admin sees the link on the page).
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
