@@ -180,10 +180,10 @@ def check(user, obj: Model, action: str) -> Model:
     raise PermissionDenied
 
 
-def _fetch(label: str, **lookup: Any) -> Model:
+def _fetch(label: str, *related: str, **lookup: Any) -> Model:
     model = apps.get_model(label)
     try:
-        return model.objects.get(**lookup)
+        return model.objects.select_related(*related).get(**lookup)
     except (model.DoesNotExist, ValidationError, ValueError):
         raise Http404 from None
 
@@ -222,7 +222,7 @@ def access_flow(user, workspace: Workspace, slug: str, perm: str):
 
 def access_run(user, run_id: Any, perm: str):
     """A run, checked against its flow: reading a run needs ``view``, starting one ``run``."""
-    run = _fetch("flows.Run", id=run_id)
+    run = _fetch("flows.Run", "flow", id=run_id)
     check(user, run.flow, perm)
     return run
 
@@ -305,7 +305,7 @@ def access_run_for_task(run_id: Any):
     API key needs the key unrevoked. Raises PermissionDenied with the reason otherwise (the
     caller fails the run with it), Http404 if the run is gone.
     """
-    run = _fetch("flows.Run", id=run_id)
+    run = _fetch("flows.Run", "flow", "created_by", id=run_id)
     if run.api_key_id is not None:
         if ApiKey.objects.filter(id=run.api_key_id, revoked_at__isnull=True).exists():
             return run

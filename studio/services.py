@@ -164,57 +164,54 @@ def workspace_transfer(*, workspace: Workspace, to_user, actor) -> Membership:
 # --- users ----------------------------------------------------------------------------------
 
 
-def user_deactivate(*, user, actor) -> None:
-    """Deactivate an account: its sessions are deleted and its open sockets closed at once.
-
-    Allowed to superusers, and to a user who manages members in every workspace ``user``
-    belongs to, as long as ``user`` owns none of them.
-    """
+def _account_memberships(*, user, actor, verb: str) -> list[Membership]:
+    """``user``'s memberships, if ``actor`` may change their account: a superuser may; anyone
+    else must manage members in every workspace ``user`` belongs to, none of which they own."""
     from studio.access import workspace_perms
 
     if user.pk == actor.pk:
-        raise ValidationError("You cannot deactivate your own account.")
+        raise ValidationError(f"You cannot {verb} your own account.")
     memberships = list(Membership.objects.filter(user=user).select_related("workspace"))
     if not actor.is_superuser:
         if any(m.role == Role.OWNER for m in memberships):
-            raise ValidationError("The owner of a workspace cannot be deactivated.")
+            raise ValidationError(f"The owner of a workspace cannot be {verb}d.")
         for m in memberships:
             if "studio.manage_members" not in workspace_perms(actor, m.workspace_id):
                 raise ValidationError(
                     f"{user.get_username()} is also a member of {m.workspace.name}, "
                     "where you do not manage members; remove them from this workspace instead."
                 )
+    return memberships
+
+
+def _account_set_active(*, user, actor, active: bool) -> None:
+    verb = "reactivate" if active else "deactivate"
+    memberships = _account_memberships(user=user, actor=actor, verb=verb)
     with transaction.atomic():
-        user.is_active = False
+        user.is_active = active
         user.save(update_fields=["is_active"])
-        sessions_end(user=user)
         for m in memberships or [None]:
             audit_record(
                 workspace=m.workspace_id if m else None,
                 actor=actor,
-                action="user.deactivate",
+                action=f"user.{verb}",
                 target=user,
                 target_label=user.get_username(),
-                before={"is_active": True},
-                after={"is_active": False},
+                before={"is_active": not active},
+                after={"is_active": active},
             )
-        notify.access_changed([user.pk])
+        if not active:
+            sessions_end(user=user)
+            notify.access_changed([user.pk])
+
+
+def user_deactivate(*, user, actor) -> None:
+    """Deactivate an account: its sessions are deleted and its open sockets closed at once."""
+    _account_set_active(user=user, actor=actor, active=False)
 
 
 def user_reactivate(*, user, actor) -> None:
-    with transaction.atomic():
-        user.is_active = True
-        user.save(update_fields=["is_active"])
-        for m in Membership.objects.filter(user=user) or [None]:
-            audit_record(
-                workspace=m.workspace_id if m else None,
-                actor=actor,
-                action="user.reactivate",
-                target=user,
-                target_label=user.get_username(),
-                before={"is_active": False},
-                after={"is_active": True},
-            )
+    _account_set_active(user=user, actor=actor, active=True)
 
 
 def sessions_end(*, user) -> int:

@@ -194,7 +194,11 @@ def who_can_access(obj: Model) -> list[Access]:
     ):
         team_grants.setdefault(group_id, (name, set()))[1].add(codename)
     rows: list[Access] = []
-    memberships = Membership.objects.filter(workspace_id=obj.workspace_id).select_related("user")
+    memberships = (
+        Membership.objects.filter(workspace_id=obj.workspace_id)
+        .select_related("user")
+        .prefetch_related("user__groups")
+    )
     for m in memberships.order_by("user__username"):
         if not m.user.is_active:
             continue
@@ -212,7 +216,7 @@ def who_can_access(obj: Model) -> list[Access]:
         if m.user_id in user_grants:
             codenames |= user_grants[m.user_id]
             sources.append("shared with them")
-        for group_id in m.user.groups.values_list("id", flat=True):
+        for group_id in (group.id for group in m.user.groups.all()):
             if group_id in team_grants:
                 name, team_codenames = team_grants[group_id]
                 codenames |= team_codenames

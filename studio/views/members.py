@@ -133,7 +133,10 @@ def member_deactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
 @require_POST
 def member_reactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = access.access_membership(request.user, membership_id, MANAGE)
-    services.user_reactivate(user=membership.user, actor=request.user)
+    try:
+        services.user_reactivate(user=membership.user, actor=request.user)
+    except ValidationError as exc:
+        return _refused(request, exc)
     messages.success(request, f"Reactivated {membership.user.get_username()}.")
     return redirect("member-list")
 

@@ -174,3 +174,17 @@ def test_switching_workspace(client, outsider, workspace):
     client.post(reverse("workspace-switch"), {"workspace_id": workspace.id})
     assert client.session["workspace_id"] == workspace.id
     assert client.post(reverse("workspace-switch"), {"workspace_id": "nope"}).status_code == 404
+
+
+def test_an_admin_cannot_reactivate_a_member_of_a_workspace_they_do_not_manage(
+    client, admin_user, outsider, workspace
+):
+    from studio.services import member_add, user_deactivate
+
+    member_add(workspace=workspace, user=outsider, role="viewer")
+    user_deactivate(user=outsider, actor=get_user_model().objects.create_superuser("root"))
+    membership = Membership.objects.get(workspace=workspace, user=outsider)
+    client.force_login(admin_user)
+    client.post(reverse("member-reactivate", args=[membership.id]))
+    outsider.refresh_from_db()
+    assert not outsider.is_active
