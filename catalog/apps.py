@@ -18,3 +18,23 @@ class CatalogConfig(AppConfig):
                 "manage": ("view", "use", "change", "delete", "share"),
             },
         )
+        access.register_kind(
+            "route",
+            "catalog.Route",
+            {
+                "view": ("view",),
+                "use": ("view", "use"),
+                "edit": ("view", "use", "change"),
+                "manage": ("view", "use", "change", "delete", "share"),
+            },
+        )
+        access.register_kind(
+            "prompt",
+            "catalog.Prompt",
+            {
+                "view": ("view",),
+                "use": ("view", "use"),
+                "edit": ("view", "use", "change"),
+                "manage": ("view", "use", "change", "approve", "delete", "share"),
+            },
+        )

@@ -20,6 +20,8 @@ class Flow(models.Model):
     published_version = models.ForeignKey(
         "FlowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Serve identical temperature-0 model calls from the workspace's response cache.
+    response_cache = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

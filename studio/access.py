@@ -232,6 +232,38 @@ def access_model(user, model_id: Any, perm: str):
     return check(user, _fetch("catalog.Model", id=model_id), perm)
 
 
+def access_adapter(user, adapter_id: Any, perm: str):
+    """A LoRA adapter, checked against its base model (``perm`` as for the model)."""
+    adapter = _fetch("catalog.LoraAdapter", "base", id=adapter_id)
+    check(user, adapter.base, perm)
+    return adapter
+
+
+def access_credential(user, credential_id: Any, perm: str):
+    """A stored credential; ``perm`` (view, add, delete) is the role's, workspace-wide: secrets
+    are not shared object by object."""
+    credential = _fetch("catalog.Credential", id=credential_id)
+    access_workspace(user, credential.workspace_id, f"catalog.{perm}_credential")
+    return credential
+
+
+def access_route(user, route_id: Any, perm: str):
+    """A route; ``perm``: view, use, change, delete, share."""
+    return check(user, _fetch("catalog.Route", id=route_id), perm)
+
+
+def access_prompt(user, prompt_id: Any, perm: str):
+    """A library prompt; ``perm``: view, use, change, approve, delete, share."""
+    return check(user, _fetch("catalog.Prompt", id=prompt_id), perm)
+
+
+def access_prompt_version(user, version_id: Any, perm: str):
+    """A version of a library prompt, checked against its prompt."""
+    version = _fetch("catalog.PromptVersion", "prompt", id=version_id)
+    check(user, version.prompt, perm)
+    return version
+
+
 def access_key(user, key_id: Any, perm: str) -> ApiKey:
     """An API key; ``perm``: view, change (revoke), delete, share."""
     return check(user, _fetch("studio.ApiKey", id=key_id), perm)

@@ -20,16 +20,27 @@ from studio.models import Role
 _VIEWER = {
     "flows.view_flow",
     "catalog.view_model",
+    "catalog.view_route",
+    "catalog.view_prompt",
+    "catalog.view_usage",
     "studio.view_workspace",
     "studio.view_team",
     "studio.view_membership",
 }
-_OPERATOR = _VIEWER | {"flows.run_flow", "catalog.use_model"}
+_OPERATOR = _VIEWER | {
+    "flows.run_flow",
+    "catalog.use_model",
+    "catalog.use_route",
+    "catalog.use_prompt",
+}
 _EDITOR = _OPERATOR | {
     "flows.add_flow",
     "flows.change_flow",
     "flows.publish_flow",
     "flows.delete_flow",
+    "catalog.add_prompt",
+    "catalog.change_prompt",
+    "catalog.delete_prompt",
 }
 _ADMIN = _EDITOR | {
     "flows.share_flow",
@@ -37,6 +48,15 @@ _ADMIN = _EDITOR | {
     "catalog.change_model",
     "catalog.delete_model",
     "catalog.share_model",
+    "catalog.add_route",
+    "catalog.change_route",
+    "catalog.delete_route",
+    "catalog.share_route",
+    "catalog.approve_prompt",
+    "catalog.share_prompt",
+    "catalog.view_credential",
+    "catalog.add_credential",
+    "catalog.delete_credential",
     "studio.add_apikey",
     "studio.view_apikey",
     "studio.change_apikey",

@@ -233,6 +233,14 @@ STUDIO_HEARTBEAT_S = float(os.environ.get("STUDIO_HEARTBEAT_S", "2"))
 STUDIO_HEARTBEAT_STALE_S = float(os.environ.get("STUDIO_HEARTBEAT_STALE_S", "20"))
 # How long run-event logs are kept in Redis after their last event.
 STUDIO_EVENT_LOG_TTL_S = int(os.environ.get("STUDIO_EVENT_LOG_TTL_S", str(7 * 24 * 3600)))
+# The Fernet key that encrypts credentials at rest; empty: derived from SECRET_KEY.
+STUDIO_CREDENTIAL_KEY = os.environ.get("STUDIO_CREDENTIAL_KEY", "")
+# How long a temperature-0 answer is served from the response cache (0 turns the cache off).
+STUDIO_RESPONSE_CACHE_TTL_S = int(os.environ.get("STUDIO_RESPONSE_CACHE_TTL_S", "3600"))
+# Remote (openai_compatible) endpoints: seconds to connect and between streamed bytes, and how
+# many times a failed request (connection error, 429, 5xx) is retried before any output.
+STUDIO_REMOTE_TIMEOUT_S = float(os.environ.get("STUDIO_REMOTE_TIMEOUT_S", "60"))
+STUDIO_REMOTE_RETRIES = int(os.environ.get("STUDIO_REMOTE_RETRIES", "2"))
 
 LOGGING = {
     "version": 1,

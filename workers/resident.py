@@ -16,6 +16,7 @@ from typing import Any
 
 from catalog.engines import engine_class
 from catalog.engines.base import Engine, EngineSpec
+from catalog.selectors.models import acredential_secret, engine_spec
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,15 @@ class Resident:
         return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
 
     async def engine_for(self, model: Any) -> Engine:
-        """The resident engine for a catalog model, built on first use (off the loop)."""
-        spec = EngineSpec(engine=model.engine, weights=model.weights, settings=model.settings)
+        """The resident engine for a catalog model, built on first use (off the loop).
+
+        The credential is decrypted only when an engine is built, and lives in that engine.
+        """
+        spec = engine_spec(model)
         cached = self._engines.get(model.id)
         if cached and cached[0] == spec.key:
             return cached[1]
+        spec = engine_spec(model, secret=await acredential_secret(model.credential_id))
         return await asyncio.to_thread(self._load, model.id, spec)
 
     def _load(self, model_id: int, spec: EngineSpec) -> Engine:

@@ -16,15 +16,44 @@ from pydantic import BaseModel, ConfigDict
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """What an engine is built from: a catalog entry's engine-relevant fields."""
+    """What an engine is built from: a catalog entry's engine-relevant fields.
+
+    ``secret`` is the decrypted credential of a remote endpoint; it is kept out of ``repr`` so it
+    never reaches a log or a traceback, and out of ``key`` (a changed secret is a changed
+    ``credential_id``).
+    """
 
     engine: str
     weights: str
     settings: dict = field(default_factory=dict)
+    revision: str = ""
+    quantization: str = ""
+    dtype: str = ""
+    context_length: int = 2048
+    credential_id: int | None = None
+    secret: str = field(default="", repr=False, compare=False)
 
     @property
     def key(self) -> tuple:
-        return (self.engine, self.weights, tuple(sorted(self.settings.items())))
+        return (
+            self.engine,
+            self.weights,
+            repr(sorted(self.settings.items())),
+            self.revision,
+            self.quantization,
+            self.dtype,
+            self.context_length,
+            self.credential_id,
+        )
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter to apply for one request (engines that cannot raise EngineError)."""
+
+    id: int
+    name: str
+    weights: str
 
 
 @dataclass
@@ -32,6 +61,13 @@ class GenerationRequest:
     messages: list[dict[str, str]]
     max_tokens: int = 256
     temperature: float = 0.0
+    top_p: float = 1.0
+    adapter: Adapter | None = None
+    # Structured output: the answer must match this JSON schema (engines that support it).
+    json_schema: dict | None = None
+    # OpenAI-style tool definitions; an engine that parses tool calls returns them on the last
+    # chunk's ``tool_calls``.
+    tools: list[dict] | None = None
 
 
 @dataclass
@@ -42,6 +78,7 @@ class Chunk:
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish_reason: str | None = None
+    tool_calls: list[dict] | None = None
 
 
 @dataclass
@@ -50,6 +87,7 @@ class Completion:
     input_tokens: int
     output_tokens: int
     finish_reason: str
+    tool_calls: list[dict] | None = None
 
 
 class EngineError(Exception):
@@ -64,7 +102,16 @@ class Engine(abc.ABC):
     kind: ClassVar[str]
     # The Celery queue whose workers keep this engine resident.
     queue: ClassVar[str] = "inference"
+    # True when the engine holds no local weights (a remote endpoint, echo): any worker may
+    # serve it, so a route's fallback can reach it from whichever queue the node runs on.
+    portable: ClassVar[bool] = False
+    supports_adapters: ClassVar[bool] = False
     Settings: ClassVar[type[BaseModel]] = NoSettings
+
+    @classmethod
+    def queue_for(cls, settings: dict) -> str:
+        """The queue for a catalog entry with these engine settings (vLLM: ``gpu.<model>``)."""
+        return cls.queue
 
     def __init__(self, spec: EngineSpec) -> None:
         self.spec = spec
@@ -85,6 +132,7 @@ class Engine(abc.ABC):
             input_tokens=last.input_tokens or 0,
             output_tokens=last.output_tokens or 0,
             finish_reason=last.finish_reason or "stop",
+            tool_calls=last.tool_calls,
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook

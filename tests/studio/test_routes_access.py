@@ -44,7 +44,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
-from catalog.models import Model
+from catalog.models import Credential, LoraAdapter, Model, Prompt, PromptVersion, Usage
+from catalog.models import Route as CatalogRoute
+from catalog.secrets import encrypt
 from catalog.services import model_create
 from flows.demo import assistant_graph
 from flows.models import Flow, FlowVersion, Run, RunSource
@@ -94,9 +96,20 @@ class Victim:
     key: ApiKey
     team: Team
     invitation: Invitation
+    credential: Credential
+    adapter: LoraAdapter
+    route: CatalogRoute
+    prompt: Prompt
+    prompt_version: PromptVersion
 
     def object_of_kind(self, kind: str) -> DjangoModel:
-        objects: dict[str, DjangoModel] = {"flow": self.flow, "model": self.model, "key": self.key}
+        objects: dict[str, DjangoModel] = {
+            "flow": self.flow,
+            "model": self.model,
+            "key": self.key,
+            "route": self.route,
+            "prompt": self.prompt,
+        }
         if kind not in objects:
             pytest.fail(
                 f"The shareable kind {kind!r} has no victim object: add one to Victim and to "
@@ -150,7 +163,33 @@ def victim(db) -> Victim:
         actor=owner,
         accept_url=lambda token: f"/invitations/{token}/",
     )
+    credential = Credential.objects.create(
+        workspace=workspace,
+        name=f"{MARKER} credential",
+        ciphertext=encrypt("sk-victim"),
+        hint="ctim",
+    )
+    adapter = LoraAdapter.objects.create(
+        base=model, slug=f"{MARKER}-adapter", name=f"{MARKER} adapter", weights="/adapters/x"
+    )
+    route = CatalogRoute.objects.create(
+        workspace=workspace, slug=f"{MARKER}-route", name=f"{MARKER} route"
+    )
+    route.targets.create(model=model, position=0)
+    prompt = Prompt.objects.create(
+        workspace=workspace, slug=f"{MARKER}-prompt", name=f"{MARKER} prompt", created_by=owner
+    )
+    prompt_version = prompt.versions.create(
+        number=1, template=f"{MARKER} {{{{question}}}}", variables=["question"], created_by=owner
+    )
+    object_grant(obj=route, subject=member, level="use", actor=owner)
+    object_grant(obj=prompt, subject=team, level="view", actor=owner)
     return Victim(
+        credential=credential,
+        adapter=adapter,
+        route=route,
+        prompt=prompt,
+        prompt_version=prompt_version,
         workspace=workspace,
         owner=owner,
         member=member,
@@ -175,6 +214,14 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "team_id": lambda v, kind: v.team.id,
     "user_id": lambda v, kind: v.member.id,
     "object_id": lambda v, kind: v.object_of_kind(kind).pk,
+    "model_id": lambda v, kind: v.model.id,
+    "adapter_id": lambda v, kind: v.adapter.id,
+    "credential_id": lambda v, kind: v.credential.id,
+    "route_id": lambda v, kind: v.route.id,
+    "prompt_id": lambda v, kind: v.prompt.id,
+    "version_id": lambda v, kind: v.prompt_version.id,
+    # Playground streams belong to whoever started them: a random id is never theirs.
+    "stream_id": lambda v, kind: secrets.token_urlsafe(16),
     # Invitations are bearer links: only a random token can be "not theirs".
     "token": lambda v, kind: secrets.token_urlsafe(32),
 }
@@ -345,6 +392,24 @@ def _victim_state(v: Victim) -> dict[str, Any]:
             )
         ),
         "audit events": AuditEvent.objects.filter(workspace=ws).count(),
+        "credentials": set(
+            Credential.objects.filter(workspace=ws).values_list("id", "name", "hint")
+        ),
+        "adapters": set(
+            LoraAdapter.objects.filter(base__workspace=ws).values_list("id", "slug", "weights")
+        ),
+        "routes": set(
+            CatalogRoute.objects.filter(workspace=ws).values_list(
+                "id", "slug", "name", "strategy", "targets__model_id", "targets__weight"
+            )
+        ),
+        "prompts": set(Prompt.objects.filter(workspace=ws).values_list("id", "slug", "name")),
+        "prompt versions": set(
+            PromptVersion.objects.filter(prompt__workspace=ws).values_list(
+                "id", "number", "template", "status", "published_at"
+            )
+        ),
+        "usage": Usage.objects.filter(workspace=ws).count(),
     }
     for kind in access.KINDS.values():
         state[f"{kind.name} user grants"] = set(
@@ -365,7 +430,7 @@ def _victim_state(v: Victim) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Call:
-    route: Route
+    route: CatalogRoute
     url: str
     method: str
     body: Body

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from catalog.engines import engine_class
-from catalog.models import Model
+from catalog.engines.base import EngineSpec
+from catalog.models import Credential, Model
+from catalog.secrets import decrypt
 from studio import access
 
 
@@ -33,4 +35,31 @@ async def amodel_for_workspace(workspace_id: int, slug: str) -> Model | None:
 
 def model_queue(model: Model) -> str:
     """The worker queue whose processes keep ``model``'s engine resident."""
-    return engine_class(model.engine).queue
+    return engine_class(model.engine).queue_for(model.settings)
+
+
+def engine_spec(model: Model, secret: str = "") -> EngineSpec:
+    """What the engine for ``model`` is built from (``secret``: its decrypted credential)."""
+    return EngineSpec(
+        engine=model.engine,
+        weights=model.weights,
+        settings=model.settings,
+        revision=model.revision,
+        quantization=model.quantization,
+        dtype=model.dtype,
+        context_length=model.context_length,
+        credential_id=model.credential_id,
+        secret=secret,
+    )
+
+
+async def acredential_secret(credential_id: int | None) -> str:
+    """The decrypted secret of a credential ("" for none). Only engines call this."""
+    if credential_id is None:
+        return ""
+    ciphertext = (
+        await Credential.objects.filter(id=credential_id)
+        .values_list("ciphertext", flat=True)
+        .afirst()
+    )
+    return decrypt(ciphertext) if ciphertext is not None else ""

@@ -1,0 +1,1 @@
+"""Forms of the catalog, one module per feature."""
