@@ -176,7 +176,7 @@ def node_execute(run_id: Any, node_id: str, runtime: Runtime) -> None:
     ).update(status=NodeStatus.RUNNING, started_at=now, heartbeat_at=now)
     if not claimed:
         return
-    result = NodeResult.objects.select_related("run__flow_version").get(
+    result = NodeResult.objects.select_related("run__flow_version", "run__flow").get(
         run_id=run_id, node_id=node_id
     )
     run = result.run
@@ -192,6 +192,11 @@ def node_execute(run_id: Any, node_id: str, runtime: Runtime) -> None:
         workspace_id=run.workspace_id,
         emit=emit,
         engine_for=runtime.engine_for,
+        flow_id=run.flow_id,
+        flow_slug=run.flow.slug,
+        api_key_id=run.api_key_id,
+        user_id=run.created_by_id,
+        response_cache=run.flow.response_cache,
     )
     started = time.monotonic()
     future = runtime.submit(node.kind.arun(ctx, node.config, result.inputs))

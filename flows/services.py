@@ -86,6 +86,23 @@ def flow_publish(*, flow: Flow, version: FlowVersion | None = None, user=None) -
     return flow
 
 
+def flow_settings_change(*, flow: Flow, response_cache: bool, user=None) -> Flow:
+    """Switch the flow's use of the workspace's response cache."""
+    with transaction.atomic():
+        before = {"response_cache": flow.response_cache}
+        flow.response_cache = response_cache
+        flow.save(update_fields=["response_cache", "updated_at"])
+        audit_record(
+            workspace=flow.workspace_id,
+            actor=user,
+            action="flow.settings",
+            target=flow,
+            before=before,
+            after={"response_cache": flow.response_cache},
+        )
+    return flow
+
+
 def flow_delete(*, flow: Flow, user=None) -> None:
     """Delete a flow with its versions, runs and grants."""
     with transaction.atomic():

@@ -15,7 +15,13 @@ from django.views.decorators.http import require_GET, require_POST
 from flows import selectors
 from flows.models import Flow, RunSource
 from flows.schema import GraphError
-from flows.services import flow_delete, flow_publish, flow_version_save, run_create
+from flows.services import (
+    flow_delete,
+    flow_publish,
+    flow_settings_change,
+    flow_version_save,
+    run_create,
+)
 from studio import access
 
 
@@ -97,6 +103,19 @@ def flow_version_create(request: HttpRequest, slug: str) -> HttpResponse:
         messages.success(request, f"Saved version {version.number}.")
         return redirect("flow-detail", slug=flow.slug)
     return _render_detail(request, flow, graph_text=graph_text, errors=errors, status=400)
+
+
+@login_required
+@require_POST
+def flow_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """The flow's switches (the response cache); changing them needs ``change``."""
+    workspace = access.current_workspace(request)
+    flow = access.access_flow(request.user, workspace, slug, "change")
+    flow_settings_change(
+        flow=flow, response_cache=request.POST.get("response_cache") == "on", user=request.user
+    )
+    messages.success(request, "Saved the flow's settings.")
+    return redirect("flow-detail", slug=flow.slug)
 
 
 @login_required

@@ -13,16 +13,14 @@ in ``bench/spine.py``: every event crossed channels-redis's per-process receive 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis
-import redis.asyncio as aioredis
 from django.conf import settings
+
+from studio import redis_client
 
 RUN_STARTED = "run.started"
 NODE_STARTED = "node.started"
@@ -69,27 +67,12 @@ def _decode(run_id: Any, entry_id: bytes, fields: dict) -> dict:
     )
 
 
-# One async client per event loop: redis.asyncio connections belong to the loop that made them.
-_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_sync_client: redis.Redis | None = None
+def _aclient():
+    return redis_client.async_client()
 
 
-def _aclient() -> aioredis.Redis:
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        # Longer than any ``XREAD BLOCK`` in ``follow``: redis-py's default (5 s) would cut a
-        # reader off while a model loads.
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=FOLLOW_IDLE_S + 30)
-        _async_clients[loop] = client
-    return client
-
-
-def _client() -> redis.Redis:
-    global _sync_client
-    if _sync_client is None:  # redis-py's pool is thread-safe: one client per process
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
-    return _sync_client
+def _client():
+    return redis_client.client()
 
 
 def _args(type_: str, node: str | None, data: dict | None) -> list:

@@ -27,6 +27,7 @@ class EchoSettings(BaseModel):
 class EchoEngine(Engine):
     kind = "echo"
     Settings = EchoSettings
+    portable = True  # holds nothing: any worker serves it
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         prompt = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")

@@ -43,6 +43,13 @@ class NodeContext:
     emit: Callable[[str, dict], Awaitable[None]]
     # Returns the resident engine for a catalog model (loading it once per process).
     engine_for: Callable[[Any], Awaitable[Any]]
+    # Who and what the run is for: usage metering records them.
+    flow_id: int | None = None
+    flow_slug: str = ""
+    api_key_id: int | None = None
+    user_id: int | None = None
+    # The flow's switch for the workspace's response cache.
+    response_cache: bool = True
 
 
 class NodeType:

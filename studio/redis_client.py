@@ -1,0 +1,36 @@
+"""The process's Redis clients: one synchronous client, one asynchronous client per event loop.
+
+redis.asyncio connections belong to the loop that made them, hence one client per loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+# Longer than any ``XREAD BLOCK`` of the event followers: redis-py's default (5 s) would cut a
+# reader off while a model loads.
+SOCKET_TIMEOUT_S = 35.0
+
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_sync_client: redis.Redis | None = None
+
+
+def async_client() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_S)
+        _async_clients[loop] = client
+    return client
+
+
+def client() -> redis.Redis:
+    global _sync_client
+    if _sync_client is None:  # redis-py's pool is thread-safe: one client per process
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _sync_client
