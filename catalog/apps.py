@@ -35,6 +35,7 @@ class CatalogConfig(AppConfig):
                 "view": ("view",),
                 "use": ("view", "use"),
                 "edit": ("view", "use", "change"),
-                "manage": ("view", "use", "change", "approve", "delete", "share"),
+                # Approving stays with the role (admins): a grant never lets an author approve.
+                "manage": ("view", "use", "change", "delete", "share"),
             },
         )

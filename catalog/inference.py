@@ -181,6 +181,8 @@ async def ainvoke(
             )
             if parts:  # the user has seen part of this answer: another model cannot continue it
                 raise EngineError(f"{model.slug} failed while answering: {error}") from exc
+            if len(candidates) == 1:  # a model named directly: its own error is the reason
+                raise
             attempts.append({"model": model.slug, "error": error[:200]})
             continue
         ended = time.monotonic()

@@ -1,15 +1,14 @@
-"""Prompt templates with ``{{variables}}``: plain substitution, never code execution."""
+"""Prompt templates with ``{{variables}}``: plain substitution, never code execution.
+
+The syntax is the catalog's (``catalog/prompt_text.py``), so library prompts and node prompts
+declare and fill variables alike.
+"""
 
 from __future__ import annotations
 
-import re
+from catalog.prompt_text import VARIABLE, variables
 
-VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-def variables(template: str) -> list[str]:
-    """The distinct variable names of ``template``, in order of first appearance."""
-    return list(dict.fromkeys(VARIABLE.findall(template)))
+__all__ = ["VARIABLE", "render", "variables"]
 
 
 def render(template: str, values: dict[str, object]) -> str:

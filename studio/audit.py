@@ -93,17 +93,17 @@ def audit_csv_rows(events: QuerySet[AuditEvent]) -> Iterable[str]:
         yield line(
             [
                 event.created_at.isoformat(),
-                _csv_safe(event.actor_label),
+                csv_safe(event.actor_label),
                 event.action,
                 event.target_type,
                 event.target_id,
-                _csv_safe(event.target_label),
+                csv_safe(event.target_label),
                 json.dumps(event.before, sort_keys=True) if event.before is not None else "",
                 json.dumps(event.after, sort_keys=True) if event.after is not None else "",
             ]
         )
 
 
-def _csv_safe(value: str) -> str:
+def csv_safe(value: str) -> str:
     # A cell that starts with = + - @ is run as a formula by spreadsheets (CSV injection).
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -170,17 +170,19 @@ def test_a_route_moves_on_when_the_first_token_is_too_slow(worker, workspace, ow
 
 def test_when_every_model_of_a_route_fails_the_run_says_why(worker, workspace, owner):
     broken = _model(workspace, "broken", engine="cpu", weights="/nowhere/a")
+    also = _model(workspace, "also-broken", engine="cpu", weights="/nowhere/b")
     route_create(
         workspace=workspace,
         slug="doomed",
         name="Doomed",
         strategy="fallback",
-        targets=[TargetSpec(broken)],
+        targets=[TargetSpec(broken), TargetSpec(also)],
         actor=owner,
     )
     run = _run(_publish(workspace, owner, _route_graph("doomed")))
     assert run.status == RunStatus.FAILED
     assert "no model could serve the call (broken: could not load model weights" in run.error
+    assert "; also-broken: could not load model weights '/nowhere/b'" in run.error
 
 
 def test_identical_calls_are_served_from_the_cache_and_the_trace_shows_it(worker, workspace, owner):
