@@ -26,7 +26,9 @@ class Resident:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._engines: dict[int, tuple[tuple, Engine]] = {}
-        self._load_lock = threading.Lock()
+        # One lock per model: a slow (or failing) load never holds up another model's.
+        self._load_locks: dict[int, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self.loads = 0  # how many engines this process has built (a test reads it)
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -56,7 +58,9 @@ class Resident:
         return await asyncio.to_thread(self._load, model.id, spec)
 
     def _load(self, model_id: int, spec: EngineSpec) -> Engine:
-        with self._load_lock:
+        with self._locks_lock:
+            lock = self._load_locks.setdefault(model_id, threading.Lock())
+        with lock:
             cached = self._engines.get(model_id)
             if cached and cached[0] == spec.key:
                 return cached[1]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from catalog.models import Model
+from catalog.services import playground
 from flows import executor, services
 from studio import access
 from workers import resident
@@ -39,3 +42,32 @@ def execute_node(run_id: str, node_id: str) -> None:
 @shared_task(name="workers.tasks.reap_stale_runs", time_limit=60)
 def reap_stale_runs() -> int:
     return services.runs_fail_stale()
+
+
+@shared_task(
+    name="workers.tasks.playground_generate",
+    time_limit=playground.GENERATE_TIMEOUT_S + 60,
+    soft_time_limit=playground.GENERATE_TIMEOUT_S + 45,
+)
+def playground_generate(stream_id: str) -> None:
+    """One side of a playground comparison, if whoever asked may still use the model there."""
+    job = playground.playground_claim(stream_id=stream_id)
+    if job is None:
+        return  # expired, or a repeated delivery
+    model = Model.objects.filter(id=job.model_id).first()
+    if model is None:
+        playground.playground_fail(job=job, reason="the model was removed")
+        return
+    user = get_user_model().objects.filter(id=job.user_id, is_active=True).first()
+    if (
+        user is None
+        or access.membership(user, job.workspace_id) is None
+        or not access.has_perm(user, model, "use")
+    ):
+        reason = "permission revoked: you may no longer use this model"
+        playground.playground_fail(job=job, reason=reason)
+        return
+    runtime = resident.runtime()
+    coro = playground.playground_agenerate(job=job, model=model, engine_for=runtime.engine_for)
+    # The coroutine ends itself at its own timeout; this one only guards against a stuck loop.
+    runtime.submit(coro).result(timeout=playground.GENERATE_TIMEOUT_S + 30)
