@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Func, Q, QuerySet, TextField, Value
 
 from catalog.engines import engine_class
 from catalog.engines.base import EngineSpec
@@ -20,6 +20,44 @@ def models_visible(user, workspace_id: int) -> QuerySet[Model]:
     """The shared models and those of the workspace ``user`` may see."""
     own = access.scope(user, workspace_id, Model.objects.all(), "view")
     return Model.objects.filter(Q(id__in=own.values("id")) | Q(workspace__isnull=True))
+
+
+def models_filter(
+    models: QuerySet[Model],
+    *,
+    q: str = "",
+    task: str = "",
+    engine: str = "",
+    source: str = "",
+    tag: str = "",
+    status: str = "",
+) -> QuerySet[Model]:
+    """``models`` narrowed by the catalog page's filters; an empty filter narrows nothing.
+
+    ``q`` matches text anywhere in the name, slug, description or a tag; ``tag`` is one whole
+    tag (tags are stored lowercase).
+    """
+    if q := q.strip():
+        models = models.annotate(
+            tag_text=Func(
+                F("tags"), Value(" "), function="array_to_string", output_field=TextField()
+            )
+        ).filter(
+            Q(name__icontains=q)
+            | Q(slug__icontains=q)
+            | Q(description__icontains=q)
+            | Q(tag_text__icontains=q)
+        )
+    exact = {"task": task, "engine": engine, "source": source, "status": status}
+    models = models.filter(**{field: value for field, value in exact.items() if value})
+    if tag := tag.strip().lower():
+        models = models.filter(tags__contains=[tag])
+    return models
+
+
+def model_tags(models: QuerySet[Model]) -> list[str]:
+    """The tags used by ``models``, sorted (for the filter's choices)."""
+    return sorted({tag for tags in models.values_list("tags", flat=True) for tag in tags})
 
 
 def model_for_workspace(workspace_id: int, slug: str) -> Model | None:

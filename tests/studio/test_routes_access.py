@@ -255,6 +255,7 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
         "member-invite": lambda: Body({"who": "newcomer@example.com", "role": "viewer"}),
         "team-create": lambda: Body({"name": "Support"}),
         "key-create": lambda: Body({"name": "ci"}),
+        "credential-create": lambda: Body({"name": "ci", "secret": "sk-ci-0123456789"}),
         "invitation": lambda: Body(
             {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
         ),
@@ -264,6 +265,46 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
             json=True,
             names_victim=True,
         ),
+        "playground-start": lambda: Body(
+            {
+                "model_a": v.model.id,
+                "model_b": v.model.id,
+                "prompt": "hello",
+                "temperature": "0",
+                "max_tokens": "16",
+            },
+            names_victim=True,
+        ),
+        "prompt-create": lambda: Body({"name": "Triage", "slug": "triage", "template": "{{q}}"}),
+        "prompt-version-create": lambda: Body({"template": "overwritten {{q}}"}),
+        "prompt-version-edit": lambda: Body({"template": "overwritten {{q}}"}),
+        "model-create": lambda: Body(
+            {
+                "name": "New",
+                "slug": "new-model",
+                "task": "chat",
+                "source": "open_weight",
+                "status": "available",
+                "engine": "echo",
+                "context_length": "2048",
+                "price_input": "0",
+                "price_output": "0",
+            }
+        ),
+        "model-edit": lambda: Body(
+            {
+                "name": "Renamed",
+                "slug": v.model.slug,
+                "task": "chat",
+                "source": "open_weight",
+                "status": "available",
+                "engine": "echo",
+                "context_length": "2048",
+                "price_input": "0",
+                "price_output": "0",
+            }
+        ),
+        "adapter-create": lambda: Body({"name": "A", "slug": "a", "weights": "org/a"}),
     }
     return bodies[name]() if name in bodies else Body({})
 
