@@ -13,6 +13,7 @@ import pkgutil
 from catalog.engines.base import Engine
 
 ENGINES: dict[str, type[Engine]] = {}
+_discovered = False
 
 
 def register(cls: type[Engine]) -> type[Engine]:
@@ -21,13 +22,16 @@ def register(cls: type[Engine]) -> type[Engine]:
 
 
 def _discover() -> None:
+    # A flag, not "ENGINES is empty": importing one engine module first must not stop the rest.
+    global _discovered
     for module in pkgutil.iter_modules(__path__):
         if module.name != "base":
             importlib.import_module(f"{__name__}.{module.name}")
+    _discovered = True
 
 
 def engine_class(kind: str) -> type[Engine]:
-    if not ENGINES:
+    if not _discovered:
         _discover()
     try:
         return ENGINES[kind]
@@ -36,6 +40,6 @@ def engine_class(kind: str) -> type[Engine]:
 
 
 def engine_kinds() -> list[str]:
-    if not ENGINES:
+    if not _discovered:
         _discover()
     return sorted(ENGINES)
