@@ -65,10 +65,3 @@ async def cache_put(key: str, answer: CachedAnswer) -> None:
     await redis_client.async_client().set(
         key, json.dumps(asdict(answer)), ex=settings.STUDIO_RESPONSE_CACHE_TTL_S
     )
-
-
-def cache_clear(workspace_id: int) -> int:
-    """Drop a workspace's cached answers; returns how many."""
-    client = redis_client.client()
-    keys = list(client.scan_iter(match=f"{PREFIX}{workspace_id}:*", count=500))
-    return client.delete(*keys) if keys else 0

@@ -5,13 +5,12 @@ published version of a flow ever runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +21,7 @@ from flows.services import run_create
 from flows.waiting import run_events, run_payload, run_wait
 from studio import access
 from studio.models import ApiKey
+from studio.sse import sse_frames, sse_response
 
 MAX_BODY = 1_000_000
 
@@ -65,20 +65,9 @@ def start_run(*, flow, inputs: dict, api_key: ApiKey, source: str) -> Run:
     )
 
 
-async def sse(run_id: Any, after: int = 0) -> AsyncIterator[str]:
+def sse(run_id: Any, after: int = 0) -> AsyncIterator[str]:
     """The run's events as Server-Sent Events; ``id`` is the sequence number (Last-Event-ID)."""
-    async for event in run_events(run_id, after):
-        if event is None:
-            yield ": keep-alive\n\n"
-            continue
-        yield f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
-
-
-def sse_response(stream: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(stream, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return sse_frames(run_events(run_id, after))
 
 
 @csrf_exempt

@@ -15,10 +15,10 @@ from django.utils import timezone
 from flows import dispatch
 from flows.models import TERMINAL, Flow, FlowVersion, NodeResult, NodeStatus, Run, RunStatus
 from flows.schema import CheckedGraph, check_graph
-from studio import access, events
+from studio import events
 from studio.audit import audit_record
 from studio.models import ApiKey, Workspace
-from studio.sharing import object_grant
+from studio.sharing import creator_grant
 
 
 def _published(flow: Flow) -> dict:
@@ -42,9 +42,7 @@ def flow_create(*, workspace: Workspace, slug: str, name: str, graph: dict, user
             after={"slug": slug, "name": name},
         )
         flow_version_save(flow=flow, graph=graph, user=user)
-        membership = access.membership(user, workspace.id)
-        if membership is not None and membership.limited:
-            object_grant(obj=flow, subject=user, level="manage", actor=user)
+        creator_grant(obj=flow, user=user)
     return flow
 
 

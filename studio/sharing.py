@@ -45,6 +45,18 @@ def level_of(kind: Kind, codenames: set[str], model_name: str) -> str | None:
     return best
 
 
+def creator_grant(*, obj: Model, user) -> None:
+    """Give a limited member "manage" on what they just created: they see only what is shared
+    with them, and would otherwise lose sight of their own work. Others need no grant."""
+    found = (
+        Membership.objects.filter(workspace_id=obj.workspace_id, user=user).first()
+        if user
+        else None
+    )
+    if found is not None and found.limited and found.role not in UNLIMITED_ROLES:
+        object_grant(obj=obj, subject=user, level="manage", actor=user)
+
+
 def object_grant(*, obj: Model, subject, level: str, actor) -> None:
     """Give ``subject`` (a member or a team of the object's workspace) ``level`` on ``obj``,
     replacing what they had."""

@@ -29,7 +29,6 @@ from typing import Any
 FLOWS = "flows"
 INFERENCE = "inference"
 MAINTENANCE = "maintenance"
-GPU = "gpu"  # and gpu.<name>: see the module's docstring
 
 _ROUTES = {
     "workers.tasks.advance_run": FLOWS,

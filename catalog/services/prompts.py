@@ -19,10 +19,9 @@ from django.utils import timezone
 
 from catalog.models import Prompt, PromptStatus, PromptVersion
 from catalog.prompt_text import prompt_variables
-from studio import access
 from studio.audit import audit_record, snapshot
 from studio.models import Workspace
-from studio.sharing import object_grant
+from studio.sharing import creator_grant
 
 PROMPT_FIELDS = ("slug", "name", "description")
 VERSION_FIELDS = (
@@ -105,9 +104,7 @@ def prompt_create(
                 after=snapshot(prompt, PROMPT_FIELDS),
             )
             prompt_version_create(prompt=prompt, system=system, template=template, actor=actor)
-            membership = access.membership(actor, workspace.id)
-            if membership is not None and membership.limited:
-                object_grant(obj=prompt, subject=actor, level="manage", actor=actor)
+            creator_grant(obj=prompt, user=actor)
     except IntegrityError:
         # Two creates of one slug raced past the check above: the constraint decided.
         raise ValidationError({"slug": f"This workspace already has a prompt {slug!r}."}) from None

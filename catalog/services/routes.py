@@ -10,9 +10,8 @@ from django.db import transaction
 from catalog.models import Model, Route, Strategy
 from catalog.router import route_problems
 from studio.audit import audit_record
-from studio.models import Membership, Workspace
-from studio.roles import UNLIMITED_ROLES
-from studio.sharing import object_grant
+from studio.models import Workspace
+from studio.sharing import creator_grant
 
 
 @dataclass(frozen=True)
@@ -87,12 +86,7 @@ def route_create(
             description=description,
         )
         _set_targets(route, targets)
-        found = (
-            Membership.objects.filter(workspace=workspace, user=actor).first() if actor else None
-        )
-        if found and found.limited and found.role not in UNLIMITED_ROLES:
-            # A limited member keeps full rights on what they create.
-            object_grant(obj=route, subject=actor, level="manage", actor=actor)
+        creator_grant(obj=route, user=actor)
         audit_record(
             workspace=workspace,
             actor=actor,

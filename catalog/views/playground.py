@@ -6,12 +6,10 @@ The page posts the form; the answer holds one pane per model, each following its
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
@@ -19,13 +17,13 @@ from django.views.decorators.http import require_GET, require_POST
 from catalog.forms.playground import PlaygroundForm
 from catalog.selectors.playground import playground_models
 from catalog.services.playground import (
-    PlaygroundJob,
     aplayground_ended,
     aplayground_job,
     playground_follow,
     playground_start,
 )
 from studio import access
+from studio.sse import sse_frames, sse_response
 
 TEMPLATE = "catalog/playground.html"
 _SEQ = re.compile(r"[0-9]{1,18}")
@@ -77,15 +75,6 @@ def playground_run(request: HttpRequest) -> HttpResponse:
     return render(request, template, context, status=status)
 
 
-async def _sse(job: PlaygroundJob, after: int) -> AsyncIterator[str]:
-    """The side's events as Server-Sent Events; ``id`` is the sequence number (Last-Event-ID)."""
-    async for event in playground_follow(job, after):
-        if event is None:
-            yield ": keep-alive\n\n"
-            continue
-        yield f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
-
-
 @login_required
 @require_GET
 async def playground_events(request: HttpRequest, stream_id: str) -> HttpResponse:
@@ -100,10 +89,7 @@ async def playground_events(request: HttpRequest, stream_id: str) -> HttpRespons
     after = int(after_text) if _SEQ.fullmatch(after_text) else 0
     if after and await aplayground_ended(job, after):
         return HttpResponse(status=204)
-    response = StreamingHttpResponse(_sse(job, after), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return sse_response(sse_frames(playground_follow(job, after)))
 
 
 urlpatterns = [
