@@ -50,3 +50,10 @@ async def ausage_record(
         error=error[:500],
         **context,
     )
+
+
+def usage_record(**kwargs: Any) -> Usage:
+    """``ausage_record`` for synchronous callers."""
+    from asgiref.sync import async_to_sync
+
+    return async_to_sync(ausage_record)(**kwargs)
