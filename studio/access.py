@@ -264,6 +264,61 @@ def access_prompt_version(user, version_id: Any, perm: str):
     return version
 
 
+def access_knowledge_base(user, knowledge_base_id: Any, perm: str):
+    """A knowledge base; ``perm``: view, use (retrieve), change (its documents too), delete,
+    share."""
+    return check(user, _fetch("knowledge.KnowledgeBase", id=knowledge_base_id), perm)
+
+
+def access_document(user, document_id: Any, perm: str):
+    """A document, checked against its knowledge base (``perm`` as for the base)."""
+    document = _fetch("knowledge.Document", "knowledge_base", id=document_id)
+    check(user, document.knowledge_base, perm)
+    return document
+
+
+def access_chunk(user, chunk_id: Any, perm: str):
+    """A chunk, checked against its knowledge base (``perm`` as for the base)."""
+    chunk = _fetch("knowledge.Chunk", "knowledge_base", "document", id=chunk_id)
+    check(user, chunk.knowledge_base, perm)
+    return chunk
+
+
+def access_api_knowledge_base(api_key: ApiKey, slug: str):
+    """A knowledge base of the key's workspace by slug; Http404 for anything else."""
+    return _fetch("knowledge.KnowledgeBase", workspace_id=api_key.workspace_id, slug=slug)
+
+
+def access_document_for_task(document_id: Any):
+    """The document an ingestion task is to process, if whoever added it may still change its
+    knowledge base (PermissionDenied with the reason otherwise; Http404 if it is gone)."""
+    document = _fetch("knowledge.Document", "knowledge_base", "created_by", id=document_id)
+    user = document.created_by
+    if user is not None and not has_perm(user, document.knowledge_base, "change"):
+        raise PermissionDenied("whoever added the document may no longer change this base")
+    return document
+
+
+def access_knowledge_base_for_task(
+    knowledge_base_id: Any, *, user_id: int | None, api_key_id: int | None
+):
+    """The base a queued retrieval reads, if whoever asked may still ``use`` it: the user, or
+    an unrevoked API key of its workspace. PermissionDenied (with the reason) or Http404."""
+    base = _fetch("knowledge.KnowledgeBase", "embedding_model", "reranker", id=knowledge_base_id)
+    if api_key_id is not None:
+        if ApiKey.objects.filter(
+            id=api_key_id, workspace_id=base.workspace_id, revoked_at__isnull=True
+        ).exists():
+            return base
+        raise PermissionDenied("the API key was revoked")
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(id=user_id).first()
+    if user is None or not has_perm(user, base, "use"):
+        raise PermissionDenied("you may no longer use this knowledge base")
+    return base
+
+
 def access_key(user, key_id: Any, perm: str) -> ApiKey:
     """An API key; ``perm``: view, change (revoke), delete, share."""
     return check(user, _fetch("studio.ApiKey", id=key_id), perm)

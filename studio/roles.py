@@ -23,6 +23,7 @@ _VIEWER = {
     "catalog.view_route",
     "catalog.view_prompt",
     "catalog.view_usage",
+    "knowledge.view_knowledgebase",
     "studio.view_workspace",
     "studio.view_team",
     "studio.view_membership",
@@ -32,6 +33,7 @@ _OPERATOR = _VIEWER | {
     "catalog.use_model",
     "catalog.use_route",
     "catalog.use_prompt",
+    "knowledge.use_knowledgebase",
 }
 _EDITOR = _OPERATOR | {
     "flows.add_flow",
@@ -41,6 +43,9 @@ _EDITOR = _OPERATOR | {
     "catalog.add_prompt",
     "catalog.change_prompt",
     "catalog.delete_prompt",
+    "knowledge.add_knowledgebase",
+    "knowledge.change_knowledgebase",
+    "knowledge.delete_knowledgebase",
 }
 _ADMIN = _EDITOR | {
     "flows.share_flow",
@@ -54,6 +59,7 @@ _ADMIN = _EDITOR | {
     "catalog.share_route",
     "catalog.approve_prompt",
     "catalog.share_prompt",
+    "knowledge.share_knowledgebase",
     "catalog.view_credential",
     "catalog.add_credential",
     "catalog.delete_credential",

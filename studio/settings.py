@@ -130,6 +130,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.tasks.reap_stale_runs",
         "schedule": float(os.environ.get("STUDIO_REAP_INTERVAL_S", "5")),
     },
+    "requeue-stale-ingestions": {
+        "task": "workers.tasks.requeue_stale_ingestions",
+        "schedule": float(os.environ.get("STUDIO_REAP_INTERVAL_S", "5")),
+    },
 }
 
 CHANNEL_LAYERS = {
@@ -241,6 +245,16 @@ STUDIO_RESPONSE_CACHE_TTL_S = int(os.environ.get("STUDIO_RESPONSE_CACHE_TTL_S", 
 # many times a failed request (connection error, 429, 5xx) is retried before any output.
 STUDIO_REMOTE_TIMEOUT_S = float(os.environ.get("STUDIO_REMOTE_TIMEOUT_S", "60"))
 STUDIO_REMOTE_RETRIES = int(os.environ.get("STUDIO_REMOTE_RETRIES", "2"))
+# Knowledge bases: the largest document accepted (uploads and fetched pages), and how long an
+# ingestion may go without a heartbeat before the reaper retries it (3 attempts, then failed).
+STUDIO_KNOWLEDGE_MAX_FILE_MB = int(os.environ.get("STUDIO_KNOWLEDGE_MAX_FILE_MB", "50"))
+STUDIO_INGEST_STALE_S = float(os.environ.get("STUDIO_INGEST_STALE_S", "120"))
+
+# Uploaded documents' original bytes (the default storage; any Django storage backend works).
+MEDIA_ROOT = Path(os.environ.get("STUDIO_MEDIA_ROOT") or VAR_DIR / "media")
+MEDIA_URL = "media/"  # never served: documents are read through the access layer only
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 LOGGING = {
     "version": 1,

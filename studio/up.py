@@ -49,7 +49,9 @@ def main() -> None:
     print(manage("prepare_models").strip())
     processes = [
         launch.start(launch.web_command(PORT, HOST)),
-        launch.start(launch.worker_command(["flows", "inference", "maintenance"])),
+        launch.start(
+            launch.worker_command(["flows", "inference", "maintenance", "ingestion", "retrieval"])
+        ),
     ]
     stopping = False
 

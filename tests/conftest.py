@@ -18,12 +18,14 @@ import pytest
 from django.conf import settings
 
 from studio import embedded, launch
+from workers import queues
 
 # The test process and its worker share these: short enough that failures show in seconds.
 FAST_TIMINGS = {
     "STUDIO_HEARTBEAT_S": "0.5",
     "STUDIO_HEARTBEAT_STALE_S": "4",
     "STUDIO_REAP_INTERVAL_S": "1",
+    "STUDIO_INGEST_STALE_S": "4",
 }
 PASSWORD = "correct-horse-battery-9"
 
@@ -40,6 +42,7 @@ def redis_server():
 def fast_timings():
     settings.STUDIO_HEARTBEAT_S = float(FAST_TIMINGS["STUDIO_HEARTBEAT_S"])
     settings.STUDIO_HEARTBEAT_STALE_S = float(FAST_TIMINGS["STUDIO_HEARTBEAT_STALE_S"])
+    settings.STUDIO_INGEST_STALE_S = float(FAST_TIMINGS["STUDIO_INGEST_STALE_S"])
 
 
 def _database_url() -> str:
@@ -78,7 +81,7 @@ class Worker:
         self.starts += 1
         log = open(self.log_path, "w")  # noqa: SIM115 - closed with the process
         command = launch.worker_command(
-            ["flows", "inference", "maintenance"],
+            queues.default_queues(),
             concurrency=4,
             name=f"test{self.starts}",
             schedule=self.folder / f"beat-{self.starts}",
@@ -269,3 +272,34 @@ def api_key(workspace) -> str:
     from studio.services import api_key_create
 
     return api_key_create(workspace=workspace, name="tests")[1]
+
+
+# --- embedding and rerank models ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_dir(tmp_path_factory) -> Path:
+    from tests.tiny_model import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
+
+
+@pytest.fixture
+def embedding_model(db):
+    """The shared catalog entry of the bundled MiniLM embedder."""
+    from catalog.services.models import embedding_model_default
+
+    return embedding_model_default()
+
+
+@pytest.fixture
+def tiny_reranker(db, tiny_reranker_dir):
+    from catalog.services import model_create
+
+    return model_create(
+        slug="tiny-rerank",
+        name="Tiny reranker",
+        task="rerank",
+        engine="sentence_transformers",
+        weights=str(tiny_reranker_dir),
+    )

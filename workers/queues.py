@@ -1,7 +1,9 @@
 """Queue names and routing.
 
 ``flows`` runs the executor; engine nodes go to their engine's queue (``inference`` for the CPU
-and echo engines); ``maintenance`` takes the periodic reaper.
+and echo engines); ``maintenance`` takes the periodic reapers; ``ingestion`` parses, chunks and
+embeds documents; ``retrieval`` embeds queries, searches and reranks (knowledge nodes, the
+retrieval test page, the retrieval API).
 
 GPU queues: a vLLM catalog entry is served on ``gpu``, or on ``gpu.<name>`` when its engine
 settings say so (``catalog/engines/vllm.py`` validates the name), so that each model can have its
@@ -29,10 +31,14 @@ from typing import Any
 FLOWS = "flows"
 INFERENCE = "inference"
 MAINTENANCE = "maintenance"
+# Knowledge bases: parsing, chunking and embedding documents; query embedding, search, reranking.
+INGESTION = "ingestion"
+RETRIEVAL = "retrieval"
 
 _ROUTES = {
     "workers.tasks.advance_run": FLOWS,
     "workers.tasks.reap_stale_runs": MAINTENANCE,
+    "workers.tasks.requeue_stale_ingestions": MAINTENANCE,
 }
 
 
@@ -44,4 +50,4 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
 
 def default_queues() -> list[str]:
     """The queues one all-in-one worker serves (``make up``, the test suite)."""
-    return [FLOWS, INFERENCE, MAINTENANCE]
+    return [FLOWS, INFERENCE, MAINTENANCE, INGESTION, RETRIEVAL]

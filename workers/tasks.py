@@ -10,6 +10,8 @@ from django.http import Http404
 from catalog.models import Model
 from catalog.services import playground
 from flows import executor, services
+from knowledge.retrieval import RetrievalOptions, aretrieve
+from knowledge.services import chunks, ingestion, queries
 from studio import access
 from workers import resident
 
@@ -71,3 +73,67 @@ def playground_generate(stream_id: str) -> None:
     coro = playground.playground_agenerate(job=job, model=model, engine_for=runtime.engine_for)
     # The coroutine ends itself at its own timeout; this one only guards against a stuck loop.
     runtime.submit(coro).result(timeout=playground.GENERATE_TIMEOUT_S + 30)
+
+
+@shared_task(name="workers.tasks.ingest_document", time_limit=3600, soft_time_limit=3540)
+def ingest_document(document_id: int) -> None:
+    """Parse, chunk and embed a queued document (idempotent: the claim takes it once)."""
+    try:
+        access.access_document_for_task(document_id)
+    except Http404:
+        return  # deleted meanwhile
+    except PermissionDenied as exc:
+        ingestion.document_refuse(document_id=document_id, reason=f"permission revoked: {exc}")
+        return
+    ingestion.document_ingest(document_id=document_id, embed=_embed)
+
+
+def _embed(model: Model, texts: list[str]) -> list[list[float]]:
+    """Vectors of ``texts`` from the model's resident engine (a synchronous bridge)."""
+    runtime = resident.runtime()
+
+    async def go() -> list[list[float]]:
+        engine = await runtime.engine_for(model)
+        return await engine.embed(texts)
+
+    return runtime.submit(go()).result(timeout=900)
+
+
+@shared_task(name="workers.tasks.embed_chunk", time_limit=300, soft_time_limit=290)
+def embed_chunk(chunk_id: int) -> None:
+    """Embed a chunk whose text was edited (a no-op if it is gone or was edited again)."""
+    chunks.chunk_embed(chunk_id=chunk_id, embed=_embed)
+
+
+@shared_task(name="workers.tasks.requeue_stale_ingestions", time_limit=60)
+def requeue_stale_ingestions() -> int:
+    return ingestion.documents_requeue_stale()
+
+
+@shared_task(name="workers.tasks.knowledge_query", time_limit=150, soft_time_limit=140)
+def knowledge_query(job_id: str) -> None:
+    """One retrieval asked for by the web process, if whoever asked may still use the base."""
+    job = queries.query_claim(job_id)
+    if job is None:
+        return  # expired, or a repeated delivery
+    try:
+        base = access.access_knowledge_base_for_task(
+            job.knowledge_base_id, user_id=job.user_id, api_key_id=job.api_key_id
+        )
+    except (Http404, PermissionDenied) as exc:
+        queries.query_reply(job_id, error=str(exc) or "the knowledge base is gone")
+        return
+    runtime = resident.runtime()
+    coro = aretrieve(
+        knowledge_base=base,
+        query=job.query,
+        options=RetrievalOptions.model_validate(job.options),
+        engine_for=runtime.engine_for,
+        explain=job.explain,
+    )
+    try:
+        result = runtime.submit(coro).result(timeout=120)
+    except Exception as exc:  # the asker reads why; the worker goes on
+        queries.query_reply(job_id, error=f"retrieval failed: {exc}")
+        return
+    queries.query_reply(job_id, result=result)

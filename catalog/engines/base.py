@@ -1,12 +1,13 @@
-"""The one narrow interface of every inference engine: ``async stream(request) -> Chunk…``.
+"""The one narrow interface of every inference engine: ``async stream(request) -> Chunk…`` for
+chat and completion, ``async embed(texts)`` and ``async rerank(query, texts)`` for retrieval.
 
 An engine is created once per worker process (``workers/resident.py``) and shared by the tasks
-of that process; ``generate`` is derived from ``stream``.
+of that process; ``generate`` is derived from ``stream``. An engine serves the tasks it lists in
+``tasks``; the others raise ``EngineError`` (the catalog refuses such entries up front).
 """
 
 from __future__ import annotations
 
-import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -17,6 +18,9 @@ from pydantic import BaseModel, ConfigDict
 @dataclass(frozen=True)
 class EngineSpec:
     """What an engine is built from: a catalog entry's engine-relevant fields.
+
+    ``task`` is what the entry is for (``catalog.models.Task``): an engine that serves several
+    loads a different model class for each (a sentence encoder or a cross-encoder).
 
     ``secret`` is the decrypted credential of a remote endpoint; it is kept out of ``repr`` so it
     never reaches a log or a traceback, and out of ``key`` (a changed secret is a changed
@@ -31,6 +35,7 @@ class EngineSpec:
     dtype: str = ""
     context_length: int = 2048
     credential_id: int | None = None
+    task: str = "chat"
     secret: str = field(default="", repr=False, compare=False)
 
     @property
@@ -44,6 +49,7 @@ class EngineSpec:
             self.dtype,
             self.context_length,
             self.credential_id,
+            self.task,
         )
 
 
@@ -98,8 +104,21 @@ class NoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Engine(abc.ABC):
+class Engine:
+    """The base of every engine; each capability an engine lacks raises ``EngineError``.
+
+    Retrieval contracts, for the engines whose ``tasks`` include them:
+
+    - ``embed(texts)``: one vector per text, in order, each of ``dimensions()`` floats and
+      L2-normalised (the knowledge store compares them by cosine distance);
+    - ``rerank(query, texts)``: one relevance score per text, in order, higher is more relevant
+      (scores are comparable within one call, not across models);
+    - both return ``[]`` for no texts, without calling a model or a server.
+    """
+
     kind: ClassVar[str]
+    # What the engine serves: values of ``catalog.models.Task``.
+    tasks: ClassVar[frozenset[str]] = frozenset({"chat", "completion"})
     # The Celery queue whose workers keep this engine resident.
     queue: ClassVar[str] = "inference"
     # True when the engine holds no local weights (a remote endpoint, echo): any worker may
@@ -117,9 +136,10 @@ class Engine(abc.ABC):
         self.spec = spec
         self.settings = self.Settings.model_validate(spec.settings)
 
-    @abc.abstractmethod
-    def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         """Yield output as it is generated; the final chunk has token counts and finish reason."""
+        raise EngineError(f"the {self.kind} engine cannot generate text")
+        yield Chunk()  # unreachable: makes this an async generator, as callers iterate it
 
     async def generate(self, request: GenerationRequest) -> Completion:
         parts: list[str] = []
@@ -135,5 +155,17 @@ class Engine(abc.ABC):
             tool_calls=last.tool_calls,
         )
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One L2-normalised vector per text, in order (see the class docstring)."""
+        raise EngineError(f"the {self.kind} engine cannot embed")
+
+    async def rerank(self, query: str, texts: list[str]) -> list[float]:
+        """One relevance score per text, in order, higher is better (see the class docstring)."""
+        raise EngineError(f"the {self.kind} engine cannot rerank")
+
+    def dimensions(self) -> int:
+        """The length of the vectors ``embed`` returns."""
+        raise EngineError(f"the {self.kind} engine cannot embed")
+
+    def close(self) -> None:
         """Release what the engine holds (GPU memory, threads)."""

@@ -1,5 +1,7 @@
 """The openai_compatible engine: streams from any server that speaks OpenAI's chat completions API
-(a ``vllm serve`` fleet, OpenAI itself, and the many others that copy its protocol).
+(a ``vllm serve`` fleet, OpenAI itself, and the many others that copy its protocol); embeds
+through its embeddings API (``POST <base_url>/embeddings``) and reranks through the Jina/Cohere
+rerank API that vLLM also serves (``POST <base_url>/rerank``).
 
 Every request goes through ``studio.egress`` (the SSRF-safe client): a catalog entry's base URL is
 user input. The engine holds one ``httpx.AsyncClient`` for the event loop it streams on (the
@@ -7,7 +9,8 @@ worker's resident loop, ``workers/resident.py``), so connections are reused acro
 
 Failures:
 - connection errors, timeouts, 429 and 5xx are retried with a short exponential backoff, but only
-  while nothing has been yielded: a caller that has already shown tokens cannot take them back;
+  while nothing has been yielded: a caller that has already shown tokens cannot take them back
+  (embeddings and rerank scores come whole, so their requests are always retried);
 - any other 4xx raises ``EngineError`` at once with the server's message (truncated);
 - the API key never appears in a message, a log line or the engine's ``repr``.
 """
@@ -43,12 +46,15 @@ ERROR_BODY_LIMIT = 16_384
 ERROR_MESSAGE_CHARS = 300
 # What OpenAI's own SDK retries: request timeout, conflict (a lock), rate limit, server errors.
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+# Texts per embeddings or rerank request: well under every provider's per-request cap (OpenAI
+# takes 2048 inputs), small enough that one answer stays a few megabytes.
+BATCH = 64
 
 
 class OpenAICompatibleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # The API root, e.g. https://api.openai.com/v1 or http://vllm.internal:8000/v1; requests go to
-    # <base_url>/chat/completions.
+    # <base_url>/chat/completions, /embeddings or /rerank by the entry's task.
     base_url: str = Field(min_length=1, max_length=500)
     # None: the studio's default (STUDIO_REMOTE_TIMEOUT_S, STUDIO_REMOTE_RETRIES), read when the
     # engine is built, so that an operator's change reaches every entry that kept the default.
@@ -56,6 +62,9 @@ class OpenAICompatibleSettings(BaseModel):
     retries: int | None = Field(default=None, ge=0, le=10)
     # OpenAI's OpenAI-Organization header, for keys that belong to several organisations.
     organization: str = Field(default="", max_length=200)
+    # The length of the vectors the embeddings endpoint returns, for ``dimensions()`` before the
+    # first request; every answer is checked against it. Not sent to the server.
+    dimensions: int | None = Field(default=None, ge=1, le=65_536)
 
     @field_validator("base_url")
     @classmethod
@@ -140,6 +149,7 @@ class _ToolCalls:
 @register
 class OpenAICompatibleEngine(Engine):
     kind = "openai_compatible"
+    tasks = frozenset({"chat", "completion", "embedding", "rerank"})
     queue = "inference"
     portable = True
     # A remote vLLM serves each LoRA adapter it was started with (--lora-modules name=path) as a
@@ -153,6 +163,8 @@ class OpenAICompatibleEngine(Engine):
         retries = self.settings.retries
         self.retries = django_settings.STUDIO_REMOTE_RETRIES if retries is None else retries
         self.url = f"{self.settings.base_url}/chat/completions"
+        # Learnt from the first embeddings answer when the settings do not say.
+        self._dimensions: int | None = self.settings.dimensions
         # The host alone names the server in messages: a base URL may carry a query string.
         self.server = urlsplit(self.settings.base_url).netloc
         # One client per event loop: an httpx client's pooled connections belong to the loop that
@@ -245,13 +257,19 @@ class OpenAICompatibleEngine(Engine):
                         yield chunk
                 return
             except _Retry as retry:
-                if attempt >= self.retries:
-                    tries = f"{attempt + 1} attempts" if attempt else "1 attempt"
-                    raise self._fail(f"{retry.reason} (after {tries})") from None
-                wait = retry.wait_s if retry.wait_s is not None else BACKOFF_S * 2**attempt
-                log.warning("%s: %s; retrying in %.1f s", self.server, retry.reason, wait)
+                wait = self._next_wait(retry, attempt)
                 attempt += 1
                 await asyncio.sleep(wait)
+
+    def _next_wait(self, retry: _Retry, attempt: int) -> float:
+        """How long to wait before attempt ``attempt + 1``; raises EngineError when the retries
+        are spent."""
+        if attempt >= self.retries:
+            tries = f"{attempt + 1} attempts" if attempt else "1 attempt"
+            raise self._fail(f"{retry.reason} (after {tries})") from None
+        wait = retry.wait_s if retry.wait_s is not None else BACKOFF_S * 2**attempt
+        log.warning("%s: %s; retrying in %.1f s", self.server, retry.reason, wait)
+        return wait
 
     async def _attempt(
         self, client: httpx.AsyncClient, body: dict[str, Any], request: GenerationRequest
@@ -279,6 +297,132 @@ class OpenAICompatibleEngine(Engine):
             raise _Retry(reason) from None
         except httpx.HTTPError as exc:  # a body that cannot be decoded, and the like
             raise self._fail(_describe(exc)) from None
+
+    # --- embeddings and rerank ---------------------------------------------------------------
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """The endpoint's vectors, L2-normalised here (not every server normalises), in the
+        order of ``texts``; one request per ``BATCH`` texts, one after another. Raises
+        EngineError for a refusal, a malformed answer or vectors of varying length."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), BATCH):
+            batch = texts[start : start + BATCH]
+            answer = await self._post_json(
+                "embeddings", {"model": self.spec.weights, "input": batch}
+            )
+            vectors += self._vectors(answer, len(batch))
+        return vectors
+
+    async def rerank(self, query: str, texts: list[str]) -> list[float]:
+        """The endpoint's ``relevance_score`` of each text for ``query``, in the order of
+        ``texts``; one request per ``BATCH`` texts (a cross-encoder scores each pair on its own,
+        so scores from different requests compare). Raises EngineError as ``embed`` does."""
+        scores: list[float] = []
+        for start in range(0, len(texts), BATCH):
+            batch = texts[start : start + BATCH]
+            answer = await self._post_json(
+                "rerank", {"model": self.spec.weights, "query": query, "documents": batch}
+            )
+            scores += self._scores(answer, len(batch))
+        return scores
+
+    def dimensions(self) -> int:
+        """The vectors' length: from the settings, else from the first embeddings answer."""
+        if self._dimensions is None:
+            raise EngineError(
+                f"{self.server}: the embedding size is not known before the first embedding; "
+                "set dimensions in the engine settings"
+            )
+        return self._dimensions
+
+    async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` to ``<base_url>/<path>``; the decoded JSON answer. Failures that another
+        attempt may cure are retried as in ``stream``; the rest raise EngineError."""
+        client = self._client()
+        url = f"{self.settings.base_url}/{path}"
+        attempt = 0
+        while True:
+            try:
+                return await self._post_attempt(client, url, body)
+            except _Retry as retry:
+                wait = self._next_wait(retry, attempt)
+                attempt += 1
+                await asyncio.sleep(wait)
+
+    async def _post_attempt(self, client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Any:
+        try:
+            # Streamed, so that an error body is read only as far as ERROR_BODY_LIMIT.
+            async with client.stream(
+                "POST", url, json=body, headers={"Accept": "application/json"}
+            ) as response:
+                if response.status_code != 200:
+                    await self._refuse(response)
+                raw = await response.aread()
+        except egress.EgressRefused as exc:
+            raise self._fail(str(exc)) from None
+        except httpx.TimeoutException as exc:
+            raise _Retry(f"timed out after {self.timeout_s:g} s ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            reason = _redact(f"could not be reached: {_describe(exc)}", self.spec.secret)
+            raise _Retry(reason) from None
+        except httpx.HTTPError as exc:
+            raise self._fail(_describe(exc)) from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise self._fail(f"sent something that is not JSON: {raw[:100]!r}") from None
+
+    def _vectors(self, answer: Any, expected: int) -> list[list[float]]:
+        """OpenAI's ``{"data": [{"index", "embedding"}, …]}`` as unit vectors in input order."""
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, list) or len(data) != expected:
+            count = len(data) if isinstance(data, list) else "no"
+            raise self._fail(f"returned {count} embeddings for {expected} texts")
+        vectors: list[list[float] | None] = [None] * expected
+        for position, item in enumerate(data):
+            index = item.get("index", position) if isinstance(item, dict) else None
+            values = item.get("embedding") if isinstance(item, dict) else None
+            if not (_is_index(index, expected) and vectors[index] is None):
+                raise self._fail(f"returned an embedding with a bad index: {index!r:.40}")
+            vectors[index] = self._unit(values)
+        return vectors  # type: ignore[return-value] - every index was filled once
+
+    def _unit(self, values: Any) -> list[float]:
+        # A base64 string fails here too: the request asks for the default encoding, floats.
+        if not (isinstance(values, list) and values and all(_is_number(x) for x in values)):
+            raise self._fail("returned an embedding that is not a list of numbers")
+        if self._dimensions is None:
+            self._dimensions = len(values)
+        elif len(values) != self._dimensions:
+            raise self._fail(
+                f"returned vectors of {len(values)} dimensions; expected {self._dimensions}"
+            )
+        norm = math.sqrt(math.fsum(float(x) * float(x) for x in values))
+        if not math.isfinite(norm) or norm == 0:
+            raise self._fail("returned an embedding of zero or infinite length")
+        return [float(x) / norm for x in values]
+
+    def _scores(self, answer: Any, expected: int) -> list[float]:
+        """The rerank answer's ``{"results": [{"index", "relevance_score"}, …]}`` (in any order,
+        best first as servers send it) as scores in input order."""
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list):
+            raise self._fail("returned no rerank results")
+        scores: list[float | None] = [None] * expected
+        for result in results:
+            index = result.get("index") if isinstance(result, dict) else None
+            score = result.get("relevance_score") if isinstance(result, dict) else None
+            if not (_is_index(index, expected) and scores[index] is None):
+                raise self._fail(f"returned a rerank result with a bad index: {index!r:.40}")
+            if not (_is_number(score) and math.isfinite(score)):
+                raise self._fail(f"returned a relevance score that is not a number: {score!r:.40}")
+            scores[index] = float(score)
+        if None in scores:
+            raise self._fail(
+                f"scored {expected - scores.count(None)} of {expected} documents; "
+                "the endpoint may cap results (top_n)"
+            )
+        return scores  # type: ignore[return-value] - no None left
 
     async def _refuse(self, response: httpx.Response) -> None:
         """Raise for a non-200 answer: ``_Retry`` when another attempt may help."""
@@ -345,6 +489,14 @@ class OpenAICompatibleEngine(Engine):
 
 def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_index(value: Any, length: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < length
 
 
 def _int(value: Any, fallback: int) -> int:

@@ -87,6 +87,7 @@ def engine_spec(model: Model, secret: str = "") -> EngineSpec:
         dtype=model.dtype,
         context_length=model.context_length,
         credential_id=model.credential_id,
+        task=model.task,
         secret=secret,
     )
 

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from catalog import schemas
+from catalog.bundled import ALL_MINILM, BUNDLED_PREFIX
 from catalog.engines import engine_class
 from catalog.models import Credential, LoraAdapter, Model, Source, Status, Task
 from studio.audit import audit_record, snapshot
@@ -96,6 +97,15 @@ def _clean(values: dict[str, Any], *, instance: Model, workspace_id: int | None)
             settings = values.get("settings", instance.settings)
             attempt("settings", lambda: schemas.engine_settings_clean(engine, settings or {}))
 
+    checked = ("engine", "task")
+    if any(name in values for name in checked) and not any(errors.get(n) for n in checked):
+        _task_check(
+            engine=cleaned.get("engine", instance.engine),
+            task=cleaned.get("task", instance.task),
+            field="task" if "task" in values else "engine",
+            errors=errors,
+        )
+
     if "slug" in cleaned and not errors.get("slug"):
         taken = Model.objects.filter(workspace_id=workspace_id, slug=cleaned["slug"])
         if instance.pk is not None:
@@ -114,6 +124,19 @@ def _clean(values: dict[str, Any], *, instance: Model, workspace_id: int | None)
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _task_check(*, engine: str, task: str, field: str, errors: dict[str, list[str]]) -> None:
+    """Add an error under ``field`` when ``engine`` does not serve ``task``: an entry the worker
+    could never use is refused when it is saved, not when a flow first calls it."""
+    try:
+        served = engine_class(engine).tasks
+    except KeyError:
+        return  # an unknown engine is reported on its own field
+    if task not in served:
+        errors.setdefault(field, []).append(
+            f"The {engine} engine serves {', '.join(sorted(served))}; not {task}."
+        )
 
 
 def _credential_clean(credential: Credential | None, workspace_id: int | None):
@@ -302,3 +325,37 @@ def adapter_delete(*, adapter: LoraAdapter, actor=None) -> None:
             before=snapshot(adapter, ADAPTER_FIELDS),
         )
         adapter.delete()
+
+
+# The studio's default embedding model: small, CPU-friendly, shipped in a package (no download).
+EMBEDDING_DEFAULT = {
+    "slug": "all-minilm-l6-v2",
+    "name": "all-MiniLM-L6-v2 (CPU)",
+    "task": Task.EMBEDDING,
+    "engine": "sentence_transformers",
+    "weights": f"{BUNDLED_PREFIX}{ALL_MINILM}",
+    "context_length": 256,
+    "tags": ["embedding", "bundled"],
+    "description": "all-MiniLM-L6-v2 sentence embeddings (384 dimensions), bundled with the "
+    "studio and run on the CPU.",
+}
+
+
+def embedding_model_default() -> Model:
+    """The shared catalog entry of the bundled MiniLM embedder, created on first call.
+
+    Idempotent and safe under concurrency: the shared-slug unique constraint lets one creator
+    win; a loser's insert fails (``model_create`` reports it as a slug ValidationError) and it
+    returns the winner's entry. An entry already there is returned as it is, even if an
+    administrator has edited it since.
+    """
+    shared = Model.objects.filter(workspace__isnull=True, slug=EMBEDDING_DEFAULT["slug"])
+    if (model := shared.first()) is not None:
+        return model
+    try:
+        return model_create(**EMBEDDING_DEFAULT)
+    except ValidationError:
+        # Another process created it since the read above; any other refusal is a real error.
+        if (model := shared.first()) is not None:
+            return model
+        raise

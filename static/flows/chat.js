@@ -39,6 +39,25 @@
     let lastSeq = 0;
     let ended = false;
     let retries = 0;
+    // Citations of the run's knowledge retrieval nodes, shown as the answer's sources.
+    const sources = [];
+
+    function showSources() {
+      if (!sources.length) return;
+      const list = document.createElement("ol");
+      list.className = "sources";
+      list.setAttribute("aria-label", "Sources");
+      for (const source of sources) {
+        const item = document.createElement("li");
+        const where = [source.document];
+        if (source.page) where.push(`page ${source.page}`);
+        if (source.section) where.push(source.section);
+        item.textContent = `[${source.index}] ${where.join(", ")}`;
+        item.title = (source.text || "").slice(0, 400);
+        list.append(item);
+      }
+      bubble.insertBefore(list, meta);
+    }
 
     function finish(event) {
       bubble.classList.remove("streaming");
@@ -49,6 +68,7 @@
         const answer = outputs.text ?? Object.values(outputs).find((v) => typeof v === "string");
         text.textContent = answer ?? JSON.stringify(outputs);
       }
+      showSources();
       const usage = event.data.usage || {};
       state.textContent = `Done · ${usage.output_tokens ?? 0} tokens · `;
       meta.append(runLink(bubble, "View run"));
@@ -70,6 +90,9 @@
         if (nodes && !nodes.includes(event.node)) return;
         text.textContent += event.data.text;
         state.textContent = "Writing…";
+      } else if (event.type === "node.finished" && event.data.type === "knowledge_retrieval") {
+        const found = (event.data.outputs || {}).citations;
+        if (Array.isArray(found)) sources.push(...found);
       } else if (event.type === "run.finished") {
         finish(event);
       } else if (event.type === "run.failed") {

@@ -1,13 +1,19 @@
-"""A local HTTP server that speaks OpenAI's chat completions protocol, for the tests of the
-``openai_compatible`` engine: the network boundary, played by a real socket.
+"""A local HTTP server that speaks OpenAI's chat completions and embeddings protocols and the
+Jina/Cohere rerank protocol, for the tests of the ``openai_compatible`` engine: the network
+boundary, played by a real socket.
 
 Each test scripts the replies (``server.script(Reply(...), ...)``); the server answers requests
-in that order, repeating the last reply, and records every request it received.
+in that order, repeating the last reply, and records every request it received. A 200 reply to
+``…/embeddings`` or ``…/rerank`` is computed from the request, so that tests can check the
+numbers: ``letter_counts`` of each input (in reverse order, as the protocol's ``index`` allows),
+``word_overlap`` of each document (best first, as rerank servers answer).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import string
 import threading
 import time
 from collections import deque
@@ -28,6 +34,8 @@ class Reply:
     gap_s: float = 0.0  # between events: a slow stream
     done: bool = True  # end with "data: [DONE]"
     cut: bool = False  # drop the connection after the events, mid-body
+    # The JSON body of a 200 reply, instead of events or a computed answer (a malformed one).
+    json: Any = None
 
 
 @dataclass
@@ -71,6 +79,48 @@ def text_events(
             }
         )
     return events
+
+
+def letter_counts(text: str) -> list[float]:
+    """The embedding the server computes: how often each of a…z occurs (any case), then 1.0, so
+    that no text gets the zero vector. Not normalised: the engine must do that."""
+    lower = text.lower()
+    return [float(lower.count(letter)) for letter in string.ascii_lowercase] + [1.0]
+
+
+def word_overlap(query: str, document: str) -> float:
+    """The relevance score the server computes: the share of the query's words in the
+    document."""
+    wanted = set(re.findall(r"\w+", query.lower()))
+    found = wanted & set(re.findall(r"\w+", document.lower()))
+    return len(found) / len(wanted) if wanted else 0.0
+
+
+def embeddings_answer(payload: dict[str, Any]) -> dict[str, Any]:
+    inputs = payload.get("input")
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    data = [
+        {"object": "embedding", "index": i, "embedding": letter_counts(text)}
+        for i, text in enumerate(inputs)
+    ]
+    tokens = sum(len(text.split()) for text in inputs)
+    return {
+        "object": "list",
+        "model": payload.get("model"),
+        "data": data[::-1],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def rerank_answer(payload: dict[str, Any]) -> dict[str, Any]:
+    query = payload.get("query", "")
+    documents = payload.get("documents") or []
+    results = [
+        {"index": i, "relevance_score": word_overlap(query, doc), "document": {"text": doc}}
+        for i, doc in enumerate(documents)
+    ]
+    results.sort(key=lambda r: r["relevance_score"], reverse=True)
+    return {"id": "rerank-1", "model": payload.get("model"), "results": results}
 
 
 class RemoteServer(ThreadingHTTPServer):
@@ -126,8 +176,13 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.next_reply(received)
         if reply.delay_s:
             time.sleep(reply.delay_s)
-        if reply.status != 200:
-            body = reply.body.encode()
+        answer = reply.json
+        if answer is None and reply.status == 200 and self.path.endswith("/embeddings"):
+            answer = embeddings_answer(payload)
+        elif answer is None and reply.status == 200 and self.path.endswith("/rerank"):
+            answer = rerank_answer(payload)
+        if reply.status != 200 or answer is not None:
+            body = reply.body.encode() if answer is None else json.dumps(answer).encode()
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -47,7 +47,7 @@ def catalog(workspace, owner):
     beta = model_create(
         slug="beta-embed",
         name="Beta Embeddings",
-        engine="cpu",
+        engine="sentence_transformers",
         weights="/models/beta",
         task="embedding",
         source="domain_specific",
@@ -111,7 +111,7 @@ def valid_form(**overrides) -> dict:
         ({"q": "rerank"}, {"gamma-rerank"}),  # slug
         ({"q": "multiling"}, {"gamma-rerank"}),  # part of a tag
         ({"task": "embedding"}, {"beta-embed"}),
-        ({"engine": "cpu"}, {"beta-embed"}),
+        ({"engine": "sentence_transformers"}, {"beta-embed"}),
         ({"source": "partner_api"}, {"gamma-rerank"}),
         ({"tag": "fast"}, {"alpha", "gamma-rerank"}),
         ({"status": "loading"}, {"gamma-rerank"}),
@@ -513,8 +513,10 @@ def adapter_engine():
     del ENGINES[_AdapterEngine.kind]
 
 
-def test_an_adapter_on_a_cpu_model_is_refused(client, owner, catalog):
-    beta = catalog["beta"]
+def test_an_adapter_on_a_cpu_model_is_refused(client, owner, workspace):
+    beta = model_create(
+        slug="beta", name="Beta", engine="cpu", weights="/models/beta", workspace=workspace
+    )
     assert engine_class("cpu").supports_adapters is False
     client.force_login(owner)
     page = client.get(reverse("model-detail", args=[beta.id]))

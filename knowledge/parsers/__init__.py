@@ -1,0 +1,97 @@
+"""The document parser registry: one module per format in this package, each registering its class.
+
+Modules are discovered, not listed, so supporting a format means adding a file. A file is matched
+to a parser by its extension first (browsers often send a vague content type) and by its content
+type only when the extension is unknown or missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import PurePath
+
+from knowledge.parsers.base import ParseError, Parser, Section
+
+__all__ = [
+    "ParseError",
+    "Parser",
+    "Section",
+    "parse_document",
+    "parser_for",
+    "register",
+    "supported_extensions",
+]
+
+PARSERS: dict[str, type[Parser]] = {}
+_discovered = False
+
+
+def register(cls: type[Parser]) -> type[Parser]:
+    PARSERS[cls.kind] = cls
+    return cls
+
+
+def _discover() -> None:
+    # A flag, not "PARSERS is empty": importing one parser module first must not stop the rest.
+    global _discovered
+    for module in pkgutil.iter_modules(__path__):
+        if module.name != "base":
+            importlib.import_module(f"{__name__}.{module.name}")
+    _discovered = True
+
+
+def _parsers() -> list[type[Parser]]:
+    if not _discovered:
+        _discover()
+    return [PARSERS[kind] for kind in sorted(PARSERS)]
+
+
+def supported_extensions() -> list[str]:
+    """Every extension some parser reads, lower case with the dot, sorted."""
+    return sorted({ext for cls in _parsers() for ext in cls.extensions})
+
+
+def parser_for(filename: str, content_type: str = "") -> Parser:
+    """The parser for a file, chosen by extension, then by content type.
+
+    Raises ``ParseError`` naming the supported extensions when no parser reads the file.
+    """
+    extension = PurePath(filename).suffix.lower()
+    # "text/csv; charset=utf-8" names the same type as "text/csv".
+    mime = content_type.split(";", 1)[0].strip().lower()
+    parsers = _parsers()
+    for cls in parsers:
+        if extension and extension in cls.extensions:
+            return cls()
+    for cls in parsers:
+        if mime and mime in cls.content_types:
+            return cls()
+    shown = extension or mime or "unknown"
+    raise ParseError(
+        f"Files of type {shown} are not supported; supported: {', '.join(supported_extensions())}."
+    )
+
+
+def parse_document(filename: str, content_type: str, data: bytes) -> list[Section]:
+    """Parse an uploaded file into non-empty sections in reading order.
+
+    Text is normalised for storage: NUL characters (which PostgreSQL text cannot hold) are
+    removed and line endings become ``\\n``. Raises ``ParseError`` when the type is not supported,
+    the file cannot be read, a limit is exceeded, or no readable text is left.
+    """
+    parser = parser_for(filename, content_type)
+    sections = []
+    for section in parser.parse(data):
+        text = _normalise(section.text)
+        if text.strip():
+            sections.append(Section(text=text, page=section.page, section=section.section))
+    if not sections:
+        name = PurePath(filename).name or "the file"
+        hint = f": {parser.empty_hint}" if parser.empty_hint else "."
+        raise ParseError(f"No text found in {name}{hint}")
+    return sections
+
+
+def _normalise(text: str) -> str:
+    return text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
