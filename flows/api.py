@@ -14,49 +14,20 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict
-from pydantic import ValidationError as SchemaError
 
 from flows.models import Run, RunSource
 from flows.services import run_create
 from flows.waiting import run_events, run_payload, run_wait
 from studio import access
+from studio.json_api import authenticate, error, parse_body, unauthorized
 from studio.models import ApiKey
 from studio.sse import sse_frames, sse_response
-
-MAX_BODY = 1_000_000
 
 
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     inputs: dict[str, Any] = {}
     stream: bool = False
-
-
-def error(status: int, message: str, type_: str = "invalid_request_error", code=None):
-    return JsonResponse({"error": {"message": message, "type": type_, "code": code}}, status=status)
-
-
-def unauthorized() -> JsonResponse:
-    response = error(401, "Missing or invalid API key.", "authentication_error", "invalid_api_key")
-    response["WWW-Authenticate"] = 'Bearer realm="studio"'
-    return response
-
-
-async def authenticate(request: HttpRequest) -> ApiKey | None:
-    return await sync_to_async(access.authenticate_api_key)(request.headers.get("Authorization"))
-
-
-def parse_body(request: HttpRequest, schema: type[BaseModel]):
-    """The request's JSON body validated by ``schema``, or an error response."""
-    if len(request.body) > MAX_BODY:
-        return error(413, "The request body is larger than 1 MB.")
-    try:
-        return schema.model_validate_json(request.body or b"{}")
-    except SchemaError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        return error(400, f"Invalid request: {problems}")
 
 
 def start_run(*, flow, inputs: dict, api_key: ApiKey, source: str) -> Run:

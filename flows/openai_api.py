@@ -18,11 +18,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.api import authenticate, error, parse_body, start_run, unauthorized
+from flows.api import start_run
 from flows.models import Run, RunSource, RunStatus
 from flows.selectors import chat_binding, published_flows
 from flows.waiting import run_events, run_wait
 from studio import access, events
+from studio.json_api import authenticate, error, parse_body, unauthorized
 from studio.sse import sse_response
 
 

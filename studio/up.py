@@ -76,6 +76,8 @@ def main() -> None:
             f"\nThe studio runs at http://{HOST}:{PORT}/  (Ctrl-C stops everything)\n"
             f"  log in as admin: {seeded}\n"
             f"  chat with the demo flow: http://{HOST}:{PORT}/chat/assistant/\n"
+            f"  ask the studio's README, with sources: http://{HOST}:{PORT}/chat/docs/\n"
+            f"  knowledge bases: http://{HOST}:{PORT}/knowledge/\n"
             f"  an API key: .venv/bin/python manage.py apikey create\n"
         )
         while all(p.poll() is None for p in processes):

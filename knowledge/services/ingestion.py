@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 Embed = Callable[[Model, list[str]], list[list[float]]]
 BATCH = 32
 MAX_ATTEMPTS = 3
+QUEUED_PATIENCE = 15
 # Fetched pages: their content type decides the parser when the address names no file type.
 _EXTENSION_FOR_TYPE = {
     "text/html": ".html",
@@ -325,11 +326,15 @@ def _fail(document: Document, reason: str) -> None:
 def documents_requeue_stale() -> int:
     """Queue again the ingestions whose worker stopped beating (it died, or its task was lost);
     fail those that have stopped ``MAX_ATTEMPTS`` times. Returns how many were touched."""
-    stale_before = timezone.now() - timedelta(seconds=settings.STUDIO_INGEST_STALE_S)
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.STUDIO_INGEST_STALE_S)
+    # A queued document normally waits behind others (a bulk upload); only one that has waited
+    # far longer than any backlog should is sent again (its task was lost with a broker).
+    lost_before = now - timedelta(seconds=settings.STUDIO_INGEST_STALE_S * QUEUED_PATIENCE)
     stale = Document.objects.filter(
         Q(status__in=[DocumentStatus.PARSING, DocumentStatus.EMBEDDING])
         & (Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
-        | Q(status=DocumentStatus.QUEUED, updated_at__lt=stale_before)
+        | Q(status=DocumentStatus.QUEUED, updated_at__lt=lost_before)
     ).select_related("knowledge_base", "knowledge_base__embedding_model")
     touched = 0
     for document in stale[:100]:

@@ -4,7 +4,8 @@ Every route of the URL configuration (read from the resolver, not from a hand-ke
 called with GET and POST by people who have no business with a "victim" workspace: an anonymous
 visitor, a bearer of another workspace's API key, the owner of another workspace, a viewer and the
 owner of acme, and a signed-in user of no workspace at all. Each call names the victim's objects
-(its flow, run, model, key, membership, team, team member, or a random invitation token).
+(its flow, run, model, key, membership, team, team member, knowledge base, document, chunk, or a
+random invitation token).
 
 What the test guarantees:
 
@@ -51,6 +52,9 @@ from catalog.services import model_create
 from flows.demo import assistant_graph
 from flows.models import Flow, FlowVersion, Run, RunSource
 from flows.services import flow_create, flow_publish, run_create
+from knowledge.models import Chunk, Document, KnowledgeBase
+from knowledge.services.bases import BaseSettings, kb_create
+from knowledge.services.documents import document_add_text
 from studio import access
 from studio.models import ApiKey, AuditEvent, Invitation, Membership, Team, Workspace
 from studio.services import (
@@ -101,6 +105,9 @@ class Victim:
     route: CatalogRoute
     prompt: Prompt
     prompt_version: PromptVersion
+    knowledge_base: KnowledgeBase
+    document: Document
+    chunk: Chunk
 
     def object_of_kind(self, kind: str) -> DjangoModel:
         objects: dict[str, DjangoModel] = {
@@ -109,6 +116,7 @@ class Victim:
             "key": self.key,
             "route": self.route,
             "prompt": self.prompt,
+            "kb": self.knowledge_base,
         }
         if kind not in objects:
             pytest.fail(
@@ -184,7 +192,34 @@ def victim(db) -> Victim:
     )
     object_grant(obj=route, subject=member, level="use", actor=owner)
     object_grant(obj=prompt, subject=team, level="view", actor=owner)
+    knowledge_base = kb_create(
+        workspace=workspace,
+        slug=f"{MARKER}-kb",
+        values=BaseSettings(name=f"{MARKER} knowledge"),
+        actor=owner,
+    )
+    # Never ingested (no worker in a `db` test): its one chunk is written as ingestion would.
+    document, _ = document_add_text(
+        knowledge_base=knowledge_base,
+        name=f"{MARKER}-notes.txt",
+        text=f"{MARKER} notes",
+        metadata={"owner": MARKER},
+        actor=owner,
+    )
+    chunk = Chunk.objects.create(
+        knowledge_base=knowledge_base,
+        document=document,
+        generation=1,
+        position=0,
+        text=f"{MARKER} notes",
+        content_hash="0" * 64,
+        searchable=True,
+    )
+    object_grant(obj=knowledge_base, subject=team, level="view", actor=owner)
     return Victim(
+        knowledge_base=knowledge_base,
+        document=document,
+        chunk=chunk,
         credential=credential,
         adapter=adapter,
         route=route,
@@ -220,6 +255,10 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "route_id": lambda v, kind: v.route.id,
     "prompt_id": lambda v, kind: v.prompt.id,
     "version_id": lambda v, kind: v.prompt_version.id,
+    "knowledge_base_id": lambda v, kind: v.knowledge_base.id,
+    "kb_slug": lambda v, kind: v.knowledge_base.slug,
+    "document_id": lambda v, kind: v.document.id,
+    "chunk_id": lambda v, kind: v.chunk.id,
     # Playground streams belong to whoever started them: a random id is never theirs.
     "stream_id": lambda v, kind: secrets.token_urlsafe(16),
     # Invitations are bearer links: only a random token can be "not theirs".
@@ -241,6 +280,16 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
     """What each route's form or API expects, filled with the victim's ids; empty otherwise."""
     v = victim
     revoke_subject = f"team:{v.team.id}" if kind == "key" else f"user:{v.member.id}"
+    kb_settings = {
+        "name": "Renamed",
+        "embedding_model": v.knowledge_base.embedding_model_id,
+        "splitter": "sentence",
+        "chunk_size": "200",
+        "chunk_overlap": "20",
+        "search_mode": "hybrid",
+        "top_k": "5",
+        "score_threshold": "0",
+    }
     bodies: dict[str, Callable[[], Body]] = {
         "flow-version-create": lambda: Body(
             {"graph": json.dumps(assistant_graph(model=v.model.slug))}
@@ -305,6 +354,16 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
             }
         ),
         "adapter-create": lambda: Body({"name": "A", "slug": "a", "weights": "org/a"}),
+        "kb-create": lambda: Body(kb_settings | {"slug": "new-kb"}),
+        "kb-edit": lambda: Body(kb_settings),
+        "kb-add-text": lambda: Body({"name": "added.txt", "text": "overwritten"}),
+        "kb-add-url": lambda: Body({"url": "https://example.com/added"}),
+        "kb-test": lambda: Body({"query": "notes"}),
+        "document-metadata": lambda: Body({"metadata": "owner=someone else"}),
+        "chunk-edit": lambda: Body({"text": "overwritten"}),
+        "chunk-toggle": lambda: Body({"enabled": "off"}),
+        "api-kb-documents": lambda: Body({"name": "added.txt", "text": "overwritten"}, json=True),
+        "api-kb-retrieve": lambda: Body({"query": "notes"}, json=True),
     }
     return bodies[name]() if name in bodies else Body({})
 
@@ -451,6 +510,20 @@ def _victim_state(v: Victim) -> dict[str, Any]:
             )
         ),
         "usage": Usage.objects.filter(workspace=ws).count(),
+        "knowledge bases": set(
+            KnowledgeBase.objects.filter(workspace=ws).values_list(
+                "id", "slug", "name", "top_k", "search_mode"
+            )
+        ),
+        "documents": {
+            (i, name, status, json.dumps(metadata, sort_keys=True))
+            for i, name, status, metadata in Document.objects.filter(
+                knowledge_base__workspace=ws
+            ).values_list("id", "name", "status", "metadata")
+        },
+        "chunks": set(
+            Chunk.objects.filter(knowledge_base__workspace=ws).values_list("id", "text", "enabled")
+        ),
     }
     for kind in access.KINDS.values():
         state[f"{kind.name} user grants"] = set(

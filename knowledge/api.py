@@ -1,0 +1,271 @@
+"""The REST API of knowledge bases: list, add, read, re-label and delete documents, and
+retrieve. Authenticated by ``Authorization: Bearer <key>``; a key reaches the bases of its own
+workspace only, by slug. Errors are JSON in the flows API's shape.
+
+Adding a document answers at once with it ``queued``: ingestion runs on a worker, and its
+progress is read back with GET. Retrieval runs on a worker too; the request waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as SchemaError
+
+from knowledge import selectors
+from knowledge.models import Document, KnowledgeBase, SearchMode
+from knowledge.retrieval import MAX_QUERY_CHARS, RetrievalOptions
+from knowledge.search import MetadataFilters, Scalar
+from knowledge.services import documents as services
+from knowledge.services import queries
+from studio import access
+from studio.json_api import MAX_BODY, error, parse_body, unauthorized
+from studio.models import ApiKey
+
+# Room for a multipart request's boundaries and its metadata field beside the file itself.
+MULTIPART_SLACK = 1_000_000
+
+
+class TextDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    text: str
+    metadata: dict[str, Any] = {}
+
+
+class UrlDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    name: str = ""
+    metadata: dict[str, Any] = {}
+
+
+class DocumentPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metadata: dict[str, Any]
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    top_k: int | None = Field(default=None, ge=1, le=100)
+    mode: SearchMode | None = None
+    rerank: bool | None = None
+    filters: dict[str, Scalar | list[Scalar]] = {}
+
+
+def document_payload(document: Document) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "name": document.name,
+        "status": document.status,
+        "error": document.error,
+        "chunk_count": document.chunk_count,
+        "metadata": document.metadata,
+        "source": document.source,
+        "url": document.url,
+        "size": document.size,
+        "updated_at": document.updated_at.isoformat(),
+    }
+
+
+def _key_base(request: HttpRequest, kb_slug: str) -> tuple[ApiKey, KnowledgeBase] | HttpResponse:
+    """The key and the base it names, or the 401 / 404 answer."""
+    api_key = access.authenticate_api_key(request.headers.get("Authorization"))
+    if api_key is None:
+        return unauthorized()
+    try:
+        return api_key, access.access_api_knowledge_base(api_key, kb_slug)
+    except Http404:
+        return error(404, f"No knowledge base named {kb_slug!r}.", code="knowledge_base_not_found")
+
+
+def _refused(exc: ValidationError) -> JsonResponse:
+    return error(400, "; ".join(exc.messages))
+
+
+def _schema_error(exc: SchemaError) -> JsonResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+    )
+    return error(400, f"Invalid request: {problems}")
+
+
+def _json_body(request: HttpRequest, schema: type[BaseModel]):
+    """``parse_body``, refusing an oversized body by its declared length before reading it."""
+    if _content_length(request) > MAX_BODY:
+        return error(413, "The request body is larger than 1 MB.")
+    return parse_body(request, schema)
+
+
+def _added(document: Document, queued: bool) -> JsonResponse:
+    # 201: new content was stored and queued; 200: the same bytes were there already.
+    return JsonResponse(document_payload(document), status=201 if queued else 200)
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _add_file(request: HttpRequest, base: KnowledgeBase, api_key: ApiKey) -> HttpResponse:
+    limit = services.max_bytes()
+    too_large = error(413, f"A file is at most {limit // (1024 * 1024)} MB.")
+    # Refused before Django parses the body: an oversized upload is never spooled.
+    if _content_length(request) > limit + MULTIPART_SLACK:
+        return too_large
+    try:
+        upload = request.FILES.get("file")
+        metadata_text = request.POST.get("metadata", "")
+    except (RequestDataTooBig, TooManyFilesSent):
+        return too_large
+    if upload is None:
+        return error(400, 'Send the file in the multipart field "file".')
+    if upload.size > limit:
+        return too_large
+    try:
+        metadata = json.loads(metadata_text) if metadata_text.strip() else {}
+    except json.JSONDecodeError as exc:
+        return error(400, f"metadata is not valid JSON ({exc}).")
+    try:
+        document, queued = services.document_add_file(
+            knowledge_base=base,
+            name=upload.name or "",
+            data=upload.read(),
+            content_type=upload.content_type or "",
+            metadata=metadata,
+            actor=api_key,
+        )
+    except ValidationError as exc:
+        return _refused(exc)
+    return _added(document, queued)
+
+
+def _add_json(request: HttpRequest, base: KnowledgeBase, api_key: ApiKey) -> HttpResponse:
+    if _content_length(request) > MAX_BODY or len(request.body) > MAX_BODY:
+        return error(413, "The request body is larger than 1 MB.")
+    try:
+        data = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return error(400, f"The body is not valid JSON ({exc}).")
+    schema = UrlDocument if isinstance(data, dict) and "url" in data else TextDocument
+    try:
+        body = schema.model_validate(data)
+    except SchemaError as exc:
+        return _schema_error(exc)
+    try:
+        if isinstance(body, UrlDocument):
+            added = services.document_add_url(
+                knowledge_base=base,
+                url=body.url,
+                name=body.name,
+                metadata=body.metadata,
+                actor=api_key,
+            )
+        else:
+            added = services.document_add_text(
+                knowledge_base=base,
+                name=body.name,
+                text=body.text,
+                metadata=body.metadata,
+                actor=api_key,
+            )
+    except ValidationError as exc:
+        return _refused(exc)
+    return _added(*added)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def documents(request: HttpRequest, kb_slug: str) -> HttpResponse:
+    """GET: the base's documents. POST: add one, as a multipart ``file`` (with an optional
+    ``metadata`` JSON string), or as JSON ``{"name", "text", "metadata"}`` or
+    ``{"url", "name"?, "metadata"}``; a document of the same name is replaced."""
+    found = _key_base(request, kb_slug)
+    if isinstance(found, HttpResponse):
+        return found
+    api_key, base = found
+    if request.method == "GET":
+        listed = [document_payload(d) for d in selectors.documents_of(base)]
+        return JsonResponse({"documents": listed})
+    if request.content_type == "multipart/form-data":
+        return _add_file(request, base, api_key)
+    return _add_json(request, base, api_key)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "PATCH", "DELETE"])
+def document(request: HttpRequest, kb_slug: str, document_id: int) -> HttpResponse:
+    """GET: the document and its ingestion status. PATCH ``{"metadata": {...}}``: replace its
+    metadata (its chunks' too). DELETE: remove it and its chunks (204)."""
+    found = _key_base(request, kb_slug)
+    if isinstance(found, HttpResponse):
+        return found
+    api_key, base = found
+    doc = selectors.document_in(base, document_id)
+    if doc is None:
+        return error(404, "No such document.", code="document_not_found")
+    if request.method == "DELETE":
+        services.document_delete(document=doc, actor=api_key)
+        return HttpResponse(status=204)
+    if request.method == "PATCH":
+        body = _json_body(request, DocumentPatch)
+        if isinstance(body, HttpResponse):
+            return body
+        try:
+            doc = services.document_metadata_update(
+                document=doc, metadata=body.metadata, actor=api_key
+            )
+        except ValidationError as exc:
+            return _refused(exc)
+    return JsonResponse(document_payload(doc))
+
+
+@csrf_exempt
+@require_POST
+def retrieve(request: HttpRequest, kb_slug: str) -> HttpResponse:
+    """``{"query", "top_k"?, "mode"?, "rerank"?, "filters"?}`` → ``{"chunks": [...],
+    "timings_ms": {...}, "mode", "reranked"}``; 504 when no retrieval worker answered in time."""
+    found = _key_base(request, kb_slug)
+    if isinstance(found, HttpResponse):
+        return found
+    api_key, base = found
+    body = _json_body(request, RetrieveRequest)
+    if isinstance(body, HttpResponse):
+        return body
+    try:
+        filters = MetadataFilters(filters=body.filters).filters
+    except SchemaError as exc:
+        return _schema_error(exc)
+    rerank = base.rerank if body.rerank is None else body.rerank
+    if rerank and base.reranker_id is None:
+        return error(400, f"{base.slug} has no reranker; turn rerank off or choose one.")
+    options = RetrievalOptions(
+        top_k=body.top_k, mode=body.mode, rerank=body.rerank, filters=filters
+    )
+    job_id = queries.query_start(
+        knowledge_base=base, query=body.query, options=options, api_key=api_key
+    )
+    try:
+        reply = queries.query_wait(job_id)
+    except queries.QueryTimeout as exc:
+        return error(504, str(exc), "timeout_error", "retrieval_timeout")
+    if reply.get("error"):
+        return error(502, reply["error"], "server_error", "retrieval_failed")
+    result = reply["result"]
+    return JsonResponse(
+        {
+            "chunks": result["chunks"],
+            "timings_ms": result["timings_ms"],
+            "mode": result["mode"],
+            "reranked": result["reranked"],
+        }
+    )

@@ -1,0 +1,1 @@
+"""Pages of the knowledge bases, one module per feature, each with its own ``urlpatterns``."""
