@@ -110,7 +110,7 @@ def ingest(corpus, chunk_size: int, overlap: int):
     from knowledge.services.ingestion import document_ingest
     from studio.models import Workspace
     from studio.services import workspace_create
-    from workers.tasks import _embed
+    from workers.resident import runtime
 
     workspace = Workspace.objects.filter(slug=WORKSPACE).first() or workspace_create(
         slug=WORKSPACE, name="Bench"
@@ -134,7 +134,7 @@ def ingest(corpus, chunk_size: int, overlap: int):
         nonlocal embed_s
         started = time.perf_counter()
         try:
-            return _embed(model, texts)
+            return runtime().embed(model, texts)
         finally:
             embed_s += time.perf_counter() - started
 
@@ -166,7 +166,7 @@ def evaluate(base, queries, qrels, rerank_model: str | None):
     from knowledge.models import Chunk
     from knowledge.retrieval import RetrievalOptions, retrieve
     from workers import resident
-    from workers.tasks import _embed
+    from workers.resident import runtime
 
     doc_of = dict(Chunk.objects.filter(knowledge_base=base).values_list("id", "metadata__doc_id"))
 
@@ -188,7 +188,7 @@ def evaluate(base, queries, qrels, rerank_model: str | None):
     timings = defaultdict(list)
     for query_id, relevant in qrels.items():
         text = queries[query_id]
-        vector = _embed(base.embedding_model, [text])[0]
+        vector = runtime().embed(base.embedding_model, [text])[0]
         for name in ("dense", "keyword", "hybrid"):
             started = time.perf_counter()
             if name == "dense":

@@ -3,11 +3,11 @@
 1. Ingest throughput on the CPU with the bundled all-MiniLM-L6-v2. ``--docs`` SciFact abstracts
    (title, a blank line, the abstract) go into a fresh knowledge base of a fresh workspace through
    the studio's own path, in this process: ``document_add_text`` then ``document_ingest`` with
-   ``workers.tasks._embed`` (the resident engine, loaded once before the clock starts). The embed
-   function is wrapped to time it, which splits the time into embedding and the rest (storing
-   the file, parsing, chunking, BM25 weights, SQL). A second pass ingests the same texts into
-   another base of the same workspace: every chunk then hits the workspace's embedding cache, so
-   it measures ingestion without embedding.
+   ``workers.resident.runtime().embed`` (the resident engine, loaded once before the clock
+   starts). The embed function is wrapped to time it, which splits the time into embedding and
+   the rest (storing the file, parsing, chunking, BM25 weights, SQL). A second pass ingests the
+   same texts into another base of the same workspace: every chunk then hits the workspace's
+   embedding cache, so it measures ingestion without embedding.
 2. Query latency at each of ``--sizes`` chunks. The corpus is synthetic but shaped like real
    chunks and built fast: one knowledge base, 100 documents (document ``k`` has the metadata
    ``{"shard": k}``, so one shard is 1% of the chunks), and chunks of about 150 words of SciFact
@@ -235,12 +235,12 @@ def megabytes(size: int) -> str:
 
 
 class TimedEmbed:
-    """``workers.tasks._embed`` with a stopwatch: the time and texts spent embedding."""
+    """``workers.resident.runtime().embed`` with a stopwatch: the time and texts spent embedding."""
 
     def __init__(self) -> None:
-        from workers.tasks import _embed
+        from workers.resident import runtime
 
-        self._embed = _embed
+        self._embed = runtime().embed
         self.seconds = 0.0
         self.calls = 0
         self.texts = 0
@@ -315,13 +315,13 @@ def measure_ingestion(dataset: Dataset, count: int) -> list[IngestPass]:
     from catalog.services.models import embedding_model_default
     from knowledge.services.bases import BaseSettings, kb_create
     from studio.services import workspace_create
-    from workers.tasks import _embed
+    from workers.resident import runtime
 
     documents = dataset.documents[:count]
     workspace = workspace_create(slug=f"{WORKSPACE_PREFIX}ingest", name="Retrieval speed")
     model = embedding_model_default()
     started = time.perf_counter()
-    _embed(model, ["The engine loads before the clock starts."])
+    runtime().embed(model, ["The engine loads before the clock starts."])
     load_s = time.perf_counter() - started
     settings = BaseSettings(name="SciFact")
     print(

@@ -45,6 +45,16 @@ class Resident:
     def submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future:
         return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
 
+    def embed(self, model: Any, texts: list[str], timeout: float = 900) -> list[list[float]]:
+        """Vectors of ``texts`` from ``model``'s resident engine, for synchronous callers
+        (ingestion tasks); blocks the calling thread, never the loop."""
+
+        async def go() -> list[list[float]]:
+            engine = await self.engine_for(model)
+            return await engine.embed(texts)
+
+        return self.submit(go()).result(timeout=timeout)
+
     async def engine_for(self, model: Any) -> Engine:
         """The resident engine for a catalog model, built on first use (off the loop).
 

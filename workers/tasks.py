@@ -89,14 +89,8 @@ def ingest_document(document_id: int) -> None:
 
 
 def _embed(model: Model, texts: list[str]) -> list[list[float]]:
-    """Vectors of ``texts`` from the model's resident engine (a synchronous bridge)."""
-    runtime = resident.runtime()
-
-    async def go() -> list[list[float]]:
-        engine = await runtime.engine_for(model)
-        return await engine.embed(texts)
-
-    return runtime.submit(go()).result(timeout=900)
+    """Vectors of ``texts`` from the model's engine, resident in this worker process."""
+    return resident.runtime().embed(model, texts)
 
 
 @shared_task(name="workers.tasks.embed_chunk", time_limit=300, soft_time_limit=290)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from knowledge.models import Document, DocumentStatus
+from workers.resident import Resident
 
 PARAGRAPHS = [
     "The studio stores every chunk of every knowledge base in PostgreSQL with pgvector.",
@@ -29,15 +30,15 @@ def wait_for(
     raise AssertionError(f"{document.name} stayed {document.status}: {document.error}")
 
 
-def in_process_embed():
-    """``embed(model, texts)`` on this process's resident engines (for tests that ingest
-    without the worker)."""
-    from workers.tasks import _embed
+# The test process's own engines, apart from the worker runtime of this process (which a test
+# checks stays empty: the web side never runs a model).
+_engines = Resident()
 
-    return _embed
+
+def in_process_embed():
+    """``embed(model, texts)`` for tests that ingest in their own process, without the worker."""
+    return _engines.embed
 
 
 def engine_for():
-    from workers import resident
-
-    return resident.runtime().engine_for
+    return _engines.engine_for
