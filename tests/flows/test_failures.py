@@ -58,6 +58,8 @@ def test_a_worker_killed_mid_run_fails_the_run_and_a_new_worker_serves_the_next(
     run = wait_for_run(run.id, timeout=30)
     assert run.status == RunStatus.FAILED
     assert run.error.startswith("worker lost: node 'llm_1' on queue 'inference' stopped")
+    # The event is published after the failure commits: wait for it, then it is the last one.
+    wait_for_event(run.id, "run.failed")
     assert logged_events(run.id)[-1]["type"] == "run.failed"
 
     assert wait_for_run(start(flow, "still alive").id).outputs == {"text": "still alive"}
