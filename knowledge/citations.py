@@ -39,16 +39,6 @@ class Citation:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def where(self) -> str:
-        """ "report.pdf, page 3, Install > Linux" — how the chat shows the source."""
-        parts = [self.document]
-        if self.page:
-            parts.append(f"page {self.page}")
-        if self.section:
-            parts.append(self.section)
-        return ", ".join(parts)
-
 
 def _defuse(text: str) -> str:
     return _DELIMITER.sub(lambda m: m.group(0).replace("<", "‹"), text)

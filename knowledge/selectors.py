@@ -10,7 +10,7 @@ from django.db.models import Count, Q, QuerySet
 
 from catalog.models import Model
 from catalog.selectors.models import model_queue
-from knowledge.models import IN_PROGRESS, Chunk, Document, KnowledgeBase
+from knowledge.models import Chunk, Document, KnowledgeBase
 from studio import access
 
 INGESTION_QUEUE = "ingestion"
@@ -74,10 +74,6 @@ def models_usable(
     return Model.objects.filter(
         Q(id__in=own.values("id")) | Q(workspace__isnull=True) | Q(id__in=kept), task=task
     ).order_by("name", "id")
-
-
-def documents_in_progress(knowledge_base: KnowledgeBase) -> bool:
-    return knowledge_base.documents.filter(status__in=IN_PROGRESS).exists()
 
 
 def document_in(knowledge_base: KnowledgeBase, document_id: Any) -> Document | None:
