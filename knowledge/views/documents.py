@@ -149,40 +149,32 @@ def documents_upload(request: HttpRequest, knowledge_base_id: int) -> HttpRespon
     return redirect("kb-detail", knowledge_base_id=base.id)
 
 
-@login_required
-@require_POST
-def documents_add_text(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
+def _add_one(request: HttpRequest, knowledge_base_id: int, form_class, add, form_name: str):
+    """Add one document from ``form_class`` with the service ``add``; back to the base's page,
+    or its page again with the form's errors (400)."""
     base = access.access_knowledge_base(request.user, knowledge_base_id, "change")
-    form = TextForm(request.POST)
+    form = form_class(request.POST)
     if form.is_valid():
         try:
-            added = services.document_add_text(
-                knowledge_base=base, actor=request.user, **form.cleaned_data
-            )
+            added = add(knowledge_base=base, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
             messages.success(request, _added_message([added]))
             return redirect("kb-detail", knowledge_base_id=base.id)
-    return _render_detail(request, base, status=400, text_form=form)
+    return _render_detail(request, base, status=400, **{form_name: form})
+
+
+@login_required
+@require_POST
+def documents_add_text(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
+    return _add_one(request, knowledge_base_id, TextForm, services.document_add_text, "text_form")
 
 
 @login_required
 @require_POST
 def documents_add_url(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
-    base = access.access_knowledge_base(request.user, knowledge_base_id, "change")
-    form = UrlForm(request.POST)
-    if form.is_valid():
-        try:
-            added = services.document_add_url(
-                knowledge_base=base, actor=request.user, **form.cleaned_data
-            )
-        except ValidationError as exc:
-            form.add_error(None, exc)
-        else:
-            messages.success(request, _added_message([added]))
-            return redirect("kb-detail", knowledge_base_id=base.id)
-    return _render_detail(request, base, status=400, url_form=form)
+    return _add_one(request, knowledge_base_id, UrlForm, services.document_add_url, "url_form")
 
 
 @login_required
