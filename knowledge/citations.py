@@ -39,6 +39,10 @@ class Citation:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def shown(self) -> dict[str, Any]:
+        """What a run's trace, a chat's sources and an agent read: all but the stage ranks."""
+        return {k: v for k, v in self.as_dict().items() if k != "stages"}
+
 
 def _defuse(text: str) -> str:
     return _DELIMITER.sub(lambda m: m.group(0).replace("<", "‹"), text)

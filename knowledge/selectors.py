@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 
 from catalog.models import Model
@@ -22,6 +23,21 @@ def knowledge_bases_visible(user, workspace_id: int, action: str = "view") -> Qu
     return access.scope(user, workspace_id, KnowledgeBase.objects.all(), action).select_related(
         "embedding_model"
     )
+
+
+def knowledge_base_by_slug(workspace_id: int, slug: str) -> KnowledgeBase | None:
+    """A workspace's base by slug, with the models retrieval needs (flow nodes, agent tools)."""
+    return (
+        KnowledgeBase.objects.select_related("embedding_model", "reranker")
+        .filter(workspace_id=workspace_id, slug=slug)
+        .first()
+    )
+
+
+def user_may_use(user_id: int, knowledge_base: KnowledgeBase) -> bool:
+    """Whether the user who started a run (or an agent) may still retrieve from the base."""
+    user = get_user_model().objects.filter(id=user_id).first()
+    return user is not None and access.has_perm(user, knowledge_base, "use")
 
 
 def documents_of(knowledge_base: KnowledgeBase) -> QuerySet[Document]:

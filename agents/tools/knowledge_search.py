@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 from pydantic import Field
 
 from agents.tools import register
 from agents.tools.base import Tool, ToolConfig, ToolContext, ToolParams, ToolResult
 from knowledge.citations import context_text
-from knowledge.models import KnowledgeBase
 from knowledge.retrieval import RetrievalOptions, aretrieve
 from knowledge.search import Scalar
+from knowledge.selectors import knowledge_base_by_slug, user_may_use
 from studio import access
 
 
@@ -28,19 +27,6 @@ class KnowledgeSearchConfig(ToolConfig):
     filters: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict, max_length=20)
 
 
-def _base(workspace_id: int, slug: str) -> KnowledgeBase | None:
-    return (
-        KnowledgeBase.objects.select_related("embedding_model", "reranker")
-        .filter(workspace_id=workspace_id, slug=slug)
-        .first()
-    )
-
-
-def _may_use(user_id: int, base: KnowledgeBase) -> bool:
-    user = get_user_model().objects.filter(id=user_id).first()
-    return user is not None and access.has_perm(user, base, "use")
-
-
 @register
 class KnowledgeSearch(Tool):
     name = "knowledge_search"
@@ -52,7 +38,7 @@ class KnowledgeSearch(Tool):
     Config = KnowledgeSearchConfig
 
     def check(self, config: KnowledgeSearchConfig, workspace: Any, user: Any = None):
-        base = _base(workspace.id, config.knowledge_base)
+        base = knowledge_base_by_slug(workspace.id, config.knowledge_base)
         if base is None:
             return [f"knowledge base {config.knowledge_base!r} is not in this workspace"]
         if user is not None and not access.has_perm(user, base, "use"):
@@ -62,10 +48,10 @@ class KnowledgeSearch(Tool):
     async def arun(
         self, ctx: ToolContext, config: KnowledgeSearchConfig, params: KnowledgeSearchParams
     ) -> ToolResult:
-        base = await sync_to_async(_base)(ctx.workspace_id, config.knowledge_base)
+        base = await sync_to_async(knowledge_base_by_slug)(ctx.workspace_id, config.knowledge_base)
         if base is None:
             return ToolResult(content=f"The knowledge base {config.knowledge_base!r} is gone.")
-        if ctx.user_id is not None and not await sync_to_async(_may_use)(ctx.user_id, base):
+        if ctx.user_id is not None and not await sync_to_async(user_may_use)(ctx.user_id, base):
             return ToolResult(content="You may not search this knowledge base.")
         result = await aretrieve(
             knowledge_base=base,
@@ -76,10 +62,7 @@ class KnowledgeSearch(Tool):
         return ToolResult(
             content=context_text(result.citations),
             details={
-                "citations": [
-                    {k: v for k, v in c.as_dict().items() if k != "stages"}
-                    for c in result.citations
-                ],
+                "citations": [c.shown() for c in result.citations],
                 "retrieval": result.trace(),
             },
         )

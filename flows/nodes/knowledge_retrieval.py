@@ -11,16 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 from pydantic import Field
 
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
 from knowledge.citations import context_text
-from knowledge.models import KnowledgeBase, SearchMode
+from knowledge.models import SearchMode
 from knowledge.retrieval import RetrievalOptions, aretrieve
 from knowledge.search import Scalar
-from knowledge.selectors import retrieval_queue
+from knowledge.selectors import knowledge_base_by_slug, retrieval_queue, user_may_use
 from studio import access
 
 
@@ -43,14 +42,6 @@ class KnowledgeRetrievalConfig(NodeConfig):
         )
 
 
-def _base(workspace_id: int, slug: str) -> KnowledgeBase | None:
-    return (
-        KnowledgeBase.objects.select_related("embedding_model", "reranker")
-        .filter(workspace_id=workspace_id, slug=slug)
-        .first()
-    )
-
-
 @register
 class KnowledgeRetrievalNode(NodeType):
     type = "knowledge_retrieval"
@@ -64,7 +55,7 @@ class KnowledgeRetrievalNode(NodeType):
         return {"context": "text", "citations": "json"}
 
     def check(self, config: KnowledgeRetrievalConfig, workspace: Any, user: Any = None):
-        base = _base(workspace.id, config.knowledge_base)
+        base = knowledge_base_by_slug(workspace.id, config.knowledge_base)
         if base is None:
             return [f"knowledge base {config.knowledge_base!r} is not in this workspace"]
         if user is not None and not access.has_perm(user, base, "use"):
@@ -75,16 +66,16 @@ class KnowledgeRetrievalNode(NodeType):
         return []
 
     def queue(self, config: KnowledgeRetrievalConfig, workspace_id: int) -> str | None:
-        base = _base(workspace_id, config.knowledge_base)
+        base = knowledge_base_by_slug(workspace_id, config.knowledge_base)
         return retrieval_queue(base, config.rerank) if base else "retrieval"
 
     async def arun(
         self, ctx: NodeContext, config: KnowledgeRetrievalConfig, inputs: dict[str, Any]
     ) -> NodeOutput:
-        base = await sync_to_async(_base)(ctx.workspace_id, config.knowledge_base)
+        base = await sync_to_async(knowledge_base_by_slug)(ctx.workspace_id, config.knowledge_base)
         if base is None:
             raise LookupError(f"knowledge base {config.knowledge_base!r} is not in this workspace")
-        if ctx.user_id is not None and not await sync_to_async(_may_use)(ctx.user_id, base):
+        if ctx.user_id is not None and not await sync_to_async(user_may_use)(ctx.user_id, base):
             raise PermissionError(
                 f"whoever started the run may not use the knowledge base {base.slug!r}"
             )
@@ -98,15 +89,7 @@ class KnowledgeRetrievalNode(NodeType):
         return NodeOutput(
             outputs={
                 "context": context_text(result.citations),
-                "citations": [
-                    {k: v for k, v in c.as_dict().items() if k != "stages"}
-                    for c in result.citations
-                ],
+                "citations": [c.shown() for c in result.citations],
             },
             details={"retrieval": result.trace(), "knowledge_base": base.slug},
         )
-
-
-def _may_use(user_id: int, base: KnowledgeBase) -> bool:
-    user = get_user_model().objects.filter(id=user_id).first()
-    return user is not None and access.has_perm(user, base, "use")

@@ -7,16 +7,15 @@ embedded its new text (``chunk_embed``). Re-ingesting the document replaces edit
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from pgvector import Vector
 
-from catalog.models import Model
 from knowledge.keywords import chunk_terms
-from knowledge.models import Chunk, EmbeddingCache, KnowledgeBase
-from knowledge.selectors import embedding_model_key, ingestion_queue
+from knowledge.models import Chunk, KnowledgeBase
+from knowledge.selectors import ingestion_queue
+from knowledge.services.embeddings import Embed, embeddings_for
 from knowledge.services.stats import stats_add
 from studio.audit import audit_record
 from studio.celery import app
@@ -66,31 +65,17 @@ def chunk_update(
     return chunk
 
 
-def chunk_embed(*, chunk_id: int, embed: Callable[[Model, list[str]], list[list[float]]]) -> bool:
+def chunk_embed(*, chunk_id: int, embed: Embed) -> bool:
     """Embed an edited chunk's text; False when the chunk is gone or changed again meanwhile
     (that edit's own task embeds it)."""
     chunk = Chunk.objects.select_related("knowledge_base__embedding_model").filter(id=chunk_id)
     chunk = chunk.first()
     if chunk is None or chunk.embedding is not None:
         return False
-    base = chunk.knowledge_base
-    key = embedding_model_key(base.embedding_model)
-    cached = EmbeddingCache.objects.filter(
-        workspace_id=base.workspace_id, model_key=key, content_hash=chunk.content_hash
-    ).first()
-    vector = list(cached.embedding) if cached else embed(base.embedding_model, [chunk.text])[0]
-    if cached is None:
-        EmbeddingCache.objects.bulk_create(
-            [
-                EmbeddingCache(
-                    workspace_id=base.workspace_id,
-                    model_key=key,
-                    content_hash=chunk.content_hash,
-                    embedding=Vector(vector),
-                )
-            ],
-            ignore_conflicts=True,
-        )
+    vectors, _ = embeddings_for(
+        knowledge_base=chunk.knowledge_base, texts={chunk.content_hash: chunk.text}, embed=embed
+    )
+    vector = vectors[chunk.content_hash]
     return bool(
         Chunk.objects.filter(id=chunk_id, content_hash=chunk.content_hash).update(
             embedding=Vector(vector), dimensions=len(vector)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import PurePosixPath
 
@@ -25,7 +24,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from pgvector import Vector
 
-from catalog.models import Model
 from knowledge import vector_index
 from knowledge.chunking import ChunkDraft, ChunkSettings, chunk_sections
 from knowledge.keywords import chunk_terms
@@ -35,19 +33,18 @@ from knowledge.models import (
     Document,
     DocumentSource,
     DocumentStatus,
-    EmbeddingCache,
     KnowledgeBase,
 )
 from knowledge.parsers import parse_document
 from knowledge.parsers.base import ParseError
-from knowledge.selectors import embedding_model_key, ingestion_queue
+from knowledge.selectors import ingestion_queue
+from knowledge.services.embeddings import Embed, EmbeddingCountError, embeddings_for
 from knowledge.services.stats import stats_add
 from studio import egress
 from studio.celery import app
 
 log = logging.getLogger(__name__)
 
-Embed = Callable[[Model, list[str]], list[list[float]]]
 BATCH = 32
 MAX_ATTEMPTS = 3
 QUEUED_PATIENCE = 15
@@ -203,8 +200,6 @@ def _drafts(document: Document) -> list[ChunkDraft]:
 
 def _embed_all(document: Document, drafts: list[ChunkDraft], embed: Embed) -> None:
     base = document.knowledge_base
-    model = base.embedding_model
-    key = embedding_model_key(model)
     # BM25's document-side weights need the corpus's average length: the base's, or this
     # document's own for the first document of a base.
     average = base.average_length or (
@@ -213,33 +208,12 @@ def _embed_all(document: Document, drafts: list[ChunkDraft], embed: Embed) -> No
     embedded = reused = 0
     for start in range(0, len(drafts), BATCH):
         batch = drafts[start : start + BATCH]
-        hashes = {d.content_hash for d in batch}
-        cached = dict(
-            EmbeddingCache.objects.filter(
-                workspace_id=base.workspace_id, model_key=key, content_hash__in=hashes
-            ).values_list("content_hash", "embedding")
-        )
-        missing = [d for d in batch if d.content_hash not in cached]
-        texts = list(dict.fromkeys(d.text for d in missing))
-        if texts:
-            vectors = embed(model, texts)
-            if len(vectors) != len(texts):
-                raise IngestionError("the embedding model returned the wrong number of vectors")
-            by_text = dict(zip(texts, vectors, strict=True))
-            fresh = {d.content_hash: by_text[d.text] for d in missing}
-            EmbeddingCache.objects.bulk_create(
-                [
-                    EmbeddingCache(
-                        workspace_id=base.workspace_id,
-                        model_key=key,
-                        content_hash=h,
-                        embedding=Vector(v),
-                    )
-                    for h, v in fresh.items()
-                ],
-                ignore_conflicts=True,
+        try:
+            cached, from_cache = embeddings_for(
+                knowledge_base=base, texts={d.content_hash: d.text for d in batch}, embed=embed
             )
-            cached.update(fresh)
+        except EmbeddingCountError as exc:
+            raise IngestionError(str(exc)) from None
         rows = []
         for draft in batch:
             vector = cached[draft.content_hash]
@@ -272,7 +246,7 @@ def _embed_all(document: Document, drafts: list[ChunkDraft], embed: Embed) -> No
             ).delete()
             Chunk.objects.bulk_create(rows)
         embedded += len(batch)
-        reused += len(batch) - len(missing)
+        reused += sum(1 for d in batch if d.content_hash in from_cache)
         _beat(document, embedded_count=embedded, reused_count=reused)
 
 

@@ -225,3 +225,21 @@ def test_a_url_is_fetched_through_the_ssrf_safe_client(base, owner, page_server,
     chunk = Chunk.objects.get(document=refused)
     assert "gravity of the Moon" in chunk.text and "alert" not in chunk.text
     assert EmbeddingCache.objects.filter(content_hash=chunk.content_hash).exists()
+
+
+def test_an_edited_chunk_is_embedded_again_by_the_worker(worker, base, owner):
+    from knowledge.services.chunks import chunk_update
+
+    document, _ = document_add_text(knowledge_base=base, name="a.txt", text=PARAGRAPHS[0])
+    wait_for(document)
+    chunk = Chunk.objects.get(document=document)
+    chunk_update(chunk=chunk, text=PARAGRAPHS[3], actor=owner)
+    chunk.refresh_from_db()
+    assert chunk.embedding is None and "Mitochondria" in chunk.text  # out of dense search
+    deadline = time.monotonic() + 60
+    while chunk.embedding is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        chunk.refresh_from_db()
+    assert chunk.dimensions == 384
+    cached = EmbeddingCache.objects.get(content_hash=chunk.content_hash)
+    assert list(cached.embedding) == pytest.approx(list(chunk.embedding))
