@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 
-VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# ``{{name}}``, or ``{{node_id.port}}``: a flow's reference to another node's output.
+VARIABLE = re.compile(
+    r"\{\{\s*([A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*)\s*\}\}"
+)
 
 
 def variables(text: str) -> list[str]:

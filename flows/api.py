@@ -13,10 +13,10 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from flows.models import Run, RunSource
-from flows.services import run_create
+from flows.services import run_answer, run_create
 from flows.waiting import run_events, run_payload, run_wait
 from studio import access
 from studio.json_api import authenticate, error, parse_body, unauthorized
@@ -28,6 +28,12 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     inputs: dict[str, Any] = {}
     stream: bool = False
+
+
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node: str = Field(max_length=200)
+    values: dict[str, Any] = {}
 
 
 def start_run(*, flow, inputs: dict, api_key: ApiKey, source: str) -> Run:
@@ -90,3 +96,21 @@ async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
         return run
     after = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
     return sse_response(sse(run.id, int(after) if after.isdigit() else 0))
+
+
+@csrf_exempt
+@require_POST
+async def run_answer_create(request: HttpRequest, run_id) -> HttpResponse:
+    """Answer a run's waiting human-input node: ``{"node": "review", "values": {...}}``."""
+    run = await _key_run(request, run_id)
+    if isinstance(run, HttpResponse):
+        return run
+    body = parse_body(request, AnswerRequest)
+    if isinstance(body, HttpResponse):
+        return body
+    try:
+        await sync_to_async(run_answer)(run=run, node_key=body.node, values=body.values)
+    except ValidationError as exc:
+        return error(400, "; ".join(exc.messages))
+    run = await Run.objects.select_related("flow", "flow_version").aget(id=run.id)
+    return JsonResponse(run_payload(run))

@@ -14,5 +14,8 @@ def advance(run_id: Any) -> None:
     app.send_task(ADVANCE_RUN, args=[str(run_id)])
 
 
-def execute(run_id: Any, node_id: str, queue: str) -> None:
-    app.send_task(EXECUTE_NODE, args=[str(run_id), node_id], queue=queue)
+def execute(run_id: Any, node_id: str, queue: str, countdown: float = 0) -> None:
+    """Execute a node (or an instance of one, ``llm_1[3]``) on its queue, after ``countdown``
+    seconds (a retry's backoff)."""
+    options = {"countdown": countdown} if countdown else {}
+    app.send_task(EXECUTE_NODE, args=[str(run_id), node_id], queue=queue, **options)

@@ -2,59 +2,417 @@
 
 ``run_advance`` runs every node whose inputs are ready: cheap nodes inline, engine nodes
 dispatched to the queue of their engine's workers (a ``pending`` row, then a task). The worker's
-``node_execute`` stores the node's result once and re-enters ``run_advance``; so no task waits
-on another, and a node that already has a result is never executed again.
+``node_execute`` (``flows/execution.py``) stores the node's result once and re-enters
+``run_advance``; so no task waits on another, and a node that already has a result is never
+executed again.
+
+Branches: a node fed by an output port that its source skipped (an untaken branch) is skipped
+too, unless it ``merges``. Containers: the nodes inside an iteration or a loop run once per item
+or round, each instance stored under its own key (``llm_1[3]``); the container collects what
+they give back and finishes when its type says so. A node's failure goes by its policy
+(``flows/policy.py``): retried, replaced by a default, sent down the error branch, or it fails
+its container, and at the top level the run.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import logging
 import time
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from flows import dispatch
-from flows.models import TERMINAL, NodeResult, NodeStatus, Run, RunStatus
-from flows.nodes.base import NodeContext, NodeOutput
-from flows.schema import CheckedGraph, GraphError, check_graph
+from flows import dispatch, policy
+from flows.models import SETTLED, TERMINAL, NodeResult, NodeStatus, Run, RunStatus
+from flows.nodes.base import NodeOutput
+from flows.schema import CheckedGraph, GraphError, Link, Node, check_graph
 from flows.services import run_fail
 from studio import events
 
-log = logging.getLogger(__name__)
+_GRAPHS: dict[int, CheckedGraph] = {}
+_GRAPHS_KEPT = 256
 
 
-class Runtime(Protocol):
-    """What a worker process lends the executor (``workers/resident.py``)."""
-
-    def submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future: ...
-
-    async def engine_for(self, model: Any) -> Any: ...
-
-
-def _graph(run: Run) -> CheckedGraph:
-    return check_graph(run.flow_version.graph)
-
-
-def _inputs_of(graph: CheckedGraph, node_id: str, results: dict[str, NodeResult]) -> dict:
-    return {
-        edge.target_port: results[edge.source].outputs.get(edge.source_port)
-        for edge in graph.incoming(node_id)
-    }
+def graph_of(run: Run) -> CheckedGraph:
+    """The run's checked graph, kept per process: a version never changes once saved."""
+    graph = _GRAPHS.get(run.flow_version_id)
+    if graph is None:
+        graph = check_graph(run.flow_version.graph)
+        if len(_GRAPHS) >= _GRAPHS_KEPT:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
+        _GRAPHS[run.flow_version_id] = graph
+    return graph
 
 
-def _usage(results: list[NodeResult]) -> dict:
-    input_tokens = sum(r.input_tokens for r in results)
-    output_tokens = sum(r.output_tokens for r in results)
+def instance_key(node_id: str, path: tuple[int, ...]) -> str:
+    """The key of a node's result: its id, and the item or round of each container around it."""
+    return node_id + "".join(f"[{i}]" for i in path)
+
+
+def node_of_key(key: str) -> str:
+    return key.split("[", 1)[0]
+
+
+def usage_of(run: Run) -> dict:
+    totals = run.node_results.aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
+    input_tokens, output_tokens = totals["i"] or 0, totals["o"] or 0
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
+    }
+
+
+class _NodeFailed(Exception):
+    """A node failed and its policy does not handle it: its container (or the run) fails."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(reason)
+        self.key = key
+        self.reason = reason
+
+
+@dataclass
+class _Scope:
+    path: tuple[int, ...]
+    container: str | None
+    # What each enclosing container gives its nodes in this instance: {container: {port: value}}.
+    inner: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _Advance:
+    """One pass of ``run_advance`` over a locked run."""
+
+    def __init__(self, run: Run, graph: CheckedGraph) -> None:
+        self.run = run
+        self.graph = graph
+        # Loaded as needed: the top level now, each container's open instances when it runs,
+        # so that a long iteration does not read its finished items again on every pass.
+        nodes = run.node_results.defer("inputs")
+        self.results = {r.node_id: r for r in nodes.exclude(node_id__contains="[")}
+        self.executed = run.node_results.count()
+        self.outbox: list[tuple[str, str | None, dict | None]] = []
+        self.to_dispatch: list[tuple[str, str]] = []
+        self.created = 0
+
+    def _load_instances(self, container: str, path: tuple[int, ...], indices: list[int]) -> None:
+        """The results of the nodes inside the given instances of a container (nested ones
+        included: their keys start the same)."""
+        prefixes = [
+            instance_key(child, (*path, index))
+            for index in indices
+            for child in self.graph.children(container)
+        ]
+        if not prefixes:
+            return
+        where = Q()
+        for prefix in prefixes:
+            where |= Q(node_id=prefix) | Q(node_id__startswith=prefix + "[")
+        for result in self.run.node_results.defer("inputs").filter(where):
+            self.results.setdefault(result.node_id, result)
+
+    # -- scopes ------------------------------------------------------------------------------
+
+    def scope(self, scope: _Scope) -> None:
+        """Run what is ready in one scope (the top level, or one container instance) until
+        nothing more can start. Raises ``_NodeFailed`` for an unhandled failure in it."""
+        progressed = True
+        while progressed:
+            progressed = False
+            for node_id in self.graph.children(scope.container):
+                node = self.graph.nodes[node_id]
+                key = instance_key(node_id, scope.path)
+                result = self.results.get(key)
+                if result is None:
+                    progressed |= self._start(node, key, scope)
+                elif result.status == NodeStatus.FAILED:
+                    raise _NodeFailed(key, result.error)
+                elif result.status == NodeStatus.RUNNING and node.kind.container:
+                    progressed |= self._container(node, result, scope)
+                elif result.status == NodeStatus.WAITING:
+                    progressed |= self._resolve(node, result)
+
+    def settled(self, container: str | None, path: tuple[int, ...]) -> bool:
+        for node_id in self.graph.children(container):
+            result = self.results.get(instance_key(node_id, path))
+            if result is None or result.status not in SETTLED:
+                return False
+        return True
+
+    # -- starting a node ---------------------------------------------------------------------
+
+    def _gather(self, node: Node, scope: _Scope) -> tuple[dict, int, int] | None:
+        """The node's inputs, and how many of its links are live and dead; None if a source
+        has not settled yet."""
+        inputs: dict[str, Any] = {}
+        live = dead = 0
+        for link in self.graph.incoming(node.id):
+            if link.inner:
+                value, alive = scope.inner[link.source].get(link.source_port), True
+            else:
+                found = self._source(link, scope)
+                if found is None:
+                    return None
+                value, alive = found
+            if not alive:
+                dead += 1
+                continue
+            live += 1
+            if link.target_port != "_trigger":
+                inputs[link.target_port] = value
+        return inputs, live, dead
+
+    def _source(self, link: Link, scope: _Scope) -> tuple[Any, bool] | None:
+        depth = len(self.graph.ancestors(link.source))
+        source = self.results.get(instance_key(link.source, scope.path[:depth]))
+        if source is None or source.status not in SETTLED:
+            return None
+        if source.status == NodeStatus.SKIPPED or link.source_port in source.skip:
+            return None, False
+        return source.outputs.get(link.source_port), True
+
+    def _start(self, node: Node, key: str, scope: _Scope) -> bool:
+        gathered = self._gather(node, scope)
+        if gathered is None:
+            return False
+        inputs, live, dead = gathered
+        if dead and (not node.kind.merges or not live):
+            self._store(node, key, NodeStatus.SKIPPED, inputs={})
+            self.outbox.append((events.NODE_SKIPPED, key, {"type": node.kind.type}))
+            return True
+        self._count()
+        if node.kind.container:
+            return self._container_begin(node, key, inputs, scope)
+        if node.kind.waits:
+            self._wait(node, key, inputs)
+            return True
+        queue = node.kind.queue(node.config, self.run.workspace_id)
+        if queue is None:
+            self._inline(node, key, inputs)
+        else:
+            self._store(node, key, NodeStatus.PENDING, inputs=inputs, queue=queue)
+            self.to_dispatch.append((key, queue))
+        return True
+
+    def _count(self) -> None:
+        self.created += 1
+        limit = settings.STUDIO_RUN_MAX_NODES
+        self.executed += 1
+        if self.executed > limit:
+            raise _NodeFailed("", f"the run executed more than {limit} nodes (the limit)")
+
+    def _store(self, node: Node, key: str, status: str, **fields: Any) -> NodeResult:
+        now = timezone.now()
+        started = {"started_at": now} if status != NodeStatus.PENDING else {}
+        finished = {"finished_at": now} if status in SETTLED or status == NodeStatus.FAILED else {}
+        result = NodeResult.objects.create(
+            run=self.run,
+            node_id=key,
+            node_type=node.kind.type,
+            status=status,
+            **started,
+            **finished,
+            **fields,
+        )
+        self.results[key] = result
+        return result
+
+    def _inline(self, node: Node, key: str, inputs: dict) -> None:
+        started = time.monotonic()
+        self.outbox.append((events.NODE_STARTED, key, {"type": node.kind.type}))
+        error = None
+        for _attempt in range(node.policy.retries + 1):
+            try:
+                output = node.kind.run(node.config, inputs, self.run.inputs)
+                break
+            except Exception as exc:  # the node's own failure: its policy decides
+                error = f"{exc}" or type(exc).__name__
+        else:
+            self._failed(node, key, inputs, error or "failed", time.monotonic() - started)
+            return
+        output = policy.succeeded(node, output)
+        latency_ms = (time.monotonic() - started) * 1000
+        result = self._store(
+            node,
+            key,
+            NodeStatus.SUCCEEDED,
+            inputs=inputs,
+            outputs=output.outputs,
+            skip=output.skip,
+            details=output.details,
+            latency_ms=latency_ms,
+            attempts=1,
+        )
+        self.outbox.append((events.NODE_FINISHED, key, finished_data(result, output)))
+
+    def _failed(self, node: Node, key: str, inputs: dict, reason: str, seconds: float) -> None:
+        handled = policy.handled(node, reason)
+        if handled is None:
+            self._store(
+                node, key, NodeStatus.FAILED, inputs=inputs, error=reason[:10_000], attempts=1
+            )
+            raise _NodeFailed(key, reason)
+        result = self._store(
+            node,
+            key,
+            NodeStatus.HANDLED,
+            inputs=inputs,
+            outputs=handled.outputs,
+            skip=handled.skip,
+            details=handled.details,
+            error=reason[:10_000],
+            latency_ms=seconds * 1000,
+            attempts=1,
+        )
+        self.outbox.append((events.NODE_FINISHED, key, finished_data(result, handled)))
+
+    # -- waiting nodes -----------------------------------------------------------------------
+
+    def _wait(self, node: Node, key: str, inputs: dict) -> None:
+        self.outbox.append((events.NODE_STARTED, key, {"type": node.kind.type}))
+        try:
+            details = node.kind.wait_begin(node.config, inputs, self.run, key)
+        except ValueError as exc:
+            self._failed(node, key, inputs, str(exc), 0.0)
+            return
+        self._store(node, key, NodeStatus.WAITING, inputs=inputs, details=details, attempts=1)
+        if node.kind.pauses_run:
+            run = self.run
+            run.status = RunStatus.WAITING
+            wait = timedelta(seconds=details.get("deadline_s", 0))
+            run.deadline_at = max(run.deadline_at, timezone.now() + wait)
+            run.save(update_fields=["status", "deadline_at"])
+            self.outbox.append((events.RUN_WAITING, key, details))
+
+    def _resolve(self, node: Node, result: NodeResult) -> bool:
+        outcome = node.kind.wait_resolve(node.config, result.details)
+        if outcome is None:
+            return False
+        result.finished_at = timezone.now()
+        result.latency_ms = (result.finished_at - result.started_at).total_seconds() * 1000
+        if isinstance(outcome, str):
+            handled = policy.handled(node, outcome)
+            result.error = outcome[:10_000]
+            if handled is None:
+                result.status = NodeStatus.FAILED
+                result.save(update_fields=["status", "error", "finished_at", "latency_ms"])
+                raise _NodeFailed(result.node_id, outcome)
+            result.status, outcome = NodeStatus.HANDLED, handled
+        else:
+            result.status, outcome = NodeStatus.SUCCEEDED, policy.succeeded(node, outcome)
+        result.outputs, result.skip = outcome.outputs, outcome.skip
+        result.input_tokens, result.output_tokens = outcome.input_tokens, outcome.output_tokens
+        result.details = {**result.details, **outcome.details}
+        result.save()
+        self.outbox.append((events.NODE_FINISHED, result.node_id, finished_data(result, outcome)))
+        return True
+
+    # -- containers --------------------------------------------------------------------------
+
+    def _container_begin(self, node: Node, key: str, inputs: dict, scope: _Scope) -> bool:
+        self.outbox.append((events.NODE_STARTED, key, {"type": node.kind.type}))
+        try:
+            state = node.kind.begin(node.config, inputs)
+        except (ValueError, TypeError) as exc:
+            self._failed(node, key, inputs, str(exc), 0.0)
+            return True
+        result = self._store(
+            node, key, NodeStatus.RUNNING, inputs=inputs, details={"state": state}, attempts=1
+        )
+        self._container(node, result, scope)
+        return True
+
+    def _container(self, node: Node, result: NodeResult, scope: _Scope) -> bool:
+        """Advance a running container's open instances; finish it when its type says so."""
+        kind, config = node.kind, node.config
+        state = result.details["state"]
+        path = scope.path
+        changed = False
+        self._load_instances(node.id, path, kind.active(config, state))
+        while True:
+            opened = kind.open_instances(config, state, result.inputs)
+            done_any = False
+            for index, inner in opened:
+                instance = _Scope(path + (index,), node.id, {**scope.inner, node.id: inner})
+                before = self.created
+                try:
+                    self.scope(instance)
+                except _NodeFailed as exc:
+                    reason = f"{_which(kind, index)}: {_reason(exc)}"
+                    self._container_failed(node, result, reason)
+                    return True
+                changed |= self.created != before
+                if self.settled(node.id, instance.path):
+                    collected = {
+                        ref: self._collected(ref, instance.path) for ref in kind.collects(config)
+                    }
+                    state = kind.instance_done(config, state, index, collected)
+                    done_any = changed = True
+            if not done_any:
+                break
+        result.details = {**result.details, "state": state}
+        finished = kind.finished(config, state)
+        if finished is None:
+            if changed:
+                result.save(update_fields=["details"])
+            return changed
+        finished = policy.succeeded(node, finished)
+        result.status = NodeStatus.SUCCEEDED
+        result.outputs = finished.outputs
+        result.skip = finished.skip
+        result.finished_at = timezone.now()
+        result.latency_ms = (result.finished_at - result.started_at).total_seconds() * 1000
+        result.save(
+            update_fields=["details", "status", "outputs", "skip", "finished_at", "latency_ms"]
+        )
+        self.outbox.append((events.NODE_FINISHED, result.node_id, finished_data(result, finished)))
+        return True
+
+    def _collected(self, reference: str, path: tuple[int, ...]) -> Any:
+        node_id, _, port = reference.partition(".")
+        result = self.results.get(instance_key(node_id, path))
+        if result is None or result.status == NodeStatus.SKIPPED or port in result.skip:
+            return None
+        return result.outputs.get(port)
+
+    def _container_failed(self, node: Node, result: NodeResult, reason: str) -> None:
+        handled = policy.handled(node, reason)
+        result.finished_at = timezone.now()
+        result.error = reason[:10_000]
+        if handled is None:
+            result.status = NodeStatus.FAILED
+            result.save(update_fields=["status", "error", "finished_at"])
+            raise _NodeFailed(result.node_id, reason)
+        result.status = NodeStatus.HANDLED
+        result.outputs = handled.outputs
+        result.skip = handled.skip
+        result.save(update_fields=["status", "error", "finished_at", "outputs", "skip"])
+        self.outbox.append((events.NODE_FINISHED, result.node_id, finished_data(result, handled)))
+
+
+def _which(kind: Any, index: int) -> str:
+    return f"{'round' if kind.type == 'loop' else 'item'} {index}"
+
+
+def _reason(exc: _NodeFailed) -> str:
+    return f"node {exc.key!r} failed: {exc.reason}" if exc.key else exc.reason
+
+
+def finished_data(result: NodeResult, output: NodeOutput) -> dict:
+    return {
+        "type": result.node_type,
+        "status": result.status,
+        "outputs": result.outputs,
+        "skip": result.skip,
+        "error": result.error,
+        "input_tokens": output.input_tokens,
+        "output_tokens": output.output_tokens,
+        "latency_ms": result.latency_ms,
+        **output.details,
     }
 
 
@@ -64,194 +422,58 @@ def run_advance(run_id: Any) -> None:
     Holds the run's row lock while it decides, so two deliveries of the same task cannot
     dispatch a node twice. Events and tasks go out after the commit.
     """
-    outbox: list[tuple] = []
-    to_dispatch: list[tuple[str, str]] = []
-    try:
-        with transaction.atomic():
-            run = Run.objects.select_for_update().select_related("flow_version").get(id=run_id)
-            if run.status in TERMINAL:
-                return
+    failure: str | None = None
+    step: _Advance | None = None
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("flow_version").get(id=run_id)
+        if run.status in TERMINAL:
+            return
+        try:
+            graph = graph_of(run)
+        except GraphError as exc:
+            failure = f"the flow could not run: {exc}"
+        else:
+            step = _Advance(run, graph)
             if run.status == RunStatus.QUEUED:
                 # The claim: only the delivery that moves queued → running starts the run.
                 run.status = RunStatus.RUNNING
                 run.started_at = timezone.now()
                 run.save(update_fields=["status", "started_at"])
-                outbox.append((events.RUN_STARTED, None, {"flow": run.flow_id}))
-            graph = _graph(run)
-            results = {r.node_id: r for r in run.node_results.all()}
-            progressed = True
-            while progressed:
-                progressed = False
-                for node_id in graph.order:
-                    if node_id in results:
-                        continue
-                    upstream = [e.source for e in graph.incoming(node_id)]
-                    if any(
-                        s not in results or results[s].status != NodeStatus.SUCCEEDED
-                        for s in upstream
-                    ):
-                        continue
-                    node = graph.nodes[node_id]
-                    inputs = _inputs_of(graph, node_id, results)
-                    queue = node.kind.queue(node.config, run.workspace_id)
-                    if queue is None:
-                        results[node_id] = _run_inline(run, node, inputs, outbox)
-                        progressed = True
-                    else:
-                        results[node_id] = NodeResult.objects.create(
-                            run=run,
-                            node_id=node_id,
-                            node_type=node.kind.type,
-                            status=NodeStatus.PENDING,
-                            queue=queue,
-                            inputs=inputs,
-                        )
-                        to_dispatch.append((node_id, queue))
-            outputs_done = [results.get(n.id) for n in graph.of_type("output")]
-            if outputs_done and all(r and r.status == NodeStatus.SUCCEEDED for r in outputs_done):
-                run.outputs = {k: v for r in outputs_done for k, v in r.outputs.items()}
-                run.usage = _usage(list(results.values()))
-                run.status = RunStatus.SUCCEEDED
-                run.finished_at = timezone.now()
-                run.save(update_fields=["outputs", "usage", "status", "finished_at"])
-                latency_ms = (run.finished_at - run.created_at).total_seconds() * 1000
-                outbox.append(
-                    (
-                        events.RUN_FINISHED,
-                        None,
-                        {"outputs": run.outputs, "usage": run.usage, "latency_ms": latency_ms},
-                    )
-                )
-    except (GraphError, ValueError, TypeError) as exc:
-        run_fail(run_id=run_id, reason=f"the flow could not run: {exc}")
+                step.outbox.append((events.RUN_STARTED, None, {"flow": run.flow_id}))
+            try:
+                step.scope(_Scope((), None))
+            except _NodeFailed as exc:
+                failure = _reason(exc)
+            else:
+                if step.settled(None, ()):
+                    _succeed(run, graph, step)
+    if step is not None and step.outbox:
+        events.publish_many_sync(run_id, step.outbox)
+    if failure is not None:
+        run_fail(run_id=run_id, reason=failure)
         return
-    for type_, node, data in outbox:
-        events.publish_sync(run_id, type_, node, data)
-    for node_id, queue in to_dispatch:
-        dispatch.execute(run_id, node_id, queue)
+    for key, queue in step.to_dispatch if step else ():
+        dispatch.execute(run_id, key, queue)
+    if step is not None and step.run.status == RunStatus.SUCCEEDED and step.run.parent_id:
+        dispatch.advance(step.run.parent_id)  # its sub-flow node waits for this run
 
 
-def _run_inline(run: Run, node, inputs: dict, outbox: list) -> NodeResult:
-    started = time.monotonic()
-    output = node.kind.run(node.config, inputs, run.inputs)
-    latency_ms = (time.monotonic() - started) * 1000
-    now = timezone.now()
-    result = NodeResult.objects.create(
-        run=run,
-        node_id=node.id,
-        node_type=node.kind.type,
-        status=NodeStatus.SUCCEEDED,
-        inputs=inputs,
-        outputs=output.outputs,
-        latency_ms=latency_ms,
-        started_at=now,
-        finished_at=now,
+def _succeed(run: Run, graph: CheckedGraph, step: _Advance) -> None:
+    outputs: dict[str, Any] = {}
+    for node in graph.of_type("output"):
+        result = step.results[node.id]
+        if result.status == NodeStatus.SUCCEEDED:
+            outputs.update(result.outputs)
+    run.outputs = outputs
+    run.usage = usage_of(run)
+    run.status = RunStatus.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.save(update_fields=["outputs", "usage", "status", "finished_at"])
+    latency_ms = (run.finished_at - run.created_at).total_seconds() * 1000
+    step.outbox.append(
+        (
+            events.RUN_FINISHED,
+            None,
+            {"outputs": run.outputs, "usage": run.usage, "latency_ms": latency_ms},
+        )
     )
-    outbox.append((events.NODE_STARTED, node.id, {"type": node.kind.type}))
-    outbox.append((events.NODE_FINISHED, node.id, _finished_data(result, output)))
-    return result
-
-
-def _finished_data(result: NodeResult, output: NodeOutput) -> dict:
-    return {
-        "type": result.node_type,
-        "outputs": result.outputs,
-        "input_tokens": output.input_tokens,
-        "output_tokens": output.output_tokens,
-        "latency_ms": result.latency_ms,
-        **output.details,
-    }
-
-
-def node_execute(run_id: Any, node_id: str, runtime: Runtime) -> None:
-    """Execute one dispatched node on this worker, store its result once, and re-enter.
-
-    Claims the node (``pending`` → ``running``); a second delivery finds nothing to claim.
-    While the node runs, it refreshes the node's heartbeat so that ``runs_fail_stale`` can tell
-    a slow node from a dead worker, and it gives up at the run's deadline.
-    """
-    now = timezone.now()
-    claimed = NodeResult.objects.filter(
-        run_id=run_id, node_id=node_id, status=NodeStatus.PENDING, run__status=RunStatus.RUNNING
-    ).update(status=NodeStatus.RUNNING, started_at=now, heartbeat_at=now)
-    if not claimed:
-        return
-    result = NodeResult.objects.select_related("run__flow_version", "run__flow").get(
-        run_id=run_id, node_id=node_id
-    )
-    run = result.run
-    node = _graph(run).nodes[node_id]
-    events.publish_sync(run_id, events.NODE_STARTED, node_id, {"type": node.kind.type})
-
-    async def emit(type_: str, data: dict) -> None:
-        await events.publish(run_id, type_, node_id, data)
-
-    ctx = NodeContext(
-        run_id=str(run_id),
-        node_id=node_id,
-        workspace_id=run.workspace_id,
-        emit=emit,
-        engine_for=runtime.engine_for,
-        flow_id=run.flow_id,
-        flow_slug=run.flow.slug,
-        api_key_id=run.api_key_id,
-        user_id=run.created_by_id,
-        response_cache=run.flow.response_cache,
-    )
-    started = time.monotonic()
-    future = runtime.submit(node.kind.arun(ctx, node.config, result.inputs))
-    try:
-        output = _wait(future, run_id, node_id, run.deadline_at)
-    except _Abandoned:
-        return
-    except Exception as exc:  # the node's own failure: the user reads the reason
-        log.warning("node %s of run %s failed: %s", node_id, run_id, exc)
-        run_fail(run_id=run_id, node_id=node_id, reason=f"node {node_id!r} failed: {exc}")
-        return
-    latency_ms = (time.monotonic() - started) * 1000
-    stored = NodeResult.objects.filter(
-        run_id=run_id, node_id=node_id, status=NodeStatus.RUNNING
-    ).update(
-        status=NodeStatus.SUCCEEDED,
-        outputs=output.outputs,
-        details=output.details,
-        input_tokens=output.input_tokens,
-        output_tokens=output.output_tokens,
-        latency_ms=latency_ms,
-        finished_at=timezone.now(),
-    )
-    if not stored:  # the run was failed meanwhile (deadline, reaper): drop the result
-        return
-    result.refresh_from_db()
-    events.publish_sync(run_id, events.NODE_FINISHED, node_id, _finished_data(result, output))
-    run_advance(run_id)
-
-
-class _Abandoned(Exception):
-    pass
-
-
-def _wait(future: concurrent.futures.Future, run_id: Any, node_id: str, deadline_at) -> NodeOutput:
-    """Wait for the node, beating its heart; cancel it at the deadline or if the run ended."""
-    beat = settings.STUDIO_HEARTBEAT_S
-    while True:
-        try:
-            return future.result(timeout=beat)
-        except concurrent.futures.TimeoutError:
-            pass
-        except (asyncio.CancelledError, concurrent.futures.CancelledError):
-            raise _Abandoned from None
-        alive = NodeResult.objects.filter(
-            run_id=run_id, node_id=node_id, status=NodeStatus.RUNNING
-        ).update(heartbeat_at=timezone.now())
-        if not alive:  # failed from outside (reaper, deadline seen by a client)
-            future.cancel()
-            raise _Abandoned
-        if timezone.now() >= deadline_at:
-            future.cancel()
-            run_fail(
-                run_id=run_id,
-                node_id=node_id,
-                reason=f"timed out: node {node_id!r} was still running at the run's deadline",
-            )
-            raise _Abandoned

@@ -22,6 +22,13 @@ class Flow(models.Model):
     )
     # Serve identical temperature-0 model calls from the workspace's response cache.
     response_cache = models.BooleanField(default=True)
+    # The editor's working copy: autosaved, possibly invalid, never served. Publishing checks
+    # it and stores it as the next immutable version.
+    draft = models.JSONField(null=True, blank=True)
+    draft_saved_at = models.DateTimeField(null=True, blank=True)
+    draft_saved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -51,11 +58,19 @@ class FlowGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Flow, on_delete=models.CASCADE)
 
 
+class VersionKind(models.TextChoices):
+    VERSION = "version", "Version"
+    # A snapshot of the draft that the editor ran with test inputs: unnumbered, never served.
+    DRAFT = "draft", "Draft snapshot"
+
+
 class FlowVersion(models.Model):
     """A saved graph. Immutable: editing a flow saves a new version."""
 
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
-    number = models.PositiveIntegerField()
+    number = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=16, choices=VersionKind.choices, default=VersionKind.VERSION)
+    note = models.CharField(max_length=500, blank=True)
     graph = models.JSONField()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -69,12 +84,14 @@ class FlowVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.flow} v{self.number}"
+        return f"{self.flow} v{self.number}" if self.number else f"{self.flow} (draft)"
 
 
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
+    # Paused until a person answers a human-input node.
+    WAITING = "waiting", "Waiting for input"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
 
@@ -87,6 +104,7 @@ class RunSource(models.TextChoices):
     API = "api", "REST API"
     OPENAI = "openai", "OpenAI-compatible API"
     STUDIO = "studio", "Studio"
+    SUBFLOW = "subflow", "Sub-flow of another run"
 
 
 class Run(models.Model):
@@ -107,6 +125,12 @@ class Run(models.Model):
     api_key = models.ForeignKey(
         "studio.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
+    # A run started by a sub-flow node: its result completes that node of the parent run.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    parent_node = models.CharField(max_length=200, blank=True)
+    depth = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -127,20 +151,36 @@ class Run(models.Model):
 class NodeStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # dispatched to a worker queue, not yet claimed
     RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"  # for a person (human input) or a child run (sub-flow)
     SUCCEEDED = "succeeded", "Succeeded"
+    # Failed, and handled by the node's policy (a default value or its error branch).
+    HANDLED = "handled", "Failed, handled"
+    SKIPPED = "skipped", "Skipped"  # on a branch that was not taken
     FAILED = "failed", "Failed"
 
 
+# A node whose result downstream nodes may read.
+SETTLED = (NodeStatus.SUCCEEDED, NodeStatus.HANDLED, NodeStatus.SKIPPED)
+
+
 class NodeResult(models.Model):
-    """One node's execution within a run, stored once: the executor's state."""
+    """One node's execution within a run, stored once: the executor's state.
+
+    Inside an iteration or a loop, a node runs once per item or round: ``node_id`` is then the
+    instance's key, ``llm_1[3]`` (and ``llm_1[3][0]`` when containers nest).
+    """
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_results")
-    node_id = models.CharField(max_length=64)
+    node_id = models.CharField(max_length=200)
     node_type = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=NodeStatus.choices)
     queue = models.CharField(max_length=100, blank=True)
     inputs = models.JSONField(default=dict)
     outputs = models.JSONField(default=dict, blank=True)
+    # Output ports whose branch was not taken.
+    skip = models.JSONField(default=list, blank=True)
+    # Attempts started (retries with backoff, and requeues after a worker was lost).
+    attempts = models.PositiveSmallIntegerField(default=0)
     details = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     input_tokens = models.PositiveIntegerField(default=0)

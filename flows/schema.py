@@ -1,15 +1,25 @@
-"""The flow graph: a pydantic schema for the stored JSON, and the checks run at save time.
+"""The flow graph: a pydantic schema for the stored JSON, and the checks run at save and import.
 
-A graph is refused with messages that name the node (or edge) at fault: unknown node types,
-bad configs, dangling edges, unknown ports, type mismatches, unconnected inputs and cycles.
+A graph is refused with problems that name the node (or edge) at fault: unknown node types, bad
+configs, dangling edges, unknown ports, type mismatches, unconnected inputs, references to
+variables that do not exist, cycles, nodes in the wrong container, and size limits.
+
+Two kinds of links feed a node's input ports: stored edges, and references. A text field's
+``{{node_id.port}}`` makes the input port ``node_id.port``, wired here to that node's output
+(an implicit edge), so the editor's variable picker needs no edge. Every node also has the
+``_trigger`` input ("run after"): any number of edges, no data; it hangs a node off a branch.
+
+Containers (iteration, loop) hold nodes whose ``parent`` they are. A node sees the nodes of its
+own container and of every enclosing one, and its containers' inner ports (the item, the round);
+nothing outside a container sees inside it: the container's outputs carry what it collected.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,6 +27,12 @@ from flows.nodes import node_types
 from flows.nodes.base import NodeConfig, NodeType, PortType, ports_compatible
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
+TRIGGER = "_trigger"
+ERROR_PORT = "error"
+MAX_NODES = 500
+MAX_EDGES = 2000
+MAX_BYTES = 1_000_000
+MAX_NESTING = 3
 
 
 class Position(BaseModel):
@@ -25,35 +41,74 @@ class Position(BaseModel):
     y: float = 0
 
 
+class NodePolicy(BaseModel):
+    """What the executor does when the node is slow or fails (the same for every node type)."""
+
+    model_config = ConfigDict(extra="forbid")
+    timeout_s: float | None = Field(
+        default=None, ge=0.1, le=3600, description="Give up on the node after this many seconds."
+    )
+    retries: int = Field(default=0, ge=0, le=10, description="Attempts after a failure.")
+    retry_backoff_s: float = Field(
+        default=1.0, ge=0, le=300, description="Wait before a retry; doubles each time."
+    )
+    on_error: Literal["fail", "default", "branch"] = Field(
+        default="fail",
+        description="fail the run, use the default outputs, or take the error branch",
+    )
+    default: dict[str, Any] = Field(
+        default_factory=dict, description="The outputs to use when the node fails."
+    )
+
+
 class NodeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=IDENT)
     type: str = Field(max_length=64)
+    title: str = Field(default="", max_length=200)
     config: dict[str, Any] = Field(default_factory=dict)
     position: Position = Field(default_factory=Position)
+    parent: str | None = Field(default=None, pattern=IDENT)
+    policy: NodePolicy = Field(default_factory=NodePolicy)
 
 
 class EdgeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(default=None, max_length=128)
     source: str = Field(max_length=64)
-    source_port: str = Field(max_length=64)
+    source_port: str = Field(max_length=130)
     target: str = Field(max_length=64)
-    target_port: str = Field(max_length=64)
+    target_port: str = Field(max_length=130)
 
 
 class GraphSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    nodes: list[NodeSpec] = Field(max_length=500)
-    edges: list[EdgeSpec] = Field(default_factory=list, max_length=2000)
+    nodes: list[NodeSpec] = Field(max_length=MAX_NODES)
+    edges: list[EdgeSpec] = Field(default_factory=list, max_length=MAX_EDGES)
+
+
+@dataclass(frozen=True)
+class Problem:
+    node: str | None
+    message: str
+    edge: str | None = None
+
+    def __str__(self) -> str:
+        if self.node:
+            return f"node {self.node!r}: {self.message}"
+        return f"edge {self.edge}: {self.message}" if self.edge else f"graph: {self.message}"
+
+    def as_dict(self) -> dict:
+        return {"node": self.node, "edge": self.edge, "message": self.message}
 
 
 class GraphError(ValueError):
-    """A graph that cannot be saved; ``errors`` has one message per problem."""
+    """A graph that cannot be saved; ``problems`` has one per problem, ``errors`` as text."""
 
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        self.errors = [str(p) for p in problems]
+        super().__init__("; ".join(self.errors))
 
 
 @dataclass(frozen=True)
@@ -63,111 +118,356 @@ class Node:
     config: NodeConfig
     inputs: dict[str, PortType]
     outputs: dict[str, PortType]
+    inner: dict[str, PortType]
+    parent: str | None
+    policy: NodePolicy
+    title: str = ""
 
 
 @dataclass(frozen=True)
+class Link:
+    """A stored edge, or a reference (``implicit``). ``inner``: the source is a container that
+    feeds a node inside it (its item, its round); such a link is no dependency."""
+
+    source: str
+    source_port: str
+    target: str
+    target_port: str
+    implicit: bool = False
+    inner: bool = False
+
+
+@dataclass
 class CheckedGraph:
     nodes: dict[str, Node]
-    edges: list[EdgeSpec]
-    order: list[str]  # topological
+    edges: list[Link]
+    order: list[str]  # topological, dependencies lifted to each container's level
+    _incoming: dict[str, list[Link]] = field(default_factory=dict, repr=False)
+    _children: dict[str | None, list[str]] = field(default_factory=dict, repr=False)
 
-    def incoming(self, node_id: str) -> list[EdgeSpec]:
-        return [e for e in self.edges if e.target == node_id]
+    def __post_init__(self) -> None:
+        for link in self.edges:
+            self._incoming.setdefault(link.target, []).append(link)
+        for node_id in self.order:
+            self._children.setdefault(self.nodes[node_id].parent, []).append(node_id)
+
+    def incoming(self, node_id: str) -> list[Link]:
+        return self._incoming.get(node_id, [])
+
+    def children(self, container: str | None) -> list[str]:
+        """The nodes directly inside ``container`` (None: the top level), in order."""
+        return self._children.get(container, [])
 
     def of_type(self, kind: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.kind.type == kind]
 
+    def ancestors(self, node_id: str) -> list[str]:
+        """The containers around a node, nearest first."""
+        chain, parent = [], self.nodes[node_id].parent
+        while parent is not None:
+            chain.append(parent)
+            parent = self.nodes[parent].parent
+        return chain
 
-def _pydantic_errors(prefix: str, exc: ValidationError) -> list[str]:
-    errors = []
+
+@dataclass
+class GraphReport:
+    """What the editor shows: every problem, and each node's ports (for its handles)."""
+
+    problems: list[Problem]
+    ports: dict[str, dict[str, dict[str, PortType]]]
+
+    def as_dict(self) -> dict:
+        return {"problems": [p.as_dict() for p in self.problems], "ports": self.ports}
+
+
+def _pydantic_problems(node: str | None, exc: ValidationError, prefix: str = "") -> list[Problem]:
+    problems = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        errors.append(f"{prefix}{where + ': ' if where else ''}{error['msg']}")
-    return errors
+        where = prefix + ".".join(str(p) for p in error["loc"])
+        problems.append(Problem(node, f"{where + ': ' if where else ''}{error['msg']}"))
+    return problems
 
 
 def check_graph(data: Any, workspace: Any = None, user: Any = None) -> CheckedGraph:
     """Validate a graph; raise ``GraphError`` listing every problem found. With ``user``, also
     what that user may not use (a catalog model not shared with a limited member)."""
+    graph, problems, _ = _check(data, workspace, user)
+    if problems or graph is None:
+        raise GraphError(problems)
+    return graph
+
+
+def graph_report(data: Any, workspace: Any = None, user: Any = None) -> GraphReport:
+    """Every problem of a graph and the ports of each node that could be read; never raises."""
+    _, problems, ports = _check(data, workspace, user)
+    return GraphReport(problems=problems, ports=ports)
+
+
+def graph_size_problem(data: Any) -> Problem | None:
+    try:
+        size = len(json.dumps(data, ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return Problem(None, "this is not a JSON graph")
+    if size > MAX_BYTES:
+        return Problem(None, f"the graph is {size:,} bytes; the limit is {MAX_BYTES:,}")
+    return None
+
+
+def _check(data: Any, workspace: Any, user: Any):
+    ports: dict[str, dict[str, dict[str, PortType]]] = {}
+    too_big = graph_size_problem(data)
+    if too_big:
+        return None, [too_big], ports
     try:
         spec = GraphSpec.model_validate(data)
     except ValidationError as exc:
-        raise GraphError(_pydantic_errors("graph: ", exc)) from None
+        return None, _pydantic_problems(None, exc), ports
 
-    errors: list[str] = []
+    problems: list[Problem] = []
+    nodes = _nodes(spec, workspace, user, problems)
+    for node in nodes.values():
+        ports[node.id] = {"inputs": node.inputs, "outputs": node.outputs, "inner": node.inner}
+    known = {n.id for n in spec.nodes}
+    _check_parents(spec, nodes, problems)
+    if any(p.message.startswith("parent") for p in problems):
+        return None, problems, ports
+    links, fed = _links(spec, nodes, known, problems)
+    _check_collects(nodes, problems)
+    for node in nodes.values():
+        for port in node.inputs:
+            if (node.id, port) not in fed and "." not in port:
+                problems.append(Problem(node.id, f"input {port!r} is not connected"))
+    for kind in ("input", "output"):
+        top = [n for n in nodes.values() if n.kind.type == kind and n.parent is None]
+        if not top:
+            problems.append(Problem(None, f"it needs an {kind} node"))
+    order = _order(nodes, links, problems)
+    if problems:
+        return None, problems, ports
+    return CheckedGraph(nodes=nodes, edges=links, order=order), problems, ports
+
+
+def _nodes(spec: GraphSpec, workspace: Any, user: Any, problems: list[Problem]) -> dict:
     registry = node_types()
     nodes: dict[str, Node] = {}
-    for node in spec.nodes:
-        if node.id in nodes:
-            errors.append(f"node {node.id!r}: the id is used by more than one node")
+    seen: set[str] = set()
+    for item in spec.nodes:
+        if item.id in seen:
+            problems.append(Problem(item.id, "the id is used by more than one node"))
             continue
-        kind = registry.get(node.type)
+        seen.add(item.id)
+        kind = registry.get(item.type)
         if kind is None:
-            errors.append(f"node {node.id!r}: unknown node type {node.type!r}")
+            problems.append(Problem(item.id, f"unknown node type {item.type!r}"))
             continue
         try:
-            config = kind.Config.model_validate(node.config)
+            config = kind.Config.model_validate(item.config)
         except ValidationError as exc:
-            errors.extend(_pydantic_errors(f"node {node.id!r}: ", exc))
+            problems.extend(_pydantic_problems(item.id, exc))
             continue
         if workspace is not None:
-            errors.extend(f"node {node.id!r}: {e}" for e in kind.check(config, workspace, user))
-        nodes[node.id] = Node(
-            node.id, kind, config, kind.input_ports(config), kind.output_ports(config)
+            problems.extend(Problem(item.id, e) for e in kind.check(config, workspace, user))
+        outputs = dict(kind.output_ports(config))
+        if item.policy.on_error == "branch":
+            if ERROR_PORT in outputs:
+                problems.append(Problem(item.id, "its error branch clashes with an output"))
+            outputs[ERROR_PORT] = "text"
+        unknown = sorted(set(item.policy.default) - set(outputs))
+        if item.policy.on_error == "default" and unknown:
+            problems.append(
+                Problem(item.id, f"the default names outputs it does not have: {unknown}")
+            )
+        nodes[item.id] = Node(
+            id=item.id,
+            kind=kind,
+            config=config,
+            inputs=dict(kind.input_ports(config)),
+            outputs=outputs,
+            inner=dict(kind.inner_ports(config)) if kind.container else {},
+            parent=item.parent,
+            policy=item.policy,
+            title=item.title,
         )
+    return nodes
 
-    known = {n.id for n in spec.nodes}
-    connected: dict[str, set[str]] = defaultdict(set)
-    sorter: TopologicalSorter[str] = TopologicalSorter({node_id: () for node_id in nodes})
+
+def _check_parents(spec: GraphSpec, nodes: dict[str, Node], problems: list[Problem]) -> None:
+    by_id = {n.id: n for n in spec.nodes}
+    for item in spec.nodes:
+        if item.parent is None:
+            continue
+        parent = by_id.get(item.parent)
+        if parent is None:
+            problems.append(Problem(item.id, f"parent {item.parent!r} does not exist"))
+            continue
+        if parent.id in nodes and not nodes[parent.id].kind.container:
+            problems.append(Problem(item.id, f"parent {item.parent!r} is not a container"))
+            continue
+        depth, seen, current = 0, {item.id}, parent
+        while current is not None:
+            if current.id in seen:
+                problems.append(Problem(item.id, "parent containers form a cycle"))
+                break
+            seen.add(current.id)
+            depth += 1
+            current = by_id.get(current.parent) if current.parent else None
+        else:
+            if depth > MAX_NESTING:
+                problems.append(
+                    Problem(item.id, f"parent containers nest deeper than {MAX_NESTING}")
+                )
+        if item.id in nodes and nodes[item.id].kind.type in ("input", "output"):
+            problems.append(Problem(item.id, f"an {item.type} node belongs at the top level"))
+
+
+def _scope(nodes: dict[str, Node], node_id: str) -> list[str | None]:
+    """The containers whose nodes ``node_id`` may read: its own, then each enclosing one."""
+    chain: list[str | None] = []
+    parent = nodes[node_id].parent
+    while parent is not None:
+        chain.append(parent)
+        parent = nodes[parent].parent if parent in nodes else None
+    return [nodes[node_id].parent, *chain[1:], None] if chain else [None]
+
+
+def _source_port(
+    nodes: dict[str, Node], source: str, port: str, target: str
+) -> tuple[PortType | None, bool, str | None]:
+    """The type of ``source.port`` as seen from ``target``, whether it is an inner port, or why
+    ``target`` cannot read it."""
+    src = nodes[source]
+    scope = _scope(nodes, target)
+    if source in scope:  # a container feeding a node inside it
+        if port in src.inner:
+            return src.inner[port], True, None
+        return None, True, f"container {source!r} gives its nodes no port {port!r}"
+    if src.parent not in scope:
+        where = f"inside {src.parent!r}" if src.parent else "outside its container"
+        return (
+            None,
+            False,
+            (
+                f"node {source!r} is {where}, where this node cannot read it"
+                + (" (use the container's outputs)" if src.parent else "")
+            ),
+        )
+    if port not in src.outputs:
+        return None, False, f"node {source!r} has no output {port!r}"
+    return src.outputs[port], False, None
+
+
+def _links(
+    spec: GraphSpec, nodes: dict[str, Node], known: set[str], problems: list[Problem]
+) -> tuple[list[Link], set[tuple[str, str]]]:
+    """The links, and the input ports they feed (or that a refused edge was meant to feed)."""
+    links: list[Link] = []
+    fed: set[tuple[str, str]] = set()
     for index, edge in enumerate(spec.edges):
         label = f"edge {edge.id or index}"
         missing = [end for end in (edge.source, edge.target) if end not in known]
         if missing:
-            errors.extend(
-                f"{label}: node {end!r} does not exist (dangling edge)" for end in missing
+            problems.extend(
+                Problem(None, f"node {end!r} does not exist (dangling edge)", str(edge.id or index))
+                for end in missing
             )
             continue
-        source, target = nodes.get(edge.source), nodes.get(edge.target)
-        if source is None or target is None:  # an end was refused above: say it once
-            connected[edge.target].add(edge.target_port)
+        if edge.source not in nodes or edge.target not in nodes:
+            fed.add((edge.target, edge.target_port))  # an end was refused above: say it once
             continue
-        out_type = source.outputs.get(edge.source_port)
+        target = nodes[edge.target]
+        out_type, inner, why = _source_port(nodes, edge.source, edge.source_port, edge.target)
+        if why and out_type is None and not inner and edge.source_port not in (
+            nodes[edge.source].outputs
+        ):
+            problems.append(Problem(edge.source, f"has no output port {edge.source_port!r}"))
+            fed.add((edge.target, edge.target_port))
+            continue
+        if why:
+            problems.append(Problem(edge.target, f"{label}: {why}"))
+            fed.add((edge.target, edge.target_port))
+            continue
+        if edge.target_port == TRIGGER:
+            links.append(Link(edge.source, edge.source_port, edge.target, TRIGGER, inner=inner))
+            continue
         in_type = target.inputs.get(edge.target_port)
-        if out_type is None:
-            errors.append(f"node {source.id!r}: has no output port {edge.source_port!r}")
-            continue
         if in_type is None:
-            errors.append(f"node {target.id!r}: has no input port {edge.target_port!r}")
+            problems.append(Problem(target.id, f"has no input port {edge.target_port!r}"))
             continue
         if not ports_compatible(out_type, in_type):
-            errors.append(
-                f"node {target.id!r}: input {edge.target_port!r} expects {in_type} but "
-                f"{source.id!r}.{edge.source_port} gives {out_type} (type mismatch)"
+            problems.append(
+                Problem(
+                    target.id,
+                    f"input {edge.target_port!r} expects {in_type} but "
+                    f"{edge.source!r}.{edge.source_port} gives {out_type} (type mismatch)",
+                )
             )
-            connected[target.id].add(edge.target_port)  # wrongly connected, not unconnected
+            fed.add((target.id, edge.target_port))  # wrongly connected, not unconnected
+            links.append(Link(edge.source, edge.source_port, edge.target, edge.target_port))
             continue
-        if edge.target_port in connected[target.id]:
-            errors.append(f"node {target.id!r}: input {edge.target_port!r} has more than one edge")
+        if (target.id, edge.target_port) in fed:
+            problems.append(
+                Problem(target.id, f"input {edge.target_port!r} has more than one edge")
+            )
             continue
-        connected[target.id].add(edge.target_port)
-        sorter.add(target.id, source.id)
-
+        fed.add((target.id, edge.target_port))
+        links.append(
+            Link(edge.source, edge.source_port, edge.target, edge.target_port, inner=inner)
+        )
     for node in nodes.values():
         for port in node.inputs:
-            if port not in connected[node.id]:
-                errors.append(f"node {node.id!r}: input {port!r} is not connected")
+            if "." not in port or (node.id, port) in fed:
+                continue
+            source, _, source_port = port.partition(".")
+            reference = "{{" + port + "}}"
+            if source not in known:
+                problems.append(
+                    Problem(node.id, f"{reference} refers to a node {source!r} that does not exist")
+                )
+                continue
+            if source == node.id:
+                problems.append(Problem(node.id, f"{reference} refers to the node itself"))
+                continue
+            if source not in nodes:
+                continue  # refused above
+            _, inner, why = _source_port(nodes, source, source_port, node.id)
+            if why:
+                problems.append(Problem(node.id, f"{reference}: {why}"))
+                continue
+            links.append(Link(source, source_port, node.id, port, implicit=True, inner=inner))
+    return links, fed
 
-    if not any(n.kind.type == "input" for n in nodes.values()):
-        errors.append("graph: it needs an input node")
-    if not any(n.kind.type == "output" for n in nodes.values()):
-        errors.append("graph: it needs an output node")
 
-    order: list[str] = []
+def _check_collects(nodes: dict[str, Node], problems: list[Problem]) -> None:
+    """A container's references to what its nodes give back (an iteration's result)."""
+    for node in nodes.values():
+        for reference in node.kind.collects(node.config):
+            source, _, port = reference.partition(".")
+            child = nodes.get(source)
+            if child is None or child.parent != node.id:
+                problems.append(
+                    Problem(node.id, f"{{{{{reference}}}}} must name a node inside this container")
+                )
+            elif port not in child.outputs:
+                problems.append(Problem(node.id, f"node {source!r} has no output {port!r}"))
+
+
+def _order(nodes: dict[str, Node], links: list[Link], problems: list[Problem]) -> list[str]:
+    """A topological order; a link into a container's node is a dependency of the container at
+    the source's level (the container starts once everything its nodes read from outside is
+    done)."""
+    sorter: TopologicalSorter[str] = TopologicalSorter({node_id: () for node_id in nodes})
+    for link in links:
+        if link.inner or link.source not in nodes or link.target not in nodes:
+            continue
+        level, target = nodes[link.source].parent, link.target
+        while nodes[target].parent != level:
+            target = nodes[target].parent
+        if target != link.source:
+            sorter.add(target, link.source)
     try:
-        order = list(sorter.static_order())
+        return list(sorter.static_order())
     except CycleError as exc:
         cycle = exc.args[1]
-        errors.append(f"node {cycle[0]!r}: is part of a cycle ({' → '.join(reversed(cycle))})")
-    if errors:
-        raise GraphError(errors)
-    return CheckedGraph(nodes=nodes, edges=spec.edges, order=order)
+        problems.append(Problem(cycle[0], f"is part of a cycle ({' → '.join(reversed(cycle))})"))
+        return []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from flows.models import Flow, FlowVersion, NodeResult, Run
+from flows.models import Flow, FlowVersion, NodeResult, NodeStatus, Run
 from flows.schema import check_graph
 
 
@@ -25,6 +25,11 @@ def runs_for_flow(flow: Flow, limit: int = 50) -> list[Run]:
 
 def run_nodes(run: Run) -> QuerySet[NodeResult]:
     return run.node_results.all()
+
+
+def run_waiting_for_people(run: Run) -> list[NodeResult]:
+    """The run's human-input nodes that wait for an answer."""
+    return list(run.node_results.filter(status=NodeStatus.WAITING, node_type="human_input"))
 
 
 @dataclass(frozen=True)

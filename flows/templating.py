@@ -6,6 +6,8 @@ declare and fill variables alike.
 
 from __future__ import annotations
 
+import json
+
 from catalog.prompt_text import VARIABLE, variables
 
 __all__ = ["VARIABLE", "render", "variables"]
@@ -16,4 +18,10 @@ def render(template: str, values: dict[str, object]) -> str:
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -26,6 +26,9 @@ RUN_STARTED = "run.started"
 NODE_STARTED = "node.started"
 TOKEN = "token"
 NODE_FINISHED = "node.finished"
+NODE_SKIPPED = "node.skipped"  # on a branch that was not taken
+NODE_RETRY = "node.retry"  # a failed attempt; the node starts again (its streamed text resets)
+RUN_WAITING = "run.waiting"  # a human-input node waits for a person's answer
 RUN_FINISHED = "run.finished"
 RUN_FAILED = "run.failed"
 TERMINAL_TYPES = (RUN_FINISHED, RUN_FAILED)
@@ -101,6 +104,14 @@ def publish_sync(
     args = _args(type_, node, data)
     seq = _client().eval(_APPEND, 2, *_keys(run_id), *args)
     return _event(run_id, int(seq), *args[:4])
+
+
+def publish_many_sync(run_id: Any, items: list[tuple[str, str | None, dict | None]]) -> None:
+    """``publish_sync`` of many events in one round trip, in order."""
+    pipe = _client().pipeline(transaction=False)
+    for type_, node, data in items:
+        pipe.eval(_APPEND, 2, *_keys(run_id), *_args(type_, node, data))
+    pipe.execute()
 
 
 async def replay(run_id: Any, after: int = 0) -> list[dict]:

@@ -235,6 +235,11 @@ STUDIO_RUN_TIMEOUT_S = int(os.environ.get("STUDIO_RUN_TIMEOUT_S", "600"))
 # A node whose worker has not signalled life for this long fails with "worker lost".
 STUDIO_HEARTBEAT_S = float(os.environ.get("STUDIO_HEARTBEAT_S", "2"))
 STUDIO_HEARTBEAT_STALE_S = float(os.environ.get("STUDIO_HEARTBEAT_STALE_S", "20"))
+# A node whose worker was lost is started again this many times, then the run fails.
+STUDIO_NODE_REQUEUES = int(os.environ.get("STUDIO_NODE_REQUEUES", "2"))
+# Limits of one run: node executions (each item of an iteration counts), items of an iteration.
+STUDIO_RUN_MAX_NODES = int(os.environ.get("STUDIO_RUN_MAX_NODES", "20000"))
+STUDIO_ITERATION_MAX_ITEMS = int(os.environ.get("STUDIO_ITERATION_MAX_ITEMS", "5000"))
 # How long run-event logs are kept in Redis after their last event.
 STUDIO_EVENT_LOG_TTL_S = int(os.environ.get("STUDIO_EVENT_LOG_TTL_S", str(7 * 24 * 3600)))
 # The Fernet key that encrypts credentials at rest; empty: derived from SECRET_KEY.

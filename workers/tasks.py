@@ -9,7 +9,7 @@ from django.http import Http404
 
 from catalog.models import Model
 from catalog.services import playground
-from flows import executor, services
+from flows import execution, executor, services
 from knowledge.retrieval import RetrievalOptions, aretrieve
 from knowledge.services import chunks, ingestion, queries
 from studio import access
@@ -38,7 +38,7 @@ def advance_run(run_id: str) -> None:
 @shared_task(name="workers.tasks.execute_node")
 def execute_node(run_id: str, node_id: str) -> None:
     if _allowed(run_id):
-        executor.node_execute(run_id, node_id, resident.runtime())
+        execution.node_execute(run_id, node_id, resident.runtime())
 
 
 @shared_task(name="workers.tasks.reap_stale_runs", time_limit=60)

@@ -15,9 +15,16 @@ def register(cls: type[NodeType]) -> type[NodeType]:
     return cls
 
 
+_discovered = False
+
+
 def node_types() -> dict[str, NodeType]:
-    if not NODE_TYPES:
+    # A flag, not ``if not NODE_TYPES``: a node module imported directly first (a test, a
+    # helper) registers itself and must not stop the others from being discovered.
+    global _discovered
+    if not _discovered:
         for module in pkgutil.iter_modules(__path__):
             if module.name != "base":
                 importlib.import_module(f"{__name__}.{module.name}")
+        _discovered = True
     return NODE_TYPES

@@ -26,6 +26,9 @@ class NodeConfig(BaseModel):
 @dataclass
 class NodeOutput:
     outputs: dict[str, Any]
+    # Output ports whose branch is not taken (if/else, classifier): the nodes they feed are
+    # skipped, and so on downstream, unless a node ``merges`` (the variable aggregator).
+    skip: list[str] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
     # Anything the trace should show: the model that served, time to first token…
@@ -56,12 +59,65 @@ class NodeType:
     type: ClassVar[str]
     label: ClassVar[str]
     Config: ClassVar[type[NodeConfig]] = NodeConfig
+    # The palette's group ("Start and end", "Models", "Knowledge", "Logic", "Transform",
+    # "Tools", "People") and its one-line help.
+    group: ClassVar[str] = "Other"
+    description: ClassVar[str] = ""
+    # True: the node runs when at least one of its inputs arrives, and the inputs of skipped
+    # branches are absent from ``inputs`` (merging branches). False: a skipped input skips it.
+    merges: ClassVar[bool] = False
+    # True for iteration and loop: other nodes sit inside it (their ``parent``), and
+    # ``inner_ports`` are what it gives them (the item, the round…).
+    container: ClassVar[bool] = False
+    # True for nodes that wait rather than compute (a person's answer, a sub-flow's run):
+    # ``wait_begin`` starts the wait, ``wait_resolve`` tells, on each advance, if it is over.
+    waits: ClassVar[bool] = False
+    # True: while it waits, the run is ``waiting`` (for a person), and its deadline moves.
+    pauses_run: ClassVar[bool] = False
 
     def input_ports(self, config: NodeConfig) -> dict[str, PortType]:
         return {}
 
     def output_ports(self, config: NodeConfig) -> dict[str, PortType]:
         return {}
+
+    def inner_ports(self, config: NodeConfig) -> dict[str, PortType]:
+        """A container's ports for the nodes inside it."""
+        return {}
+
+    def collects(self, config: NodeConfig) -> list[str]:
+        """A container's references (``node_id.port``) to what its nodes give back."""
+        return []
+
+    # A container's life, driven by the executor over its JSON ``state`` (stored with it):
+    # ``begin`` from its inputs (ValueError: bad inputs), ``open_instances`` to run now as
+    # ``(index, inner port values)``, ``active`` (those started, not done), ``instance_done``
+    # with what an instance gave back (its ``collects`` references), and ``finished``: its
+    # outputs, or None while it goes on.
+    def begin(self, config: NodeConfig, inputs: dict[str, Any]) -> dict:
+        raise NotImplementedError
+
+    def open_instances(self, config: NodeConfig, state: dict, inputs: dict) -> list:
+        raise NotImplementedError
+
+    def active(self, config: NodeConfig, state: dict) -> list[int]:
+        """The instances started and not done (their results are read on each pass)."""
+        raise NotImplementedError
+
+    def instance_done(self, config: NodeConfig, state: dict, index: int, collected: dict):
+        raise NotImplementedError
+
+    def finished(self, config: NodeConfig, state: dict) -> NodeOutput | None:
+        raise NotImplementedError
+
+    def wait_begin(self, config: NodeConfig, inputs: dict[str, Any], run: Any, key: str) -> dict:
+        """Start waiting; the details to store (``deadline_s``: how long the run may wait).
+        ValueError: the node fails with the reason."""
+        raise NotImplementedError
+
+    def wait_resolve(self, config: NodeConfig, details: dict) -> NodeOutput | str | None:
+        """The outputs once the wait is over, a reason if it failed, None while it goes on."""
+        return None
 
     def check(self, config: NodeConfig, workspace: Any, user: Any = None) -> list[str]:
         """Errors that need the workspace to see (a model that is not in its catalog), or the

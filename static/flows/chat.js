@@ -90,6 +90,9 @@
         if (nodes && !nodes.includes(event.node)) return;
         text.textContent += event.data.text;
         state.textContent = "Writing…";
+      } else if (event.type === "node.retry") {
+        // The node starts again (a retry, or a lost worker): its streamed text starts over.
+        if (!nodes || nodes.includes(event.node)) text.textContent = "";
       } else if (event.type === "node.finished" && event.data.type === "knowledge_retrieval") {
         const found = (event.data.outputs || {}).citations;
         if (Array.isArray(found)) sources.push(...found);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows import executor
+from flows import execution, executor
 from flows.models import NodeResult, NodeStatus, RunSource, RunStatus
 from flows.services import run_create
 from tests.flows.helpers import logged_events, wait_for_run
@@ -66,7 +66,7 @@ def test_a_run_is_never_executed_twice(worker, echo_model, make_flow):
 
     # Celery delivers at least once: replay both tasks by hand, in this process.
     executor.run_advance(run.id)
-    executor.node_execute(run.id, "llm_1", runtime=None)
+    execution.node_execute(run.id, "llm_1", runtime=None)
 
     assert logged_events(run.id) == events_before
     assert NodeResult.objects.filter(run=run).count() == 3

@@ -1,5 +1,4 @@
-"""Pages of flows: the list, a flow's versions and runs, the chat page of a published flow, and
-a run's trace."""
+"""Pages of flows: the list, and a flow's page with its versions, settings and runs."""
 
 from __future__ import annotations
 
@@ -13,14 +12,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from flows import selectors
-from flows.models import Flow, RunSource
+from flows.models import Flow
 from flows.schema import GraphError
 from flows.services import (
     flow_delete,
     flow_publish,
     flow_settings_change,
     flow_version_save,
-    run_create,
 )
 from studio import access
 
@@ -53,7 +51,8 @@ def _render_detail(
     status: int = 200,
 ) -> HttpResponse:
     """The detail page; after a refused save it keeps what the user typed and lists why."""
-    versions = list(flow.versions.select_related("created_by"))
+    # Numbered versions only: the editor's draft snapshots are not versions of the flow.
+    versions = list(flow.versions.filter(number__isnull=False).select_related("created_by"))
     latest = versions[0] if versions else None
     actions = access.object_actions(request.user, flow)
     if graph_text is None:
@@ -140,49 +139,3 @@ def flow_remove(request: HttpRequest, slug: str) -> HttpResponse:
     flow_delete(flow=flow, user=request.user)
     messages.success(request, f"Deleted the flow {flow.name}.")
     return redirect("flow-list")
-
-
-@login_required
-@require_GET
-def chat(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "run")
-    return render(request, "flows/chat.html", {"flow": flow, "workspace": workspace})
-
-
-@login_required
-@require_POST
-def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
-    """Start a run of the published version with the typed message; render its two bubbles."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "run")
-    message = request.POST.get("message", "").strip()
-    context = {"flow": flow, "message": message}
-    if flow.published_version is None:
-        context["error"] = "This flow has no published version yet."
-    elif not message:
-        context["error"] = "Type a message first."
-    else:
-        try:
-            binding = selectors.chat_binding(flow.published_version)
-            context["run"] = run_create(
-                flow=flow,
-                version=flow.published_version,
-                inputs={binding.input: message},
-                source=RunSource.CHAT,
-                user=request.user,
-            )
-            context["answer_nodes"] = ",".join(sorted(binding.answer_nodes))
-        except ValidationError as exc:
-            context["error"] = "; ".join(exc.messages)
-    status = 400 if "error" in context else 200
-    return render(request, "flows/chat.html#exchange", context, status=status)
-
-
-@login_required
-@require_GET
-def run_detail(request: HttpRequest, run_id) -> HttpResponse:
-    run = access.access_run(request.user, run_id, "view")
-    context = {"run": run, "nodes": selectors.run_nodes(run), "workspace": run.workspace}
-    template = "flows/run.html#trace" if request.htmx else "flows/run.html"
-    return render(request, template, context)

@@ -1,0 +1,130 @@
+"""The sub-flow node: runs the published version of another flow of the workspace as a child
+run, and gives back the outputs it names.
+
+The child run is an ordinary run (its own trace, its own events) with ``parent`` set; when it
+ends it wakes the parent, whose executor reads its result here. Sub-flows nest at most
+``MAX_DEPTH`` deep, which also stops a flow that calls itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from pydantic import Field
+
+from flows.models import Flow, Run, RunSource, RunStatus
+from flows.nodes import register
+from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
+from flows.nodes.fields import FieldSpec
+from flows.schema import check_graph
+from flows.services.runs import run_create
+from flows.templating import VARIABLE, render, variables
+from studio import access
+
+MAX_DEPTH = 5
+
+
+class SubflowConfig(NodeConfig):
+    flow: str = Field(max_length=100, title="Flow", description="A published flow (its slug).")
+    inputs: dict[str, str] = Field(
+        default_factory=lambda: {"message": "{{message}}"},
+        max_length=50,
+        title="Inputs",
+        description="The sub-flow's input fields, each filled from text or {{variables}}.",
+    )
+    outputs: list[FieldSpec] = Field(
+        default_factory=lambda: [FieldSpec(name="text", label="Answer")],
+        min_length=1,
+        max_length=50,
+        title="Outputs",
+        description="The sub-flow's outputs this node gives back.",
+    )
+
+
+def _published(workspace_id: int, slug: str) -> Flow | None:
+    return (
+        Flow.objects.filter(workspace_id=workspace_id, slug=slug, published_version__isnull=False)
+        .select_related("published_version")
+        .first()
+    )
+
+
+@register
+class SubflowNode(NodeType):
+    type = "subflow"
+    label = "Sub-flow"
+    group = "Tools"
+    description = "Runs another published flow and gives back its outputs."
+    Config = SubflowConfig
+    waits = True
+
+    def input_ports(self, config: SubflowConfig) -> dict[str, PortType]:
+        names = [n for text in config.inputs.values() for n in variables(text)]
+        return dict.fromkeys(names, "any")
+
+    def output_ports(self, config: SubflowConfig) -> dict[str, PortType]:
+        return {f.name: f.type for f in config.outputs}
+
+    def check(self, config: SubflowConfig, workspace: Any, user: Any = None) -> list[str]:
+        flow = _published(workspace.id, config.flow)
+        if flow is None:
+            return [f"flow {config.flow!r} is not a published flow of this workspace"]
+        if user is not None and not access.has_perm(user, flow, "run"):
+            return [f"you may not run the flow {config.flow!r}"]
+        graph = check_graph(flow.published_version.graph)
+        fields = {f.name: f for n in graph.of_type("input") for f in n.config.fields}
+        outputs = {f.name for n in graph.of_type("output") for f in n.config.fields}
+        errors = [
+            f"flow {config.flow!r} has no input {n!r}" for n in config.inputs if n not in fields
+        ]
+        errors += [
+            f"flow {config.flow!r} needs the input {name!r}"
+            for name, field in fields.items()
+            if field.required and name not in config.inputs
+        ]
+        errors += [
+            f"flow {config.flow!r} has no output {f.name!r}"
+            for f in config.outputs
+            if f.name not in outputs
+        ]
+        return errors
+
+    def wait_begin(self, config: SubflowConfig, inputs: dict[str, Any], run: Run, key: str):
+        if run.depth + 1 > MAX_DEPTH:
+            raise ValueError(f"sub-flows nest deeper than {MAX_DEPTH} runs")
+        flow = _published(run.workspace_id, config.flow)
+        if flow is None:
+            raise ValueError(f"flow {config.flow!r} is not published (any more)")
+        values = {}
+        for name, text in config.inputs.items():
+            whole = VARIABLE.fullmatch(text.strip())
+            values[name] = inputs.get(whole.group(1)) if whole else render(text, inputs)
+        try:
+            child = run_create(
+                flow=flow,
+                version=flow.published_version,
+                inputs=values,
+                source=RunSource.SUBFLOW,
+                user=run.created_by,
+                api_key=run.api_key,
+                parent=run,
+                parent_node=key,
+            )
+        except ValidationError as exc:
+            raise ValueError(f"flow {config.flow!r}: {'; '.join(exc.messages)}") from None
+        return {"child_run": str(child.id), "flow": flow.slug}
+
+    def wait_resolve(self, config: SubflowConfig, details: dict) -> NodeOutput | str | None:
+        child = Run.objects.filter(id=details["child_run"]).first()
+        if child is None:
+            return "the sub-flow's run was deleted"
+        if child.status == RunStatus.FAILED:
+            return f"the sub-flow {details['flow']!r} failed: {child.error}"
+        if child.status != RunStatus.SUCCEEDED:
+            return None
+        return NodeOutput(
+            outputs={f.name: child.outputs.get(f.name) for f in config.outputs},
+            input_tokens=child.usage.get("input_tokens", 0),
+            output_tokens=child.usage.get("output_tokens", 0),
+        )

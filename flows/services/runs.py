@@ -1,0 +1,209 @@
+"""Writes of runs: start, fail, and reap the stale ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from flows import dispatch
+from flows.models import TERMINAL, Flow, FlowVersion, NodeResult, NodeStatus, Run, RunStatus
+from flows.nodes.fields import FieldSpec
+from flows.schema import CheckedGraph, check_graph
+from studio import events
+from studio.models import ApiKey
+
+
+def run_inputs_clean(graph: CheckedGraph, inputs: Any) -> dict:
+    """The run's inputs checked against the input node's fields; ValidationError if wrong."""
+    fields = [f for node in graph.of_type("input") for f in node.config.fields]
+    return fields_clean(fields, inputs, "input")
+
+
+def fields_clean(fields: list[FieldSpec], values: Any, what: str) -> dict:
+    """``values`` checked against typed fields (a run's inputs, a person's answer)."""
+    if not isinstance(values, dict):
+        raise ValidationError(f"{what}s must be a JSON object")
+    expected = {f.name: f for f in fields}
+    unknown = sorted(set(values) - set(expected))
+    if unknown:
+        raise ValidationError(f"unknown {what}s: {', '.join(unknown)}")
+    cleaned: dict[str, Any] = {}
+    for name, spec in expected.items():
+        value = values.get(name)
+        if value is None:
+            if spec.required:
+                raise ValidationError(f"{what} {name!r} is required")
+            continue
+        ok = {
+            "text": isinstance(value, str),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+        }.get(spec.type, True)
+        if not ok:
+            raise ValidationError(f"{what} {name!r} must be {spec.type}")
+        if spec.type == "text" and len(value) > 200_000:
+            raise ValidationError(f"{what} {name!r} is longer than 200,000 characters")
+        cleaned[name] = value
+    return cleaned
+
+
+def run_create(
+    *,
+    flow: Flow,
+    version: FlowVersion,
+    inputs: dict,
+    source: str,
+    user=None,
+    api_key: ApiKey | None = None,
+    parent: Run | None = None,
+    parent_node: str = "",
+) -> Run:
+    """A queued run of ``version``; the executor is enqueued once the row is committed.
+    ``parent``: the run whose sub-flow node ``parent_node`` waits for this one."""
+    cleaned = run_inputs_clean(check_graph(version.graph), inputs)
+    run = Run.objects.create(
+        workspace_id=flow.workspace_id,
+        flow=flow,
+        flow_version=version,
+        inputs=cleaned,
+        source=source,
+        created_by=user if user is not None and user.is_authenticated else None,
+        api_key=api_key,
+        parent=parent,
+        parent_node=parent_node,
+        depth=parent.depth + 1 if parent else 0,
+        deadline_at=timezone.now() + timedelta(seconds=settings.STUDIO_RUN_TIMEOUT_S),
+    )
+    transaction.on_commit(lambda: dispatch.advance(run.id))
+    return run
+
+
+def run_fail(*, run_id: Any, reason: str, node_id: str | None = None) -> bool:
+    """End a run as failed (and its unfinished nodes, and its sub-flows' runs). False if it had
+    already ended. A sub-flow's run wakes its parent, whose node then fails by its policy."""
+    now = timezone.now()
+    with transaction.atomic():
+        ended = (
+            Run.objects.filter(id=run_id)
+            .exclude(status__in=TERMINAL)
+            .update(status=RunStatus.FAILED, error=reason[:10_000], finished_at=now)
+        )
+        if not ended:
+            return False
+        NodeResult.objects.filter(
+            run_id=run_id,
+            status__in=[NodeStatus.PENDING, NodeStatus.RUNNING, NodeStatus.WAITING],
+        ).update(status=NodeStatus.FAILED, error=reason[:10_000], finished_at=now)
+        transaction.on_commit(
+            lambda: events.publish_sync(run_id, events.RUN_FAILED, node_id, {"reason": reason})
+        )
+        parent_id = Run.objects.filter(id=run_id).values_list("parent_id", flat=True).first()
+        if parent_id is not None:
+            transaction.on_commit(lambda: dispatch.advance(parent_id))
+        children = Run.objects.filter(parent_id=run_id).exclude(status__in=TERMINAL)
+        for child_id in children.values_list("id", flat=True):
+            run_fail(run_id=child_id, reason=f"its parent run failed: {reason}")
+    return True
+
+
+def run_answer(*, run: Run, node_key: str, values: Any, user=None) -> NodeResult:
+    """A person's answer to a waiting human-input node: checked against its fields, stored as
+    the node's outputs, and the run goes on. ValidationError if it is not waiting for it."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(id=run.id)
+        result = (
+            NodeResult.objects.select_for_update()
+            .filter(run=run, node_id=node_key, status=NodeStatus.WAITING, node_type="human_input")
+            .first()
+        )
+        if result is None or run.status in TERMINAL:
+            raise ValidationError("This run is not waiting for that answer.")
+        fields = [FieldSpec.model_validate(f) for f in result.details["fields"]]
+        cleaned = fields_clean(fields, values, "answer")
+        now = timezone.now()
+        result.status = NodeStatus.SUCCEEDED
+        result.outputs = {**cleaned, "answered_by": getattr(user, "username", "") or ""}
+        result.finished_at = now
+        result.latency_ms = (now - result.started_at).total_seconds() * 1000
+        result.save(update_fields=["status", "outputs", "finished_at", "latency_ms"])
+        waiting = run.node_results.filter(status=NodeStatus.WAITING, node_type="human_input")
+        if run.status == RunStatus.WAITING and not waiting.exists():
+            run.status = RunStatus.RUNNING
+        run.deadline_at = max(
+            run.deadline_at, now + timedelta(seconds=settings.STUDIO_RUN_TIMEOUT_S)
+        )
+        run.save(update_fields=["status", "deadline_at"])
+        data = {"type": "human_input", "status": result.status, "outputs": result.outputs}
+        transaction.on_commit(
+            lambda: events.publish_sync(run.id, events.NODE_FINISHED, node_key, data)
+        )
+        transaction.on_commit(lambda: dispatch.advance(run.id))
+    return result
+
+
+def runs_fail_stale(*, run_id: Any = None) -> int:
+    """Resume or fail runs whose node lost its worker, and fail runs past their deadline.
+    Returns how many runs ended.
+
+    A node whose heartbeat stopped is dispatched again (its result was never stored, so it has
+    not run to the end) up to ``STUDIO_NODE_REQUEUES`` times; then the run fails with the
+    reason. Called periodically by the worker's beat and by clients waiting on a run, so a
+    killed worker or a lost task never leaves a run hanging.
+    """
+    now = timezone.now()
+    runs = Run.objects.exclude(status__in=TERMINAL)
+    stale_at = now - timedelta(seconds=settings.STUDIO_HEARTBEAT_STALE_S)
+    nodes = NodeResult.objects.filter(status=NodeStatus.RUNNING, heartbeat_at__lt=stale_at)
+    if run_id is not None:
+        runs = runs.filter(id=run_id)
+        nodes = nodes.filter(run_id=run_id)
+    failed = 0
+    for stale in nodes.exclude(run__status__in=TERMINAL).values(
+        "run_id", "node_id", "queue", "attempts"
+    ):
+        if stale["attempts"] <= settings.STUDIO_NODE_REQUEUES:
+            failed += _node_requeue(stale, stale_at)
+            continue
+        failed += run_fail(
+            run_id=stale["run_id"],
+            node_id=stale["node_id"],
+            reason=(
+                f"worker lost: node {stale['node_id']!r} on queue {stale['queue']!r} stopped "
+                f"sending heartbeats for {settings.STUDIO_HEARTBEAT_STALE_S:g} s "
+                f"({stale['attempts']} attempts)"
+            ),
+        )
+    for run_id_, status, created_at, deadline_at in runs.filter(deadline_at__lt=now).values_list(
+        "id", "status", "created_at", "deadline_at"
+    ):
+        limit = (deadline_at - created_at).total_seconds()
+        failed += run_fail(
+            run_id=run_id_,
+            reason=f"timed out: the run did not finish within {limit:.0f} s"
+            + (" (no worker picked it up)" if status == RunStatus.QUEUED else ""),
+        )
+    return failed
+
+
+def _node_requeue(stale: dict, stale_at) -> int:
+    """Dispatch a node whose worker was lost again (once, even if two reapers see it)."""
+    moved = NodeResult.objects.filter(
+        run_id=stale["run_id"],
+        node_id=stale["node_id"],
+        status=NodeStatus.RUNNING,
+        heartbeat_at__lt=stale_at,
+    ).update(status=NodeStatus.PENDING, error="worker lost; started again")
+    if moved:
+        events.publish_sync(
+            stale["run_id"],
+            events.NODE_RETRY,
+            stale["node_id"],
+            {"attempt": stale["attempts"], "error": "worker lost", "delay_s": 0},
+        )
+        dispatch.execute(stale["run_id"], stale["node_id"], stale["queue"])
+    return 0
