@@ -97,3 +97,31 @@ def test_a_run_no_worker_picks_up_times_out(db, echo_model, make_flow):
     assert run.status == RunStatus.FAILED
     assert run.error == "timed out: the run did not finish within 600 s (no worker picked it up)"
     assert runs_fail_stale() == 0  # already ended: nothing to do twice
+
+
+def test_a_slow_node_times_out_is_retried_then_gives_its_default(
+    worker, slow_echo_model, workspace, owner
+):
+    from flows.demo import assistant_graph
+    from flows.services import flow_create, flow_publish
+
+    graph = assistant_graph(model=slow_echo_model.slug)
+    graph["nodes"][1]["policy"] = {
+        "timeout_s": 1,
+        "retries": 1,
+        "retry_backoff_s": 0.2,
+        "on_error": "default",
+        "default": {"text": "the model is busy"},
+    }
+    flow = flow_create(workspace=workspace, slug="patient", name="Patient", graph=graph, user=owner)
+    run = wait_for_run(start(flow_publish(flow=flow, user=owner)).id)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs == {"text": "the model is busy"}
+    result = NodeResult.objects.get(run=run, node_id="llm_1")
+    assert (result.status, result.attempts, result.error) == (
+        NodeStatus.HANDLED,
+        2,
+        "timed out after 1 s",
+    )
+    retries = [e["data"] for e in logged_events(run.id) if e["type"] == "node.retry"]
+    assert retries == [{"attempt": 1, "error": "timed out after 1 s", "delay_s": 0.2}]
