@@ -92,27 +92,36 @@ class _Advance:
         self.graph = graph
         # Loaded as needed: the top level now, each container's open instances when it runs,
         # so that a long iteration does not read its finished items again on every pass.
-        nodes = run.node_results.defer("inputs")
-        self.results = {r.node_id: r for r in nodes.exclude(node_id__contains="[")}
+        self.results = {r.node_id: r for r in run.node_results.filter(depth=0)}
+        self.queues: dict[str, str | None] = {}  # per node: one catalog lookup per pass
+        self.loaded: set[str] = set()  # the instances whose results were read
         self.executed = run.node_results.count()
         self.outbox: list[tuple[str, str | None, dict | None]] = []
         self.to_dispatch: list[tuple[str, str]] = []
         self.created = 0
 
     def _load_instances(self, container: str, path: tuple[int, ...], indices: list[int]) -> None:
-        """The results of the nodes inside the given instances of a container (nested ones
-        included: their keys start the same)."""
-        prefixes = [
-            instance_key(child, (*path, index))
-            for index in indices
-            for child in self.graph.children(container)
-        ]
-        if not prefixes:
+        """The results of the nodes inside the given instances of a container (and inside the
+        containers in them), read once per pass."""
+        keys, prefixes = [], []
+        for index in indices:
+            instance = instance_key(container, (*path, index))
+            if instance in self.loaded:
+                continue
+            self.loaded.add(instance)
+            for child in self.graph.children(container):
+                key = instance_key(child, (*path, index))
+                keys.append(key)
+                if self.graph.nodes[child].kind.container:
+                    prefixes.append(key + "[")
+        if not keys:
             return
-        where = Q()
+        where = Q(node_id__in=keys)
         for prefix in prefixes:
-            where |= Q(node_id=prefix) | Q(node_id__startswith=prefix + "[")
-        for result in self.run.node_results.defer("inputs").filter(where):
+            where |= Q(node_id__startswith=prefix)
+        depth = len(path) + 1
+        found = self.run.node_results.defer("inputs").filter(where, depth__gte=depth)
+        for result in found:
             self.results.setdefault(result.node_id, result)
 
     # -- scopes ------------------------------------------------------------------------------
@@ -190,7 +199,9 @@ class _Advance:
         if node.kind.waits:
             self._wait(node, key, inputs)
             return True
-        queue = node.kind.queue(node.config, self.run.workspace_id)
+        if node.id not in self.queues:
+            self.queues[node.id] = node.kind.queue(node.config, self.run.workspace_id)
+        queue = self.queues[node.id]
         if queue is None:
             self._inline(node, key, inputs)
         else:
@@ -212,6 +223,7 @@ class _Advance:
         result = NodeResult.objects.create(
             run=self.run,
             node_id=key,
+            depth=key.count("["),
             node_type=node.kind.type,
             status=status,
             **started,
@@ -335,6 +347,8 @@ class _Advance:
         self._load_instances(node.id, path, kind.active(config, state))
         while True:
             opened = kind.open_instances(config, state, result.inputs)
+            # An instance opened in this pass has no stored results but those made here.
+            self.loaded.update(instance_key(node.id, (*path, index)) for index, _ in opened)
             done_any = False
             for index, inner in opened:
                 instance = _Scope(path + (index,), node.id, {**scope.inner, node.id: inner})

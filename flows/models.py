@@ -181,6 +181,9 @@ class NodeResult(models.Model):
     skip = models.JSONField(default=list, blank=True)
     # Attempts started (retries with backoff, and requeues after a worker was lost).
     attempts = models.PositiveSmallIntegerField(default=0)
+    # How many containers it is inside (0: the top level), so each pass of the executor reads
+    # the top level and the open instances only, not every finished item again.
+    depth = models.PositiveSmallIntegerField(default=0)
     details = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
@@ -194,6 +197,7 @@ class NodeResult(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="node_result_once")]
+        indexes = [models.Index(fields=["run", "depth"], name="node_result_depth")]
 
     def __str__(self) -> str:
         return f"{self.node_id} in {self.run_id}"

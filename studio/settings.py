@@ -240,6 +240,9 @@ STUDIO_NODE_REQUEUES = int(os.environ.get("STUDIO_NODE_REQUEUES", "2"))
 # Limits of one run: node executions (each item of an iteration counts), items of an iteration.
 STUDIO_RUN_MAX_NODES = int(os.environ.get("STUDIO_RUN_MAX_NODES", "20000"))
 STUDIO_ITERATION_MAX_ITEMS = int(os.environ.get("STUDIO_ITERATION_MAX_ITEMS", "5000"))
+# The code node's sandbox starts each call with this ``unshare`` (user, mount, network and PID
+# namespaces); without it, code nodes refuse to run.
+STUDIO_SANDBOX_UNSHARE = os.environ.get("STUDIO_SANDBOX_UNSHARE", "unshare")
 # How long run-event logs are kept in Redis after their last event.
 STUDIO_EVENT_LOG_TTL_S = int(os.environ.get("STUDIO_EVENT_LOG_TTL_S", str(7 * 24 * 3600)))
 # The Fernet key that encrypts credentials at rest; empty: derived from SECRET_KEY.

@@ -141,6 +141,22 @@ def studio_server(process_env, tmp_path_factory):
     launch.stop(process)
 
 
+@pytest.fixture(scope="module")
+def worker_may_call_loopback(worker_process):
+    """The session's worker, restarted with 127.0.0.1 allowed (the worker reads
+    STUDIO_EGRESS_ALLOW from its environment) for a module whose tests fake a remote server;
+    stopped again afterwards, so that the ``worker`` fixture of later tests starts it with the
+    studio's default, loopback refused."""
+    worker_process.stop()
+    worker_process.env["STUDIO_EGRESS_ALLOW"] = "127.0.0.1"
+    try:
+        worker_process.start()
+        yield worker_process
+    finally:
+        worker_process.env.pop("STUDIO_EGRESS_ALLOW", None)
+        worker_process.stop()
+
+
 @pytest.fixture
 def live_studio(studio_server, worker):
     """The web server and the worker, for tests that go through HTTP end to end."""

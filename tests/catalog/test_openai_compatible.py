@@ -412,21 +412,6 @@ def test_the_worker_runtime_sends_the_decrypted_credential(
 # --- through the worker --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def worker_may_call_loopback(worker_process):
-    """The session's worker, restarted with 127.0.0.1 allowed (the worker reads
-    STUDIO_EGRESS_ALLOW from its environment); stopped again afterwards, so that the ``worker``
-    fixture of later tests starts it with the studio's default, loopback refused."""
-    worker_process.stop()
-    worker_process.env["STUDIO_EGRESS_ALLOW"] = "127.0.0.1"
-    try:
-        worker_process.start()
-        yield worker_process
-    finally:
-        worker_process.env.pop("STUDIO_EGRESS_ALLOW", None)
-        worker_process.stop()
-
-
 @pytest.fixture
 def remote_worker(worker_may_call_loopback, worker):
     return worker

@@ -8,6 +8,7 @@ import pytest
 
 from flows import executor
 from flows.models import NodeResult, NodeStatus, RunSource, RunStatus
+from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, run_create
 from tests.flows.helpers import logged_events
 
@@ -272,3 +273,41 @@ def test_advancing_a_finished_run_again_changes_nothing(run_graph):
     before = (statuses(run), len(logged_events(run.id)))
     executor.run_advance(run.id)
     assert (statuses(run), len(logged_events(run.id))) == before
+
+
+def test_iterations_nest(run_graph):
+    graph = {
+        "nodes": [
+            text_input("rows", "json"),
+            node("rows", "iteration", {"result": "cells.results"}),
+            node("cells", "iteration", {"result": "cell.value", "parallelism": 2}, parent="rows"),
+            assign("cell", "{{rows.index}}.{{cells.index}}={{cells.item}}", parent="cells"),
+            output("table"),
+        ],
+        "edges": [
+            edge("input_1", "rows", "rows", "items"),
+            edge("rows", "item", "cells", "items"),
+            edge("rows", "results", "output_1", "table"),
+        ],
+    }
+    run = run_graph(graph, {"rows": [["a", "b"], [], ["c"]]})
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs == {"table": [["0.0=a", "0.1=b"], [], ["2.0=c"]]}
+    assert {k for k in statuses(run) if k.startswith("cell[")} == {
+        "cell[0][0]",
+        "cell[0][1]",
+        "cell[2][0]",
+    }
+    depths = dict(NodeResult.objects.filter(run=run).values_list("node_id", "depth"))
+    assert (depths["rows"], depths["cells[1]"], depths["cell[2][0]"]) == (0, 1, 2)
+
+
+def test_a_node_outside_a_container_cannot_read_inside_it():
+    graph = iteration_graph()
+    graph["nodes"].append(assign("peek", "{{shout.value}}"))
+    with pytest.raises(GraphError) as caught:
+        check_graph(graph)
+    assert caught.value.errors == [
+        "node 'peek': {{shout.value}}: node 'shout' is inside 'loop_it', where this node cannot "
+        "read it (use the container's outputs)"
+    ]

@@ -97,3 +97,54 @@ def test_save_refuses_a_model_outside_the_catalog_and_keeps_the_old_version(
     assert list(flow.versions.values_list("number", flat=True)) == [1]
     flow_version_save(flow=flow, graph=assistant_graph(model="echo", max_tokens=5), user=owner)
     assert list(flow.versions.values_list("number", flat=True)) == [2, 1]
+
+
+def test_references_are_wired_and_checked():
+    graph = assistant_graph()
+    graph["nodes"][1]["config"]["prompt"] = (
+        "{{input_1.message}} and {{ghost.text}} {{input_1.nope}}"
+    )
+    graph["edges"] = [e for e in graph["edges"] if e["target"] != "llm_1"]
+    assert errors_of(graph) == [
+        "node 'llm_1': {{ghost.text}} refers to a node 'ghost' that does not exist",
+        "node 'llm_1': {{input_1.nope}}: node 'input_1' has no output 'nope'",
+    ]
+    graph["nodes"][1]["config"]["prompt"] = "Answer {{input_1.message}}"
+    checked = check_graph(graph)  # no edge needed: the reference is an implicit one
+    (link,) = checked.incoming("llm_1")
+    assert (link.source, link.source_port, link.target_port, link.implicit) == (
+        "input_1",
+        "message",
+        "input_1.message",
+        True,
+    )
+
+
+def test_the_graph_report_gives_ports_and_problems_without_raising():
+    from flows.schema import graph_report
+
+    graph = assistant_graph()
+    graph["nodes"][1]["config"]["prompt"] = "{{message}} {{topic}}"
+    report = graph_report(graph).as_dict()
+    assert report["ports"]["llm_1"]["inputs"] == {"message": "text", "topic": "text"}
+    assert report["problems"] == [
+        {"node": "llm_1", "edge": None, "message": "input 'topic' is not connected"}
+    ]
+    assert graph_report({"nodes": "nope"}).as_dict()["problems"][0]["node"] is None
+
+
+def test_size_limits_are_refused():
+    graph = assistant_graph()
+    graph["nodes"][1]["config"]["system"] = "x" * 1_100_000
+    (error,) = errors_of(graph)
+    assert error.startswith("graph: the graph is 1,1") and error.endswith("the limit is 1,000,000")
+
+
+def test_policy_defaults_must_name_outputs_and_the_error_branch_adds_a_port():
+    graph = assistant_graph()
+    graph["nodes"][1]["policy"] = {"on_error": "default", "default": {"answer": "?"}}
+    assert errors_of(graph) == [
+        "node 'llm_1': the default names outputs it does not have: ['answer']"
+    ]
+    graph["nodes"][1]["policy"] = {"on_error": "branch"}
+    assert check_graph(graph).nodes["llm_1"].outputs == {"text": "text", "error": "text"}
