@@ -49,5 +49,15 @@ def chat_binding(version: FlowVersion) -> ChatBinding:
     if not text_fields:
         raise ValidationError("This flow takes no text input, so it cannot serve chat.")
     target = next((f for f in text_fields if f.name == "message"), text_fields[0])
-    answer = {e.source for n in graph.of_type("output") for e in graph.incoming(n.id)}
+    # The nodes wired into the output, looking through the nodes that join branches (their
+    # sources stream the tokens: one answer per run, from whichever branch was taken).
+    answer: set[str] = set()
+    todo = [e.source for n in graph.of_type("output") for e in graph.incoming(n.id)]
+    while todo:
+        source = todo.pop()
+        if source in answer:
+            continue
+        answer.add(source)
+        if graph.nodes[source].kind.merges:
+            todo.extend(e.source for e in graph.incoming(source))
     return ChatBinding(input=target.name, answer_nodes=frozenset(answer))

@@ -45,3 +45,54 @@ def test_a_flow_without_text_input_cannot_serve_chat(workspace, echo_model):
     )
     with pytest.raises(ValidationError, match="takes no text input"):
         chat_binding(flow.published_version)
+
+
+def test_the_answer_streams_from_whichever_branch_the_run_takes(workspace, echo_model):
+    def llm(id_):
+        return {
+            "id": id_,
+            "type": "llm",
+            "config": {"model": "echo", "prompt": "{{input_1.message}}"},
+        }
+
+    condition = {"variable": "input_1.message", "operator": "contains", "value": "bill"}
+    graph = {
+        "nodes": [
+            {"id": "input_1", "type": "input", "config": {}},
+            {
+                "id": "route",
+                "type": "if_else",
+                "config": {"cases": [{"id": "bill", "conditions": [condition]}]},
+            },
+            llm("billing"),
+            llm("other"),
+            {
+                "id": "merge",
+                "type": "variable_aggregator",
+                "config": {"variables": ["billing.text", "other.text"]},
+            },
+            {"id": "output_1", "type": "output", "config": {}},
+        ],
+        "edges": [
+            {
+                "source": "route",
+                "source_port": "bill",
+                "target": "billing",
+                "target_port": "_trigger",
+            },
+            {
+                "source": "route",
+                "source_port": "else",
+                "target": "other",
+                "target_port": "_trigger",
+            },
+            {
+                "source": "merge",
+                "source_port": "output",
+                "target": "output_1",
+                "target_port": "text",
+            },
+        ],
+    }
+    flow = flow_publish(flow=flow_create(workspace=workspace, slug="r", name="R", graph=graph))
+    assert chat_binding(flow.published_version).answer_nodes == {"merge", "billing", "other"}
