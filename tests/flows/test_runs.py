@@ -86,3 +86,43 @@ def test_inputs_are_checked_before_a_run_is_queued(db, echo_model, make_flow):
             run_create(flow=flow, version=flow.published_version, inputs=inputs, source="api")
         assert caught.value.messages == [message]
     assert flow.runs.count() == 0
+
+
+def test_independent_branches_run_at_the_same_time(worker, slow_echo_model, workspace, owner):
+    from flows.services import flow_create, flow_publish
+
+    def llm(id_):
+        config = {"model": slow_echo_model.slug, "prompt": "{{input_1.message}}"}
+        return {"id": id_, "type": "llm", "config": config}
+
+    graph = {
+        "nodes": [
+            {"id": "input_1", "type": "input", "config": {}},
+            llm("left"),
+            llm("right"),
+            {
+                "id": "output_1",
+                "type": "output",
+                "config": {"fields": [{"name": "a"}, {"name": "b"}]},
+            },
+        ],
+        "edges": [
+            {"source": "left", "source_port": "text", "target": "output_1", "target_port": "a"},
+            {"source": "right", "source_port": "text", "target": "output_1", "target_port": "b"},
+        ],
+    }
+    flow = flow_publish(
+        flow=flow_create(workspace=workspace, slug="fork", name="Fork", graph=graph)
+    )
+    run = wait_for_run(
+        run_create(
+            flow=flow,
+            version=flow.published_version,
+            inputs={"message": "one two three four five"},
+            source=RunSource.STUDIO,
+        ).id
+    )
+    assert run.outputs == {"a": "one two three four five", "b": "one two three four five"}
+    left, right = (NodeResult.objects.get(run=run, node_id=n) for n in ("left", "right"))
+    # Each takes about a second (5 tokens, 200 ms apart): they overlap, neither waits for the other.
+    assert left.started_at < right.finished_at and right.started_at < left.finished_at
