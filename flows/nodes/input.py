@@ -17,6 +17,8 @@ class InputConfig(FieldsConfig):
 class InputNode(NodeType):
     type = "input"
     label = "Input"
+    group = "Start and end"
+    description = "What the run is given: one typed field per input."
     Config = InputConfig
 
     def output_ports(self, config: InputConfig) -> dict[str, PortType]:

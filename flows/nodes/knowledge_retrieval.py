@@ -46,6 +46,8 @@ class KnowledgeRetrievalConfig(NodeConfig):
 class KnowledgeRetrievalNode(NodeType):
     type = "knowledge_retrieval"
     label = "Knowledge retrieval"
+    group = "Knowledge"
+    description = "Finds the chunks of a knowledge base that match a query, with citations."
     Config = KnowledgeRetrievalConfig
 
     def input_ports(self, config: KnowledgeRetrievalConfig) -> dict[str, PortType]:

@@ -17,6 +17,8 @@ class OutputConfig(FieldsConfig):
 class OutputNode(NodeType):
     type = "output"
     label = "Output"
+    group = "Start and end"
+    description = "What the run gives back: one field per output."
     Config = OutputConfig
 
     def input_ports(self, config: OutputConfig) -> dict[str, PortType]:

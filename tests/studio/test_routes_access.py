@@ -244,6 +244,9 @@ def victim(db) -> Victim:
 URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "slug": lambda v, kind: v.flow.slug,
     "run_id": lambda v, kind: v.run.id,
+    # A version of the victim's flow, and a node of the victim's run.
+    "number": lambda v, kind: v.flow.published_version.number,
+    "node_key": lambda v, kind: "llm_1",
     "key_id": lambda v, kind: v.key.id,
     "membership_id": lambda v, kind: v.membership.id,
     "team_id": lambda v, kind: v.team.id,
