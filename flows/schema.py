@@ -377,8 +377,11 @@ def _links(
             continue
         target = nodes[edge.target]
         out_type, inner, why = _source_port(nodes, edge.source, edge.source_port, edge.target)
-        if why and out_type is None and not inner and edge.source_port not in (
-            nodes[edge.source].outputs
+        if (
+            why
+            and out_type is None
+            and not inner
+            and edge.source_port not in (nodes[edge.source].outputs)
         ):
             problems.append(Problem(edge.source, f"has no output port {edge.source_port!r}"))
             fed.add((edge.target, edge.target_port))
