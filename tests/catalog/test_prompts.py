@@ -95,8 +95,9 @@ def test_the_catalog_finds_variables_exactly_as_flows_fill_them():
     from flows import templating
 
     assert prompt_text.VARIABLE.pattern == templating.VARIABLE.pattern
-    text = "{{a}} {{ b }} {{a}} {{ 1x }} {{c.d}} {{_e9}}"
-    assert prompt_text.variables(text) == templating.variables(text) == ["a", "b", "_e9"]
+    # ``{{c.d}}`` is a reference to node c's output d; ``{{c.d.e}}`` and ``{{ 1x }}`` are none.
+    text = "{{a}} {{ b }} {{a}} {{ 1x }} {{c.d}} {{c.d.e}} {{_e9}}"
+    assert prompt_text.variables(text) == templating.variables(text) == ["a", "b", "c.d", "_e9"]
 
 
 def test_a_draft_can_change_and_its_variables_follow(prompt, editor):
