@@ -73,6 +73,19 @@ def _problems(exc: GraphError) -> list[dict]:
     return [p.as_dict() for p in exc.problems]
 
 
+def _refused(what: str, exc: GraphError, flow: Flow, request: HttpRequest) -> JsonResponse:
+    """A draft that failed the strict check: its problems by node, and the editor's report."""
+    report = graph_report(flow_draft_current(flow), flow.workspace, request.user)
+    return JsonResponse(
+        {
+            "error": f"{what}: fix the problems marked on the nodes.",
+            "problems": _problems(exc),
+            "report": report.as_dict(),
+        },
+        status=400,
+    )
+
+
 def _can(user, flow: Flow) -> dict[str, bool]:
     actions = access.object_actions(user, flow)
     return {action: action in actions for action in ("change", "run", "publish")}
@@ -232,14 +245,7 @@ def editor_run(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         run = flow_draft_run(flow=flow, inputs=body.inputs, user=request.user)
     except GraphError as exc:
-        return JsonResponse(
-            {
-                "error": "The draft cannot run: fix the problems marked on the nodes.",
-                "problems": _problems(exc),
-                "report": graph_report(flow_draft_current(flow), workspace, request.user).as_dict(),
-            },
-            status=400,
-        )
+        return _refused("The draft cannot run", exc, flow, request)
     except ValidationError as exc:
         return JsonResponse({"error": "; ".join(exc.messages)}, status=400)
     return JsonResponse(
@@ -290,12 +296,5 @@ def editor_publish(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         version = flow_publish_draft(flow=flow, user=request.user, note=body.note)
     except GraphError as exc:
-        return JsonResponse(
-            {
-                "error": "Not published: fix the problems marked on the nodes.",
-                "problems": _problems(exc),
-                "report": graph_report(flow_draft_current(flow), workspace, request.user).as_dict(),
-            },
-            status=400,
-        )
+        return _refused("Not published", exc, flow, request)
     return JsonResponse({"version": version.number, "note": version.note})

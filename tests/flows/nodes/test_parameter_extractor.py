@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.services import model_create
 from flows.models import NodeResult, RunStatus
 from flows.nodes import node_types
 from flows.nodes.parameter_extractor import extracted
 from flows.schema import GraphError, check_graph
-from tests.catalog.remote_server import RemoteServer, Reply, text_events
+from tests.catalog.remote_server import Reply, text_events
 from tests.flows.helpers import logged_events
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
@@ -145,26 +144,7 @@ def test_an_answer_without_the_values_fails_the_run(
     assert "node 'extract'" in run.error and reason in run.error
 
 
-# --- a remote model's controlled answers, through the worker ----------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    remote = RemoteServer().start()
-    yield remote
-    remote.stop()
-
-
-@pytest.fixture
-def remote_model(worker_may_call_loopback, worker, server, workspace):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-    )
+# --- a remote model's controlled answers, through the worker (``conftest.py``) ----------------
 
 
 def test_the_model_is_asked_for_the_parameters_schema(remote_model, server, workspace, owner):

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.services import model_create
 from flows.models import NodeResult, NodeStatus, RunStatus
 from flows.nodes import node_types
 from flows.nodes.question_classifier import _label
 from flows.schema import GraphError, check_graph
-from tests.catalog.remote_server import RemoteServer, Reply, text_events
+from tests.catalog.remote_server import Reply, text_events
 from tests.flows.helpers import logged_events
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
@@ -130,26 +129,7 @@ def test_the_flow_follows_the_chosen_class_only(worker, workspace, owner, echo_m
     assert tokens and {e["node"] for e in tokens} == {"reply_refund"}
 
 
-# --- a remote model's controlled answers, through the worker ----------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    remote = RemoteServer().start()
-    yield remote
-    remote.stop()
-
-
-@pytest.fixture
-def remote_model(worker_may_call_loopback, worker, server, workspace):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-    )
+# --- a remote model's controlled answers, through the worker (``conftest.py``) ----------------
 
 
 def test_a_structured_answer_picks_the_branch(remote_model, server, workspace, owner, echo_model):
