@@ -57,9 +57,14 @@ def node_of_key(key: str) -> str:
     return key.split("[", 1)[0]
 
 
-def usage_of(run: Run) -> dict:
-    totals = run.node_results.aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
-    input_tokens, output_tokens = totals["i"] or 0, totals["o"] or 0
+def usage_of(run: Run, results: list[NodeResult] | None = None) -> dict:
+    """The run's tokens: from ``results`` when they are all of them, else from the database."""
+    if results is None:
+        totals = run.node_results.aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
+        input_tokens, output_tokens = totals["i"] or 0, totals["o"] or 0
+    else:
+        input_tokens = sum(r.input_tokens for r in results)
+        output_tokens = sum(r.output_tokens for r in results)
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
@@ -95,7 +100,8 @@ class _Advance:
         self.results = {r.node_id: r for r in run.node_results.filter(depth=0)}
         self.queues: dict[str, str | None] = {}  # per node: one catalog lookup per pass
         self.loaded: set[str] = set()  # the instances whose results were read
-        self.executed = run.node_results.count()
+        # Without containers the top level is the whole run (at most MAX_NODES results).
+        self.executed = len(self.results) if graph.flat else run.node_results.count()
         self.outbox: list[tuple[str, str | None, dict | None]] = []
         self.to_dispatch: list[tuple[str, str]] = []
         self.created = 0
@@ -479,7 +485,7 @@ def _succeed(run: Run, graph: CheckedGraph, step: _Advance) -> None:
         if result.status == NodeStatus.SUCCEEDED:
             outputs.update(result.outputs)
     run.outputs = outputs
-    run.usage = usage_of(run)
+    run.usage = usage_of(run, list(step.results.values()) if graph.flat else None)
     run.status = RunStatus.SUCCEEDED
     run.finished_at = timezone.now()
     run.save(update_fields=["outputs", "usage", "status", "finished_at"])

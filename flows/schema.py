@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from graphlib import CycleError, TopologicalSorter
 from typing import Any, Literal
 
@@ -157,6 +158,11 @@ class CheckedGraph:
     def children(self, container: str | None) -> list[str]:
         """The nodes directly inside ``container`` (None: the top level), in order."""
         return self._children.get(container, [])
+
+    @cached_property
+    def flat(self) -> bool:
+        """No containers: every result of a run is at the top level."""
+        return not any(n.kind.container for n in self.nodes.values())
 
     def of_type(self, kind: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.kind.type == kind]
