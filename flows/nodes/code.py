@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
+from flows.nodes.fields import repeated
 from flows.sandbox import run_python
 
 DEFAULT_CODE = 'def main(a, b):\n    return {"sum": a + b}\n'
@@ -34,9 +35,9 @@ class CodeVariable(BaseModel):
 
 def _distinct(variables: list[CodeVariable]) -> list[CodeVariable]:
     names = [v.name for v in variables]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"names must differ: {', '.join(repeated)} is repeated")
+    twice = repeated(names)
+    if twice:
+        raise ValueError(f"names must differ: {', '.join(twice)} is repeated")
     return variables
 
 

@@ -15,9 +15,13 @@ class FieldSpec(BaseModel):
     required: bool = True
 
 
+def repeated(names: list[str]) -> list[str]:
+    """The names that stand more than once, sorted (each node type words its own error)."""
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 def unique_names(fields: list[FieldSpec]) -> list[FieldSpec]:
-    names = [f.name for f in fields]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = repeated([f.name for f in fields])
     if duplicates:
         raise ValueError(f"duplicate field names: {', '.join(duplicates)}")
     return fields

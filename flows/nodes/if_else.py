@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from flows.conditions import ConditionGroup, evaluate, group_variables
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
+from flows.nodes.fields import repeated
 
 ELSE = "else"
 
@@ -39,7 +40,7 @@ class IfElseConfig(NodeConfig):
         ids = [case.id for case in cases]
         if ELSE in ids:
             raise ValueError("'else' is the name of the branch taken when no case holds")
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = repeated(ids)
         if duplicates:
             raise ValueError(f"more than one case is named {', '.join(duplicates)}")
         return cases

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flows.conditions import to_bool
 from flows.nodes import model_call, register
 from flows.nodes.base import NodeContext, NodeOutput, NodeType, PortType
+from flows.nodes.fields import repeated
 from flows.nodes.model_call import ModelTargetConfig
 from flows.templating import render, variables
 
@@ -30,8 +32,6 @@ _SCHEMA_TYPES: dict[str, dict] = {
     "boolean": {"type": "boolean"},
     "json": {},  # any JSON value
 }
-_TRUE = {"true", "yes", "1"}
-_FALSE = {"false", "no", "0"}
 
 
 class Parameter(BaseModel):
@@ -74,9 +74,9 @@ class ParameterExtractorConfig(ModelTargetConfig):
     @classmethod
     def _distinct_names(cls, parameters: list[Parameter]) -> list[Parameter]:
         names = [p.name for p in parameters]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"parameter names must differ: {', '.join(repeated)} is repeated")
+        twice = repeated(names)
+        if twice:
+            raise ValueError(f"parameter names must differ: {', '.join(twice)} is repeated")
         if WHOLE_PORT in names:
             raise ValueError(f"{WHOLE_PORT!r} is the port of all parameters; name it otherwise")
         return parameters
@@ -120,8 +120,8 @@ def _typed(parameter: Parameter, value: Any) -> Any:
     if kind == "boolean":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
+        if isinstance(value, str) and to_bool(value) is not None:
+            return to_bool(value)
     if kind == "number":
         if isinstance(value, int | float) and not isinstance(value, bool):
             return value

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.nodes import model_call, register
 from flows.nodes.base import NodeContext, NodeOutput, NodeType, PortType
+from flows.nodes.fields import repeated
 from flows.nodes.model_call import ModelTargetConfig
 from flows.templating import render, variables
 
@@ -59,9 +60,9 @@ class QuestionClassifierConfig(ModelTargetConfig):
     @classmethod
     def _distinct_ids(cls, classes: list[QuestionClass]) -> list[QuestionClass]:
         ids = [c.id for c in classes]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"class ids must differ: {', '.join(repeated)} is repeated")
+        twice = repeated(ids)
+        if twice:
+            raise ValueError(f"class ids must differ: {', '.join(twice)} is repeated")
         if LABEL_PORT in ids:
             raise ValueError(f"{LABEL_PORT!r} is the port of the chosen class; name it otherwise")
         return classes

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from flows.conditions import PORT
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
+from flows.nodes.fields import repeated
 
 
 class VariableAggregatorConfig(NodeConfig):
@@ -32,7 +33,7 @@ class VariableAggregatorConfig(NodeConfig):
         for name in variables:
             if not PORT.fullmatch(name):
                 raise ValueError(f"{name!r} is not a variable or a node_id.port reference")
-        duplicates = sorted({v for v in variables if variables.count(v) > 1})
+        duplicates = repeated(variables)
         if duplicates:
             raise ValueError(f"listed more than once: {', '.join(duplicates)}")
         return variables

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from flows.conditions import to_bool, to_number, to_text
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
+from flows.nodes.fields import repeated
 from flows.templating import VARIABLE, render, variables
 
 ValueType = Literal["text", "number", "boolean", "json"]
@@ -46,7 +47,7 @@ class VariableAssignerConfig(NodeConfig):
     @classmethod
     def _distinct_names(cls, assignments: list[Assignment]) -> list[Assignment]:
         names = [a.name for a in assignments]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(names)
         if duplicates:
             raise ValueError(f"more than one variable is named {', '.join(duplicates)}")
         return assignments
