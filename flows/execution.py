@@ -97,28 +97,29 @@ def node_execute(run_id: Any, key: str, runtime: Runtime) -> None:
         log.warning("node %s of run %s failed: %s", key, run_id, exc)
         error = f"{exc}" or type(exc).__name__
     else:
-        _store(run_id, key, NodeStatus.SUCCEEDED, policy.succeeded(node, output), started)
+        _store(run_id, key, node, NodeStatus.SUCCEEDED, policy.succeeded(node, output), started)
         return
     _failed(run_id, key, node, result.attempts, result.queue, error, started)
 
 
-def _store(run_id: Any, key: str, status: str, output: NodeOutput, started: float, error=""):
+def _store(run_id: Any, key: str, node, status: str, output: NodeOutput, started: float, error=""):
+    values = {
+        "status": status,
+        "outputs": output.outputs,
+        "skip": output.skip,
+        "details": output.details,
+        "error": error[:10_000],
+        "input_tokens": output.input_tokens,
+        "output_tokens": output.output_tokens,
+        "latency_ms": (time.monotonic() - started) * 1000,
+        "finished_at": timezone.now(),
+    }
     stored = NodeResult.objects.filter(
         run_id=run_id, node_id=key, status=NodeStatus.RUNNING
-    ).update(
-        status=status,
-        outputs=output.outputs,
-        skip=output.skip,
-        details=output.details,
-        error=error[:10_000],
-        input_tokens=output.input_tokens,
-        output_tokens=output.output_tokens,
-        latency_ms=(time.monotonic() - started) * 1000,
-        finished_at=timezone.now(),
-    )
+    ).update(**values)
     if not stored:  # the run was failed meanwhile (deadline, reaper): drop the result
         return
-    result = NodeResult.objects.get(run_id=run_id, node_id=key)
+    result = NodeResult(node_id=key, node_type=node.kind.type, **values)
     events.publish_sync(run_id, events.NODE_FINISHED, key, finished_data(result, output))
     run_advance(run_id)
 
@@ -140,7 +141,7 @@ def _failed(run_id, key, node, attempts: int, queue: str, error: str, started: f
         return
     handled = policy.handled(node, error)
     if handled is not None:
-        _store(run_id, key, NodeStatus.HANDLED, handled, started, error=error)
+        _store(run_id, key, node, NodeStatus.HANDLED, handled, started, error=error)
         return
     failed = NodeResult.objects.filter(
         run_id=run_id, node_id=key, status=NodeStatus.RUNNING
