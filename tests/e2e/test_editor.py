@@ -113,6 +113,13 @@ def test_a_person_builds_runs_and_publishes_a_flow(page, owner, new_flow):
     # A slower echo, picked from the catalog picker: 300 ms a token, to see the answer stream.
     panel.get_by_label("Model").select_option(label="Slower (slower)")
     expect(panel.get_by_label("Model")).to_have_value("slower")
+    # The panel applies the change with a request: let its answer land before typing on (on a
+    # loaded machine it can arrive after the next keystrokes, which the note on the panel's race
+    # in the closing note describes).
+    expect(page.locator("#node-form.htmx-request")).to_have_count(0)
+    expect(
+        panel.locator('form[data-node="llm_1"] select option[value="slower"]:checked')
+    ).to_have_count(1)
 
     prompt = panel.get_by_label("Prompt", exact=True)
     prompt.fill("Reply: ")
