@@ -143,17 +143,19 @@ def studio_server(process_env, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def worker_may_call_loopback(worker_process):
-    """The session's worker, restarted with 127.0.0.1 allowed (the worker reads
-    STUDIO_EGRESS_ALLOW from its environment) for a module whose tests fake a remote server;
-    stopped again afterwards, so that the ``worker`` fixture of later tests starts it with the
-    studio's default, loopback refused."""
+    """The session's worker, restarted with 127.0.0.1 allowed for both uses (the worker reads
+    STUDIO_EGRESS_ALLOW_MODELS and STUDIO_EGRESS_ALLOW_FETCH from its environment) for a module
+    whose tests fake a remote model or a site to fetch; stopped again afterwards, so that the
+    ``worker`` fixture of later tests starts it with the studio's default, loopback refused."""
+    names = ("STUDIO_EGRESS_ALLOW_MODELS", "STUDIO_EGRESS_ALLOW_FETCH")
     worker_process.stop()
-    worker_process.env["STUDIO_EGRESS_ALLOW"] = "127.0.0.1"
+    worker_process.env.update(dict.fromkeys(names, "127.0.0.1"))
     try:
         worker_process.start()
         yield worker_process
     finally:
-        worker_process.env.pop("STUDIO_EGRESS_ALLOW", None)
+        for name in names:
+            worker_process.env.pop(name, None)
         worker_process.stop()
 
 

@@ -4,14 +4,17 @@ through its embeddings API (``POST <base_url>/embeddings``) and reranks through 
 rerank API that vLLM also serves (``POST <base_url>/rerank``).
 
 Every request goes through ``studio.egress`` (the SSRF-safe client): a catalog entry's base URL is
-user input. The engine holds one ``httpx.AsyncClient`` for the event loop it streams on (the
-worker's resident loop, ``workers/resident.py``), so connections are reused across requests.
+user input, checked against the operator's allow list for model endpoints (``egress.MODELS``).
+The engine holds one ``httpx.AsyncClient`` for the event loop it streams on (the worker's
+resident loop, ``workers/resident.py``), so connections are reused across requests.
 
 Failures:
 - connection errors, timeouts, 429 and 5xx are retried with a short exponential backoff, but only
   while nothing has been yielded: a caller that has already shown tokens cannot take them back
   (embeddings and rerank scores come whole, so their requests are always retried);
 - any other 4xx raises ``EngineError`` at once with the server's message (truncated);
+- an answer past the size limits below (a hostile or broken server) raises ``EngineError`` at
+  once, having read no more than the limit;
 - the API key never appears in a message, a log line or the engine's ``repr``.
 """
 
@@ -21,7 +24,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +49,14 @@ ERROR_BODY_LIMIT = 16_384
 ERROR_MESSAGE_CHARS = 300
 # What OpenAI's own SDK retries: request timeout, conflict (a lock), rate limit, server errors.
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+# Size limits on what a server sends, so that one cannot fill a worker's memory. An embeddings
+# answer of 64 vectors of 16,384 dimensions is about 25 MB of JSON.
+JSON_BODY_LIMIT = 64 * 1024 * 1024
+# One server-sent event (and so one line of it): a delta is a few hundred bytes, and even a
+# server that sends a whole long answer in one event stays far below.
+SSE_EVENT_LIMIT = 4 * 1024 * 1024
+# A whole streamed answer: 128k tokens at ~250 bytes of JSON each is about 32 MB.
+STREAM_LIMIT = 64 * 1024 * 1024
 # Texts per embeddings or rerank request: well under every provider's per-request cap (OpenAI
 # takes 2048 inputs), small enough that one answer stays a few megabytes.
 BATCH = 64
@@ -186,6 +197,7 @@ class OpenAICompatibleEngine(Engine):
         client = self._clients.get(loop)
         if client is None or client.is_closed:
             client = egress.async_client(
+                purpose=egress.MODELS,
                 timeout=httpx.Timeout(self.timeout_s),
                 headers=self._headers(),
                 follow_redirects=False,
@@ -357,7 +369,7 @@ class OpenAICompatibleEngine(Engine):
             ) as response:
                 if response.status_code != 200:
                     await self._refuse(response)
-                raw = await response.aread()
+                raw = await egress.aread_limited(response, JSON_BODY_LIMIT)
         except egress.EgressRefused as exc:
             raise self._fail(str(exc)) from None
         except httpx.TimeoutException as exc:
@@ -431,10 +443,7 @@ class OpenAICompatibleEngine(Engine):
             raw += piece
             if len(raw) > ERROR_BODY_LIMIT:
                 break
-        message = _error_message(bytes(raw[:ERROR_BODY_LIMIT]))
-        message = _redact(message, self.spec.secret)
-        if len(message) > ERROR_MESSAGE_CHARS:
-            message = message[:ERROR_MESSAGE_CHARS] + "…"
+        message = _short(_redact(_error_message(bytes(raw[:ERROR_BODY_LIMIT])), self.spec.secret))
         status = f"answered {response.status_code}" + (f": {message}" if message else "")
         if response.status_code in RETRYABLE_STATUS:
             raise _Retry(status, _retry_after(response))
@@ -449,7 +458,7 @@ class OpenAICompatibleEngine(Engine):
         finish: str | None = None
         deltas = 0
         done = False
-        async for data in _sse_data(response):
+        async for data in _sse_data(response.aiter_bytes()):
             if data == "[DONE]" or done:
                 # Read on to the end of the body rather than break: a response read to its end
                 # returns its connection to the pool, one left early is closed.
@@ -463,7 +472,9 @@ class OpenAICompatibleEngine(Engine):
                 continue
             if event.get("error"):
                 # vLLM reports a failure after the stream started as an error event.
-                raise self._fail(f"failed mid-answer: {_error_message(data.encode())}")
+                # Redacted before it is cut short: a cut through the key would leave part of it.
+                message = _short(_redact(_error_message(data.encode()), self.spec.secret))
+                raise self._fail(f"failed mid-answer: {message}")
             if isinstance(event.get("usage"), dict):
                 usage = event["usage"]
             for choice in event.get("choices") or []:
@@ -485,6 +496,10 @@ class OpenAICompatibleEngine(Engine):
             finish_reason=finish or "stop",
             tool_calls=tools.result(),
         )
+
+
+def _short(message: str) -> str:
+    return message[:ERROR_MESSAGE_CHARS] + "…" if len(message) > ERROR_MESSAGE_CHARS else message
 
 
 def _describe(exc: Exception) -> str:
@@ -511,16 +526,26 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
-async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The ``data`` of each server-sent event (several ``data:`` lines joined by newlines)."""
+async def _sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+    """The ``data`` of each server-sent event (several ``data:`` lines joined by newlines).
+    Raises EgressRefused for an event over SSE_EVENT_LIMIT or a stream over STREAM_LIMIT."""
     lines: list[str] = []
-    async for line in response.aiter_lines():
+    size = 0
+    bounded = egress.aiter_lines_limited(
+        chunks, line_limit=SSE_EVENT_LIMIT, total_limit=STREAM_LIMIT
+    )
+    async for line in bounded:
         if not line:
             if lines:
                 yield "\n".join(lines)
-                lines = []
+                lines, size = [], 0
         elif line.startswith("data:"):
             lines.append(line[5:].removeprefix(" "))
+            size += len(lines[-1]) + 1
+            if size > SSE_EVENT_LIMIT:
+                raise egress.EgressRefused(
+                    f"sent an event longer than {SSE_EVENT_LIMIT:,} characters"
+                )
         # Comments (":"), "event:", "id:" and "retry:" lines carry nothing the answer needs.
     if lines:
         yield "\n".join(lines)

@@ -6,7 +6,8 @@ Each test scripts the replies (``server.script(Reply(...), ...)``); the server a
 in that order, repeating the last reply, and records every request it received. A 200 reply to
 ``…/embeddings`` or ``…/rerank`` is computed from the request, so that tests can check the
 numbers: ``letter_counts`` of each input (in reverse order, as the protocol's ``index`` allows),
-``word_overlap`` of each document (best first, as rerank servers answer).
+``word_overlap`` of each document (best first, as rerank servers answer). A hostile server floods
+(``Reply(flood=...)``): it sends the same text until the client hangs up.
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ class Reply:
     cut: bool = False  # drop the connection after the events, mid-body
     # The JSON body of a 200 reply, instead of events or a computed answer (a malformed one).
     json: Any = None
+    # A hostile server: after the events (or instead of a JSON answer), this text again and
+    # again until the client hangs up: a line that never ends, a body that never ends.
+    flood: str = ""
+    # With ``flood``: a Content-Length to announce instead of a chunked body.
+    announce: int | None = None
+
+
+# How long and how much a flood sends when the client never hangs up (a test that failed).
+FLOOD_S = 30.0
+FLOOD_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -176,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.next_reply(received)
         if reply.delay_s:
             time.sleep(reply.delay_s)
+        if reply.flood:
+            self._flood(reply)
+            return
         answer = reply.json
         if answer is None and reply.status == 200 and self.path.endswith("/embeddings"):
             answer = embeddings_answer(payload)
@@ -208,6 +222,33 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.done:
             self._chunk("data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _flood(self, reply: Reply) -> None:
+        streamed = self.path.endswith("/chat/completions")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if streamed else "application/json")
+        if reply.announce is None:
+            self.send_header("Transfer-Encoding", "chunked")
+            write = self._chunk
+        else:
+            self.send_header("Content-Length", str(reply.announce))
+            write = self._raw
+        self.end_headers()
+        self.close_connection = True
+        deadline = time.monotonic() + FLOOD_S
+        try:
+            for event in reply.events:
+                write(f"data: {event if isinstance(event, str) else json.dumps(event)}\n\n")
+            for _ in range(FLOOD_BYTES // len(reply.flood.encode())):
+                write(reply.flood)
+                if time.monotonic() > deadline:
+                    break
+        except OSError:  # the client hung up: what a flood waits for
+            pass
+
+    def _raw(self, text: str) -> None:
+        self.wfile.write(text.encode())
         self.wfile.flush()
 
     def finish(self) -> None:

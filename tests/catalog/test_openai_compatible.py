@@ -1,6 +1,6 @@
 """The openai_compatible engine against a real local server that speaks the protocol: streaming,
 token counts, credentials, retries, refusals, timeouts, structured output, tools, SSRF checks,
-and a flow run through the real worker."""
+hostile servers that flood, and a flow run through the real worker."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from pydantic import ValidationError
 
-from catalog.engines import engine_class
+from catalog.engines import engine_class, openai_compatible
 from catalog.engines.base import Adapter, EngineError, EngineSpec, GenerationRequest
 from catalog.services import model_create
 from catalog.services.credentials import credential_create
@@ -41,8 +41,9 @@ def server():
 
 @pytest.fixture
 def remote(server, settings):
-    """The local server, reachable: the studio refuses loopback unless an operator allows it."""
-    settings.STUDIO_EGRESS_ALLOW = ["127.0.0.1"]
+    """The local server, reachable: the studio refuses loopback unless an operator allows it for
+    model endpoints."""
+    settings.STUDIO_EGRESS_ALLOW_MODELS = ["127.0.0.1"]
     server.script(Reply(events=text_events("Hello", " there")))
     return server
 
@@ -332,8 +333,72 @@ def test_loopback_is_refused_unless_an_operator_allows_it(server, settings):
     settings.STUDIO_EGRESS_ALLOW = []
     server.script(Reply(events=text_events("never")))
     _, error = collect_until_error(make_engine(server, retries=3))
-    assert "does not call" in str(error) and "STUDIO_EGRESS_ALLOW" in str(error)
+    assert "does not call" in str(error) and "STUDIO_EGRESS_ALLOW_MODELS" in str(error)
     assert server.requests == []
+
+
+def test_a_network_trusted_only_for_what_members_fetch_is_refused_for_models(server, settings):
+    """An operator who opens a network to HTTP nodes has not opened it to model endpoints."""
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    server.script(Reply(events=text_events("never")))
+    _, error = collect_until_error(make_engine(server, retries=3))
+    assert "does not call" in str(error) and "STUDIO_EGRESS_ALLOW_MODELS" in str(error)
+    assert server.requests == []
+    settings.STUDIO_EGRESS_ALLOW_MODELS = ["127.0.0.1"]
+    assert "".join(c.text for c in collect(make_engine(server))) == "never"
+
+
+# --- hostile servers: what one sends is bounded ----------------------------------------------
+
+
+def test_a_line_that_never_ends_fails_the_answer(remote):
+    remote.script(Reply(events=text_events("Hi")[:2], flood="x" * 65_536))
+    started = time.monotonic()
+    received, error = collect_until_error(make_engine(remote, retries=3))
+    assert [c.text for c in received] == ["Hi"]
+    assert f"a line longer than {openai_compatible.SSE_EVENT_LIMIT:,} characters" in str(error)
+    assert len(remote.requests) == 1 and time.monotonic() - started < 10
+
+
+def test_an_event_that_never_ends_fails_the_answer(remote):
+    remote.script(Reply(flood="data: " + "x" * 1000 + "\n"))  # data lines, never a blank one
+    _, error = collect_until_error(make_engine(remote, retries=3))
+    assert f"an event longer than {openai_compatible.SSE_EVENT_LIMIT:,}" in str(error)
+    assert len(remote.requests) == 1
+
+
+def test_a_stream_that_never_ends_is_cut_off(remote):
+    big = {"choices": [{"index": 0, "delta": {"content": "y" * 1_000_000}}]}
+    remote.script(Reply(flood=f"data: {json.dumps(big)}\n\n"))
+    received, error = collect_until_error(make_engine(remote, retries=3))
+    limit = openai_compatible.STREAM_LIMIT
+    assert f"larger than {limit:,} bytes" in str(error)
+    assert 0 < sum(len(c.text) for c in received) <= limit
+
+
+def test_an_endless_embeddings_answer_is_cut_off(remote):
+    remote.script(Reply(flood="[0.5, " * 10_000))
+    with pytest.raises(EngineError) as caught:
+        asyncio.run(make_engine(remote, retries=3).embed(["a"]))
+    assert f"larger than {openai_compatible.JSON_BODY_LIMIT:,} bytes" in str(caught.value)
+    assert len(remote.requests) == 1
+
+
+def test_an_answer_announced_too_large_is_refused_before_it_is_read(remote):
+    remote.script(Reply(flood="[0.5, " * 10_000, announce=10**12))
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="larger than"):
+        asyncio.run(make_engine(remote, retries=3).rerank("q", ["a"]))
+    assert time.monotonic() - started < 2
+
+
+def test_a_long_error_event_is_truncated_without_showing_part_of_the_key(remote):
+    message = "x" * (openai_compatible.ERROR_MESSAGE_CHARS - 10) + f" {SECRET} " + "y" * 5000
+    events = text_events("Hi")[:2] + [{"error": {"message": message}}]
+    remote.script(Reply(events=events))
+    _, error = collect_until_error(make_engine(remote))
+    assert len(str(error)) < 500
+    assert SECRET[:8] not in str(error)
 
 
 def test_settings_are_checked_and_defaults_come_from_the_studio(settings):
