@@ -4,7 +4,8 @@ The code defines ``main``; the node calls it with its declared inputs as keyword
 ``main`` returns a dict holding each declared output. At save the code must parse, define
 ``main`` and take the declared inputs; at run time each output is checked against its type, and
 a missing or mistyped one fails the node, naming it. The code never runs in the web or worker
-process: each call is a separate sandbox process, bounded by ``timeout_s`` and ``memory_mb``.
+process: each call is a separate sandbox process, bounded as a whole by ``timeout_s`` and
+``memory_mb``; it can start no process or program of its own.
 """
 
 from __future__ import annotations
@@ -184,7 +185,10 @@ class CodeNode(NodeType):
             timeout_s=config.timeout_s,
             memory_mb=config.memory_mb,
         )
-        details: dict[str, Any] = {"sandbox_ms": round(ran.elapsed_ms, 2)}
+        details: dict[str, Any] = {
+            "sandbox_ms": round(ran.elapsed_ms, 2),
+            "sandbox": ran.confinement,  # what bounded it as a whole: a cgroup, or rlimits
+        }
         if ran.logs:
             details["logs"] = ran.logs[:LOGS_SHOWN]
         return NodeOutput(outputs=checked_outputs(config.outputs, ran.result), details=details)

@@ -1,14 +1,17 @@
 """Starting the sandbox process for one call, bounding it, and reading its answer.
 
 Each call is a fresh process, never the web or worker process itself: the base interpreter
-(``-I -S``: no site-packages, no environment, no user folder), started by ``unshare`` in new
-user, mount, network and PID namespaces with an empty environment, in a fresh empty folder.
-``runner.py`` (inside) builds the root the code sees and sets the resource limits before it
-execs the interpreter that runs the code. Out here: a wall-clock timeout that kills the whole
-process group (and with its init, the PID namespace), and caps on what is read back.
+(``-I -S``: no site-packages, no environment, no user folder) with an empty environment in a
+fresh empty folder. ``runner.py`` (inside) makes the user, mount, network, PID and IPC
+namespaces, builds the root the code sees (``layout.py``: the interpreter, its libraries and its
+standard library, nothing else), sets the resource limits and the seccomp filter, then runs the
+code. The whole sandbox is bounded by a cgroup v2 per call where the host allows one
+(``cgroup.py``), and otherwise by the filter and the rlimits, which bound the total because the
+code cannot start a process. Out here: a wall-clock timeout that kills the whole process group
+(and with its init, the PID namespace), and caps on what is read back.
 
-There is no fallback: without ``unshare`` or user namespaces the call raises
-``SandboxUnavailable`` and no code runs.
+There is no fallback that runs code unconfined: without user namespaces or libseccomp the call
+raises ``SandboxUnavailable`` and no code runs.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
+from flows.sandbox.cgroup import cgroup_create, cgroup_remove, confinement
+from flows.sandbox.layout import Layout, LayoutError, sandbox_layout
+
 RUNNER = Path(__file__).with_name("runner.py")
 SETUP_FAILED = 70  # runner.SETUP_FAILED: the runner is never imported here
+FLAGS = ("-I", "-S", "-B", "-X", "utf8")
 
 # What the code gets besides its memory and time.
 RESULT_BYTES = 1024 * 1024
@@ -36,16 +43,16 @@ LOG_CHARS = 16_000
 TMP_OPTIONS = "size=16m,nr_inodes=1024,mode=1777"
 FILE_BYTES = 16 * 1024 * 1024
 OPEN_FILES = 64
-# Threads and processes together. The kernel counts them per user namespace (Linux 5.14+) and
-# does not limit real root; the PID namespace's end takes whatever is left either way.
+# The code's threads, and its init: the kernel holds RLIMIT_NPROC because the code runs as an
+# unprivileged user of the host (see runner.py), and the code can start no process.
 PROCESSES = 16
+# When the worker is root, the code's user on the host is this plus the sandbox's process id:
+# unique among running sandboxes, and far above the ids of real users.
+ID_BASE = 1_900_000_000
 # Wall-clock allowance on top of the code's own time: the namespaces and the interpreter start.
 START_S = 1.0
 STDERR_BYTES = 16_384
-# The system directories the interpreter needs, read-only; the base interpreter's own prefix is
-# added to them. Nothing else of the host is there (no /etc, /home, /proc, the studio's folders).
-SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32")
-# Shared scratch folders of the host: hidden as well, in case a system directory holds them.
+# Shared scratch folders of the host: hidden as well, in case a shown directory holds them.
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
 
 
@@ -54,7 +61,8 @@ class SandboxError(Exception):
 
 
 class SandboxUnavailable(SandboxError):
-    """This server cannot sandbox code (no ``unshare``, or user namespaces are disabled)."""
+    """This server cannot sandbox code (no user namespaces, no usable libseccomp or seccomp, or
+    a cgroup asked for that cannot be used)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class SandboxResult:
     result: dict[str, Any]
     logs: str
     elapsed_ms: float
+    confinement: str = ""  # what bounds the sandbox as a whole (cgroup.Confinement.name)
 
 
 def _interpreter() -> str:
@@ -72,27 +81,39 @@ def _interpreter() -> str:
     raise SandboxUnavailable(f"no base Python interpreter in {base} to run code with")
 
 
-def _read_only(python: str) -> list[str]:
-    wanted = [*SYSTEM_DIRS, sys.base_prefix, str(Path(os.path.realpath(python)).parent.parent)]
-    kept: list[str] = []
-    for path in wanted:
-        covered = any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept)
-        if not covered:
-            kept.append(path)
-    return kept
-
-
-def _hidden() -> list[str]:
+def _hidden(layout: Layout) -> list[str]:
     studio = (settings.BASE_DIR, settings.VAR_DIR, settings.MEDIA_ROOT, settings.STUDIO_MODEL_DIR)
-    return sorted({os.path.realpath(p) for p in (*studio, *SCRATCH_DIRS)})
+    mine = {os.path.realpath(p) for p in (*studio, *SCRATCH_DIRS)}
+    return sorted(mine | set(layout.hidden))
 
 
-def _plan(python: str, root: str, timeout_s: int, memory_mb: int) -> dict[str, Any]:
-    flags = ["-I", "-S", "-B", "-X", "utf8"]
+async def _layout(python: str) -> Layout:
+    try:
+        return await sandbox_layout(python, settings.STUDIO_SANDBOX_LIBSECCOMP)
+    except LayoutError as exc:
+        raise SandboxUnavailable(
+            f"code cannot run on this server: the sandbox's seccomp filter needs libseccomp "
+            f"({settings.STUDIO_SANDBOX_LIBSECCOMP}): {exc}; code never runs outside the sandbox"
+        ) from None
+
+
+def _plan(
+    python: str, layout: Layout, root: str, group: str | None, timeout_s: int, memory_mb: int
+) -> dict[str, Any]:
+    run = {
+        "call": os.path.basename(root),  # names the code's process in ps
+        "memory_mb": memory_mb,
+        "log_chars": LOG_CHARS,
+        "result_bytes": RESULT_BYTES,
+        "libseccomp": layout.libseccomp,
+    }
     return {
         "root": root,
-        "read_only": _read_only(python),
-        "hidden": _hidden(),
+        "cgroup": group,
+        "id_base": ID_BASE,
+        "read_only": list(layout.read_only),
+        "links": [list(link) for link in layout.links],
+        "hidden": _hidden(layout),
         "tmp_options": TMP_OPTIONS,
         "memory_mb": memory_mb,
         "cpu_s": timeout_s,
@@ -100,21 +121,11 @@ def _plan(python: str, root: str, timeout_s: int, memory_mb: int) -> dict[str, A
         "open_files": OPEN_FILES,
         "processes": PROCESSES,
         "python": python,
-        "flags": flags,
+        "flags": list(FLAGS),
+        "env": {"LD_LIBRARY_PATH": layout.library_path},
         "source": RUNNER.read_text(),
-        "run": {"memory_mb": memory_mb, "log_chars": LOG_CHARS, "result_bytes": RESULT_BYTES},
+        "run": run,
     }
-
-
-def _unshare() -> str:
-    name = settings.STUDIO_SANDBOX_UNSHARE
-    found = shutil.which(name)
-    if found is None:
-        raise SandboxUnavailable(
-            f"code cannot run on this server: the sandbox needs the {name!r} command "
-            "(util-linux), and there is none; code never runs outside the sandbox"
-        )
-    return found
 
 
 class _TooLarge(Exception):
@@ -160,28 +171,41 @@ async def run_python(
     and its lines), runs past ``timeout_s``, goes over ``memory_mb``, or returns no JSON dict;
     ``SandboxUnavailable`` when the server cannot sandbox. Cancelling the call kills the process.
     """
-    unshare = _unshare()
     python = _interpreter()
+    layout = await _layout(python)
+    confined = confinement(settings.STUDIO_SANDBOX_CGROUP)
+    if confined.refused:
+        raise SandboxUnavailable(
+            f"code cannot run on this server: {confined.reason} (STUDIO_SANDBOX_CGROUP); "
+            "code never runs outside the sandbox"
+        )
     payload = json.dumps({"code": code, "inputs": inputs}).encode()
     root = tempfile.mkdtemp(prefix="studio-sandbox-")
-    plan = _plan(python, root, timeout_s, memory_mb)
-    command = [
-        unshare,
-        "--user",
-        "--map-root-user",
-        "--net",
-        "--mount",
-        "--pid",
-        "--fork",
-        "--kill-child",
-        python,
-        *plan["flags"],
-        "-c",
-        plan["source"],
-        "setup",
-        json.dumps(plan),
-    ]
-    started = time.monotonic()
+    group = None
+    try:
+        if confined.parent is not None:
+            group = cgroup_create(
+                parent=confined.parent,
+                memory_bytes=memory_mb * 1024 * 1024,
+                processes=PROCESSES + 4,  # and the runner's own: enter, its helper, init
+            )
+        plan = _plan(python, layout, root, group, timeout_s, memory_mb)
+        started = time.monotonic()
+        out, err, status = await _call(python, plan, payload, timeout_s)
+    finally:
+        if group is not None:
+            await cgroup_remove(group)
+        shutil.rmtree(root, ignore_errors=True)
+    elapsed_ms = (time.monotonic() - started) * 1000
+    ran = _answer(out, err.decode(errors="replace").strip(), status, timeout_s, elapsed_ms)
+    return replace(ran, confinement=confined.name)
+
+
+async def _call(
+    python: str, plan: dict[str, Any], payload: bytes, timeout_s: int
+) -> tuple[bytes, bytes, int]:
+    """Run the sandbox to its end or its deadline: what it wrote, and its exit status."""
+    command = [python, *FLAGS, "-c", plan["source"], "enter", json.dumps(plan)]
     try:
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -189,11 +213,10 @@ async def run_python(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={},
-            cwd=root,
+            cwd=plan["root"],
             start_new_session=True,  # its own process group, killed as one
         )
     except OSError as exc:
-        shutil.rmtree(root, ignore_errors=True)
         raise SandboxUnavailable(f"code cannot run on this server: {exc}") from None
     try:
         async with asyncio.timeout(timeout_s + START_S):
@@ -202,7 +225,7 @@ async def run_python(
                 _read(process.stderr, STDERR_BYTES, strict=False),
                 _feed(process.stdin, payload),
             )
-            status = await process.wait()
+            return out, err, await process.wait()
     except TimeoutError:
         raise SandboxError(f"the code ran longer than {timeout_s} s and was stopped") from None
     except _TooLarge:
@@ -211,9 +234,6 @@ async def run_python(
         if process.returncode is None:
             _kill(process)
             await process.wait()
-        shutil.rmtree(root, ignore_errors=True)
-    elapsed_ms = (time.monotonic() - started) * 1000
-    return _answer(out, err.decode(errors="replace").strip(), status, timeout_s, elapsed_ms)
 
 
 def _answer(out: bytes, err: str, status: int, timeout_s: int, elapsed_ms: float) -> SandboxResult:
@@ -227,14 +247,13 @@ def _answer(out: bytes, err: str, status: int, timeout_s: int, elapsed_ms: float
         if answer.get("ok") and isinstance(answer.get("result"), dict):
             return SandboxResult(answer["result"], str(answer.get("logs") or ""), elapsed_ms)
         raise SandboxError(str(answer.get("error") or "the code failed"))
-    if err.startswith("unshare:"):
-        raise SandboxUnavailable(
-            f"code cannot run on this server: {err.splitlines()[0]} (the sandbox needs "
-            "unprivileged user namespaces); code never runs outside the sandbox"
-        )
     if status == SETUP_FAILED and "sandbox setup failed" in err:
-        # A kernel or security module that lets namespaces be made but not used (mounts refused).
-        raise SandboxUnavailable(f"code cannot run on this server: {err.splitlines()[-1]}")
+        # No user namespaces, a kernel or security module that lets them be made but not used
+        # (mounts refused), or a seccomp filter the kernel will not take.
+        raise SandboxUnavailable(
+            f"code cannot run on this server: {err.splitlines()[-1]} (the sandbox needs "
+            "unprivileged user namespaces and seccomp); code never runs outside the sandbox"
+        )
     if status == 128 + signal.SIGXCPU:
         raise SandboxError(f"the code ran longer than {timeout_s} s and was stopped")
     if status == 128 + signal.SIGKILL:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from django.conf import settings as django_settings
 
 from flows.models import NodeResult, RunStatus
 from flows.nodes import node_types
 from flows.nodes.code import checked_outputs
+from flows.sandbox.cgroup import confinement
 from flows.schema import GraphError, check_graph
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
@@ -131,6 +133,27 @@ def test_a_flow_runs_the_code_in_the_sandbox_on_the_worker(worker, workspace, ow
     result = NodeResult.objects.get(run=run, node_id="add")
     assert result.queue == "flows"
     assert result.details["logs"] == "adding\n"
+    assert result.details["sandbox"] == confinement(django_settings.STUDIO_SANDBOX_CGROUP).name
+
+
+def test_a_fork_bomb_in_a_flow_starts_no_process(worker, workspace, owner):
+    code = (
+        "import os\n"
+        "def main(a, b):\n"
+        "    started = 0\n"
+        "    for _ in range(40):\n"
+        "        if os.fork() == 0:\n"
+        "            os._exit(0)\n"
+        "        started += 1\n"
+        "    return {'sum': started}\n"
+    )
+    run = run_graph(
+        workspace=workspace, owner=owner, graph=adder_graph(code), inputs={"a": 1, "b": 1}
+    )
+
+    assert run.status == RunStatus.FAILED
+    assert "line 5, in main" in run.error
+    assert "PermissionError: [Errno 1] Operation not permitted" in run.error
 
 
 def test_an_error_in_the_code_fails_the_run_with_the_users_line(worker, workspace, owner):
