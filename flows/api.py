@@ -1,6 +1,7 @@
 """The REST API of published flows: start a run (JSON or Server-Sent Events), read a run,
 follow a run's events. Authenticated by ``Authorization: Bearer <key>``; only the stored
-published version of a flow ever runs.
+published version of a flow ever runs. A key reaches the flows its scope names and the runs it
+started (``studio.access.access_api_run``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -19,7 +20,7 @@ from flows.models import Run, RunSource
 from flows.services import run_answer, run_create
 from flows.waiting import run_events, run_payload, run_wait
 from studio import access
-from studio.json_api import authenticate, error, parse_body, unauthorized
+from studio.json_api import authenticate, error, forbidden, parse_body
 from studio.models import ApiKey
 from studio.sse import sse_frames, sse_response
 
@@ -51,8 +52,8 @@ def sse(run_id: Any, after: int = 0) -> AsyncIterator[str]:
 @require_POST
 async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
     api_key = await authenticate(request)
-    if api_key is None:
-        return unauthorized()
+    if isinstance(api_key, HttpResponse):
+        return api_key
     body = parse_body(request, RunRequest)
     if isinstance(body, HttpResponse):
         return body
@@ -63,6 +64,8 @@ async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except Http404:
         return error(404, f"No published flow named {slug!r}.", code="flow_not_found")
+    except PermissionDenied as exc:
+        return forbidden(exc)
     except ValidationError as exc:
         return error(400, "; ".join(exc.messages))
     if body.stream:
@@ -70,28 +73,30 @@ async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
     return JsonResponse(run_payload(await run_wait(run.id)))
 
 
-async def _key_run(request: HttpRequest, run_id) -> Run | HttpResponse:
+async def _key_run(request: HttpRequest, run_id, perm: str) -> Run | HttpResponse:
+    """The run if the request's key may ``perm`` on it (view, or run to answer), else the 401,
+    403 or 404 answer."""
     api_key = await authenticate(request)
-    if api_key is None:
-        return unauthorized()
-    run = (
-        await Run.objects.select_related("flow", "flow_version")
-        .filter(id=run_id, workspace_id=api_key.workspace_id)
-        .afirst()
-    )
-    return run if run is not None else error(404, "No such run.", code="run_not_found")
+    if isinstance(api_key, HttpResponse):
+        return api_key
+    try:
+        return await sync_to_async(access.access_api_run)(api_key, run_id, perm)
+    except Http404:
+        return error(404, "No such run.", code="run_not_found")
+    except PermissionDenied as exc:
+        return forbidden(exc)
 
 
 @require_GET
 async def run_detail(request: HttpRequest, run_id) -> HttpResponse:
-    run = await _key_run(request, run_id)
+    run = await _key_run(request, run_id, "view")
     return run if isinstance(run, HttpResponse) else JsonResponse(run_payload(run))
 
 
 @require_GET
 async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
     """Follow a run's events, resuming after ``Last-Event-ID`` (or ``?after=``)."""
-    run = await _key_run(request, run_id)
+    run = await _key_run(request, run_id, "view")
     if isinstance(run, HttpResponse):
         return run
     after = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
@@ -102,7 +107,7 @@ async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
 @require_POST
 async def run_answer_create(request: HttpRequest, run_id) -> HttpResponse:
     """Answer a run's waiting human-input node: ``{"node": "review", "values": {...}}``."""
-    run = await _key_run(request, run_id)
+    run = await _key_run(request, run_id, "run")
     if isinstance(run, HttpResponse):
         return run
     body = parse_body(request, AnswerRequest)

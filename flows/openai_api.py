@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Literal
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -23,7 +23,7 @@ from flows.models import Run, RunSource, RunStatus
 from flows.selectors import chat_binding, published_flows
 from flows.waiting import run_events, run_wait
 from studio import access, events
-from studio.json_api import authenticate, error, parse_body, unauthorized
+from studio.json_api import authenticate, error, forbidden, parse_body
 from studio.sse import sse_response
 
 
@@ -58,11 +58,17 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
 
 
+def _runnable_flows(api_key) -> list:
+    """The published flows the key may run: a key without flow access lists none."""
+    flows = published_flows(api_key.workspace_id)
+    return list(access.scope(api_key, api_key.workspace_id, flows, "run").order_by("slug"))
+
+
 @require_GET
 async def models(request: HttpRequest) -> HttpResponse:
     api_key = await authenticate(request)
-    if api_key is None:
-        return unauthorized()
+    if isinstance(api_key, HttpResponse):
+        return api_key
     data = [
         {
             "id": flow.slug,
@@ -70,7 +76,7 @@ async def models(request: HttpRequest) -> HttpResponse:
             "created": int(flow.created_at.timestamp()),
             "owned_by": api_key.workspace.slug,
         }
-        async for flow in published_flows(api_key.workspace_id).order_by("slug")
+        for flow in await sync_to_async(_runnable_flows)(api_key)
     ]
     return JsonResponse({"object": "list", "data": data})
 
@@ -94,8 +100,8 @@ def _usage(usage: dict) -> dict:
 @require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     api_key = await authenticate(request)
-    if api_key is None:
-        return unauthorized()
+    if isinstance(api_key, HttpResponse):
+        return api_key
     body = parse_body(request, ChatRequest)
     if isinstance(body, HttpResponse):
         return body
@@ -113,6 +119,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         )
     except Http404:
         return error(404, f"The model {body.model!r} does not exist.", code="model_not_found")
+    except PermissionDenied as exc:
+        return forbidden(exc)
     except ValidationError as exc:
         return error(400, "; ".join(exc.messages))
     completion_id = f"chatcmpl-{run.id.hex}"

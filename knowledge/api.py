@@ -1,6 +1,7 @@
 """The REST API of knowledge bases: list, add, read, re-label and delete documents, and
-retrieve. Authenticated by ``Authorization: Bearer <key>``; a key reaches the bases of its own
-workspace only, by slug. Errors are JSON in the flows API's shape.
+retrieve. Authenticated by ``Authorization: Bearer <key>``; a key reaches the bases its scope
+names in its own workspace, by slug: reading and retrieving need read, changing documents
+write. Errors are JSON in the flows API's shape.
 
 Adding a document answers at once with it ``queued``: ingestion runs on a worker, and its
 progress is read back with GET. Retrieval runs on a worker too; the request waits for it.
@@ -11,7 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, ValidationError
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFilesSent,
+    ValidationError,
+)
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -25,7 +31,7 @@ from knowledge.search import MetadataFilters, Scalar
 from knowledge.services import documents as services
 from knowledge.services import queries
 from studio import access
-from studio.json_api import MAX_BODY, error, parse_body, unauthorized
+from studio.json_api import MAX_BODY, authenticate_sync, error, forbidden, parse_body
 from studio.models import ApiKey
 
 # Room for a multipart request's boundaries and its metadata field beside the file itself.
@@ -75,15 +81,24 @@ def document_payload(document: Document) -> dict[str, Any]:
     }
 
 
-def _key_base(request: HttpRequest, kb_slug: str) -> tuple[ApiKey, KnowledgeBase] | HttpResponse:
-    """The key and the base it names, or the 401 / 404 answer."""
-    api_key = access.authenticate_api_key(request.headers.get("Authorization"))
-    if api_key is None:
-        return unauthorized()
+def _key_base(
+    request: HttpRequest, kb_slug: str, perm: str
+) -> tuple[ApiKey, KnowledgeBase] | HttpResponse:
+    """The key and the base it names if the key may ``perm`` on it, or the 401 / 403 / 404
+    answer. Checked before the body is read: a key that may not write uploads nothing."""
+    api_key = authenticate_sync(request)
+    if isinstance(api_key, HttpResponse):
+        return api_key
     try:
-        return api_key, access.access_api_knowledge_base(api_key, kb_slug)
+        return api_key, access.access_api_knowledge_base(api_key, kb_slug, perm)
     except Http404:
         return error(404, f"No knowledge base named {kb_slug!r}.", code="knowledge_base_not_found")
+    except PermissionDenied as exc:
+        return forbidden(exc)
+
+
+# What each method needs of the key on the base.
+METHOD_PERMS = {"GET": "view", "POST": "change", "PATCH": "change", "DELETE": "change"}
 
 
 def _refused(exc: ValidationError) -> JsonResponse:
@@ -189,7 +204,7 @@ def documents(request: HttpRequest, kb_slug: str) -> HttpResponse:
     """GET: the base's documents. POST: add one, as a multipart ``file`` (with an optional
     ``metadata`` JSON string), or as JSON ``{"name", "text", "metadata"}`` or
     ``{"url", "name"?, "metadata"}``; a document of the same name is replaced."""
-    found = _key_base(request, kb_slug)
+    found = _key_base(request, kb_slug, METHOD_PERMS[request.method])
     if isinstance(found, HttpResponse):
         return found
     api_key, base = found
@@ -206,7 +221,7 @@ def documents(request: HttpRequest, kb_slug: str) -> HttpResponse:
 def document(request: HttpRequest, kb_slug: str, document_id: int) -> HttpResponse:
     """GET: the document and its ingestion status. PATCH ``{"metadata": {...}}``: replace its
     metadata (its chunks' too). DELETE: remove it and its chunks (204)."""
-    found = _key_base(request, kb_slug)
+    found = _key_base(request, kb_slug, METHOD_PERMS[request.method])
     if isinstance(found, HttpResponse):
         return found
     api_key, base = found
@@ -234,7 +249,7 @@ def document(request: HttpRequest, kb_slug: str, document_id: int) -> HttpRespon
 def retrieve(request: HttpRequest, kb_slug: str) -> HttpResponse:
     """``{"query", "top_k"?, "mode"?, "rerank"?, "filters"?}`` → ``{"chunks": [...],
     "timings_ms": {...}, "mode", "reranked"}``; 504 when no retrieval worker answered in time."""
-    found = _key_base(request, kb_slug)
+    found = _key_base(request, kb_slug, "use")
     if isinstance(found, HttpResponse):
         return found
     api_key, base = found

@@ -26,7 +26,15 @@ from django.http import Http404
 from django.utils import timezone
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
-from studio.models import KEY_PREFIX, ApiKey, Membership, Workspace, hash_key_secret
+from studio.models import (
+    KEY_PREFIX,
+    ApiKey,
+    FlowAccess,
+    KnowledgeAccess,
+    Membership,
+    Workspace,
+    hash_key_secret,
+)
 from studio.roles import UNLIMITED_ROLES, role_permissions
 
 # --- shareable kinds ------------------------------------------------------------------------
@@ -133,8 +141,10 @@ def object_actions(user, obj: Model) -> frozenset[str]:
 
     Raises Http404 when ``user`` is not a member of the object's workspace. Objects without a
     workspace (shared catalog models) can be viewed and used by every member of any workspace
-    and changed by superusers only.
+    and changed by superusers only. ``user`` may be an API key: see ``_key_actions``.
     """
+    if isinstance(user, ApiKey):
+        return _key_actions(user, obj)
     suffix = f"_{obj._meta.model_name}"
     if getattr(obj, "workspace_id", None) is None:
         if not _active(user) or not user_workspaces(user).exists():
@@ -193,6 +203,8 @@ def scope(user, workspace_id: int, queryset: QuerySet, action: str = "view") -> 
 
     For retrieval and lists: one query, whatever the number of grants.
     """
+    if isinstance(user, ApiKey):
+        return _key_scope(user, workspace_id, queryset, action)
     found = membership(user, workspace_id)
     if found is None:
         return queryset.none()
@@ -284,9 +296,17 @@ def access_chunk(user, chunk_id: Any, perm: str):
     return chunk
 
 
-def access_api_knowledge_base(api_key: ApiKey, slug: str):
-    """A knowledge base of the key's workspace by slug; Http404 for anything else."""
-    return _fetch("knowledge.KnowledgeBase", workspace_id=api_key.workspace_id, slug=slug)
+def access_api_knowledge_base(api_key: ApiKey, slug: str, perm: str):
+    """A knowledge base of the key's workspace by slug, if the key may ``perm`` on it (view:
+    read documents; use: retrieve; change: add, re-label and delete documents).
+    PermissionDenied (with the reason) when the key has no knowledge scope or too low a one;
+    Http404 when the base is not there or not among the key's bases."""
+    key_kind_check(api_key, "knowledge.KnowledgeBase")
+    base = _fetch("knowledge.KnowledgeBase", workspace_id=api_key.workspace_id, slug=slug)
+    try:
+        return check(api_key, base, perm)
+    except PermissionDenied:
+        raise PermissionDenied(f"This API key may not {perm} the knowledge base.") from None
 
 
 def access_document_for_task(document_id: Any):
@@ -303,14 +323,11 @@ def access_knowledge_base_for_task(
     knowledge_base_id: Any, *, user_id: int | None, api_key_id: int | None
 ):
     """The base a queued retrieval reads, if whoever asked may still ``use`` it: the user, or
-    an unrevoked API key of its workspace. PermissionDenied (with the reason) or Http404."""
+    a usable API key whose scope reaches it. PermissionDenied (with the reason) or Http404."""
     base = _fetch("knowledge.KnowledgeBase", "embedding_model", "reranker", id=knowledge_base_id)
     if api_key_id is not None:
-        if ApiKey.objects.filter(
-            id=api_key_id, workspace_id=base.workspace_id, revoked_at__isnull=True
-        ).exists():
-            return base
-        raise PermissionDenied("the API key was revoked")
+        _key_check_for_task(api_key_id, base, "use")
+        return base
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.filter(id=user_id).first()
@@ -348,9 +365,38 @@ def access_team(user, team_id: Any, perm: str):
 
 # --- API keys and tasks ---------------------------------------------------------------------
 
+# What each access level of a key allows on each kind: (level field, chosen ids field, actions
+# by level). Kinds missing here are out of every key's reach. A flow's ``write`` differs from
+# ``run`` in the runs it reaches, not in actions on the flow: see ``access_api_run``.
+KEY_KINDS: dict[str, tuple[str, str, dict[str, frozenset[str]]]] = {
+    "flows.Flow": (
+        "flow_access",
+        "flow_ids",
+        {
+            FlowAccess.RUN: frozenset({"view", "run"}),
+            FlowAccess.WRITE: frozenset({"view", "run"}),
+        },
+    ),
+    "knowledge.KnowledgeBase": (
+        "knowledge_access",
+        "knowledge_base_ids",
+        {
+            KnowledgeAccess.READ: frozenset({"view", "use"}),
+            KnowledgeAccess.WRITE: frozenset({"view", "use", "change"}),
+        },
+    ),
+}
+KIND_NOUNS = {"flows.Flow": "flows", "knowledge.KnowledgeBase": "knowledge bases"}
+
+
+class KeyRefused(Exception):
+    """A real key that may not be used now (expired, unconfirmed, its creator gone); the
+    message says why, for the 401 answer."""
+
 
 def authenticate_api_key(authorization: str | None) -> ApiKey | None:
-    """The live key named by an ``Authorization: Bearer <key>`` header, or None."""
+    """The live key named by an ``Authorization: Bearer <key>`` header, or None for no key, a
+    wrong or a revoked one. KeyRefused for a key that exists but may not act now."""
     if not authorization or not authorization.startswith("Bearer "):
         return None
     key = authorization.removeprefix("Bearer ").strip()
@@ -358,12 +404,15 @@ def authenticate_api_key(authorization: str | None) -> ApiKey | None:
         return None
     prefix, _, secret = key.removeprefix(KEY_PREFIX).partition(".")
     api_key = (
-        ApiKey.objects.select_related("workspace")
+        ApiKey.objects.select_related("workspace", "created_by")
         .filter(prefix=prefix, revoked_at__isnull=True)
         .first()
     )
     if api_key is None or not _constant_time_equal(api_key.secret_hash, hash_key_secret(secret)):
         return None
+    reason = key_refusal(api_key)
+    if reason is not None:
+        raise KeyRefused(reason)
     ApiKey.objects.filter(id=api_key.id).update(last_used_at=timezone.now())
     return api_key
 
@@ -372,8 +421,80 @@ def _constant_time_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def key_refusal(api_key: ApiKey) -> str | None:
+    """Why ``api_key`` may not act at all now, or None. A key acts for its creator, so it
+    stops with them (deactivated, gone, out of the workspace)."""
+    if api_key.revoked_at is not None:
+        return "This API key was revoked."
+    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+        return f"This API key expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC."
+    if api_key.legacy and api_key.legacy_confirmed_at is None:
+        return (
+            "This API key was made before keys had scopes: an admin must confirm or re-scope "
+            "it on the API keys page."
+        )
+    creator = api_key.created_by
+    if creator is None:
+        return None if api_key.host_issued else "The member who made this API key is gone."
+    if not creator.is_active:
+        return "The member who made this API key is deactivated."
+    if membership(creator, api_key.workspace_id) is None:
+        return "The member who made this API key has left the workspace."
+    return None
+
+
+def _key_grant(api_key: ApiKey, label: str) -> tuple[frozenset[str], list[int] | None]:
+    """The actions the key's own scope gives on objects of ``label``, and the chosen ids (None:
+    all of the workspace's)."""
+    if label not in KEY_KINDS:
+        return frozenset(), []
+    level_field, ids_field, by_level = KEY_KINDS[label]
+    return by_level.get(getattr(api_key, level_field), frozenset()), getattr(api_key, ids_field)
+
+
+def _key_actions(api_key: ApiKey, obj: Model) -> frozenset[str]:
+    """What the key may do on ``obj``: its scope's actions, within what its creator may do now.
+    Http404 for another workspace's object."""
+    if getattr(obj, "workspace_id", None) != api_key.workspace_id:
+        raise Http404
+    actions, ids = _key_grant(api_key, obj._meta.label)
+    if ids is not None and obj.pk not in ids:
+        return frozenset()
+    if actions and api_key.created_by_id is not None:
+        try:
+            actions &= object_actions(api_key.created_by, obj)
+        except Http404:
+            return frozenset()
+    return actions
+
+
+def _key_scope(api_key: ApiKey, workspace_id: int, queryset: QuerySet, action: str) -> QuerySet:
+    if workspace_id != api_key.workspace_id:
+        return queryset.none()
+    actions, ids = _key_grant(api_key, queryset.model._meta.label)
+    if action not in actions:
+        return queryset.none()
+    queryset = queryset.filter(workspace_id=workspace_id)
+    if ids is not None:
+        queryset = queryset.filter(pk__in=ids)
+    if api_key.created_by_id is not None:
+        creator_may = scope(api_key.created_by, workspace_id, queryset.model.objects.all(), action)
+        queryset = queryset.filter(pk__in=creator_may.values("pk"))
+    return queryset
+
+
+def key_kind_check(api_key: ApiKey, label: str) -> None:
+    """PermissionDenied (with the reason) when the key has no access at all to ``label``'s
+    kind: the 403 that says so before any object is named."""
+    if not _key_grant(api_key, label)[0]:
+        raise PermissionDenied(f"This API key has no access to {KIND_NOUNS.get(label, label)}.")
+
+
 def access_published_flow(api_key: ApiKey, slug: str):
-    """The published flow ``slug`` of the key's workspace; Http404 for anything else."""
+    """The published flow ``slug`` of the key's workspace if the key may run it; Http404 for a
+    flow that is not there, not published or not among the key's flows, PermissionDenied when
+    the key has no flow access at all or its creator may no longer run the flow."""
+    key_kind_check(api_key, "flows.Flow")
     flow_model = apps.get_model("flows.Flow")
     flow = (
         flow_model.objects.select_related("published_version")
@@ -382,21 +503,61 @@ def access_published_flow(api_key: ApiKey, slug: str):
     )
     if flow is None:
         raise Http404
-    return flow
+    try:
+        return check(api_key, flow, "run")
+    except PermissionDenied:
+        raise PermissionDenied("This API key may not run this flow.") from None
+
+
+def access_api_run(api_key: ApiKey, run_id: Any, perm: str):
+    """A run the key may reach: one it started, or with ``write`` on its flow one any API key
+    started; never a person's runs (chat, studio). ``perm``: ``view`` to read or follow it,
+    ``run`` to answer its human-input nodes. A confirmed legacy key keeps what keys had before
+    scopes: every run of its workspace. Http404 for a run out of reach."""
+    key_kind_check(api_key, "flows.Flow")
+    run = _fetch("flows.Run", "flow", "flow_version", id=run_id)
+    if run.workspace_id != api_key.workspace_id:
+        raise Http404
+    if not api_key.legacy:
+        own = run.api_key_id == api_key.id
+        shared = api_key.flow_access == FlowAccess.WRITE and run.api_key_id is not None
+        if not (own or shared):
+            raise Http404
+    try:
+        check(api_key, run.flow, perm)
+    except PermissionDenied:
+        raise PermissionDenied(f"This API key may not {perm} this flow.") from None
+    return run
+
+
+def _key_check_for_task(api_key_id: int, obj: Model | None, action: str) -> None:
+    """PermissionDenied with the reason unless the key is still usable and may still take
+    ``action`` on ``obj`` (when given): a key narrowed, expired or revoked after a request
+    stops the work it queued."""
+    api_key = ApiKey.objects.select_related("created_by").filter(id=api_key_id).first()
+    if api_key is None:
+        raise PermissionDenied("the API key is gone")
+    reason = key_refusal(api_key)
+    if reason is not None:
+        raise PermissionDenied(reason)
+    if obj is not None and not has_perm(api_key, obj, action):
+        noun = obj._meta.verbose_name
+        raise PermissionDenied(f"the API key may no longer {action} this {noun}")
 
 
 def access_run_for_task(run_id: Any):
     """The run a Celery task is to advance, if whoever started it may still run its flow.
 
     A run started by a user needs that user active with ``run`` on the flow; one started by an
-    API key needs the key unrevoked. Raises PermissionDenied with the reason otherwise (the
-    caller fails the run with it), Http404 if the run is gone.
+    API key needs the key still usable (``key_refusal``) and, for a top-level run, its scope.
+    Raises PermissionDenied with the reason otherwise (the caller fails the run with it),
+    Http404 if the run is gone.
     """
     run = _fetch("flows.Run", "flow", "created_by", id=run_id)
     if run.api_key_id is not None:
-        if ApiKey.objects.filter(id=run.api_key_id, revoked_at__isnull=True).exists():
-            return run
-        raise PermissionDenied("the API key that started the run was revoked")
+        # A sub-flow's run is part of its parent's, which the key was allowed to start.
+        _key_check_for_task(run.api_key_id, run.flow if run.parent_id is None else None, "run")
+        return run
     if run.created_by_id is None:
         return run  # started by the studio itself (seed, maintenance)
     if not has_perm(run.created_by, run.flow, "run"):

@@ -1,9 +1,11 @@
 """Pieces every JSON API of the studio shares: errors in one shape (OpenAI's), Bearer API-key
-authentication, and request bodies validated by a pydantic schema with a size limit."""
+authentication (401 with the reason, 403 for a scope that does not reach), and request bodies
+validated by a pydantic schema with a size limit."""
 
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, JsonResponse
 from pydantic import BaseModel
 from pydantic import ValidationError as SchemaError
@@ -18,14 +20,29 @@ def error(status: int, message: str, type_: str = "invalid_request_error", code=
     return JsonResponse({"error": {"message": message, "type": type_, "code": code}}, status=status)
 
 
-def unauthorized() -> JsonResponse:
-    response = error(401, "Missing or invalid API key.", "authentication_error", "invalid_api_key")
+def unauthorized(message: str = "Missing or invalid API key.") -> JsonResponse:
+    response = error(401, message, "authentication_error", "invalid_api_key")
     response["WWW-Authenticate"] = 'Bearer realm="studio"'
     return response
 
 
-async def authenticate(request: HttpRequest) -> ApiKey | None:
-    return await sync_to_async(access.authenticate_api_key)(request.headers.get("Authorization"))
+def forbidden(exc: PermissionDenied) -> JsonResponse:
+    """The 403 for a key whose scope does not reach: the access layer's reason."""
+    message = str(exc) or "This API key may not do that."
+    return error(403, message, "permission_error", "insufficient_scope")
+
+
+def authenticate_sync(request: HttpRequest) -> ApiKey | JsonResponse:
+    """The request's live API key, or the 401 answer (saying why for a known key)."""
+    try:
+        api_key = access.authenticate_api_key(request.headers.get("Authorization"))
+    except access.KeyRefused as exc:
+        return unauthorized(str(exc))
+    return api_key if api_key is not None else unauthorized()
+
+
+async def authenticate(request: HttpRequest) -> ApiKey | JsonResponse:
+    return await sync_to_async(authenticate_sync)(request)
 
 
 def parse_body(request: HttpRequest, schema: type[BaseModel]):

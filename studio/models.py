@@ -114,8 +114,24 @@ def hash_key_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class FlowAccess(models.TextChoices):
+    NONE = "none", "No access"
+    RUN = "run", "Run, and read its own runs"
+    WRITE = "write", "Run, and read and answer every API run"
+
+
+class KnowledgeAccess(models.TextChoices):
+    NONE = "none", "No access"
+    READ = "read", "Read and retrieve"
+    WRITE = "write", "Read, retrieve, add and delete documents"
+
+
 class ApiKey(models.Model):
-    """A workspace's API key. Only a SHA-256 of the secret is stored; the key is shown once."""
+    """A workspace's API key. Only a SHA-256 of the secret is stored; the key is shown once.
+
+    What a key may do is its scopes (an access level per kind of object, optionally narrowed
+    to chosen objects) bounded by what its creator may do now; ``studio.access`` checks both.
+    """
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=200)
@@ -123,6 +139,31 @@ class ApiKey(models.Model):
     secret_hash = models.CharField(max_length=64)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # Made on the host (``manage.py apikey``, code) rather than by a member, so no member's
+    # rights bound it. A member's key whose creator was deleted is not one: it is refused.
+    host_issued = models.BooleanField(default=False)
+    flow_access = models.CharField(
+        max_length=8, choices=FlowAccess.choices, default=FlowAccess.NONE
+    )
+    # Ids, not slugs: a flow deleted and made again under the same slug is not the chosen one.
+    # None: every flow of the workspace.
+    flow_ids = models.JSONField(null=True, blank=True)
+    knowledge_access = models.CharField(
+        max_length=8, choices=KnowledgeAccess.choices, default=KnowledgeAccess.NONE
+    )
+    knowledge_base_ids = models.JSONField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # A key made before keys had scopes: refused until an admin confirms that it keeps the
+    # whole workspace (every run included), or re-scopes it.
+    legacy = models.BooleanField(default=False)
+    legacy_confirmed_at = models.DateTimeField(null=True, blank=True)
+    legacy_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

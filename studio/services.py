@@ -5,7 +5,8 @@ the rules that hold whoever calls (an owner stays, only owners touch admins) are
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,10 +19,21 @@ from django.utils import timezone
 
 from studio import notify
 from studio.audit import audit_record, snapshot
-from studio.models import ApiKey, Invitation, Membership, Role, Team, Workspace, hash_token
+from studio.models import (
+    ApiKey,
+    FlowAccess,
+    Invitation,
+    KnowledgeAccess,
+    Membership,
+    Role,
+    Team,
+    Workspace,
+    hash_token,
+)
 from studio.roles import UNLIMITED_ROLES
 
 MEMBER_FIELDS = ("user", "role", "limited")
+CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
 
 
 def workspace_create(*, slug: str, name: str, owner=None) -> Workspace:
@@ -166,16 +178,29 @@ def workspace_transfer(*, workspace: Workspace, to_user, actor) -> Membership:
 
 def _account_memberships(*, user, actor, verb: str) -> list[Membership]:
     """``user``'s memberships, if ``actor`` may change their account: a superuser may; anyone
-    else must manage members in every workspace ``user`` belongs to, none of which they own."""
+    else only an account they could remove from every workspace it belongs to (they manage
+    members there, it owns none, and it is an admin only where ``actor`` is the owner), and
+    never a superuser's or a staff account. An account spans workspaces: one tenant's admin
+    must not lock another tenant's admin out."""
     from studio.access import workspace_perms
 
     if user.pk == actor.pk:
         raise ValidationError(f"You cannot {verb} your own account.")
     memberships = list(Membership.objects.filter(user=user).select_related("workspace"))
     if not actor.is_superuser:
+        if user.is_superuser or user.is_staff:
+            raise ValidationError(
+                f"{user.get_username()} administers the studio: only a superuser can {verb} "
+                "that account; remove them from this workspace instead."
+            )
         if any(m.role == Role.OWNER for m in memberships):
             raise ValidationError(f"The owner of a workspace cannot be {verb}d.")
         for m in memberships:
+            if m.role == Role.ADMIN and not _is_owner(actor, m.workspace_id):
+                raise ValidationError(
+                    f"{user.get_username()} is an admin of {m.workspace.name}: only its owner "
+                    f"can {verb} the account."
+                )
             if "studio.manage_members" not in workspace_perms(actor, m.workspace_id):
                 raise ValidationError(
                     f"{user.get_username()} is also a member of {m.workspace.name}, "
@@ -295,7 +320,8 @@ def invitation_create(
     *, workspace: Workspace, email: str, role: str, limited: bool = False, actor, accept_url
 ) -> tuple[Invitation, str]:
     """An invitation for ``email``; returns it and the token (never stored) and mails the link
-    ``accept_url(token)``."""
+    ``accept_url(token)``, unless mail goes to the console backend: that writes to the log, and
+    the link is a bearer secret (the inviting admin copies it from the page instead)."""
     role = _role(role)
     if role == Role.OWNER:
         raise ValidationError("Invite as admin and transfer ownership afterwards.")
@@ -320,6 +346,8 @@ def invitation_create(
             target_label=email,
             after={"email": email, "role": role, "limited": invitation.limited},
         )
+    if settings.EMAIL_BACKEND == CONSOLE_MAIL:
+        return invitation, token
     link = accept_url(token)
     send_mail(
         subject=f"You are invited to {workspace.name}",
@@ -334,6 +362,13 @@ def invitation_create(
     return invitation, token
 
 
+def invitation_addressed_to(invitation: Invitation, user) -> bool:
+    """Whether ``user``'s account has the address ``invitation`` was sent to. The studio does not
+    verify addresses by mail: an account gets one from the invitation it was created by (the
+    link proves the mailbox), or from a superuser; members cannot change theirs."""
+    return (user.email or "").strip().casefold() == invitation.email.strip().casefold()
+
+
 def invitation_for_token(token: str) -> Invitation | None:
     """The open, unexpired invitation a link's token names, or None."""
     return (
@@ -346,6 +381,13 @@ def invitation_for_token(token: str) -> Invitation | None:
 
 
 def invitation_accept(*, invitation: Invitation, user) -> Membership:
+    """``user`` joins by ``invitation``; ValidationError unless it was sent to their address,
+    so that a leaked link lets nobody else in."""
+    if not invitation_addressed_to(invitation, user):
+        raise ValidationError(
+            f"This invitation was sent to {invitation.email}, not to the address of "
+            f"{user.get_username()}: sign in with that account, or sign out and create one."
+        )
     with transaction.atomic():
         claimed = Invitation.objects.filter(id=invitation.id, accepted_at__isnull=True).update(
             accepted_at=timezone.now(), accepted_by=user
@@ -375,15 +417,98 @@ def invitation_signup(*, invitation: Invitation, username: str, password: str) -
 
 # --- API keys -------------------------------------------------------------------------------
 
-KEY_FIELDS = ("name", "prefix", "revoked_at")
+KEY_FIELDS = (
+    "name",
+    "prefix",
+    "revoked_at",
+    "flow_access",
+    "flow_ids",
+    "knowledge_access",
+    "knowledge_base_ids",
+    "expires_at",
+    "legacy",
+    "legacy_confirmed_at",
+)
 
 
-def api_key_create(*, workspace: Workspace, name: str, user=None) -> tuple[ApiKey, str]:
-    """A new key for ``workspace``. Returns the row and the key, which is never stored."""
+@dataclass(frozen=True)
+class KeyScopes:
+    """What a key may reach: an access level per kind, each optionally narrowed to chosen
+    objects (ids; None: all of the workspace's), and when it stops working."""
+
+    flow_access: str = FlowAccess.NONE
+    flow_ids: list[int] | None = None
+    knowledge_access: str = KnowledgeAccess.NONE
+    knowledge_base_ids: list[int] | None = None
+    expires_at: datetime | None = None
+
+
+# For keys made on the host (the command, code) without a member behind them.
+FULL_ACCESS = KeyScopes(flow_access=FlowAccess.WRITE, knowledge_access=KnowledgeAccess.WRITE)
+
+
+def _key_scopes_clean(*, workspace: Workspace, scopes: KeyScopes, user) -> dict:
+    """The key fields for ``scopes``; ValidationError for an unknown level, a past expiry, or
+    an object that is not one of the workspace's that ``user`` may see (a key never names what
+    its maker cannot)."""
+    if scopes.flow_access not in FlowAccess.values:
+        raise ValidationError(f"{scopes.flow_access!r} is not a flow access level.")
+    if scopes.knowledge_access not in KnowledgeAccess.values:
+        raise ValidationError(f"{scopes.knowledge_access!r} is not a knowledge access level.")
+    if scopes.expires_at is not None and scopes.expires_at <= timezone.now():
+        raise ValidationError("A key's expiry must lie in the future.")
+    chosen = {
+        "flow_ids": _key_objects(workspace, "flows.Flow", scopes.flow_ids, user),
+        "knowledge_base_ids": _key_objects(
+            workspace, "knowledge.KnowledgeBase", scopes.knowledge_base_ids, user
+        ),
+    }
+    return {
+        "flow_access": scopes.flow_access,
+        "knowledge_access": scopes.knowledge_access,
+        "expires_at": scopes.expires_at,
+        **chosen,
+    }
+
+
+def _key_objects(workspace: Workspace, label: str, ids: list[int] | None, user):
+    """``ids`` sorted, if all name objects of ``label`` in ``workspace`` that ``user`` sees."""
+    from django.apps import apps
+
+    from studio.access import scope
+
+    if ids is None:
+        return None
+    model = apps.get_model(label)
+    visible = model.objects.filter(workspace=workspace)
+    if user is not None:
+        visible = scope(user, workspace.id, visible, "view")
+    ids = sorted(set(ids))
+    if visible.filter(pk__in=ids).count() != len(ids):
+        noun = model._meta.verbose_name_plural
+        raise ValidationError(f"Choose {noun} of this workspace that you may see.")
+    return ids
+
+
+def api_key_create(
+    *, workspace: Workspace, name: str, user=None, scopes: KeyScopes = FULL_ACCESS
+) -> tuple[ApiKey, str]:
+    """A new key for ``workspace``. Returns the row and the key, which is never stored.
+
+    A key made by ``user`` acts for them: it never does more than they may do at the time.
+    One made without a user is the host's (``manage.py apikey``), bounded by its scopes only.
+    """
+    fields = _key_scopes_clean(workspace=workspace, scopes=scopes, user=user)
     key, prefix, secret_hash = ApiKey.generate()
     with transaction.atomic():
         api_key = ApiKey.objects.create(
-            workspace=workspace, name=name, prefix=prefix, secret_hash=secret_hash, created_by=user
+            workspace=workspace,
+            name=name,
+            prefix=prefix,
+            secret_hash=secret_hash,
+            created_by=user,
+            host_issued=user is None,
+            **fields,
         )
         audit_record(
             workspace=workspace,
@@ -393,6 +518,47 @@ def api_key_create(*, workspace: Workspace, name: str, user=None) -> tuple[ApiKe
             after=snapshot(api_key, KEY_FIELDS),
         )
     return api_key, key
+
+
+def api_key_scopes_update(*, api_key: ApiKey, scopes: KeyScopes, user) -> ApiKey:
+    """Re-scope a key; a legacy key re-scoped is an ordinary key from then on."""
+    fields = _key_scopes_clean(workspace=api_key.workspace, scopes=scopes, user=user)
+    with transaction.atomic():
+        before = snapshot(api_key, KEY_FIELDS)
+        for name, value in fields.items():
+            setattr(api_key, name, value)
+        api_key.legacy = False
+        api_key.save(update_fields=[*fields, "legacy"])
+        audit_record(
+            workspace=api_key.workspace_id,
+            actor=user,
+            action="key.scope",
+            target=api_key,
+            before=before,
+            after=snapshot(api_key, KEY_FIELDS),
+        )
+    return api_key
+
+
+def api_key_legacy_confirm(*, api_key: ApiKey, user) -> ApiKey:
+    """An admin's word that a key made before scopes keeps the whole workspace, as before."""
+    if not api_key.legacy:
+        raise ValidationError("Only a key made before scopes needs confirming.")
+    if api_key.legacy_confirmed_at is None:
+        with transaction.atomic():
+            before = snapshot(api_key, KEY_FIELDS)
+            api_key.legacy_confirmed_at = timezone.now()
+            api_key.legacy_confirmed_by = user
+            api_key.save(update_fields=["legacy_confirmed_at", "legacy_confirmed_by"])
+            audit_record(
+                workspace=api_key.workspace_id,
+                actor=user,
+                action="key.confirm_legacy",
+                target=api_key,
+                before=before,
+                after=snapshot(api_key, KEY_FIELDS),
+            )
+    return api_key
 
 
 def api_key_revoke(*, api_key: ApiKey, user=None) -> ApiKey:

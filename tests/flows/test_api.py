@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from flows.models import Run, RunSource, RunStatus
+from flows.models import NodeResult, NodeStatus, Run, RunSource, RunStatus
 from studio.models import ApiKey
 
 
@@ -142,3 +142,235 @@ def test_a_reader_waits_through_a_quiet_spell_longer_than_its_idle_tick(
     response = post_run(live_studio, api_key, {"inputs": {"message": "awake"}})
     assert response.status_code == 200, response.text
     assert response.json()["outputs"] == {"text": "awake"}
+
+
+# --- key scopes -------------------------------------------------------------------------------
+
+
+def scoped_key(workspace, user, **scopes) -> tuple[ApiKey, dict[str, str]]:
+    from studio.services import KeyScopes, api_key_create
+
+    row, key = api_key_create(
+        workspace=workspace, name="scoped", user=user, scopes=KeyScopes(**scopes)
+    )
+    return row, {"Authorization": f"Bearer {key}"}
+
+
+def start(flow, *, user=None, api_key=None, source=RunSource.API) -> Run:
+    from flows.services import run_create
+
+    return run_create(
+        flow=flow,
+        version=flow.published_version,
+        inputs={"message": "private words"},
+        source=source,
+        user=user,
+        api_key=api_key,
+    )
+
+
+def test_a_key_scoped_to_one_flow_cannot_run_or_read_another(
+    client, workspace, owner, echo_model, make_flow
+):
+    alpha, beta = make_flow(echo_model, slug="alpha"), make_flow(echo_model, slug="beta")
+    _, headers = scoped_key(workspace, owner, flow_access="run", flow_ids=[alpha.id])
+    other, _ = scoped_key(workspace, owner, flow_access="write")
+
+    refused = client.post(
+        "/api/v1/flows/beta/runs",
+        {"inputs": {"message": "hi"}},
+        "application/json",
+        headers=headers,
+    )
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "flow_not_found"
+    assert Run.objects.count() == 0
+
+    # Runs of beta, by another key, and a person's chat on alpha itself: out of reach.
+    for run in (start(beta, api_key=other), start(alpha, user=owner, source=RunSource.CHAT)):
+        for url in (f"/api/v1/runs/{run.id}", f"/api/v1/runs/{run.id}/events"):
+            response = client.get(url, headers=headers)
+            assert response.status_code == 404, url
+            assert response.json()["error"]["code"] == "run_not_found"
+        answer = client.post(
+            f"/api/v1/runs/{run.id}/answer", {"node": "x"}, "application/json", headers=headers
+        )
+        assert answer.status_code == 404
+        run.refresh_from_db()
+        assert run.status == RunStatus.QUEUED
+
+
+def test_a_run_key_reads_only_its_own_runs_and_a_write_key_every_api_run(
+    client, workspace, owner, echo_model, make_flow
+):
+    flow = make_flow(echo_model)
+    runner, runner_headers = scoped_key(workspace, owner, flow_access="run")
+    _, writer_headers = scoped_key(workspace, owner, flow_access="write")
+    other, _ = scoped_key(workspace, owner, flow_access="run")
+    mine, theirs = start(flow, api_key=runner), start(flow, api_key=other)
+    chat = start(flow, user=owner, source=RunSource.CHAT)
+
+    assert client.get(f"/api/v1/runs/{mine.id}", headers=runner_headers).status_code == 200
+    assert client.get(f"/api/v1/runs/{theirs.id}", headers=runner_headers).status_code == 404
+    assert client.get(f"/api/v1/runs/{theirs.id}", headers=writer_headers).status_code == 200
+    # No key reads a person's chat.
+    assert client.get(f"/api/v1/runs/{chat.id}", headers=writer_headers).status_code == 404
+
+
+def test_a_key_without_flow_access_gets_403(client, workspace, owner, echo_model, make_flow):
+    make_flow(echo_model)
+    _, headers = scoped_key(workspace, owner, knowledge_access="read")
+
+    response = client.post(
+        "/api/v1/flows/assistant/runs",
+        {"inputs": {"message": "hi"}},
+        "application/json",
+        headers=headers,
+    )
+
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == "This API key has no access to flows."
+    assert Run.objects.count() == 0
+
+
+def test_an_expired_key_gets_401_saying_so(client, workspace, owner, echo_model, make_flow):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    make_flow(echo_model)
+    row, headers = scoped_key(
+        workspace, owner, flow_access="run", expires_at=timezone.now() + timedelta(days=1)
+    )
+    ApiKey.objects.filter(id=row.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = client.post(
+        "/api/v1/flows/assistant/runs",
+        {"inputs": {"message": "hi"}},
+        "application/json",
+        headers=headers,
+    )
+
+    assert response.status_code == 401
+    assert response.json()["error"]["message"].startswith("This API key expired on ")
+    assert Run.objects.count() == 0
+    row.refresh_from_db()
+    assert row.last_used_at is None
+
+
+def test_a_key_never_does_more_than_its_creator_does_now(
+    client, workspace, owner, make_member, echo_model, make_flow
+):
+    from studio.models import Membership
+    from studio.services import user_deactivate
+
+    make_flow(echo_model)
+    admin = make_member("admin", "ada")
+    _, headers = scoped_key(workspace, admin, flow_access="run")
+
+    def run_it():
+        return client.post(
+            "/api/v1/flows/assistant/runs",
+            {"inputs": {"message": "hi"}},
+            "application/json",
+            headers=headers,
+        )
+
+    Membership.objects.filter(user=admin).update(role="viewer")  # may read, not run, flows
+    refused = run_it()
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == "This API key may not run this flow."
+
+    Membership.objects.filter(user=admin).update(role="admin")
+    user_deactivate(user=admin, actor=owner)
+    gone = run_it()
+    assert gone.status_code == 401
+    assert gone.json()["error"]["message"] == "The member who made this API key is deactivated."
+    assert Run.objects.count() == 0
+
+
+def test_a_legacy_key_is_refused_until_an_admin_confirms_it_on_the_keys_page(
+    client, workspace, owner, viewer, echo_model, make_flow
+):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from studio.models import AuditEvent
+    from studio.services import api_key_create
+
+    flow = make_flow(echo_model)
+    row, key = api_key_create(workspace=workspace, name="old", user=owner)
+    # The migration's own step, as on an upgrade.
+    import_module("studio.migrations.0003_apikey_scopes").mark_legacy(apps, None)
+    headers = {"Authorization": f"Bearer {key}"}
+    chat = start(flow, user=owner, source=RunSource.CHAT)
+
+    refused = client.get(f"/api/v1/runs/{chat.id}", headers=headers)
+    assert refused.status_code == 401
+    assert "an admin must confirm or re-scope it" in refused.json()["error"]["message"]
+
+    client.force_login(viewer)
+    assert client.post(f"/keys/{row.id}/confirm").status_code == 404
+    row.refresh_from_db()
+    assert row.legacy_confirmed_at is None
+
+    client.force_login(owner)
+    assert "made before scopes" in client.get("/keys/").text
+    confirmed = client.post(f"/keys/{row.id}/confirm")
+    assert confirmed.status_code == 302
+    row.refresh_from_db()
+    assert (row.legacy_confirmed_by, row.legacy) == (owner, True)
+    assert AuditEvent.objects.filter(action="key.confirm_legacy", target_id=str(row.id)).exists()
+
+    # Today's behaviour, as the admin chose: the whole workspace, a person's chat included.
+    client.logout()
+    again = client.get(f"/api/v1/runs/{chat.id}", headers=headers)
+    assert again.status_code == 200
+    assert again.json()["run_id"] == str(chat.id)
+
+
+def test_a_key_answers_only_the_gates_of_runs_it_may_see(live_studio, workspace, owner):
+    from tests.flows.test_waiting_nodes import approval_graph, publish, wait_for_status
+
+    flow = publish(workspace, owner, approval_graph(), "approval")
+    starter, starter_headers = scoped_key(workspace, owner, flow_access="run")
+    _, bystander_headers = scoped_key(workspace, owner, flow_access="run")
+    _, writer_headers = scoped_key(workspace, owner, flow_access="write")
+    keyed = wait_for_status(start(flow, api_key=starter).id, RunStatus.WAITING)
+    chat = wait_for_status(start(flow, user=owner, source=RunSource.CHAT).id, RunStatus.WAITING)
+
+    def answer(run, headers):
+        return httpx.post(
+            f"{live_studio}/api/v1/runs/{run.id}/answer",
+            json={"node": "review", "values": {"approved": True}},
+            headers=headers,
+            timeout=30,
+        )
+
+    assert answer(keyed, bystander_headers).status_code == 404
+    assert answer(chat, writer_headers).status_code == 404
+    assert answer(chat, starter_headers).status_code == 404
+    for run in (keyed, chat):
+        assert NodeResult.objects.get(run=run, node_id="review").status == NodeStatus.WAITING
+
+    assert answer(keyed, starter_headers).status_code == 200
+    assert NodeResult.objects.get(run=keyed, node_id="review").status == NodeStatus.SUCCEEDED
+    assert Run.objects.get(id=chat.id).status == RunStatus.WAITING
+
+
+def test_a_run_of_a_flow_outside_the_keys_scope_is_failed_by_the_worker(
+    worker, workspace, owner, echo_model, make_flow
+):
+    from tests.flows.helpers import wait_for_run
+
+    alpha, beta = make_flow(echo_model, slug="alpha"), make_flow(echo_model, slug="beta")
+    row, _ = scoped_key(workspace, owner, flow_access="run", flow_ids=[alpha.id])
+
+    # As if the key was narrowed between the request and the worker: the worker checks again.
+    run = wait_for_run(start(beta, api_key=row).id)
+
+    assert run.status == RunStatus.FAILED
+    assert run.error.endswith("the API key may no longer run this flow")
+    assert run.outputs == {}
+    assert wait_for_run(start(alpha, api_key=row).id).status == RunStatus.SUCCEEDED

@@ -64,3 +64,43 @@ def test_errors_are_openai_errors(client, live_studio):
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
     assert Run.objects.count() == 0
+
+
+def test_a_scoped_key_lists_and_answers_only_its_flows(
+    live_studio, workspace, owner, echo_model, make_flow
+):
+    from studio.services import KeyScopes, api_key_create
+
+    alpha, _ = make_flow(echo_model, slug="alpha"), make_flow(echo_model, slug="beta")
+    scoped = api_key_create(
+        workspace=workspace,
+        name="alpha only",
+        user=owner,
+        scopes=KeyScopes(flow_access="run", flow_ids=[alpha.id]),
+    )[1]
+    client = openai.OpenAI(base_url=f"{live_studio}/v1", api_key=scoped, max_retries=0)
+
+    assert [m.id for m in client.models.list()] == ["alpha"]
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="beta", messages=CONVERSATION)
+    assert Run.objects.count() == 0
+    answer = client.chat.completions.create(model="alpha", messages=CONVERSATION)
+    assert answer.choices[0].message.content == "the last user message wins"
+    assert Run.objects.get().flow == alpha
+
+
+def test_a_key_without_flow_access_lists_no_models_and_runs_none(
+    live_studio, workspace, owner, echo_model, make_flow
+):
+    from studio.services import KeyScopes, api_key_create
+
+    make_flow(echo_model)
+    knowledge_only = api_key_create(
+        workspace=workspace, name="kb", user=owner, scopes=KeyScopes(knowledge_access="read")
+    )[1]
+    client = openai.OpenAI(base_url=f"{live_studio}/v1", api_key=knowledge_only, max_retries=0)
+
+    assert list(client.models.list()) == []
+    with pytest.raises(openai.PermissionDeniedError, match="no access to flows"):
+        client.chat.completions.create(model="assistant", messages=CONVERSATION)
+    assert Run.objects.count() == 0

@@ -11,6 +11,7 @@ import pytest
 from flows.models import NodeResult, NodeStatus, Run, RunSource, RunStatus
 from flows.schema import GraphError
 from flows.services import flow_create, flow_publish, flow_version_save, run_create
+from studio.models import ApiKey
 from tests.flows.helpers import logged_events, wait_for_run
 from tests.flows.test_engine import assign, edge, node, output, text_input
 
@@ -94,7 +95,15 @@ def test_a_run_waits_for_a_person_who_answers_on_its_page(worker, workspace, own
 
 def test_a_waiting_run_is_answered_over_the_api(live_studio, workspace, owner, api_key):
     flow = publish(workspace, owner, approval_graph(), "approval")
-    run = wait_for_status(start(flow, {"message": "the refund"}).id, RunStatus.WAITING)
+    # A key answers only the runs it may see: here, one it started.
+    started = run_create(
+        flow=flow,
+        version=flow.published_version,
+        inputs={"message": "the refund"},
+        source=RunSource.API,
+        api_key=ApiKey.objects.get(),
+    )
+    run = wait_for_status(started.id, RunStatus.WAITING)
     headers = {"Authorization": f"Bearer {api_key}"}
     url = f"{live_studio}/api/v1/runs/{run.id}/answer"
 

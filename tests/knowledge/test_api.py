@@ -278,3 +278,85 @@ def test_the_wrong_method_answers_405(client, base, auth):
     assert client.get(retrieve_url(), headers=auth).status_code == 405
     assert client.post(document_url(1), headers=auth).status_code == 405
     assert client.put(documents_url(), headers=auth).status_code == 405
+
+
+# --- key scopes -------------------------------------------------------------------------------
+
+
+def scoped_auth(workspace, owner, **scopes) -> dict[str, str]:
+    from studio.services import KeyScopes
+
+    _, key = api_key_create(
+        workspace=workspace, name="scoped", user=owner, scopes=KeyScopes(**scopes)
+    )
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_a_read_only_key_reads_but_cannot_upload_relabel_or_delete(client, base, workspace, owner):
+    kept = Document.objects.create(
+        knowledge_base=base, name="kept.txt", source="text", metadata={"v": 1}
+    )
+    reader = scoped_auth(workspace, owner, knowledge_access="read")
+
+    listed = client.get(documents_url(), headers=reader)
+    assert listed.status_code == 200
+    assert [d["name"] for d in listed.json()["documents"]] == ["kept.txt"]
+    for response in (
+        upload_file(client, reader, "new.txt", SCIENCE),
+        post_json(client, documents_url(), {"name": "new.txt", "text": SCIENCE}, reader),
+        client.patch(
+            document_url(kept.id),
+            json.dumps({"metadata": {"v": 2}}),
+            content_type="application/json",
+            headers=reader,
+        ),
+        client.delete(document_url(kept.id), headers=reader),
+    ):
+        assert response.status_code == 403, response.content
+        assert response.json()["error"] == {
+            "message": "This API key may not change the knowledge base.",
+            "type": "permission_error",
+            "code": "insufficient_scope",
+        }
+    assert list(Document.objects.values_list("name", flat=True)) == ["kept.txt"]
+    kept.refresh_from_db()
+    assert kept.metadata == {"v": 1}
+    assert not AuditEvent.objects.filter(action__startswith="document.").exists()
+
+
+def test_a_key_without_knowledge_scope_gets_403_everywhere(client, base, workspace, owner):
+    kept = Document.objects.create(knowledge_base=base, name="kept.txt", source="text")
+    flows_only = scoped_auth(workspace, owner, flow_access="run")
+
+    for response in (
+        client.get(documents_url(), headers=flows_only),
+        client.get(document_url(kept.id), headers=flows_only),
+        post_json(client, documents_url(), {"name": "a", "text": "b"}, flows_only),
+        post_json(client, retrieve_url(), {"query": "x"}, flows_only),
+        client.delete(document_url(kept.id), headers=flows_only),
+        # Not even whether a base exists.
+        client.get(documents_url("nope"), headers=flows_only),
+    ):
+        assert response.status_code == 403, response.content
+        assert (
+            response.json()["error"]["message"] == "This API key has no access to knowledge bases."
+        )
+    assert list(Document.objects.values_list("id", flat=True)) == [kept.id]
+
+
+def test_a_key_scoped_to_one_base_does_not_reach_another(client, base, workspace, owner):
+    other = kb_create(
+        workspace=workspace, slug="other", values=BaseSettings(name="Other"), actor=owner
+    )
+    hidden = Document.objects.create(knowledge_base=other, name="hidden.txt", source="text")
+    writer = scoped_auth(workspace, owner, knowledge_access="write", knowledge_base_ids=[base.id])
+
+    assert client.get(documents_url(), headers=writer).status_code == 200
+    for response in (
+        client.get(documents_url("other"), headers=writer),
+        client.delete(document_url(hidden.id, "other"), headers=writer),
+        post_json(client, documents_url("other"), {"name": "a", "text": "b"}, writer),
+    ):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "knowledge_base_not_found"
+    assert list(Document.objects.values_list("id", flat=True)) == [hidden.id]
