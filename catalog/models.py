@@ -47,6 +47,11 @@ class Credential(models.Model):
     name = models.CharField(max_length=200)
     ciphertext = models.BinaryField()
     hint = models.CharField(max_length=8, blank=True)  # the secret's last 4 characters
+    # The hosts an HTTP request node may send the secret to ("api.github.com", "*.example.com"),
+    # set by whoever manages credentials. Empty: no HTTP node may use it. Whoever edits a flow
+    # picks the credential, but only an admin decides where it may go, so an editor cannot
+    # send it to a server of theirs (catalog models are guarded by the same rule).
+    allowed_hosts = ArrayField(models.CharField(max_length=253), default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -26,7 +26,8 @@ from pydantic import ValidationError
 from flows.nodes.base import NodeType
 from flows.schema import NodePolicy
 
-CATALOG_FIELDS = ("model", "route", "knowledge_base")
+# "credential": the HTTP node's stored credential, by name (never its value).
+CATALOG_FIELDS = ("model", "route", "knowledge_base", "credential")
 # Short names and identifiers: a plain text input, no variable picker.
 PLAIN_NAMES = frozenset({"id", "name", "label", "title", "slug", "description"})
 LONG_TEXT = 1000  # a string allowed to be this long (or unbounded) gets a textarea

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from catalog.models import Route
+from catalog.selectors.credentials import credentials_for_requests
 from catalog.selectors.playground import playground_models
 from flows.node_forms import (
     CATALOG_FIELDS,
@@ -24,6 +25,7 @@ from flows.node_forms import (
 from flows.nodes import node_types
 from flows.nodes.base import NodeType
 from flows.palette import node_ports
+from flows.redaction import config_redacted
 from flows.schema import NodePolicy, graph_report
 from knowledge.selectors import knowledge_bases_visible
 from studio import access
@@ -35,6 +37,11 @@ def catalog_choices(user, workspace) -> dict[str, list[tuple[str, str]]]:
     """The catalog entries ``user`` may use in ``workspace``, for the catalog pickers."""
     routes = access.scope(user, workspace.id, Route.objects.all(), "use").order_by("name")
     return {
+        # Names and allowed hosts only: the value never leaves the credential.
+        "credential": [
+            (c.name, f"{c.name} (to {', '.join(c.allowed_hosts)})")
+            for c in credentials_for_requests(workspace.id)
+        ],
         "model": [(m.slug, f"{m.name} ({m.slug})") for m in playground_models(user, workspace.id)],
         "route": [(r.slug, f"{r.name} ({r.slug})") for r in routes],
         "knowledge_base": [
@@ -223,7 +230,9 @@ def node_panel(
     if node is None or kind is None:
         return Panel(node_id=node_id, node=node, form=None)
     if parsed is None:
-        config, policy = node.get("config") or {}, node.get("policy") or {}
+        # A secret typed in before that was refused is not shown (nor sent back on save).
+        config = config_redacted(kind, node.get("config") or {})
+        policy = node.get("policy") or {}
         title = node.get("title") or ""
         raw: dict[str, str] = {}
         checked = settings_check(kind, config, policy, workspace=workspace, user=user)
@@ -260,7 +269,9 @@ def node_panel(
     if parsed is not None:
         settings = {
             "node": node_id,
-            "config": checked.config,
+            # What the canvas keeps (and autosaves): a secret just typed into a header is
+            # refused by the form's check and does not reach the draft.
+            "config": config_redacted(kind, checked.config),
             "policy": checked.policy,
             "title": title,
             "ports": ports.get(node_id),

@@ -119,6 +119,9 @@ class Engine:
     kind: ClassVar[str]
     # What the engine serves: values of ``catalog.models.Task``.
     tasks: ClassVar[frozenset[str]] = frozenset({"chat", "completion"})
+    # Calls an endpoint named in its settings: where it calls is an admin's choice, because the
+    # operator's allow list for model endpoints (STUDIO_EGRESS_ALLOW_MODELS) trusts admins.
+    remote: ClassVar[bool] = False
     # The Celery queue whose workers keep this engine resident.
     queue: ClassVar[str] = "inference"
     # True when the engine holds no local weights (a remote endpoint, echo): any worker may

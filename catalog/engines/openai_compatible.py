@@ -160,6 +160,7 @@ class _ToolCalls:
 @register
 class OpenAICompatibleEngine(Engine):
     kind = "openai_compatible"
+    remote = True
     tasks = frozenset({"chat", "completion", "embedding", "rerank"})
     queue = "inference"
     portable = True

@@ -1,4 +1,5 @@
-"""The credential form: a name and the secret, which is never rendered back."""
+"""The credential forms: a name, the secret (never rendered back) and where HTTP request nodes
+may send it; and the allowed hosts alone, to change them later."""
 
 from __future__ import annotations
 
@@ -15,3 +16,15 @@ class CredentialForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Stored encrypted; it is never shown again, only its last four characters.",
     )
+    allowed_hosts = forms.CharField(
+        max_length=5000,
+        required=False,
+        label="Allowed hosts",
+        help_text="Where HTTP request nodes may send it, e.g. api.github.com, *.example.com "
+        "(commas or spaces between). Empty: HTTP request nodes may not use it; catalog models "
+        "may.",
+    )
+
+
+class CredentialHostsForm(forms.Form):
+    allowed_hosts = forms.CharField(max_length=5000, required=False, label="Allowed hosts")

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from catalog import schemas
 from catalog.engines import engine_kinds
 from catalog.models import Credential, Model, Source, Status, Task
+from catalog.selectors.credentials import credentials_attachable, may_manage_credentials
 from catalog.services.models import DTYPES
 
 MAX_CARD_LENGTH = 100_000
@@ -63,8 +64,10 @@ def _parse_json(text: str) -> Any:
 
 
 class ModelEntryForm(forms.Form):
-    """A catalog entry's fields. ``workspace_id`` limits the credentials offered to that
-    workspace's (None, a shared entry: none)."""
+    """A catalog entry's fields. The credentials offered are those ``user`` may attach in the
+    entry's workspace (``workspace_id``; None, a shared entry: none), plus the entry's own
+    (``current``) so that keeping it is not an error: only an admin who manages credentials
+    chooses one (``catalog.services.models`` enforces it again, for any caller)."""
 
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(
@@ -116,6 +119,9 @@ class ModelEntryForm(forms.Form):
         required=False,
         empty_label="none",
         help_text="The API key a remote endpoint needs (from this workspace's credentials).",
+        error_messages={
+            "invalid_choice": "That credential does not exist here or you may not attach it."
+        },
     )
     description = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000
@@ -128,11 +134,20 @@ class ModelEntryForm(forms.Form):
         help_text="Markdown (raw HTML is shown as text).",
     )
 
-    def __init__(self, *args, workspace_id: int | None, **kwargs) -> None:
+    def __init__(
+        self, *args, workspace_id: int | None, user, current: Credential | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["engine"].choices = [(kind, kind) for kind in engine_kinds()]
-        credentials = Credential.objects.filter(workspace_id=workspace_id)
-        self.fields["credential"].queryset = credentials
+        credentials = credentials_attachable(user, workspace_id)
+        if current is not None:
+            credentials = credentials | Credential.objects.filter(pk=current.pk)
+        self.fields["credential"].queryset = credentials.defer("ciphertext")
+        if not may_manage_credentials(user, workspace_id):
+            self.fields["credential"].help_text = (
+                "The API key a remote endpoint needs. Only an admin who manages credentials "
+                "may choose it, or change the engine or its settings while one is set."
+            )
         self.fields["credential"].label_from_instance = lambda c: (
             f"{c.name} (…{c.hint})" if c.hint else c.name
         )

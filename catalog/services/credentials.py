@@ -1,8 +1,10 @@
 """Writes of credentials: the API keys of remote endpoints, encrypted at rest.
 
 A secret enters here once and never leaves: it is encrypted before it is stored, the row keeps
-only its last four characters as a hint, and the audit log records the name and the hint.
-Only ``catalog.selectors.models.acredential_secret`` decrypts it, for an engine being built.
+only its last four characters as a hint, and the audit log records the name, the hint and the
+allowed hosts. Only ``catalog.selectors.models.acredential_secret`` (an engine being built) and
+``catalog.selectors.credentials.acredential_for_request`` (an HTTP node, to an allowed host)
+decrypt it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from catalog.hosts import hosts_clean
 from catalog.models import Credential
 from catalog.secrets import encrypt
 from studio.audit import audit_record
@@ -21,14 +24,28 @@ MIN_SECRET_CHARS = 8
 MAX_SECRET_CHARS = 4096
 
 
-def _audit_view(credential: Credential) -> dict[str, str]:
-    return {"name": credential.name, "hint": credential.hint}
+def _audit_view(credential: Credential) -> dict[str, object]:
+    return {
+        "name": credential.name,
+        "hint": credential.hint,
+        "allowed_hosts": list(credential.allowed_hosts),
+    }
 
 
-def credential_create(*, workspace: Workspace, name: str, secret: str, actor) -> Credential:
+def credential_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    secret: str,
+    actor,
+    allowed_hosts: str | list[str] | None = None,
+) -> Credential:
     """Store ``secret`` encrypted under ``name`` in ``workspace``; audited without the secret.
 
-    Raises ValidationError keyed by field for an empty or taken name or an unusable secret.
+    ``allowed_hosts``: where HTTP request nodes may send it (``catalog.hosts``; none: nowhere).
+    The caller has checked that ``actor`` manages credentials (the page's permission).
+    Raises ValidationError keyed by field for an empty or taken name, an unusable secret or a
+    malformed host.
     """
     name = name.strip()
     # Pasted keys often carry a newline or spaces; a key itself never has them at its ends.
@@ -46,6 +63,10 @@ def credential_create(*, workspace: Workspace, name: str, secret: str, actor) ->
         errors["secret"] = [f"The secret must be at most {MAX_SECRET_CHARS} characters."]
     elif any(c in secret for c in "\r\n\x00"):
         errors["secret"] = ["The secret must be one line."]
+    try:
+        hosts = hosts_clean(allowed_hosts)
+    except ValidationError as exc:
+        errors["allowed_hosts"] = exc.messages
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -54,6 +75,7 @@ def credential_create(*, workspace: Workspace, name: str, secret: str, actor) ->
             name=name,
             ciphertext=encrypt(secret),
             hint=secret[-HINT_CHARS:],
+            allowed_hosts=hosts,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
         audit_record(
@@ -63,6 +85,32 @@ def credential_create(*, workspace: Workspace, name: str, secret: str, actor) ->
             target=credential,
             after=_audit_view(credential),
         )
+    return credential
+
+
+def credential_hosts_set(
+    *, credential: Credential, allowed_hosts: str | list[str] | None, actor
+) -> Credential:
+    """Set where HTTP request nodes may send ``credential`` (empty: nowhere); audited with the
+    hosts before and after. ValidationError (``allowed_hosts``) for a malformed entry."""
+    try:
+        hosts = hosts_clean(allowed_hosts)
+    except ValidationError as exc:
+        raise ValidationError({"allowed_hosts": exc.messages}) from None
+    with transaction.atomic():
+        locked = Credential.objects.select_for_update().defer("ciphertext").get(pk=credential.pk)
+        before = _audit_view(locked)
+        locked.allowed_hosts = hosts
+        locked.save(update_fields=["allowed_hosts"])
+        audit_record(
+            workspace=locked.workspace_id,
+            actor=actor,
+            action="credential.hosts",
+            target=locked,
+            before=before,
+            after=_audit_view(locked),
+        )
+    credential.allowed_hosts = hosts
     return credential
 
 

@@ -2,6 +2,12 @@
 
 Every value is validated here, whoever calls (a form, a seed command, a test): a refused value
 raises Django's ``ValidationError`` keyed by field name, so a form can show it next to its field.
+
+A credential goes where its model's engine settings say (``base_url``). So choosing a model's
+credential, and changing the engine or settings of a model that has one, needs the right to
+manage credentials (``catalog.selectors.credentials.MANAGE_CREDENTIALS``): an "edit" grant on a
+model must not let its holder point the workspace's API key at a server of theirs. ``actor``
+None is a trusted caller (a management command, the studio itself).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from catalog import schemas
 from catalog.bundled import ALL_MINILM, BUNDLED_PREFIX
 from catalog.engines import engine_class
 from catalog.models import Credential, LoraAdapter, Model, Source, Status, Task
+from catalog.selectors.credentials import may_manage_credentials
 from studio.audit import audit_record, snapshot
 from studio.models import Workspace
 
@@ -146,6 +153,53 @@ def _credential_clean(credential: Credential | None, workspace_id: int | None):
     return credential
 
 
+# What decides where a model's credential is sent.
+ENDPOINT_FIELDS = ("engine", "settings")
+
+
+def _credential_guard(
+    cleaned: dict[str, Any], *, instance: Model, workspace_id: int | None, actor
+) -> None:
+    """ValidationError unless ``actor`` may make these changes to a model's credential or to
+    where a credential-bearing model sends it (see the module's docstring)."""
+    if actor is None or may_manage_credentials(actor, workspace_id):
+        return
+    errors: dict[str, list[str]] = {}
+    credential = cleaned["credential"] if "credential" in cleaned else instance.credential
+    if credential is not None and credential.pk != instance.credential_id:
+        errors["credential"] = [
+            "Only an admin who manages credentials may choose a model's credential."
+        ]
+    elif credential is not None and instance.pk is not None:
+        for name in ENDPOINT_FIELDS:
+            if name in cleaned and cleaned[name] != getattr(instance, name):
+                errors[name] = [
+                    f"This model calls with the credential {credential.name!r}: only an admin "
+                    f"who manages credentials may change its {name} (or remove the credential "
+                    "first)."
+                ]
+    elif _remote(cleaned.get("engine", instance.engine)) or _remote(instance.engine):
+        # Without a key there is nothing to leak, but the endpoint may lie in a network the
+        # operator trusts for model fleets only (STUDIO_EGRESS_ALLOW_MODELS): admins choose it.
+        for name in ENDPOINT_FIELDS:
+            if name in cleaned and (
+                instance.pk is None or cleaned[name] != getattr(instance, name)
+            ):
+                errors[name] = [
+                    f"Only an admin who manages credentials may set where a remote model calls "
+                    f"(its {name})."
+                ]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _remote(engine: str | None) -> bool:
+    try:
+        return bool(engine) and engine_class(engine).remote
+    except KeyError:
+        return False  # an unknown engine is refused on its own field
+
+
 def _dtype_clean(dtype: str | None) -> str:
     dtype = dtype or ""
     if dtype and dtype not in DTYPES:
@@ -187,7 +241,8 @@ def model_create(
     """A catalog entry of ``workspace`` (None: shared with every workspace), audited.
 
     Raises ValidationError keyed by field: engine settings are checked by the engine's own
-    schema, sampling by ``catalog.schemas.Sampling``, and the credential must be the workspace's.
+    schema, sampling by ``catalog.schemas.Sampling``, and the credential must be the workspace's
+    and ``actor`` (unless None) must manage credentials to attach one.
     """
     workspace_id = workspace.id if workspace is not None else None
     model = Model(workspace_id=workspace_id)
@@ -212,7 +267,9 @@ def model_create(
         "description": description,
         "card": card,
     }
-    for field, value in _clean(values, instance=model, workspace_id=workspace_id).items():
+    cleaned = _clean(values, instance=model, workspace_id=workspace_id)
+    _credential_guard(cleaned, instance=model, workspace_id=workspace_id, actor=actor)
+    for field, value in cleaned.items():
         setattr(model, field, value)
     try:
         with transaction.atomic():
@@ -234,11 +291,14 @@ def model_create(
 
 def model_update(*, model: Model, actor=None, **changes) -> Model:
     """Change fields of a catalog entry, validated as in ``model_create``; audited with the
-    entry before and after. A changed engine re-checks the settings against it."""
+    entry before and after. A changed engine re-checks the settings against it. Choosing a
+    credential, or changing the engine or settings of an entry that has one, needs ``actor``
+    (unless None) to manage credentials."""
     unknown = set(changes) - set(MODEL_FIELDS)
     if unknown:
         raise TypeError(f"not catalog fields: {', '.join(sorted(unknown))}")
     cleaned = _clean(changes, instance=model, workspace_id=model.workspace_id)
+    _credential_guard(cleaned, instance=model, workspace_id=model.workspace_id, actor=actor)
     with transaction.atomic():
         before = _snapshot(model)
         for name, value in cleaned.items():

@@ -1,7 +1,8 @@
 """The credentials page: list (names and hints only), add, delete.
 
 Credentials are an admin's business (the role permissions ``catalog.*_credential``); the secret
-is accepted once and never shown again, not even in a form returned with errors.
+is accepted once and never shown again, not even in a form returned with errors. Whoever may add
+a credential also decides where HTTP request nodes may send it (its allowed hosts).
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from catalog.forms.credentials import CredentialForm
+from catalog.forms.credentials import CredentialForm, CredentialHostsForm
 from catalog.selectors.credentials import credentials_of
-from catalog.services.credentials import credential_create, credential_delete
+from catalog.services.credentials import (
+    credential_create,
+    credential_delete,
+    credential_hosts_set,
+)
 from studio import access
 from studio.models import Workspace
 
@@ -62,6 +67,7 @@ def credential_create_view(request: HttpRequest) -> HttpResponse:
                 workspace=workspace,
                 name=form.cleaned_data["name"],
                 secret=form.cleaned_data["secret"],
+                allowed_hosts=form.cleaned_data["allowed_hosts"],
                 actor=request.user,
             )
         except ValidationError as exc:
@@ -73,6 +79,27 @@ def credential_create_view(request: HttpRequest) -> HttpResponse:
             )
             return redirect("credential-list")
     return _page(request, workspace, form, status=400)
+
+
+@login_required
+@require_POST
+def credential_hosts_view(request: HttpRequest, credential_id: int) -> HttpResponse:
+    credential = access.access_credential(request.user, credential_id, "add")
+    form = CredentialHostsForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError(" ".join(e for errs in form.errors.values() for e in errs))
+        credential_hosts_set(
+            credential=credential,
+            allowed_hosts=form.cleaned_data["allowed_hosts"],
+            actor=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, f"{credential.name}: {' '.join(exc.messages)}")
+    else:
+        hosts = ", ".join(credential.allowed_hosts) or "no host"
+        messages.success(request, f"HTTP request nodes may send {credential.name} to {hosts}.")
+    return redirect("credential-list")
 
 
 @login_required
@@ -91,5 +118,6 @@ def credential_delete_view(request: HttpRequest, credential_id: int) -> HttpResp
 urlpatterns = [
     path("", credential_list, name="credential-list"),
     path("new", credential_create_view, name="credential-create"),
+    path("<int:credential_id>/hosts", credential_hosts_view, name="credential-hosts"),
     path("<int:credential_id>/delete", credential_delete_view, name="credential-delete"),
 ]

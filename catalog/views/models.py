@@ -99,7 +99,7 @@ def _render_form(request: HttpRequest, form: ModelEntryForm, model: Model | None
 def model_new(request: HttpRequest) -> HttpResponse:
     workspace = access.current_workspace(request)
     access.access_workspace(request.user, workspace.id, "catalog.add_model")
-    form = ModelEntryForm(_posted(request), workspace_id=workspace.id)
+    form = ModelEntryForm(_posted(request), workspace_id=workspace.id, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             model = model_create(workspace=workspace, actor=request.user, **form.cleaned_data)
@@ -119,6 +119,8 @@ def model_edit(request: HttpRequest, model_id: int) -> HttpResponse:
         _posted(request),
         initial=ModelEntryForm.initial_for(model),
         workspace_id=model.workspace_id,
+        user=request.user,
+        current=model.credential,
     )
     if request.method == "POST" and form.is_valid():
         changes = form.changes()

@@ -10,11 +10,20 @@ number and ``{{item}}`` an object).
 A 4xx or 5xx answer is not a failure: the flow reads ``status`` and branches. A refused address,
 a connection that fails, a timeout or an answer over ``max_response_kb`` fails the node with the
 reason.
+
+Secrets: a node's settings are stored in the graph, shown to whoever may view the flow, exported
+and audited, so a header that carries a secret (Authorization, Cookie, X-Api-Key…) may not hold
+a typed-in value; it is refused at save with a pointer to credentials. The node names a stored
+credential instead (``credential``): the worker decrypts it when it sends the request, and only
+to a host an admin allowed for it (every redirect hop too), so whoever edits a flow can use the
+key but cannot send it to a server of theirs. The graph holds the credential's name, never its
+value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -24,6 +33,13 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import Field, field_validator, model_validator
 
+from catalog.hosts import host_allowed
+from catalog.selectors.credentials import (
+    acredential_for_request,
+    credential_for_requests,
+    credential_host_refused,
+    credential_unavailable,
+)
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
 from flows.templating import VARIABLE, render, variables
@@ -32,6 +48,13 @@ from studio import egress
 MAX_REDIRECTS = 5
 # RFC 9110 token characters: what a header name may hold.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
+# Header names that carry secrets. A literal value of one would sit in the graph in plain text,
+# so only {{variables}} (with an auth scheme word before them) are accepted there.
+_SECRET_HEADER = re.compile(
+    r"auth|cookie|key|token|secret|passw|session|signature|credential", re.IGNORECASE
+)
+_SCHEME_WORDS = frozenset({"", "bearer", "basic", "token"})
+MASK = "••••"
 _CONTENT_TYPES = {
     "json": "application/json",
     "text": "text/plain; charset=utf-8",
@@ -85,6 +108,25 @@ class HttpRequestConfig(NodeConfig):
         title="Largest response (kB)",
         description="A longer response fails the node.",
     )
+    credential: str = Field(
+        default="",
+        max_length=200,
+        title="Credential",
+        description="A stored credential to send (an admin sets the hosts it may go to); "
+        "never type a key into a header.",
+    )
+    credential_as: Literal["bearer", "header", "basic"] = Field(
+        default="bearer",
+        title="Send the credential as",
+        description="bearer: Authorization: Bearer <key>; header: the key as the value of the "
+        "header below; basic: HTTP basic auth, the key being user:password.",
+    )
+    credential_header: str = Field(
+        default="",
+        max_length=100,
+        title="Credential header",
+        description="The header that carries the key when it is sent as a header, e.g. X-API-Key.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -107,6 +149,23 @@ class HttpRequestConfig(NodeConfig):
         return headers
 
     @model_validator(mode="after")
+    def _credential(self) -> HttpRequestConfig:
+        if not self.credential:
+            return self
+        if "{{" in urlsplit(self.url).netloc:
+            # The host is checked against the credential's allowed hosts when the flow is saved:
+            # one filled in at run time could be anyone's.
+            raise ValueError(
+                "url: a request that sends a credential needs a host without variables"
+            )
+        if self.credential_as == "header" and not _HEADER_NAME.match(self.credential_header):
+            raise ValueError("credential_header: name the header that carries the credential")
+        sent = self.credential_header if self.credential_as == "header" else "Authorization"
+        if any(name.lower() == sent.lower() for name in self.headers):
+            raise ValueError(f"headers: {sent} is set by the credential; remove it from headers")
+        return self
+
+    @model_validator(mode="after")
     def _body(self) -> HttpRequestConfig:
         if self.body_type == "none" and self.body.strip():
             raise ValueError("body: there is a body but the body type is none")
@@ -120,6 +179,32 @@ class HttpRequestConfig(NodeConfig):
     def templates(self) -> list[str]:
         """Every text whose variables are the node's inputs."""
         return [self.url, *self.headers.values(), *self.query.values(), self.body]
+
+
+def secret_headers(headers: dict[str, Any]) -> list[str]:
+    """The headers of ``headers`` whose name says secret and whose value holds typed-in text
+    (anything but {{variables}}, with an auth scheme word before them)."""
+    return [
+        name
+        for name, value in headers.items()
+        if _SECRET_HEADER.search(str(name))
+        and (
+            not isinstance(value, str)
+            or VARIABLE.sub("", value).strip().lower() not in _SCHEME_WORDS
+        )
+    ]
+
+
+def config_redacted(config: Any) -> Any:
+    """``config`` (as stored, possibly invalid) with the typed-in values of secret headers
+    masked: what a graph saved before they were refused shows and exports."""
+    if not isinstance(config, dict) or not isinstance(config.get("headers"), dict):
+        return config
+    hidden = secret_headers(config["headers"])
+    if not hidden:
+        return config
+    headers = {k: MASK if k in hidden else v for k, v in config["headers"].items()}
+    return {**config, "headers": headers}
 
 
 def _text(placeholder: str, values: dict[str, Any]) -> str:
@@ -195,6 +280,52 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc or url[:100]
 
 
+def _credential_header(config: HttpRequestConfig, secret: str) -> dict[str, str]:
+    if config.credential_as == "header":
+        return {config.credential_header: secret}
+    if config.credential_as == "basic":
+        return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def _url_host(url: str) -> str:
+    # Read as the client that sends the request reads it: no parser differential to exploit.
+    try:
+        return httpx.URL(url).host
+    except httpx.InvalidURL:
+        return ""
+
+
+async def _with_credential(
+    ctx: NodeContext, config: HttpRequestConfig, parts: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list]]:
+    """``parts`` with the credential's header, and the event hooks that refuse any request
+    (each redirect hop) to a host the credential may not go to. PermissionError when it may
+    not be sent to the URL's host."""
+    host = _url_host(parts["url"])
+    secret, allowed = await acredential_for_request(ctx.workspace_id, config.credential, host)
+
+    async def only_allowed_hosts(request: httpx.Request) -> None:
+        # httpx drops Authorization on a redirect to another origin, but not a custom header.
+        if not host_allowed(request.url.host, allowed):
+            raise PermissionError(
+                credential_host_refused(config.credential, request.url.host, allowed)
+            )
+
+    headers = {**parts["headers"], **_credential_header(config, secret)}
+    return {**parts, "headers": headers}, {"request": [only_allowed_hosts]}
+
+
+def _credential_problems(config: HttpRequestConfig, workspace_id: int) -> list[str]:
+    credential = credential_for_requests(workspace_id, config.credential)
+    if credential is None:
+        return [credential_unavailable(config.credential)]
+    host = _url_host(config.url)
+    if not host_allowed(host, credential.allowed_hosts):
+        return [credential_host_refused(config.credential, host, credential.allowed_hosts)]
+    return []
+
+
 @register
 class HttpRequestNode(NodeType):
     type = "http_request"
@@ -209,6 +340,20 @@ class HttpRequestNode(NodeType):
     def output_ports(self, config: HttpRequestConfig) -> dict[str, PortType]:
         return {"status": "number", "body": "text", "json": "json", "headers": "json"}
 
+    def check(self, config: HttpRequestConfig, workspace: Any, user: Any = None) -> list[str]:
+        errors = [
+            f"header {name!r} holds a typed-in value, which a flow would store, show and export "
+            "in plain text: store the key as a credential (Credentials page) and choose it "
+            "under Credential, or pass it in as a {{variable}}"
+            for name in secret_headers(config.headers)
+        ]
+        if config.credential:
+            errors += _credential_problems(config, workspace.id)
+        return errors
+
+    def redacted(self, config: Any) -> Any:
+        return config_redacted(config)
+
     def queue(self, config: HttpRequestConfig, workspace_id: int) -> str | None:
         return "flows"
 
@@ -217,6 +362,9 @@ class HttpRequestNode(NodeType):
     ) -> NodeOutput:
         parts = _request_parts(config, inputs)
         host = _host(parts["url"])
+        hooks: dict[str, list] = {}
+        if config.credential:
+            parts, hooks = await _with_credential(ctx, config, parts)
         limit = config.max_response_kb * 1024
         started = time.monotonic()
         try:
@@ -226,6 +374,7 @@ class HttpRequestNode(NodeType):
                     timeout=httpx.Timeout(config.timeout_s),
                     follow_redirects=True,
                     max_redirects=MAX_REDIRECTS,
+                    event_hooks=hooks,
                 ) as client,
                 client.stream(**parts) as response,
             ):

@@ -26,6 +26,7 @@ from pydantic import ValidationError as PydanticError
 
 from flows.graph_diff import graph_text
 from flows.models import Flow, FlowVersion, VersionKind
+from flows.redaction import graph_redacted
 from flows.schema import GraphError, check_graph
 from flows.services.flows import flow_create
 from studio.audit import audit_record
@@ -82,7 +83,8 @@ _BlockDumper.add_representer(str, _str_block)
 
 
 def flow_export(*, flow: Flow, version: FlowVersion, fmt: str) -> ExportFile:
-    """``version`` of ``flow`` as a file in ``fmt`` (``json`` or ``yaml``)."""
+    """``version`` of ``flow`` as a file in ``fmt`` (``json`` or ``yaml``), secrets masked
+    (``flows.redaction``)."""
     if fmt not in FORMATS:
         raise ValidationError(f"format: choose json or yaml, not {fmt!r}.")
     envelope = {
@@ -91,7 +93,9 @@ def flow_export(*, flow: Flow, version: FlowVersion, fmt: str) -> ExportFile:
         "slug": flow.slug,
         "description": flow.description,
         # Nodes before edges, keys sorted: the stored JSON's key order is the database's.
-        "graph": json.loads(graph_text(version.graph)),
+        # A file travels: a secret typed into a graph before that was refused stays behind
+        # (credentials are referenced by name, and never leave the studio).
+        "graph": json.loads(graph_text(graph_redacted(version.graph))),
     }
     filename = f"{flow.slug}-v{version.number}.{fmt}"
     if fmt == "yaml":

@@ -91,13 +91,13 @@ def test_the_audit_log_records_the_change_but_never_the_secret(workspace, owner)
     assert SECRET not in audit_text(workspace)
     credential = credential_create(workspace=workspace, name="OpenAI", secret=SECRET, actor=owner)
     created = AuditEvent.objects.get(action="credential.create")
-    assert created.after == {"name": "OpenAI", "hint": SECRET[-4:]}
+    assert created.after == {"name": "OpenAI", "hint": SECRET[-4:], "allowed_hosts": []}
     assert created.actor == owner and created.target_id == str(credential.id)
 
     credential_delete(credential=credential, actor=owner)
 
     deleted = AuditEvent.objects.get(action="credential.delete")
-    assert deleted.before == {"name": "OpenAI", "hint": SECRET[-4:]}
+    assert deleted.before == {"name": "OpenAI", "hint": SECRET[-4:], "allowed_hosts": []}
     assert SECRET not in audit_text(workspace)
 
 
@@ -124,6 +124,27 @@ def test_an_admin_adds_a_credential_and_the_page_never_shows_it_again(
     assert f"••••{SECRET[-4:]}" in row
     assert "ada" in row and "gpt-mini" in row  # who created it, which models use it
     assert "Its key is not shown again" in html
+
+
+def test_an_admin_sets_where_http_nodes_may_send_a_credential(client, admin_user, workspace):
+    client.force_login(admin_user)
+    refused = client.post(
+        reverse("credential-create"),
+        {"name": "GitHub", "secret": SECRET, "allowed_hosts": "https://api.github.com/"},
+    )
+    assert refused.status_code == 400
+    assert "Not a host" in refused.content.decode() and SECRET not in refused.content.decode()
+    assert not Credential.objects.exists()
+
+    response = client.post(
+        reverse("credential-create"),
+        {"name": "GitHub", "secret": SECRET, "allowed_hosts": "api.github.com, *.github.com"},
+    )
+    assertRedirects(response, reverse("credential-list"), fetch_redirect_response=False)
+    credential = Credential.objects.get(workspace=workspace)
+    assert credential.allowed_hosts == ["api.github.com", "*.github.com"]
+    page = client.get(reverse("credential-list")).content.decode()
+    assert 'value="api.github.com, *.github.com"' in page and SECRET not in page
 
 
 def test_a_refused_form_does_not_echo_the_secret(client, owner, credential):
