@@ -15,9 +15,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from studio.body_limit import BodyLimitMiddleware, bound_daphne  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 
-http_app = (
+# Request bodies are bounded as they arrive, before any view: in daphne's own request (which
+# would otherwise spool a whole body before calling us) and here, for other ASGI servers.
+bound_daphne()
+http_app = BodyLimitMiddleware(
     ASGIStaticFilesHandler(django_asgi_app) if settings.STUDIO_SERVE_STATIC else django_asgi_app
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import dj_database_url
 
@@ -28,12 +29,26 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 def _secret_key() -> str:
+    """SECRET_KEY, else the key kept in ``var/secret_key``, made on the first start.
+
+    The file is born 0600 (never readable by others, whatever the umask) and appears whole: it
+    is written under a private name and hard-linked into place, which refuses to replace a file,
+    so of two processes starting at once the first link wins and both read its key.
+    """
     if key := os.environ.get("SECRET_KEY"):
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        draft = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(draft)
     return path.read_text().strip()
 
 
@@ -66,6 +81,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer, whichever middleware gives it, carries the Content-Security-Policy.
+    "studio.headers.security_headers",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -101,7 +118,8 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.postgres_url()
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 # A Unix-socket URL ("…@/studio?host=/path") arrives as an option; Django reads it from HOST.
-if socket_dir := DATABASES["default"]["OPTIONS"].pop("host", None):
+# dj-database-url leaves OPTIONS out of a URL without a query.
+if socket_dir := DATABASES["default"].setdefault("OPTIONS", {}).pop("host", None):
     DATABASES["default"]["HOST"] = socket_dir
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -110,10 +128,22 @@ REDIS_URL = os.environ.get("REDIS_URL") or embedded.embedded_redis_url()
 
 
 def _celery_url(redis_url: str) -> str:
-    # kombu spells a Unix socket "redis+socket://"; redis-py spells it "unix://".
-    if redis_url.startswith("unix://"):
-        return "redis+socket://" + redis_url.removeprefix("unix://")
-    return redis_url
+    """The redis-py URL (also the channel layer's) as Celery spells it.
+
+    kombu spells a Unix socket "redis+socket://" and its database "virtual_host" where redis-py
+    says "unix://…?db=N". Celery refuses "rediss://" without ``ssl_cert_reqs`` and kombu would
+    then skip checking the server's certificate: unless the URL says otherwise, check it.
+    """
+    parts = urlsplit(redis_url)
+    scheme, query = parts.scheme, dict(parse_qsl(parts.query))
+    if scheme == "unix":
+        scheme = "redis+socket"
+        if "db" in query:
+            query["virtual_host"] = query.pop("db")
+    elif scheme == "rediss":
+        query.setdefault("ssl_cert_reqs", "required")
+    # By hand: urlunsplit drops the "//" of a URL with an empty host ("unix:///path").
+    return f"{scheme}://{parts.netloc}{parts.path}" + (f"?{urlencode(query)}" if query else "")
 
 
 CELERY_BROKER_URL = _celery_url(REDIS_URL)
@@ -168,10 +198,19 @@ ANONYMOUS_USER_NAME = None
 AXES_FAILURE_LIMIT = int(os.environ.get("STUDIO_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("STUDIO_LOGIN_COOLOFF_MINUTES", "15")) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# And after 30 failures from one address across all usernames (password spraying): a limit of
+# its own, higher, so that a whole office behind one NAT is not locked out by a few typos.
+AXES_HANDLER = "studio.login_throttle.LoginThrottle"
+STUDIO_LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("STUDIO_LOGIN_ADDRESS_FAILURE_LIMIT", "30"))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 # The address is REMOTE_ADDR; behind a reverse proxy, run daphne with --proxy-headers so that it
 # is the client's.
+
+# Password reset links by email: valid this long and for one use; at most this many requests
+# an hour from one address and for one email.
+PASSWORD_RESET_TIMEOUT = int(os.environ.get("STUDIO_PASSWORD_RESET_TIMEOUT_S", "3600"))
+STUDIO_PASSWORD_RESET_PER_HOUR = int(os.environ.get("STUDIO_PASSWORD_RESET_PER_HOUR", "5"))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -192,6 +231,10 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Set by SecurityMiddleware on every answer (Django's defaults, stated); the Content-Security-
+# Policy and Permissions-Policy come from studio/headers.py.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 # Production behind HTTPS (`STUDIO_HTTPS=true`): secure cookies, redirects and HSTS, so that
 # `manage.py check --deploy` passes. The embedded default serves plain http on 127.0.0.1.
@@ -206,14 +249,21 @@ if STUDIO_HTTPS:
     if env_bool("STUDIO_BEHIND_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Outbound HTTP (studio/egress.py) refuses private, loopback and link-local addresses; list here
-# the networks ("10.0.0.0/8") or host names an operator trusts, e.g. an in-cluster vLLM fleet.
+# Outbound HTTP (studio/egress.py) refuses private, loopback, link-local and reserved addresses
+# (also when an IPv6 address carries one). An operator trusts networks ("10.0.0.0/8") or host
+# names per use, so that trusting a model fleet does not open it to every workspace's fetches:
+# remote model endpoints (set by admins in the catalog), e.g. an in-cluster vLLM fleet...
+STUDIO_EGRESS_ALLOW_MODELS = env_list("STUDIO_EGRESS_ALLOW_MODELS", "")
+# ...and what members fetch (the HTTP node, URL ingestion): best left empty.
+STUDIO_EGRESS_ALLOW_FETCH = env_list("STUDIO_EGRESS_ALLOW_FETCH", "")
+# The former single list, kept so that upgrades do not break: it counts for both uses above, so
+# move its entries to the list they are meant for.
 STUDIO_EGRESS_ALLOW = env_list("STUDIO_EGRESS_ALLOW", "")
 # When set, outbound requests may use only these ports ("80,443").
 STUDIO_EGRESS_PORTS = [int(p) for p in env_list("STUDIO_EGRESS_PORTS", "")]
 
-# Invitations go out by mail; without an SMTP host they are written to the log (and the inviting
-# admin sees the link on the page).
+# Invitations go out by mail; without an SMTP host they are not sent (the console backend would
+# write their secret link to the log): the inviting admin copies the link from the page.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
@@ -240,9 +290,22 @@ STUDIO_NODE_REQUEUES = int(os.environ.get("STUDIO_NODE_REQUEUES", "2"))
 # Limits of one run: node executions (each item of an iteration counts), items of an iteration.
 STUDIO_RUN_MAX_NODES = int(os.environ.get("STUDIO_RUN_MAX_NODES", "20000"))
 STUDIO_ITERATION_MAX_ITEMS = int(os.environ.get("STUDIO_ITERATION_MAX_ITEMS", "5000"))
-# The code node's sandbox starts each call with this ``unshare`` (user, mount, network and PID
-# namespaces); without it, code nodes refuse to run.
-STUDIO_SANDBOX_UNSHARE = os.environ.get("STUDIO_SANDBOX_UNSHARE", "unshare")
+# Limits of a run and all its sub-flow runs together (sub-flows in iterations multiply): runs
+# started, and node executions. Past either, the top run fails, and with it the whole tree.
+STUDIO_RUN_TREE_MAX_RUNS = int(os.environ.get("STUDIO_RUN_TREE_MAX_RUNS", "1000"))
+STUDIO_RUN_TREE_MAX_NODES = int(os.environ.get("STUDIO_RUN_TREE_MAX_NODES", "100000"))
+# Inline nodes run inside the executor's task on a worker thread, where Celery's time limits do
+# nothing: a pass of the executor starts no more of them after this many seconds and goes on in
+# a fresh task behind other runs' tasks. A template renders in a child process of at most this
+# much memory, killed at the render's deadline.
+STUDIO_RUN_PASS_S = float(os.environ.get("STUDIO_RUN_PASS_S", "10"))
+STUDIO_TEMPLATE_MEMORY_MB = int(os.environ.get("STUDIO_TEMPLATE_MEMORY_MB", "512"))
+# The code node's sandbox loads libseccomp (a name or a path) for its system-call filter;
+# without it, code nodes refuse to run. Its cgroup v2 per call goes under STUDIO_SANDBOX_CGROUP:
+# a folder delegated to the worker with cpu, memory and pids enabled for children, "auto" (the
+# worker's own cgroup, if usable) or "off"; without one, the filter and rlimits bound the total.
+STUDIO_SANDBOX_LIBSECCOMP = os.environ.get("STUDIO_SANDBOX_LIBSECCOMP", "libseccomp.so.2")
+STUDIO_SANDBOX_CGROUP = os.environ.get("STUDIO_SANDBOX_CGROUP", "auto")
 # How long run-event logs are kept in Redis after their last event.
 STUDIO_EVENT_LOG_TTL_S = int(os.environ.get("STUDIO_EVENT_LOG_TTL_S", str(7 * 24 * 3600)))
 # The Fernet key that encrypts credentials at rest; empty: derived from SECRET_KEY.
@@ -256,12 +319,29 @@ STUDIO_REMOTE_RETRIES = int(os.environ.get("STUDIO_REMOTE_RETRIES", "2"))
 # Knowledge bases: the largest document accepted (uploads and fetched pages), and how long an
 # ingestion may go without a heartbeat before the reaper retries it (3 attempts, then failed).
 STUDIO_KNOWLEDGE_MAX_FILE_MB = int(os.environ.get("STUDIO_KNOWLEDGE_MAX_FILE_MB", "50"))
+# Each document is parsed in a child process limited to this much address space and time, so a
+# hostile file fails alone (each worker thread may hold one such process at a time).
+STUDIO_KNOWLEDGE_PARSE_MEMORY_MB = int(os.environ.get("STUDIO_KNOWLEDGE_PARSE_MEMORY_MB", "1024"))
+STUDIO_KNOWLEDGE_PARSE_TIMEOUT_S = float(os.environ.get("STUDIO_KNOWLEDGE_PARSE_TIMEOUT_S", "300"))
+# Archive formats (docx, …) are refused past this many parts, this unpacked size, or a part that
+# unpacks to more than this many times its packed size (zip bombs).
+STUDIO_KNOWLEDGE_ARCHIVE_MAX_MEMBERS = int(
+    os.environ.get("STUDIO_KNOWLEDGE_ARCHIVE_MAX_MEMBERS", "10000")
+)
+STUDIO_KNOWLEDGE_ARCHIVE_MAX_MB = int(os.environ.get("STUDIO_KNOWLEDGE_ARCHIVE_MAX_MB", "256"))
+STUDIO_KNOWLEDGE_ARCHIVE_MAX_RATIO = float(
+    os.environ.get("STUDIO_KNOWLEDGE_ARCHIVE_MAX_RATIO", "100")
+)
 STUDIO_INGEST_STALE_S = float(os.environ.get("STUDIO_INGEST_STALE_S", "120"))
 
 # Uploaded documents' original bytes (the default storage; any Django storage backend works).
 MEDIA_ROOT = Path(os.environ.get("STUDIO_MEDIA_ROOT") or VAR_DIR / "media")
 MEDIA_URL = "media/"  # never served: documents are read through the access layer only
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The largest request body, refused with a 413 as it arrives, before any view
+# (studio/body_limit.py); a knowledge upload may carry this many files of the size above.
+STUDIO_MAX_BODY_MB = int(os.environ.get("STUDIO_MAX_BODY_MB", "10"))
+DATA_UPLOAD_MAX_NUMBER_FILES = int(os.environ.get("STUDIO_UPLOAD_MAX_FILES", "20"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 LOGGING = {

@@ -41,6 +41,35 @@ def test_a_good_login_resets_the_count(owner):
         assert _login(Client(), "olive", "wrong").status_code == 200
 
 
+def test_one_address_spraying_a_password_over_many_accounts_is_locked_out(owner, viewer, settings):
+    """Each username fails once, so the per-account limit never trips; the address's does."""
+    settings.STUDIO_LOGIN_ADDRESS_FAILURE_LIMIT = 8
+    sprayer = Client(REMOTE_ADDR="198.51.100.7")
+    usernames = ["victor"] + [
+        f"user{n}" for n in range(settings.STUDIO_LOGIN_ADDRESS_FAILURE_LIMIT)
+    ]
+    answers = [_login(sprayer, name, "Spring2026!").status_code for name in usernames]
+    assert answers[: settings.STUDIO_LOGIN_ADDRESS_FAILURE_LIMIT - 1] == [200] * (
+        settings.STUDIO_LOGIN_ADDRESS_FAILURE_LIMIT - 1
+    )
+    assert answers[-1] == 429
+    # From that address even a right password is refused, and no session is made...
+    response = _login(sprayer, "olive", PASSWORD)
+    assert response.status_code == 429
+    assert "_auth_user_id" not in sprayer.session
+    # ...while the same account logs in from another address.
+    assert _login(Client(REMOTE_ADDR="203.0.113.9"), "olive", PASSWORD).status_code == 302
+
+
+def test_a_good_login_does_not_clear_an_addresss_failures_on_other_accounts(owner, settings):
+    settings.STUDIO_LOGIN_ADDRESS_FAILURE_LIMIT = 6
+    sprayer = Client(REMOTE_ADDR="198.51.100.7")
+    for n in range(settings.STUDIO_LOGIN_ADDRESS_FAILURE_LIMIT - 1):
+        assert _login(sprayer, f"user{n}", "Spring2026!").status_code == 200
+    assert _login(sprayer, "olive", PASSWORD).status_code == 302  # the attacker's own account
+    assert _login(Client(REMOTE_ADDR="198.51.100.7"), "user99", "x").status_code == 429
+
+
 def test_production_settings_pass_the_deploy_check(tmp_path):
     env = {
         **os.environ,

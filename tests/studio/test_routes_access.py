@@ -43,6 +43,8 @@ from django.shortcuts import resolve_url
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 from catalog.models import Credential, LoraAdapter, Model, Prompt, PromptVersion, Usage
@@ -266,6 +268,8 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "stream_id": lambda v, kind: secrets.token_urlsafe(16),
     # Invitations are bearer links: only a random token can be "not theirs".
     "token": lambda v, kind: secrets.token_urlsafe(32),
+    # A password reset link names a user (the victim's owner), with a random token.
+    "uidb64": lambda v, kind: urlsafe_base64_encode(force_bytes(v.owner.pk)),
 }
 
 
