@@ -131,6 +131,11 @@ class Run(models.Model):
     )
     parent_node = models.CharField(max_length=200, blank=True)
     depth = models.PositiveSmallIntegerField(default=0)
+    # The run at the top of a sub-flow run's tree (None on the top run itself): its ``RunTree``
+    # counts what the whole tree used.
+    root = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -146,6 +151,22 @@ class Run(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+
+class RunTree(models.Model):
+    """What a run with sub-flow nodes and every sub-flow run under it used, together: sub-flows
+    inside iterations multiply, so the limits of one run do not bound the tree.
+
+    A row of its own, not columns of the top run: a pass of a run in the tree counts here while
+    it holds its own run's lock, and ``run_fail`` locks a run and then its children, so counting
+    on the top run's row could deadlock with it. Nothing that holds this row waits for a run."""
+
+    root = models.OneToOneField(Run, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    runs = models.PositiveIntegerField(default=1)
+    nodes = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"tree of run {self.root_id}"
 
 
 class NodeStatus(models.TextChoices):

@@ -39,10 +39,9 @@ class KnowledgeSearch(Tool):
 
     def check(self, config: KnowledgeSearchConfig, workspace: Any, user: Any = None):
         base = knowledge_base_by_slug(workspace.id, config.knowledge_base)
-        if base is None:
+        # One answer for a missing base and one the user may not use: no probing for slugs.
+        if base is None or (user is not None and not access.has_perm(user, base, "use")):
             return [f"knowledge base {config.knowledge_base!r} is not in this workspace"]
-        if user is not None and not access.has_perm(user, base, "use"):
-            return [f"you may not use the knowledge base {config.knowledge_base!r}"]
         return []
 
     async def arun(

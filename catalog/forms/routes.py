@@ -54,7 +54,11 @@ class RouteForm(forms.Form):
                 continue
             model: Model = self.models[key]
             if not access.has_perm(self.user, model, "use"):
-                self.add_error(f"model_{i}", f"You may not use {model.slug}.")
+                # Django's own answer for an unknown choice: no telling what exists.
+                self.add_error(
+                    f"model_{i}",
+                    f"Select a valid choice. {key} is not one of the available choices.",
+                )
                 continue
             weight = cleaned.get(f"weight_{i}")
             targets.append(TargetSpec(model=model, weight=1 if weight is None else weight))

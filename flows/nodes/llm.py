@@ -131,10 +131,11 @@ class LlmNode(NodeType):
         wanted = (
             f"version {config.library_version}" if config.library_version else "an approved version"
         )
-        if version is None:
+        # One answer for a missing prompt and one the user may not use: no probing for slugs.
+        if version is None or (
+            user is not None and not access.has_perm(user, version.prompt, "use")
+        ):
             return [f"prompt {config.library_prompt!r} has no published {wanted}"]
-        if user is not None and not access.has_perm(user, version.prompt, "use"):
-            return [f"you may not use the prompt {config.library_prompt!r}"]
         missing = [v for v in version.variables if v not in config.variables]
         if missing:
             return [

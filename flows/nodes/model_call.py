@@ -56,22 +56,21 @@ class ModelTargetConfig(NodeConfig):
 def target_problems(
     config: ModelTargetConfig, workspace: Any, user: Any, *, adapter: str = ""
 ) -> list[str]:
-    """What is wrong with the target in ``workspace`` (and for ``user``, unless None)."""
+    """What is wrong with the target in ``workspace`` (and for ``user``, unless None).
+
+    A target that is missing and one that ``user`` may not use get the same message, and
+    nothing more is said about the latter, so that a member cannot probe for private slugs."""
     if config.route:
         found = router.route_for_workspace(workspace.id, config.route)
-        if found is None:
+        if found is None or (user is not None and not access.has_perm(user, found, "use")):
             return [f"route {config.route!r} is not in this workspace"]
-        if user is not None and not access.has_perm(user, found, "use"):
-            return [f"you may not use the route {config.route!r}; ask an admin to share it"]
         models = [m for m, _ in router.route_targets(found)]
         return [f"route {config.route!r}: {p}" for p in router.route_problems(models)]
     model = catalog_selectors.model_for_workspace(workspace.id, config.model)
-    if model is None:
+    if model is None or (user is not None and not access.has_perm(user, model, "use")):
         return [f"model {config.model!r} is not in this workspace's catalog"]
     if model.task != "chat":
         return [f"model {config.model!r} is a {model.task} model, not a chat model"]
-    if user is not None and not access.has_perm(user, model, "use"):
-        return [f"you may not use the model {config.model!r}; ask an admin to share it"]
     if adapter and not LoraAdapter.objects.filter(base=model, slug=adapter):
         return [f"model {config.model!r} has no adapter {adapter!r}"]
     return []

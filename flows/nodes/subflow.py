@@ -3,7 +3,9 @@ run, and gives back the outputs it names.
 
 The child run is an ordinary run (its own trace, its own events) with ``parent`` set; when it
 ends it wakes the parent, whose executor reads its result here. Sub-flows nest at most
-``MAX_DEPTH`` deep, which also stops a flow that calls itself.
+``MAX_DEPTH`` deep, which also stops a flow that calls itself; and since a sub-flow inside an
+iteration multiplies, the top run and every run under it share one budget of runs and node
+executions (``run_tree_count``, ``STUDIO_RUN_TREE_MAX_*``).
 """
 
 from __future__ import annotations
@@ -68,10 +70,9 @@ class SubflowNode(NodeType):
 
     def check(self, config: SubflowConfig, workspace: Any, user: Any = None) -> list[str]:
         flow = _published(workspace.id, config.flow)
-        if flow is None:
+        # One answer for a missing flow and one the user may not run: no probing for slugs.
+        if flow is None or (user is not None and not access.has_perm(user, flow, "run")):
             return [f"flow {config.flow!r} is not a published flow of this workspace"]
-        if user is not None and not access.has_perm(user, flow, "run"):
-            return [f"you may not run the flow {config.flow!r}"]
         graph = check_graph(flow.published_version.graph)
         fields = {f.name: f for n in graph.of_type("input") for f in n.config.fields}
         outputs = {f.name for n in graph.of_type("output") for f in n.config.fields}

@@ -8,10 +8,20 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from flows import dispatch
-from flows.models import TERMINAL, Flow, FlowVersion, NodeResult, NodeStatus, Run, RunStatus
+from flows.models import (
+    TERMINAL,
+    Flow,
+    FlowVersion,
+    NodeResult,
+    NodeStatus,
+    Run,
+    RunStatus,
+    RunTree,
+)
 from flows.nodes.fields import FieldSpec
 from flows.schema import CheckedGraph, check_graph
 from studio import events
@@ -64,8 +74,10 @@ def run_create(
     parent_node: str = "",
 ) -> Run:
     """A queued run of ``version``; the executor is enqueued once the row is committed.
-    ``parent``: the run whose sub-flow node ``parent_node`` waits for this one."""
-    cleaned = run_inputs_clean(check_graph(version.graph), inputs)
+    ``parent``: the run whose sub-flow node ``parent_node`` waits for this one; ValidationError
+    (and the tree fails) when its tree has started as many runs as it may."""
+    graph = check_graph(version.graph)
+    cleaned = run_inputs_clean(graph, inputs)
     run = Run.objects.create(
         workspace_id=flow.workspace_id,
         flow=flow,
@@ -77,10 +89,47 @@ def run_create(
         parent=parent,
         parent_node=parent_node,
         depth=parent.depth + 1 if parent else 0,
+        root_id=(parent.root_id or parent.id) if parent else None,
         deadline_at=timezone.now() + timedelta(seconds=settings.STUDIO_RUN_TIMEOUT_S),
     )
+    if parent is None and graph.of_type("subflow"):
+        RunTree.objects.create(root=run)
+    elif parent is not None:
+        # Counted after the insert, whose foreign key to the top run waits for that run's pass:
+        # a pass must never wait for the top run while it holds the tree's row (the top run's
+        # pass counts its nodes there last). Refused: the row goes again.
+        refused = run_tree_count(run=parent, runs=1)
+        if refused:
+            run.delete()
+            raise ValidationError(refused)
     transaction.on_commit(lambda: dispatch.advance(run.id))
     return run
+
+
+def run_tree_count(*, run: Run, runs: int = 0, nodes: int = 0) -> str | None:
+    """Count ``runs`` new sub-flow runs and ``nodes`` node executions against the tree ``run``
+    belongs to. Past a tree limit nothing is counted, the top run (and so every run under it)
+    fails once the caller's transaction commits, and the reason is returned. A run in no tree
+    (no sub-flow nodes, no parent) counts nothing.
+
+    One conditional UPDATE: the tree's row stays locked until the caller's transaction ends, so
+    concurrent passes of runs in the tree count one after the other and never overshoot. Lock
+    order: a transaction holding the tree's row must not wait for a run's row after it."""
+    root_id = run.root_id or run.id
+    max_runs, max_nodes = settings.STUDIO_RUN_TREE_MAX_RUNS, settings.STUDIO_RUN_TREE_MAX_NODES
+    tree = RunTree.objects.filter(root_id=root_id)
+    counted = tree.filter(runs__lte=max_runs - runs, nodes__lte=max_nodes - nodes).update(
+        runs=F("runs") + runs, nodes=F("nodes") + nodes
+    )
+    if counted or not tree.exists():
+        return None
+    reason = (
+        f"the run and its sub-flows started more than {max_runs} runs (the limit)"
+        if runs
+        else f"the run and its sub-flows executed more than {max_nodes} nodes (the limit)"
+    )
+    transaction.on_commit(lambda: run_fail(run_id=root_id, reason=reason))
+    return reason
 
 
 def run_fail(*, run_id: Any, reason: str, node_id: str | None = None) -> bool:

@@ -79,12 +79,14 @@ def _clean(workspace_id: int, values: BaseSettings, actor) -> None:
     ):
         if model is None:
             continue
-        if not visible.filter(id=model.id).exists():
+        # One answer for a model that is not there and one the actor may not use (checked
+        # before its task, which would tell that it exists): no probing for private slugs.
+        if not visible.filter(id=model.id).exists() or (
+            actor is not None and not access.has_perm(actor, model, "use")
+        ):
             errors.append(f"the {label} {model.slug!r} is not in this workspace's catalog")
         elif model.task != task:
             errors.append(f"{model.slug} is a {model.task} model, not a {task} model")
-        elif actor is not None and not access.has_perm(actor, model, "use"):
-            errors.append(f"you may not use the model {model.slug!r}; ask an admin to share it")
     if values.rerank and values.reranker is None:
         errors.append("choose a reranker to turn reranking on")
     if errors:

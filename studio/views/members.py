@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from studio import access, selectors, services
 from studio.forms import InviteForm, MemberChangeForm, TransferForm
 from studio.models import Workspace
+from studio.views.invitations import accept_url
 
 MANAGE = "studio.manage_members"
 
@@ -76,13 +77,16 @@ def member_invite(request: HttpRequest) -> HttpResponse:
             role=data["role"],
             limited=data["limited"],
             actor=request.user,
-            accept_url=lambda t: request.build_absolute_uri(reverse("invitation", args=[t])),
+            accept_url=lambda t: accept_url(request, t),
         )
     except ValidationError as exc:
         form.add_error(None, exc)
         return _render(request, workspace, status=400, invite_form=form)
-    link = request.build_absolute_uri(reverse("invitation", args=[token]))
-    return _render(request, workspace, invitation_link=link, invited=invitation)
+    link = accept_url(request, token)
+    mailed = settings.EMAIL_BACKEND != services.CONSOLE_MAIL
+    return _render(
+        request, workspace, invitation_link=link, invited=invitation, invitation_mailed=mailed
+    )
 
 
 @login_required

@@ -139,6 +139,6 @@ def test_a_graph_naming_a_base_the_author_may_not_use_is_refused(
         flow_create(
             workspace=workspace, slug="rag", name="RAG", graph=rag_graph("facts"), user=limited
         )
-    assert "you may not use the knowledge base 'facts'" in str(caught.value)
+    assert "knowledge base 'facts' is not in this workspace" in str(caught.value)
     object_grant(obj=base, subject=limited, level="use", actor=owner)
     flow_create(workspace=workspace, slug="rag", name="RAG", graph=rag_graph("facts"), user=limited)

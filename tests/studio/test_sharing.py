@@ -186,7 +186,7 @@ def test_a_limited_editor_uses_only_the_models_shared_with_them(
     with pytest.raises(GraphError) as refused:
         flow_version_save(flow=billing, graph=assistant_graph("private"), user=editor)
     assert refused.value.errors == [
-        "node 'llm_1': you may not use the model 'private'; ask an admin to share it"
+        "node 'llm_1': model 'private' is not in this workspace's catalog"
     ]
     object_grant(obj=private, subject=editor, level="use", actor=owner)
     assert (
