@@ -24,6 +24,7 @@ from pydantic import ValidationError as SchemaError
 from flows import node_forms, node_panel
 from flows.models import Flow
 from flows.palette import palette
+from flows.redaction import graph_redacted
 from flows.schema import MAX_BYTES, GraphError, graph_report
 from flows.services.drafts import (
     flow_draft_current,
@@ -101,7 +102,8 @@ def _editor_data(request: HttpRequest, flow: Flow, can: dict[str, bool]) -> dict
     run_nodes = reverse("flow-editor-run-nodes", args=[flow.slug, RUN_PLACEHOLDER])
     return {
         "flow": {"slug": flow.slug, "name": flow.name},
-        "graph": graph,
+        # A draft saved before typed-in secrets were refused shows them masked.
+        "graph": graph_redacted(graph),
         "report": graph_report(graph, workspace, user).as_dict(),
         "palette": palette(prefill),
         "can": can,

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from flows import selectors
 from flows.models import Flow
+from flows.redaction import graph_redacted
 from flows.schema import GraphError
 from flows.services import (
     flow_delete,
@@ -39,6 +40,7 @@ def flow_list(request: HttpRequest) -> HttpResponse:
 
 def _graph_json(graph: dict) -> str:
     # PostgreSQL's jsonb sorts keys by length ("edges" first); nodes first reads better.
+    graph = graph_redacted(graph)
     return json.dumps({"nodes": graph.get("nodes"), **graph}, indent=2)
 
 

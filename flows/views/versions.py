@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from flows.graph_diff import graph_diff
 from flows.models import Flow, FlowVersion, VersionKind
+from flows.redaction import graph_redacted
 from flows.services.transfer import FORMATS, flow_export
 from flows.services.versions import flow_version_republish, flow_version_restore
 from studio import access
@@ -59,18 +60,18 @@ def _side(flow: Flow, versions: list[FlowVersion], value: str) -> tuple[str, dic
     if value == DRAFT:
         if flow.draft is None:
             raise Refused("This flow has no draft.", 404)
-        return "draft", flow.draft
+        return "draft", graph_redacted(flow.draft)
     if value == PUBLISHED:
         published = next((v for v in versions if v.id == flow.published_version_id), None)
         if published is None:
             raise Refused("No version of this flow is published.", 404)
-        return f"v{published.number} (published)", published.graph
+        return f"v{published.number} (published)", graph_redacted(published.graph)
     if not value.isdigit():
         raise Refused(f"{value!r} is not a version: choose a number, draft or published.", 400)
     found = next((v for v in versions if v.number == int(value)), None)
     if found is None:
         raise Refused(f"{flow.name} has no version {value}.", 404)
-    return f"v{found.number}", found.graph
+    return f"v{found.number}", graph_redacted(found.graph)
 
 
 @login_required

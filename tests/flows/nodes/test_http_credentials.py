@@ -206,6 +206,19 @@ def test_a_secret_saved_before_the_rule_is_masked_in_exports_and_the_panel(
     )
     assert panel.status_code == 200
     assert SECRET not in panel.content.decode()
+    # The pages that show stored graphs: the editor (a draft), the flow page, the comparison.
+    flow.draft = legacy
+    flow.save(update_fields=["draft"])
+    pages = [
+        reverse("flow-editor", args=[flow.slug]),
+        reverse("flow-detail", args=[flow.slug]),
+        reverse("flow-history", args=[flow.slug]) + "?a=1&b=2",
+        reverse("flow-history", args=[flow.slug]) + "?a=2&b=draft",
+    ]
+    for url in pages:
+        page = client.get(url)
+        assert page.status_code == 200, url
+        assert SECRET not in page.content.decode(), url
 
 
 # --- credentials: who decides where they go -------------------------------------------------
