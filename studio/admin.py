@@ -48,7 +48,21 @@ class InvitationAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "workspace", "created_at", "last_used_at", "revoked_at"]
     exclude = ["secret_hash"]
-    readonly_fields = ["prefix", "created_by", "last_used_at"]
+    # What a key may reach changes only on the keys page, where it is checked and audited.
+    readonly_fields = [
+        "prefix",
+        "created_by",
+        "last_used_at",
+        "host_issued",
+        "flow_access",
+        "flow_ids",
+        "knowledge_access",
+        "knowledge_base_ids",
+        "expires_at",
+        "legacy",
+        "legacy_confirmed_at",
+        "legacy_confirmed_by",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False  # a key is made where it can be shown once: the keys page or `apikey`
