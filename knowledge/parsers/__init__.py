@@ -2,7 +2,9 @@
 
 Modules are discovered, not listed, so supporting a format means adding a file. A file is matched
 to a parser by its extension first (browsers often send a vague content type) and by its content
-type only when the extension is unknown or missing.
+type only when the extension is unknown or missing. Every archive is checked for zip bombs before
+its parser sees it (``knowledge/archives.py``): by the parser's ``archive`` flag, and by sniffing
+the bytes, so a new zip-based format is covered without asking.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import importlib
 import pkgutil
 from pathlib import PurePath
 
+# The module, not its names: knowledge.archives imports ParseError from this package.
+from knowledge import archives
 from knowledge.parsers.base import ParseError, Parser, Section
 
 __all__ = [
@@ -18,6 +22,7 @@ __all__ = [
     "Parser",
     "Section",
     "parse_document",
+    "parse_with",
     "parser_for",
     "register",
     "supported_extensions",
@@ -73,14 +78,30 @@ def parser_for(filename: str, content_type: str = "") -> Parser:
     )
 
 
-def parse_document(filename: str, content_type: str, data: bytes) -> list[Section]:
+def parse_document(
+    filename: str,
+    content_type: str,
+    data: bytes,
+    archive_limits: archives.ArchiveLimits | None = None,
+) -> list[Section]:
     """Parse an uploaded file into non-empty sections in reading order.
 
     Text is normalised for storage: NUL characters (which PostgreSQL text cannot hold) are
     removed and line endings become ``\\n``. Raises ``ParseError`` when the type is not supported,
-    the file cannot be read, a limit is exceeded, or no readable text is left.
+    the file cannot be read, a limit is exceeded (``ArchiveRefused`` for an archive's), or no
+    readable text is left. This runs in the caller's process, unbounded: ingestion calls it
+    through ``knowledge.parse_process``, which adds the memory and time limits.
     """
-    parser = parser_for(filename, content_type)
+    limits = archive_limits or archives.ArchiveLimits()
+    return parse_with(parser_for(filename, content_type), filename, data, limits)
+
+
+def parse_with(
+    parser: Parser, filename: str, data: bytes, archive_limits: archives.ArchiveLimits
+) -> list[Section]:
+    """``parse_document`` with the parser already chosen."""
+    if parser.archive or archives.looks_like_zip(data):
+        archives.archive_check(data, archive_limits)
     sections = []
     for section in parser.parse(data):
         text = _normalise(section.text)

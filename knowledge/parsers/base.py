@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from celery.exceptions import SoftTimeLimitExceeded
-
 # Limits that keep one upload from holding a worker for hours or filling the database.
 MAX_PAGES = 2000
 MAX_CHARS = 20_000_000
@@ -55,13 +53,16 @@ class Parser(abc.ABC):
     content_types: ClassVar[tuple[str, ...]]
     # Appended to "No text found in <file>" when the format has a typical reason for it.
     empty_hint: ClassVar[str] = ""
+    # The format is a zip of parts (docx, xlsx, pptx, epub): its unpacked size is checked before
+    # ``extract`` sees it. Any upload that opens as a zip is checked too, whatever its parser.
+    archive: ClassVar[bool] = False
 
     def parse(self, data: bytes) -> list[Section]:
         """Return the document's sections in reading order.
 
         Raises ``ParseError`` for unreadable, protected or too large documents; no other
-        exception type escapes except Celery's ``SoftTimeLimitExceeded``, which the task running
-        the parse must see. Sections may be empty; ``parse_document`` drops those.
+        exception type escapes except ``MemoryError``, which the bounded parse process reports
+        as the memory limit it is. Sections may be empty; ``parse_document`` drops those.
         """
         sections: list[Section] = []
         total = 0
@@ -75,8 +76,7 @@ class Parser(abc.ABC):
                         "split it into smaller files and upload them again."
                     )
                 sections.append(section)
-        except (ParseError, SoftTimeLimitExceeded):
-            # A task's time limit is the caller's to handle, not a property of the file.
+        except (ParseError, MemoryError):
             raise
         except Exception as exc:
             raise ParseError(f"Could not read the {self.label}: {_describe(exc)}") from exc

@@ -32,6 +32,7 @@ class DocxParser(Parser):
     label = "Word document"
     extensions = (".docx",)
     content_types = ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",)
+    archive = True
 
     def extract(self, data: bytes) -> Iterator[Section]:
         if data.startswith(_COMPOUND_FILE):

@@ -1,5 +1,5 @@
-"""Ingestion of one document on a worker: fetch (URLs), parse, chunk, embed in batches, then
-make the new chunks searchable in one transaction.
+"""Ingestion of one document on a worker: fetch (URLs), parse (in a bounded child process), chunk,
+embed in batches, then make the new chunks searchable in one transaction.
 
 Durability: each ingestion claims the document with a conditional UPDATE (``queued`` →
 ``parsing``) and starts a new ``generation``; its chunks are written unsearchable. A worker that
@@ -25,6 +25,7 @@ from django.utils import timezone
 from pgvector import Vector
 
 from knowledge import vector_index
+from knowledge.archives import ArchiveLimits
 from knowledge.chunking import ChunkDraft, ChunkSettings, chunk_sections
 from knowledge.keywords import chunk_terms
 from knowledge.models import (
@@ -35,7 +36,7 @@ from knowledge.models import (
     DocumentStatus,
     KnowledgeBase,
 )
-from knowledge.parsers import parse_document
+from knowledge.parse_process import ParseLimits, parse_bounded
 from knowledge.parsers.base import ParseError
 from knowledge.selectors import ingestion_queue
 from knowledge.services.embeddings import Embed, EmbeddingCountError, embeddings_for
@@ -184,7 +185,8 @@ def _content(document: Document) -> tuple[str, str, bytes]:
 
 def _drafts(document: Document) -> list[ChunkDraft]:
     name, content_type, data = _content(document)
-    sections = parse_document(name, content_type, data)
+    # In a child process under memory and time limits: a hostile file fails only itself.
+    sections = parse_bounded(name, content_type, data, _parse_limits())
     base = document.knowledge_base
     drafts = chunk_sections(
         sections,
@@ -196,6 +198,18 @@ def _drafts(document: Document) -> list[ChunkDraft]:
         raise IngestionError(f"no text found in {document.name}")
     _beat(document, status=DocumentStatus.EMBEDDING, chunk_count=len(drafts))
     return drafts
+
+
+def _parse_limits() -> ParseLimits:
+    return ParseLimits(
+        memory_mb=settings.STUDIO_KNOWLEDGE_PARSE_MEMORY_MB,
+        timeout_s=settings.STUDIO_KNOWLEDGE_PARSE_TIMEOUT_S,
+        archive=ArchiveLimits(
+            max_members=settings.STUDIO_KNOWLEDGE_ARCHIVE_MAX_MEMBERS,
+            max_unpacked_mb=settings.STUDIO_KNOWLEDGE_ARCHIVE_MAX_MB,
+            max_ratio=settings.STUDIO_KNOWLEDGE_ARCHIVE_MAX_RATIO,
+        ),
+    )
 
 
 def _embed_all(document: Document, drafts: list[ChunkDraft], embed: Embed) -> None:

@@ -21,6 +21,7 @@ from knowledge.services.documents import (
 )
 from knowledge.services.ingestion import document_ingest, documents_requeue_stale
 from tests.knowledge.helpers import PARAGRAPHS, in_process_embed, wait_for
+from tests.knowledge.zip_bombs import docx_bytes, lying_docx, many_parts_docx, padded_docx
 
 
 @pytest.fixture
@@ -243,3 +244,61 @@ def test_an_edited_chunk_is_embedded_again_by_the_worker(worker, base, owner):
     assert chunk.dimensions == 384
     cached = EmbeddingCache.objects.get(content_hash=chunk.content_hash)
     assert list(cached.embedding) == pytest.approx(list(chunk.embedding))
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"),
+    [
+        # 40 MB of XML in about 150 KB: before the check, the worker unpacked and parsed it all
+        # (over 2 GB of memory and minutes of CPU for this one).
+        (lambda: padded_docx(40), "unpacks to more than 100 times its packed size"),
+        (lambda: many_parts_docx(10_000), "parts; the limit is 10,000"),
+        (lambda: lying_docx(20), "holds more than the 2,000 bytes the file declares"),
+    ],
+    ids=["compressible-xml", "many-parts", "lying-size"],
+)
+def test_a_docx_zip_bomb_fails_alone_and_the_worker_lives(worker, base, owner, build, reason):
+    bomb, _ = document_add_file(knowledge_base=base, name="bomb.docx", data=build(), actor=owner)
+    wait_for(bomb)
+    assert bomb.status == DocumentStatus.FAILED
+    assert reason in bomb.error and "was not read" in bomb.error
+    assert not Chunk.objects.filter(document=bomb).exists()
+    assert worker.process.poll() is None  # the worker process is still alive
+    normal, _ = document_add_file(
+        knowledge_base=base, name="normal.docx", data=docx_bytes(*PARAGRAPHS[:2]), actor=owner
+    )
+    wait_for(normal)
+    assert normal.status == DocumentStatus.READY, normal.error
+    assert Chunk.objects.filter(document=normal, text__contains="Photosynthesis").exists()
+
+
+def test_a_parse_past_the_memory_limit_fails_that_document_with_the_limit(base, owner, settings):
+    # Packed well within the archive limits once the ratio is allowed, but its 40 MB of XML
+    # parse to about a gigabyte: the child process meets its address-space limit, not the worker.
+    settings.STUDIO_KNOWLEDGE_ARCHIVE_MAX_RATIO = 1e9
+    settings.STUDIO_KNOWLEDGE_PARSE_MEMORY_MB = 256
+    big, _ = document_add_file(
+        knowledge_base=base, name="big.docx", data=padded_docx(40), actor=owner
+    )
+    document_ingest(document_id=big.id, embed=in_process_embed())
+    big.refresh_from_db()
+    assert big.status == DocumentStatus.FAILED
+    assert big.error.startswith("Parsing used more than 256 MB of memory")
+    normal, _ = document_add_file(
+        knowledge_base=base, name="normal.docx", data=docx_bytes(PARAGRAPHS[0]), actor=owner
+    )
+    document_ingest(document_id=normal.id, embed=in_process_embed())
+    normal.refresh_from_db()
+    assert normal.status == DocumentStatus.READY, normal.error
+
+
+def test_a_parse_past_the_time_limit_fails_that_document_with_the_limit(base, owner, settings):
+    settings.STUDIO_KNOWLEDGE_ARCHIVE_MAX_RATIO = 1e9
+    settings.STUDIO_KNOWLEDGE_PARSE_TIMEOUT_S = 0.5
+    slow, _ = document_add_file(
+        knowledge_base=base, name="slow.docx", data=padded_docx(40), actor=owner
+    )
+    document_ingest(document_id=slow.id, embed=in_process_embed())
+    slow.refresh_from_db()
+    assert slow.status == DocumentStatus.FAILED
+    assert slow.error.startswith("Parsing took longer than 0.5 s")
