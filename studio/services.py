@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -520,19 +521,17 @@ def api_key_create(
     return api_key, key
 
 
-def api_key_scopes_update(*, api_key: ApiKey, scopes: KeyScopes, user) -> ApiKey:
-    """Re-scope a key; a legacy key re-scoped is an ordinary key from then on."""
-    fields = _key_scopes_clean(workspace=api_key.workspace, scopes=scopes, user=user)
+def _api_key_change(*, api_key: ApiKey, user, action: str, **fields: Any) -> ApiKey:
+    """Set ``fields`` on a key and audit the change as ``action``, in one transaction."""
     with transaction.atomic():
         before = snapshot(api_key, KEY_FIELDS)
         for name, value in fields.items():
             setattr(api_key, name, value)
-        api_key.legacy = False
-        api_key.save(update_fields=[*fields, "legacy"])
+        api_key.save(update_fields=list(fields))
         audit_record(
             workspace=api_key.workspace_id,
             actor=user,
-            action="key.scope",
+            action=action,
             target=api_key,
             before=before,
             after=snapshot(api_key, KEY_FIELDS),
@@ -540,39 +539,30 @@ def api_key_scopes_update(*, api_key: ApiKey, scopes: KeyScopes, user) -> ApiKey
     return api_key
 
 
+def api_key_scopes_update(*, api_key: ApiKey, scopes: KeyScopes, user) -> ApiKey:
+    """Re-scope a key; a legacy key re-scoped is an ordinary key from then on."""
+    fields = _key_scopes_clean(workspace=api_key.workspace, scopes=scopes, user=user)
+    return _api_key_change(api_key=api_key, user=user, action="key.scope", legacy=False, **fields)
+
+
 def api_key_legacy_confirm(*, api_key: ApiKey, user) -> ApiKey:
     """An admin's word that a key made before scopes keeps the whole workspace, as before."""
     if not api_key.legacy:
         raise ValidationError("Only a key made before scopes needs confirming.")
-    if api_key.legacy_confirmed_at is None:
-        with transaction.atomic():
-            before = snapshot(api_key, KEY_FIELDS)
-            api_key.legacy_confirmed_at = timezone.now()
-            api_key.legacy_confirmed_by = user
-            api_key.save(update_fields=["legacy_confirmed_at", "legacy_confirmed_by"])
-            audit_record(
-                workspace=api_key.workspace_id,
-                actor=user,
-                action="key.confirm_legacy",
-                target=api_key,
-                before=before,
-                after=snapshot(api_key, KEY_FIELDS),
-            )
-    return api_key
+    if api_key.legacy_confirmed_at is not None:
+        return api_key
+    return _api_key_change(
+        api_key=api_key,
+        user=user,
+        action="key.confirm_legacy",
+        legacy_confirmed_at=timezone.now(),
+        legacy_confirmed_by=user,
+    )
 
 
 def api_key_revoke(*, api_key: ApiKey, user=None) -> ApiKey:
-    if api_key.revoked_at is None:
-        with transaction.atomic():
-            before = snapshot(api_key, KEY_FIELDS)
-            api_key.revoked_at = timezone.now()
-            api_key.save(update_fields=["revoked_at"])
-            audit_record(
-                workspace=api_key.workspace_id,
-                actor=user,
-                action="key.revoke",
-                target=api_key,
-                before=before,
-                after=snapshot(api_key, KEY_FIELDS),
-            )
-    return api_key
+    if api_key.revoked_at is not None:
+        return api_key
+    return _api_key_change(
+        api_key=api_key, user=user, action="key.revoke", revoked_at=timezone.now()
+    )
