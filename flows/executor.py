@@ -31,6 +31,7 @@ from flows.models import SETTLED, TERMINAL, NodeResult, NodeStatus, Run, RunStat
 from flows.nodes.base import NodeOutput
 from flows.schema import CheckedGraph, GraphError, Link, Node, check_graph
 from flows.services import run_fail
+from flows.services.runs import run_tree_count
 from studio import events
 
 _GRAPHS: dict[int, CheckedGraph] = {}
@@ -81,6 +82,10 @@ class _NodeFailed(Exception):
         self.reason = reason
 
 
+class _RunOver(Exception):
+    """The run is past its deadline: it fails, whatever the policies of its containers."""
+
+
 @dataclass
 class _Scope:
     path: tuple[int, ...]
@@ -105,6 +110,10 @@ class _Advance:
         self.outbox: list[tuple[str, str | None, dict | None]] = []
         self.to_dispatch: list[tuple[str, str]] = []
         self.created = 0
+        # Inline nodes run on this worker thread: past its share, the pass starts nothing more
+        # and the run goes on in a fresh task, behind the other runs' tasks.
+        self.yield_at = time.monotonic() + settings.STUDIO_RUN_PASS_S
+        self.yielded = False
 
     def _load_instances(self, container: str, path: tuple[int, ...], indices: list[int]) -> None:
         """The results of the nodes inside the given instances of a container (and inside the
@@ -199,6 +208,8 @@ class _Advance:
             self._store(node, key, NodeStatus.SKIPPED, inputs={})
             self.outbox.append((events.NODE_SKIPPED, key, {"type": node.kind.type}))
             return True
+        if self._out_of_time():
+            return False
         self._count()
         if node.kind.container:
             return self._container_begin(node, key, inputs, scope)
@@ -214,6 +225,16 @@ class _Advance:
             self._store(node, key, NodeStatus.PENDING, inputs=inputs, queue=queue)
             self.to_dispatch.append((key, queue))
         return True
+
+    def _out_of_time(self) -> bool:
+        """Whether this pass must leave what is left to a fresh task; ``_RunOver`` once the run
+        is past its deadline (the reaper's reason, without waiting for the reaper)."""
+        if timezone.now() > self.run.deadline_at:
+            limit = (self.run.deadline_at - self.run.created_at).total_seconds()
+            raise _RunOver(f"timed out: the run did not finish within {limit:.0f} s")
+        # Each pass starts one node at least, so that a run always moves on.
+        self.yielded |= self.created > 0 and time.monotonic() > self.yield_at
+        return self.yielded
 
     def _count(self) -> None:
         self.created += 1
@@ -445,7 +466,10 @@ def run_advance(run_id: Any) -> None:
     failure: str | None = None
     step: _Advance | None = None
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("flow_version").get(id=run_id)
+        # The run's row only: without ``of``, PostgreSQL also locks the joined version's row, and
+        # every run of one flow version would wait for the others' passes.
+        locked = Run.objects.select_for_update(of=("self",)).select_related("flow_version")
+        run = locked.get(id=run_id)
         if run.status in TERMINAL:
             return
         try:
@@ -464,9 +488,14 @@ def run_advance(run_id: Any) -> None:
                 step.scope(_Scope((), None))
             except _NodeFailed as exc:
                 failure = _reason(exc)
+            except _RunOver as exc:
+                failure = str(exc)
             else:
                 if step.settled(None, ()):
                     _succeed(run, graph, step)
+            if step.created and (run.root_id or graph.of_type("subflow")):
+                # Sub-flows multiply: the tree's limits too (past one, the tree fails).
+                run_tree_count(run=run, nodes=step.created)
     if step is not None and step.outbox:
         events.publish_many_sync(run_id, step.outbox)
     if failure is not None:
@@ -474,6 +503,8 @@ def run_advance(run_id: Any) -> None:
         return
     for key, queue in step.to_dispatch if step else ():
         dispatch.execute(run_id, key, queue)
+    if step is not None and step.yielded:
+        dispatch.advance(run_id)
     if step is not None and step.run.status == RunStatus.SUCCEEDED and step.run.parent_id:
         dispatch.advance(step.run.parent_id)  # its sub-flow node waits for this run
 

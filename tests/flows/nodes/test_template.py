@@ -7,10 +7,12 @@ import time
 
 import pytest
 
+from flows import template_renderer
 from flows.models import NodeResult, RunStatus
 from flows.nodes import node_types
 from flows.nodes.template import TemplateError
 from flows.schema import GraphError, check_graph
+from flows.template_sandbox import template_render
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
 TEMPLATE = node_types()["template"]
@@ -144,6 +146,7 @@ def test_a_graph_with_the_node_is_accepted_references_wired_without_edges():
         ("{{ message }} {{ message.text }}", "'message' is used both as a variable"),
         ("{{ message }} {{ ghost.text }}", "{{ghost.text}} refers to a node 'ghost' that does"),
         ("x" * 100_001, "template: String should have at most 100000 characters"),
+        ("{{ a" + ".b" * 30_000 + " }}", "the template nests too deeply"),
     ],
 )
 def test_a_bad_template_is_refused_at_save_naming_the_node(template, message):
@@ -171,3 +174,74 @@ def test_a_run_renders_the_template(worker, workspace, owner):
         "message": "hello sandboxed world",
         "input_1.message": "hello sandboxed world",
     }
+
+
+# --- the renderer process: the deadline holds whatever the template does ----------------------
+
+NESTED_LOOPS = (
+    "{% for a in message %}{% for b in message %}{% for c in message %}"
+    "{% endfor %}{% endfor %}{% endfor %}"
+)
+
+
+def test_nested_loops_over_a_long_text_stop_at_the_deadline_with_the_line():
+    # A billion empty iterations: no call, no operator, no range() for a check to see.
+    render("{{ 1 }}")  # a renderer started (its start is not part of any deadline)
+    started = time.monotonic()
+    with pytest.raises(TemplateError) as caught:
+        render(NESTED_LOOPS, message="x" * 1000)
+    assert str(caught.value) == "line 1: rendering took longer than 2 s"
+    assert time.monotonic() - started < 3
+
+
+def test_a_render_that_never_checks_the_deadline_is_killed_at_it():
+    # urlize on a megabyte takes seconds in Jinja's own code, called by map(): no check runs.
+    render("{{ 1 }}")
+    started = time.monotonic()
+    with pytest.raises(TemplateError) as caught:
+        render("{{ [t, t, t, t, t, t] | map('urlize') | map('length') | list }}", t="a. " * 333_333)
+    assert str(caught.value) == "rendering took longer than 2 s"
+    assert time.monotonic() - started < 3.5
+    # The killed renderer was replaced: the next render works.
+    assert render("{{ message | upper }}", message="still here") == "STILL HERE"
+
+
+def test_a_render_that_asks_for_too_much_memory_is_refused():
+    # Ten thousand strings of a megabyte each, every one under the output cap.
+    with pytest.raises(TemplateError) as caught:
+        render("{{ range(10000) | map('string') | map('center', 999999) | list | length }}")
+    assert str(caught.value) == "rendering needs more than 512 MB of memory"
+    assert render("{{ range(3) | map('string') | join(',') }}") == "0,1,2"
+
+
+@pytest.mark.parametrize(
+    ("template", "inputs"),
+    [
+        (
+            "Hi {{ name }}{% for w in words %} {{ loop.index }}/{{ loop.length }} {{ w | upper }}"
+            "{% if loop.last %}.{% endif %}{% endfor %}",
+            {"name": "Ada", "words": ["tea", "jam"]},
+        ),
+        (
+            "{% for k, v in order.items() if v %}{{ k }}={{ v }};{% else %}none{% endfor %}",
+            {"order": {"tea": 2, "jam": 0, "scones": 1.5}},
+        ),
+        (
+            "{% for row in rows | batch(2) %}{{ row | join('+') }}|{% endfor %}{{ none }}{{ obj }}",
+            {"rows": [1, 2, 3], "none": None, "obj": {"é": [True, None]}},
+        ),
+        ("{% for c in text %}{{ c }}{% endfor %}{{ text | length }}", {"text": "naïve\n"}),
+    ],
+)
+def test_a_render_in_the_renderer_equals_the_render_in_process(template, inputs):
+    assert render(template, **inputs) == template_render(template, inputs)
+
+
+def test_a_renderer_reads_no_secret_from_the_worker_environment(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://studio:hunter2@db/studio")
+    renderer = template_renderer._Renderer(64)
+    try:
+        environ = open(f"/proc/{renderer.process.pid}/environ", "rb").read()
+    finally:
+        renderer.kill()
+    assert b"hunter2" not in environ

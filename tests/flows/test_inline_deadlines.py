@@ -1,0 +1,126 @@
+"""Inline nodes run inside the executor's task on a worker thread, where Celery's time limits do
+nothing: no template, however it loops, holds a thread past its deadline; a run of slow inline
+nodes stops at the run's deadline; and a pass of the executor leaves the thread after its share,
+going on in a fresh task. With the real worker (four threads) and its reaper."""
+
+from __future__ import annotations
+
+import time
+
+from django.utils import timezone
+
+from flows import executor
+from flows.models import NodeResult, Run, RunSource, RunStatus
+from flows.services import flow_create, flow_publish, run_create
+from tests.flows.helpers import wait_for_run
+from tests.flows.test_engine import edge, node, output, text_input
+from tests.flows.test_waiting_nodes import approval_graph, wait_for_status
+
+# A billion empty iterations over a 1,000-character message: days with three more characters.
+NESTED_LOOPS = (
+    "{% for a in input_1.message %}{% for b in input_1.message %}"
+    "{% for c in input_1.message %}{% endfor %}{% endfor %}{% endfor %}"
+)
+
+
+def letter_graph(template: str, **policy) -> dict:
+    letter = node("letter", "template", {"template": template}, **policy)
+    return {
+        "nodes": [text_input(), letter, output("text")],
+        "edges": [edge("letter", "text", "output_1", "text")],
+    }
+
+
+def published(workspace, owner, slug: str, graph: dict):
+    flow = flow_create(workspace=workspace, slug=slug, name=slug, graph=graph, user=owner)
+    return flow_publish(flow=flow, user=owner)
+
+
+def start(flow, **inputs) -> Run:
+    return run_create(
+        flow=flow, version=flow.published_version, inputs=inputs, source=RunSource.STUDIO
+    )
+
+
+def test_templates_that_cannot_finish_fail_in_time_and_the_worker_stays_responsive(
+    worker, workspace, owner
+):
+    waiting = start(published(workspace, owner, "review", approval_graph()), message="invoice")
+    wait_for_status(waiting.id, RunStatus.WAITING)
+    hostile = published(workspace, owner, "hostile", letter_graph(NESTED_LOOPS))
+    friendly = published(workspace, owner, "friendly", letter_graph("Hi {{ input_1.message }}"))
+
+    began = time.monotonic()
+    # More runs than the worker has threads, then a friendly run behind them.
+    runs = [start(hostile, message="x" * 1000) for _ in range(6)]
+    ok = start(friendly, message="Ada")
+    # And a run past its deadline, for the reaper, whose task queues behind them too.
+    Run.objects.filter(id=waiting.id).update(deadline_at=timezone.now())
+
+    ok = wait_for_run(ok.id, timeout=30)
+    assert ok.status == RunStatus.SUCCEEDED, ok.error
+    assert ok.outputs == {"text": "Hi Ada"}
+    assert time.monotonic() - began < 15
+    waiting = wait_for_run(waiting.id, timeout=30)
+    assert waiting.error.startswith("timed out: the run did not finish within")
+    for run in runs:
+        run = wait_for_run(run.id, timeout=30)
+        assert run.status == RunStatus.FAILED
+        # The render's own check names the line; a renderer killed a moment later cannot.
+        assert run.error.startswith("node 'letter' failed: ")
+        assert run.error.endswith("rendering took longer than 2 s")
+    assert time.monotonic() - began < 20
+
+
+def iteration_graph(template: str, **policy) -> dict:
+    """An iteration over the ``items`` input whose node renders ``template`` per item."""
+    letter = node("letter", "template", {"template": template}, parent="each", **policy)
+    return {
+        "nodes": [
+            text_input("items", "json"),
+            node("each", "iteration", {"result": "{{letter.text}}"}),
+            letter,
+            output("results"),
+        ],
+        "edges": [
+            edge("input_1", "items", "each", "items"),
+            edge("each", "results", "output_1", "results"),
+        ],
+    }
+
+
+def test_a_run_of_slow_inline_nodes_stops_at_the_run_deadline(worker, workspace, owner, settings):
+    settings.STUDIO_RUN_TIMEOUT_S = 3  # the deadline is fixed when the run is created
+    # Twenty items of two seconds each, every one turned into a default by the node's policy:
+    # one pass of the executor would hold the thread and the run's row for forty seconds.
+    slow = "{% for a in each.item %}{% for b in each.item %}{% for c in each.item %}"
+    slow += "{% endfor %}{% endfor %}{% endfor %}"
+    graph = iteration_graph(slow, on_error="default", default={"text": "gave up"})
+    began = time.monotonic()
+    run = start(published(workspace, owner, "slow-items", graph), items=["x" * 1000] * 20)
+
+    run = wait_for_run(run.id, timeout=30)
+    assert run.status == RunStatus.FAILED
+    # Whichever notices first ends it: the pass, or the reaper.
+    assert run.error.startswith("timed out: the run did not finish within 3 s")
+    assert time.monotonic() - began < 9
+    assert NodeResult.objects.filter(run=run, node_id__startswith="letter[").count() < 5
+
+
+def test_a_pass_leaves_the_thread_after_its_share_and_the_run_goes_on(
+    db, workspace, owner, settings
+):
+    # In this process, uncommitted: no worker sees the run, and the test plays each pass's
+    # follow-up task itself.
+    settings.STUDIO_RUN_PASS_S = 0  # every pass has spent its share after its first node
+    flow = published(workspace, owner, "passes", letter_graph("Hi {{ input_1.message }}"))
+    run = start(flow, message="Ada")
+
+    started = []
+    for _ in range(3):
+        executor.run_advance(run.id)
+        started.append(sorted(NodeResult.objects.filter(run=run).values_list("node_id", flat=True)))
+    assert started == [["input_1"], ["input_1", "letter"], ["input_1", "letter", "output_1"]]
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs == {"text": "Hi Ada"}
