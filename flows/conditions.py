@@ -7,7 +7,10 @@ be compared makes the condition false instead of failing the run.
 
 User regular expressions (the ``matches`` operator, the guardrail's deny patterns) run on the
 ``regex`` engine with a timeout: capping the lengths alone does not stop a pattern such as
-``(x+x+)+y`` from backtracking for minutes on a few thousand characters.
+``(x+x+)+y`` from backtracking for minutes on a few thousand characters. A timeout per pattern
+is not enough either (400 conditions of an if/else at 0.1 s each hold a worker thread for a
+minute): the patterns of one node share one ``PatternBudget``, and once it is spent the node
+stops with ``PatternBudgetSpent``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import json
 import logging
 import math
 import re
+import time
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -31,6 +36,9 @@ MAX_PATTERN = 1_000
 # ``matches`` looks at the first this many characters of a value.
 MAX_SUBJECT = 100_000
 PATTERN_TIMEOUT_S = 0.1
+# What the regular expressions of one node (an if/else's cases, a guardrail's checks, a loop's
+# exit checks over all its rounds) may take together: inline nodes run on a worker thread.
+PATTERN_BUDGET_S = 1.0
 
 Operator = Literal[
     "equals",
@@ -110,6 +118,45 @@ def to_bool(value: Any) -> bool | None:
 
 # --- user regular expressions -----------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+class PatternBudgetSpent(ValueError):
+    """The regular expressions of one node took longer than their shared budget."""
+
+
+class PatternBudget:
+    """The time that the regular expressions of one node may take together.
+
+    Each search gets its own limit (``PATTERN_TIMEOUT_S`` unless said otherwise) or what is
+    left of the budget, whichever is less; ``spent`` carries over where a node's checks are
+    spread over calls (a loop's rounds). Not thread-safe: one per node run.
+    """
+
+    def __init__(self, seconds: float = PATTERN_BUDGET_S, spent: float = 0.0) -> None:
+        self.seconds = seconds
+        self.spent = spent
+
+    @property
+    def message(self) -> str:
+        return f"the regular expressions took longer than {self.seconds:g} s in all"
+
+    def run(self, search: Callable[[float], T], limit: float = PATTERN_TIMEOUT_S) -> T:
+        """``search(timeout)`` with its time charged to the budget. ``TimeoutError`` if that
+        search alone took too long; ``PatternBudgetSpent`` once nothing is left."""
+        left = self.seconds - self.spent
+        if left <= 0:
+            raise PatternBudgetSpent(self.message)
+        started = time.monotonic()
+        try:
+            return search(min(limit, left))
+        except TimeoutError:
+            if limit < left:
+                raise
+            raise PatternBudgetSpent(self.message) from None
+        finally:
+            self.spent += time.monotonic() - started
+
 
 @lru_cache(maxsize=512)
 def pattern_compile(pattern: str) -> regex.Pattern:
@@ -122,9 +169,12 @@ def pattern_compile(pattern: str) -> regex.Pattern:
         raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
 
 
-def pattern_search(pattern: str, text: str) -> bool:
-    """Whether ``pattern`` occurs in ``text``; ``TimeoutError`` if it takes too long."""
-    return pattern_compile(pattern).search(text, timeout=PATTERN_TIMEOUT_S) is not None
+def pattern_search(pattern: str, text: str, budget: PatternBudget | None = None) -> bool:
+    """Whether ``pattern`` occurs in ``text``; ``TimeoutError`` if it takes too long,
+    ``PatternBudgetSpent`` once ``budget`` (the node's) is spent."""
+    compiled = pattern_compile(pattern)
+    budget = budget or PatternBudget()
+    return budget.run(lambda timeout: compiled.search(text, timeout=timeout)) is not None
 
 
 # --- conditions -------------------------------------------------------------------------------
@@ -181,13 +231,18 @@ def group_variables(group: ConditionGroup) -> list[str]:
     return list(dict.fromkeys(c.variable for c in group.conditions))
 
 
-def evaluate(group: ConditionGroup, values: dict[str, Any]) -> bool:
-    """Whether the group holds for ``values`` (keyed by port name). Never raises."""
-    results = (holds(c, values.get(c.variable)) for c in group.conditions)
+def evaluate(
+    group: ConditionGroup, values: dict[str, Any], budget: PatternBudget | None = None
+) -> bool:
+    """Whether the group holds for ``values`` (keyed by port name). Raises nothing but
+    ``PatternBudgetSpent``, once its ``matches`` conditions have used up ``budget`` (by
+    default one of its own; a node passes one budget to all the groups it evaluates)."""
+    budget = budget or PatternBudget()
+    results = (holds(c, values.get(c.variable), budget) for c in group.conditions)
     return all(results) if group.logic == "and" else any(results)
 
 
-def holds(condition: Condition, actual: Any) -> bool:
+def holds(condition: Condition, actual: Any, budget: PatternBudget | None = None) -> bool:
     """Whether one condition holds for the value ``actual``."""
     expected = condition.value
     match condition.operator:
@@ -212,7 +267,7 @@ def holds(condition: Condition, actual: Any) -> bool:
         case "is_false":
             return to_bool(actual) is False
         case "matches":
-            return _matches(expected, actual)
+            return _matches(expected, actual, budget)
     return _compare(condition.operator, actual, expected)
 
 
@@ -268,9 +323,11 @@ def _compare(operator: str, actual: Any, expected: Any) -> bool:
     return False
 
 
-def _matches(pattern: Any, actual: Any) -> bool:
+def _matches(pattern: Any, actual: Any, budget: PatternBudget | None) -> bool:
     try:
-        return pattern_search(str(pattern), to_text(actual)[:MAX_SUBJECT])
+        return pattern_search(str(pattern), to_text(actual)[:MAX_SUBJECT], budget)
+    except PatternBudgetSpent:
+        raise  # the node's, not this condition's: it stops the node
     except TimeoutError:
         log.warning("the pattern %r took too long; the condition is false", pattern)
         return False

@@ -391,7 +391,11 @@ class _Advance:
                     collected = {
                         ref: self._collected(ref, instance.path) for ref in kind.collects(config)
                     }
-                    state = kind.instance_done(config, state, index, collected)
+                    try:
+                        state = kind.instance_done(config, state, index, collected)
+                    except ValueError as exc:  # e.g. a loop's exit check out of time
+                        self._container_failed(node, result, f"{_which(kind, index)}: {exc}")
+                        return True
                     done_any = changed = True
             if not done_any:
                 break

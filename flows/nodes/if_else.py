@@ -1,7 +1,8 @@
 """The if/else node: the first case whose conditions hold takes its branch, else ``else``.
 
 Each case is an output port (and ``else`` one more); the port taken carries ``true`` and the
-others are skipped, so the nodes they feed do not run.
+others are skipped, so the nodes they feed do not run. The ``matches`` conditions of all the
+cases share one time budget (``PATTERN_BUDGET_S``): past it, the node fails saying so.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from flows.conditions import ConditionGroup, evaluate, group_variables
+from flows.conditions import ConditionGroup, PatternBudget, evaluate, group_variables
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
@@ -62,7 +63,8 @@ class IfElseNode(NodeType):
         return dict.fromkeys([*(case.id for case in config.cases), ELSE], "boolean")
 
     def run(self, config: IfElseConfig, inputs: dict[str, Any], run_inputs: dict) -> NodeOutput:
-        taken = next((case.id for case in config.cases if evaluate(case, inputs)), ELSE)
+        budget = PatternBudget()
+        taken = next((case.id for case in config.cases if evaluate(case, inputs, budget)), ELSE)
         ports = self.output_ports(config)
         return NodeOutput(
             outputs={port: port == taken for port in ports},

@@ -9,6 +9,7 @@ The nodes inside read the item and its index from the iteration's inner ports
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +19,11 @@ from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 
 REFERENCE = r"^[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_][A-Za-z0-9_]*$"
+
+# The items last parsed from text on this thread, with that text: a pass calls
+# ``open_instances`` once per finished item with the same stored input, and parsing 5,000 items
+# each time made a pass quadratic. Kept by identity, so the text cannot be another's.
+_parsed = threading.local()
 
 
 def bare_reference(value: Any) -> Any:
@@ -72,7 +78,7 @@ class IterationNode(NodeType):
         return {"count": len(items), "next": 0, "open": [], "results": [None] * len(items)}
 
     def open_instances(self, config: IterationConfig, state: dict, inputs: dict) -> list:
-        items = _items(inputs.get("items"))
+        items = _items_once(inputs.get("items"))
         while len(state["open"]) < config.parallelism and state["next"] < state["count"]:
             state["open"].append(state["next"])
             state["next"] += 1
@@ -89,7 +95,20 @@ class IterationNode(NodeType):
     def finished(self, config: IterationConfig, state: dict) -> NodeOutput | None:
         if state["open"] or state["next"] < state["count"]:
             return None
+        _parsed.last = None  # a long list need not outlive its iteration on this thread
         return NodeOutput(outputs={"results": state["results"], "count": state["count"]})
+
+
+def _items_once(value: Any) -> list:
+    """``_items(value)``, parsed once while the same text comes back on this thread."""
+    if not isinstance(value, str):
+        return _items(value)
+    last = getattr(_parsed, "last", None)
+    if last is not None and last[0] is value:
+        return last[1]
+    items = _items(value)
+    _parsed.last = (value, items)
+    return items
 
 
 def _items(value: Any) -> list:

@@ -4,6 +4,9 @@ to the next, until its exit condition holds or it reaches its maximum number of 
 The nodes inside read ``round`` and the variables from the loop's inner ports
 (``{{loop_1.draft}}``); after each round the loop takes each variable's new value from the node
 output named in ``updates`` (a skipped node leaves it as it was), then tests the exit condition.
+The exit checks of all the rounds share one time budget for their regular expressions; once it
+is spent, the exit condition counts as not holding (like a pattern that takes too long), the
+loop runs on to its maximum, and its state says why.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.conditions import ConditionGroup, evaluate, group_variables, to_bool, to_number
+from flows.conditions import (
+    ConditionGroup,
+    PatternBudget,
+    evaluate,
+    group_variables,
+    to_bool,
+    to_number,
+)
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.iteration import REFERENCE, bare_reference
@@ -84,6 +94,18 @@ def _typed(value: Any, type_: str) -> Any:
     return value
 
 
+def _exit_holds(group: ConditionGroup, state: dict, index: int) -> bool:
+    """Whether the exit condition holds after round ``index``. The rounds share one budget
+    for their regular expressions; once it is spent this raises ``PatternBudgetSpent`` (a
+    ValueError), which fails the loop under its own policy."""
+    budget = PatternBudget(spent=state.get("pattern_s", 0.0))
+    try:
+        return evaluate(group, {**state["values"], "round": index}, budget)
+    finally:
+        if budget.spent:
+            state["pattern_s"] = budget.spent
+
+
 @register
 class LoopNode(NodeType):
     type = "loop"
@@ -127,9 +149,7 @@ class LoopNode(NodeType):
         for name, reference in config.updates.items():
             if collected.get(reference) is not None:
                 state["values"][name] = _typed(collected[reference], types[name])
-        stop = config.exit is not None and evaluate(
-            config.exit, {**state["values"], "round": index}
-        )
+        stop = config.exit is not None and _exit_holds(config.exit, state, index)
         if stop or index + 1 >= config.max_rounds:
             state["done"] = True
             state["rounds"] = index + 1

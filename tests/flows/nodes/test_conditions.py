@@ -8,7 +8,15 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from flows.conditions import Condition, ConditionGroup, evaluate, group_variables, holds
+from flows.conditions import (
+    Condition,
+    ConditionGroup,
+    PatternBudget,
+    PatternBudgetSpent,
+    evaluate,
+    group_variables,
+    holds,
+)
 
 
 def check(operator: str, actual, value=None) -> bool:
@@ -136,3 +144,33 @@ def test_a_group_has_one_to_twenty_conditions():
     with pytest.raises(ValidationError):
         ConditionGroup.model_validate({"conditions": [condition] * 21})
     assert ConditionGroup.model_validate({"conditions": [condition] * 20}).logic == "and"
+
+
+def crawling_group(count: int = 20) -> ConditionGroup:
+    crawl = {"variable": "x", "operator": "matches", "value": r"(x+x+)+y"}
+    return ConditionGroup.model_validate({"logic": "or", "conditions": [crawl] * count})
+
+
+def test_the_patterns_of_one_evaluation_share_one_budget():
+    # Twenty patterns at 0.1 s each took 2 s; a node's groups share 1 s and then stop it.
+    budget = PatternBudget()
+    started = time.monotonic()
+    with pytest.raises(PatternBudgetSpent, match="took longer than 1 s in all"):
+        evaluate(crawling_group(), {"x": "x" * 5_000}, budget)
+    assert time.monotonic() - started < 5
+    assert budget.spent >= budget.seconds
+    # The next group of the same node has nothing left: it stops at once.
+    started = time.monotonic()
+    with pytest.raises(PatternBudgetSpent):
+        evaluate(crawling_group(1), {"x": "x" * 5_000}, budget)
+    assert time.monotonic() - started < 0.05
+
+
+def test_a_pattern_under_the_budget_still_times_out_alone_and_is_false():
+    budget = PatternBudget()
+    assert not evaluate(crawling_group(1), {"x": "x" * 5_000}, budget)
+    assert 0 < budget.spent < budget.seconds
+    friendly = ConditionGroup.model_validate(
+        {"conditions": [{"variable": "x", "operator": "matches", "value": r"#[A-Z]-\d{4}"}]}
+    )
+    assert evaluate(friendly, {"x": "order #A-1234"}, budget)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
+import regex
 
 from flows.models import NodeResult, RunStatus
 from flows.nodes import node_types
+from flows.nodes.guardrail import MAX_TEXT
 from flows.schema import GraphError, check_graph
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
@@ -159,3 +161,66 @@ def test_a_run_passes_the_masked_text_on(worker, workspace, owner):
     assert run.outputs == {"text": "Write to [email] about my order"}
     guard = NodeResult.objects.get(run=run, node_id="guard")
     assert guard.skip == ["blocked"]
+
+
+@pytest.mark.parametrize(
+    ("words", "named"),
+    [
+        (["zebra", "apple"], "zebra"),  # the list's order, not the text's
+        (["card", "credit card"], "card"),  # a word inside another's match
+        (["credit card", "card"], "credit card"),
+    ],
+)
+def test_the_first_listed_denied_word_is_named(words, named):
+    output = GUARDRAIL.run(config(deny_words=words), {"text": "apple, my CREDIT card, zebra"}, {})
+    assert output.outputs == {"blocked": f"the text contains the denied word {named!r}"}
+
+
+def five_hundred_words() -> list[str]:
+    return [f"denied{n:03d}word" for n in range(500)]
+
+
+def test_a_text_of_megabytes_is_blocked_at_the_limit_without_being_scanned():
+    # 500 words searched one by one over 9 MB held a worker thread for 181 s, and let it pass.
+    guard = config(deny_words=five_hundred_words(), deny_patterns=[r"(x+x+)+y"] * 50)
+    started = time.monotonic()
+    output = GUARDRAIL.run(guard, {"text": "lorem ipsum dolor sit amet " * 350_000}, {})
+    assert time.monotonic() - started < 2
+    assert output.outputs == {
+        "blocked": "the text is longer than 200000 characters, the most a guardrail checks"
+    }
+    assert output.skip == ["text"]
+
+
+def test_five_hundred_words_are_found_in_one_pass_over_the_longest_text():
+    guard = config(deny_words=five_hundred_words(), mask_pii=[])
+    text = ("lorem ipsum dolor sit amet " * 8_000)[: MAX_TEXT - 20]
+    started = time.monotonic()
+    assert GUARDRAIL.run(guard, {"text": text}, {}).outputs == {"text": text}
+    output = GUARDRAIL.run(guard, {"text": text + " Denied499Word"}, {})
+    assert time.monotonic() - started < 5
+    assert output.outputs == {"blocked": "the text contains the denied word 'denied499word'"}
+
+
+def test_slow_patterns_share_one_budget_and_block_when_it_is_spent():
+    # Patterns that each stay under their own 0.1 s: fifty of them took 5 s and let the text
+    # pass; they now share 1 s with the denied words, and a text that spends it is blocked.
+    text = "x" * 50
+    while _seconds(r"(x+x+)+y|q", text) < 0.03:  # the time grows with the cube of the length
+        text += "x" * (len(text) // 10)
+    guard = config(deny_patterns=[r"(x+x+)+y|q"] * 50, mask_pii=[])
+    started = time.monotonic()
+    output = GUARDRAIL.run(guard, {"text": text}, {})
+    assert time.monotonic() - started < 5
+    assert output.skip == ["text"]
+    assert output.outputs["blocked"] in (
+        "the denied words and patterns took longer than 1 s on this text",
+        # a busy machine may take one of them past its own 0.1 s first: blocked all the same
+        "the denied pattern '(x+x+)+y|q' took too long on this text",
+    )
+
+
+def _seconds(pattern: str, text: str) -> float:
+    started = time.monotonic()
+    regex.compile(pattern).search(text, timeout=1)
+    return time.monotonic() - started

@@ -3,8 +3,11 @@ others, and its settings are checked at save with the node named."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from flows.conditions import PatternBudgetSpent
 from flows.models import NodeResult, RunStatus
 from flows.nodes import node_types
 from flows.schema import GraphError, check_graph
@@ -156,3 +159,35 @@ def test_a_run_takes_the_branch_of_the_case_that_holds(worker, workspace, owner,
     result = NodeResult.objects.get(run=run, node_id="route")
     assert result.outputs == {"billing": taken == "billing", "else": taken == "else"}
     assert result.skip == [{"billing": "else", "else": "billing"}[taken]]
+
+
+def crawling_cases() -> list[dict]:
+    """Twenty cases of twenty ``matches`` conditions, each a pattern that backtracks for ever
+    on a run of x's: at 0.1 s per pattern, one if/else held a worker thread for 40 s or more."""
+    crawl = {"variable": "label", "operator": "matches", "value": r"(x+x+)+y"}
+    cases = [{"id": "billing", "logic": "or", "conditions": [crawl] * 20}]
+    return cases + [
+        {"id": f"case_{n}", "logic": "or", "conditions": [crawl] * 20} for n in range(19)
+    ]
+
+
+def test_four_hundred_crawling_patterns_stop_the_node_at_its_budget():
+    started = time.monotonic()
+    with pytest.raises(PatternBudgetSpent) as caught:
+        IF_ELSE.run(config(cases=crawling_cases()), {"label": "x" * 5_000}, {})
+    assert time.monotonic() - started < 10  # the budget is 1 s; before: 40 s and more
+    assert str(caught.value) == "the regular expressions took longer than 1 s in all"
+
+
+def test_a_run_whose_patterns_crawl_fails_naming_the_budget(worker, workspace, owner):
+    started = time.monotonic()
+    run = run_graph(
+        workspace=workspace,
+        owner=owner,
+        graph=router_graph(crawling_cases()),
+        inputs={"label": "x" * 5_000},
+    )
+
+    assert run.status == RunStatus.FAILED
+    assert run.error == "node 'route' failed: the regular expressions took longer than 1 s in all"
+    assert time.monotonic() - started < 20
