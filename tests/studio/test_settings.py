@@ -181,7 +181,15 @@ FIRST_START = textwrap.dedent(
 
 
 def _first_starts(var: Path, processes: int, barrier: Path | None = None) -> list[dict]:
-    env = {**os.environ, "STUDIO_VAR_DIR": str(var), "PROCESSES": str(processes)}
+    env = {
+        **os.environ,
+        "STUDIO_VAR_DIR": str(var),
+        "PROCESSES": str(processes),
+        # Named servers (never reached: importing the settings connects to nothing), so that
+        # no first start launches an embedded PostgreSQL or Redis that would outlive the test.
+        "DATABASE_URL": "postgres://studio:pw@127.0.0.1:9/studio",
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+    }
     env.pop("SECRET_KEY", None)
     if barrier is not None:
         env["BARRIER"] = str(barrier)
