@@ -122,6 +122,23 @@ def test_a_node_fed_by_a_skipped_node_is_skipped_too(run_graph):
     assert run.outputs == {}
 
 
+def iteration_over_items(body: dict, result: str) -> dict:
+    """An iteration ``each`` over the ``items`` input around ``body`` (whose parent is
+    ``each``), collecting ``result`` into the output's ``results``."""
+    return {
+        "nodes": [
+            text_input("items", "json"),
+            node("each", "iteration", {"result": result}),
+            body,
+            output("results"),
+        ],
+        "edges": [
+            edge("input_1", "items", "each", "items"),
+            edge("each", "results", "output_1", "results"),
+        ],
+    }
+
+
 def iteration_graph(parallelism=1, body_policy=None):
     body = assign("shout", "{{loop_it.index}}:{{loop_it.item}}!", parent="loop_it")
     if body_policy:

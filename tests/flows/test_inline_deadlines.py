@@ -15,7 +15,14 @@ from flows.models import NodeResult, Run, RunSource, RunStatus
 from flows.nodes import node_types
 from flows.services import flow_create, flow_publish, run_create
 from tests.flows.helpers import wait_for_run
-from tests.flows.test_engine import assign, edge, node, output, text_input
+from tests.flows.test_engine import (
+    assign,
+    edge,
+    iteration_over_items,
+    node,
+    output,
+    text_input,
+)
 from tests.flows.test_waiting_nodes import approval_graph, wait_for_status
 
 # A billion empty iterations over a 1,000-character message: days with three more characters.
@@ -77,18 +84,7 @@ def test_templates_that_cannot_finish_fail_in_time_and_the_worker_stays_responsi
 def iteration_graph(template: str, **policy) -> dict:
     """An iteration over the ``items`` input whose node renders ``template`` per item."""
     letter = node("letter", "template", {"template": template}, parent="each", **policy)
-    return {
-        "nodes": [
-            text_input("items", "json"),
-            node("each", "iteration", {"result": "{{letter.text}}"}),
-            letter,
-            output("results"),
-        ],
-        "edges": [
-            edge("input_1", "items", "each", "items"),
-            edge("each", "results", "output_1", "results"),
-        ],
-    }
+    return iteration_over_items(letter, "{{letter.text}}")
 
 
 def test_a_run_of_slow_inline_nodes_stops_at_the_run_deadline(worker, workspace, owner, settings):

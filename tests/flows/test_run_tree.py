@@ -8,7 +8,7 @@ import pytest
 
 from flows.models import Run, RunTree
 from tests.flows.helpers import wait_for_run
-from tests.flows.test_engine import edge, node, output, text_input
+from tests.flows.test_engine import edge, iteration_over_items, node, output, text_input
 from tests.flows.test_waiting_nodes import child_graph, publish, start
 
 TREE_LIMITS = {"STUDIO_RUN_TREE_MAX_RUNS": "4", "STUDIO_RUN_TREE_MAX_NODES": "60"}
@@ -41,18 +41,7 @@ def fan_out_graph(flow: str, input_name: str = "message") -> dict:
         {"flow": flow, "inputs": {input_name: "{{each.item}}"}, "outputs": [{"name": "text"}]},
         parent="each",
     )
-    return {
-        "nodes": [
-            text_input("items", "json"),
-            node("each", "iteration", {"result": "{{call.text}}"}),
-            call,
-            output("results"),
-        ],
-        "edges": [
-            edge("input_1", "items", "each", "items"),
-            edge("each", "results", "output_1", "results"),
-        ],
-    }
+    return iteration_over_items(call, "{{call.text}}")
 
 
 def busy_graph() -> dict:
