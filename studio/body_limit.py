@@ -35,6 +35,21 @@ def body_limit(path: str) -> int:
     return settings.STUDIO_MAX_BODY_MB * MB
 
 
+class PathLimit:
+    """The body limit of one request's path, looked up only once a body passes the default
+    (every route's limit is at least that): most requests never resolve their route here."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.limit = settings.STUDIO_MAX_BODY_MB * MB
+        self.resolved = False
+
+    def exceeded_by(self, size: int) -> bool:
+        if size > self.limit and not self.resolved:
+            self.limit, self.resolved = body_limit(self.path), True
+        return size > self.limit
+
+
 def refusal(limit: int) -> bytes:
     return f"Request body too large: the limit here is {limit / MB:g} MB.\n".encode()
 
@@ -52,22 +67,21 @@ class BoundedRequest(http_protocol.WebRequest):
     connection is closed, so nothing more is read. A refused request never reaches Django.
     """
 
-    limit = 0
     received = 0
     refused = False
 
     def gotLength(self, length: int | None) -> None:  # noqa: N802 - twisted's name
         super().gotLength(length)
         path = self.channel._path.split(b"?", 1)[0].decode("latin-1")
-        self.limit = body_limit(unquote(path))
-        if length is not None and length > self.limit:
+        self.path_limit = PathLimit(unquote(path))
+        if length is not None and self.path_limit.exceeded_by(length):
             self._refuse()
 
     def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - twisted's name
         if self.refused:
             return
         self.received += len(data)
-        if self.received > self.limit:
+        if self.path_limit.exceeded_by(self.received):
             self._refuse()
             return
         super().handleContentChunk(data)
@@ -81,7 +95,7 @@ class BoundedRequest(http_protocol.WebRequest):
         self.content.close()
         # twisted would answer "100 Continue" after this 413 otherwise.
         self.requestHeaders.removeHeader(b"Expect")
-        body = refusal(self.limit)
+        body = refusal(self.path_limit.limit)
         head = (
             b"HTTP/1.1 413 Content Too Large\r\n"
             b"Content-Type: text/plain; charset=utf-8\r\n"
@@ -117,9 +131,9 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = body_limit(scope["path"])
-        if _declared_length(scope) > limit:
-            return await _send_refusal(send, limit)
+        path_limit = PathLimit(scope["path"])
+        if path_limit.exceeded_by(_declared_length(scope)):
+            return await _send_refusal(send, path_limit.limit)
         received = 0
         started = False
 
@@ -128,7 +142,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
+                if path_limit.exceeded_by(received):
                     raise BodyTooLarge
             return message
 
@@ -142,7 +156,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await _send_refusal(send, limit)
+            await _send_refusal(send, path_limit.limit)
 
 
 def _declared_length(scope: dict) -> int:
