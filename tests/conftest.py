@@ -121,11 +121,60 @@ def worker_process(process_env, tmp_path_factory):
     worker.stop()
 
 
+def _wait_for_a_quiet_database(timeout: float = 10.0) -> None:
+    """Wait until no other session (the worker, the web server) is inside a statement or a
+    transaction on the test database, so that the flush after a test does not meet a task
+    still finishing the test's last run (its TRUNCATE would deadlock with it)."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    quiet_polls = 0
+    while time.monotonic() < deadline and quiet_polls < 3:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                " AND state IN ('active', 'idle in transaction')"
+            )
+            busy = cursor.fetchone()[0]
+        quiet_polls = 0 if busy else quiet_polls + 1
+        time.sleep(0.05)
+
+
+def _flush_retrying(teardown):
+    """TransactionTestCase's flush, tried again after the database is quiet: a periodic task
+    (the reaper, a heartbeat) can still meet the flush's TRUNCATE in a deadlock, and a flush
+    that fails leaves the next test the previous one's rows."""
+    from django.core.management.base import CommandError
+
+    def flush(self):
+        for attempt in range(3):
+            try:
+                return teardown(self)
+            except CommandError:
+                if attempt == 2:
+                    raise
+                _wait_for_a_quiet_database()
+
+    return flush
+
+
+def _retry_flushes() -> None:
+    from django.test import TransactionTestCase
+
+    TransactionTestCase._fixture_teardown = _flush_retrying(TransactionTestCase._fixture_teardown)
+
+
+_retry_flushes()
+
+
 @pytest.fixture
 def worker(worker_process, transactional_db):
-    """The session's worker, restarted if a test killed it."""
+    """The session's worker, restarted if a test killed it; the test's work is let finish
+    before its rows are flushed."""
     worker_process.ensure_running()
-    return worker_process
+    yield worker_process
+    _wait_for_a_quiet_database()
 
 
 @pytest.fixture(scope="session")

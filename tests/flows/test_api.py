@@ -357,6 +357,7 @@ def test_a_key_answers_only_the_gates_of_runs_it_may_see(live_studio, workspace,
     assert answer(keyed, starter_headers).status_code == 200
     assert NodeResult.objects.get(run=keyed, node_id="review").status == NodeStatus.SUCCEEDED
     assert Run.objects.get(id=chat.id).status == RunStatus.WAITING
+    wait_for_status(keyed.id, RunStatus.SUCCEEDED)
 
 
 def test_a_run_of_a_flow_outside_the_keys_scope_is_failed_by_the_worker(
