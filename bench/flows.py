@@ -154,8 +154,8 @@ def prepare(cases: list[Case]) -> dict:
     from catalog.services import model_create
     from flows.models import Flow
     from flows.services import flow_create, flow_publish, flow_settings_change, flow_version_save
-    from studio.models import Workspace
-    from studio.services import workspace_create
+    from workspaces.models import Workspace
+    from workspaces.services import workspace_create
 
     flows = {}
     with transaction.atomic():

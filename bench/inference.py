@@ -331,8 +331,8 @@ def prepare_data(args: argparse.Namespace, max_tokens: int) -> Prepared:
     from flows.demo import assistant_graph
     from flows.models import Flow
     from flows.services import flow_create, flow_publish, flow_settings_change, flow_version_save
-    from studio.models import ApiKey, Workspace
-    from studio.services import api_key_create, api_key_revoke, workspace_create
+    from workspaces.models import ApiKey, Workspace
+    from workspaces.services import api_key_create, api_key_revoke, workspace_create
 
     slug = f"bench-{args.engine}"
     entry = {

@@ -108,9 +108,9 @@ def ingest(corpus, chunk_size: int, overlap: int):
     from knowledge.services.bases import BaseSettings, kb_create, kb_delete
     from knowledge.services.documents import document_add_text
     from knowledge.services.ingestion import document_ingest
-    from studio.models import Workspace
-    from studio.services import workspace_create
     from workers.resident import runtime
+    from workspaces.models import Workspace
+    from workspaces.services import workspace_create
 
     workspace = Workspace.objects.filter(slug=WORKSPACE).first() or workspace_create(
         slug=WORKSPACE, name="Bench"

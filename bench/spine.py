@@ -157,8 +157,8 @@ def prepare_data(tokens: int) -> str:
         flow_settings_change,
         flow_version_save,
     )
-    from studio.models import ApiKey, Workspace
-    from studio.services import api_key_create, api_key_revoke, workspace_create
+    from workspaces.models import ApiKey, Workspace
+    from workspaces.services import api_key_create, api_key_revoke, workspace_create
 
     graph = assistant_graph(model=MODEL, max_tokens=tokens)
     with transaction.atomic():

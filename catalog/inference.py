@@ -86,6 +86,65 @@ async def _with_first_token_timeout(
             await close()
 
 
+class _CandidateFailed(Exception):
+    """A candidate failed before streaming anything: the next one may answer instead."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class _Meter:
+    """What every usage row of one candidate shares, so that each outcome (a cache hit, a
+    failure, an answer) records only its own figures."""
+
+    workspace_id: int
+    model: Model
+    reason: str
+    request: GenerationRequest
+    usage: dict[str, Any]
+
+    async def record(self, **figures: Any) -> None:
+        await ausage_record(
+            workspace_id=self.workspace_id,
+            model=self.model,
+            reason=self.reason,
+            adapter=self.request.adapter.name if self.request.adapter else "",
+            **figures,
+            **self.usage,
+        )
+
+
+@dataclass
+class _Streaming:
+    """One candidate's answer as it streams, timed; kept outside the ``try`` so that a failure
+    still knows how long it took and whether the user saw part of it."""
+
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    emitting: float = 0.0  # seconds spent in ``on_token``, not in the model
+    parts: list[str] = field(default_factory=list)
+    final: Chunk = field(default_factory=Chunk)
+
+    async def consume(
+        self,
+        stream: AsyncIterator[Chunk],
+        on_token: Callable[[str], Awaitable[None]],
+        timeout_s: float | None,
+    ) -> None:
+        async for chunk in _with_first_token_timeout(stream, timeout_s):
+            if chunk.text:
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+                self.parts.append(chunk.text)
+                emit_started = time.monotonic()
+                await on_token(chunk.text)
+                self.emitting += time.monotonic() - emit_started
+            if chunk.finish_reason:
+                self.final = chunk
+
+
 async def ainvoke(
     *,
     workspace_id: int,
@@ -106,123 +165,146 @@ async def ainvoke(
     attempts: list[dict] = []
     for index, candidate in enumerate(candidates):
         model = candidate.model
-        reason = candidate.reason
-        if attempts:
-            last = attempts[-1]
-            reason = f"{reason}; after {last['model']} failed ({last['error']})"
-        cls = engine_class(model.engine)
-        if queue and not cls.portable and cls.queue_for(model.settings) != queue:
+        if not _served_on(model, queue):
             attempts.append({"model": model.slug, "error": f"not served on the {queue} queue"})
             continue
         request = request_for(model)
+        meter = _Meter(workspace_id, model, _reason(candidate, attempts), request, usage)
         key = cache.cache_key(workspace_id, model, request) if use_cache else None
         if key and (hit := await cache.cache_get(key)) is not None:
-            started = time.monotonic()
-            await on_token(hit.text)
-            emit_ms = (time.monotonic() - started) * 1000
-            await ausage_record(
-                workspace_id=workspace_id,
-                model=model,
-                input_tokens=hit.input_tokens,
-                output_tokens=hit.output_tokens,
-                latency_ms=emit_ms,
-                ttft_ms=emit_ms,
-                cache_hit=True,
-                reason=reason,
-                adapter=request.adapter.name if request.adapter else "",
-                **usage,
-            )
-            return CallResult(
-                text=hit.text,
-                input_tokens=hit.input_tokens,
-                output_tokens=hit.output_tokens,
-                finish_reason=hit.finish_reason,
-                model=model,
-                reason=reason,
-                cache_hit=True,
-                ttft_ms=emit_ms,
-                model_ms=0.0,
-                emit_ms=emit_ms,
-                attempts=attempts,
-            )
-        started = time.monotonic()
-        first_token_at: float | None = None
-        emitting = 0.0
-        parts: list[str] = []
-        final = Chunk()
+            return await _answer_from_cache(hit, on_token=on_token, meter=meter, attempts=attempts)
         try:
-            engine = await engine_for(model)
-            timeout = first_token_timeout_s if index < len(candidates) - 1 else None
-            async for chunk in _with_first_token_timeout(engine.stream(request), timeout):
-                if chunk.text:
-                    if first_token_at is None:
-                        first_token_at = time.monotonic()
-                    parts.append(chunk.text)
-                    emit_started = time.monotonic()
-                    await on_token(chunk.text)
-                    emitting += time.monotonic() - emit_started
-                if chunk.finish_reason:
-                    final = chunk
-        except Exception as exc:  # _FirstTokenTimeout included
-            error = (
-                f"no first token within {first_token_timeout_s:g} s"
-                if isinstance(exc, _FirstTokenTimeout)
-                else str(exc) or type(exc).__name__
+            return await _answer_from_engine(
+                engine_for=engine_for,
+                on_token=on_token,
+                meter=meter,
+                attempts=attempts,
+                cache_key=key,
+                # The last candidate may take its time: there is nothing left to fall back to.
+                timeout_s=first_token_timeout_s if index < len(candidates) - 1 else None,
+                first_token_timeout_s=first_token_timeout_s,
+                sole=len(candidates) == 1,
             )
-            await ausage_record(
-                workspace_id=workspace_id,
-                model=model,
-                latency_ms=(time.monotonic() - started) * 1000,
-                ok=False,
-                error=error,
-                reason=reason,
-                adapter=request.adapter.name if request.adapter else "",
-                **usage,
-            )
-            if parts:  # the user has seen part of this answer: another model cannot continue it
-                raise EngineError(f"{model.slug} failed while answering: {error}") from exc
-            if len(candidates) == 1:  # a model named directly: its own error is the reason
-                raise
-            attempts.append({"model": model.slug, "error": error[:200]})
-            continue
-        ended = time.monotonic()
-        text = "".join(parts)
-        result = CallResult(
-            text=text,
-            input_tokens=final.input_tokens or 0,
-            output_tokens=final.output_tokens or 0,
-            finish_reason=final.finish_reason or "stop",
-            model=model,
-            reason=reason,
-            cache_hit=False,
-            ttft_ms=((first_token_at or ended) - started) * 1000,
-            model_ms=(ended - started - emitting) * 1000,
-            emit_ms=emitting * 1000,
-            tool_calls=final.tool_calls,
-            attempts=attempts,
-        )
-        await ausage_record(
-            workspace_id=workspace_id,
-            model=model,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            latency_ms=(ended - started) * 1000,
-            ttft_ms=result.ttft_ms,
-            reason=reason,
-            adapter=request.adapter.name if request.adapter else "",
-            **usage,
-        )
-        if key and not final.tool_calls:
-            await cache.cache_put(
-                key,
-                cache.CachedAnswer(
-                    text=text,
-                    input_tokens=result.input_tokens,
-                    output_tokens=result.output_tokens,
-                    finish_reason=result.finish_reason,
-                    model=model.slug,
-                ),
-            )
-        return result
+        except _CandidateFailed as failed:
+            attempts.append({"model": model.slug, "error": failed.error[:200]})
     detail = "; ".join(f"{a['model']}: {a['error']}" for a in attempts) or "no models to try"
     raise NoCandidateServed(f"no model could serve the call ({detail})")
+
+
+def _served_on(model: Model, queue: str | None) -> bool:
+    """Whether ``model`` can answer on this worker: portable engines run anywhere, local ones
+    only on the queue whose processes load them."""
+    cls = engine_class(model.engine)
+    return not queue or cls.portable or cls.queue_for(model.settings) == queue
+
+
+def _reason(candidate: Candidate, attempts: list[dict]) -> str:
+    """Why this candidate serves: the router's reason, and the failure it stands in for."""
+    if not attempts:
+        return candidate.reason
+    last = attempts[-1]
+    return f"{candidate.reason}; after {last['model']} failed ({last['error']})"
+
+
+async def _answer_from_cache(
+    hit: cache.CachedAnswer,
+    *,
+    on_token: Callable[[str], Awaitable[None]],
+    meter: _Meter,
+    attempts: list[dict],
+) -> CallResult:
+    """Replay a cached answer as one token; metered as a hit (it costs nothing)."""
+    started = time.monotonic()
+    await on_token(hit.text)
+    emit_ms = (time.monotonic() - started) * 1000
+    await meter.record(
+        input_tokens=hit.input_tokens,
+        output_tokens=hit.output_tokens,
+        latency_ms=emit_ms,
+        ttft_ms=emit_ms,
+        cache_hit=True,
+    )
+    return CallResult(
+        text=hit.text,
+        input_tokens=hit.input_tokens,
+        output_tokens=hit.output_tokens,
+        finish_reason=hit.finish_reason,
+        model=meter.model,
+        reason=meter.reason,
+        cache_hit=True,
+        ttft_ms=emit_ms,
+        model_ms=0.0,
+        emit_ms=emit_ms,
+        attempts=attempts,
+    )
+
+
+async def _answer_from_engine(
+    *,
+    engine_for: Callable[[Model], Awaitable[Any]],
+    on_token: Callable[[str], Awaitable[None]],
+    meter: _Meter,
+    attempts: list[dict],
+    cache_key: str | None,
+    timeout_s: float | None,
+    first_token_timeout_s: float | None,
+    sole: bool,
+) -> CallResult:
+    """Stream the answer of ``meter.model``, meter it and cache it (unless it called tools).
+
+    A failure is metered too, then raised: as EngineError once the user has seen part of the
+    answer (another model cannot continue it), as the engine's own error for a model named
+    directly (``sole``), else as ``_CandidateFailed`` so that the next candidate is tried."""
+    model = meter.model
+    streaming = _Streaming()
+    try:
+        engine = await engine_for(model)
+        await streaming.consume(engine.stream(meter.request), on_token, timeout_s)
+    except Exception as exc:  # _FirstTokenTimeout included
+        error = (
+            f"no first token within {first_token_timeout_s:g} s"
+            if isinstance(exc, _FirstTokenTimeout)
+            else str(exc) or type(exc).__name__
+        )
+        await meter.record(
+            latency_ms=(time.monotonic() - streaming.started) * 1000, ok=False, error=error
+        )
+        if streaming.parts:
+            raise EngineError(f"{model.slug} failed while answering: {error}") from exc
+        if sole:
+            raise
+        raise _CandidateFailed(error) from exc
+    ended = time.monotonic()
+    started, final = streaming.started, streaming.final
+    result = CallResult(
+        text="".join(streaming.parts),
+        input_tokens=final.input_tokens or 0,
+        output_tokens=final.output_tokens or 0,
+        finish_reason=final.finish_reason or "stop",
+        model=model,
+        reason=meter.reason,
+        cache_hit=False,
+        ttft_ms=((streaming.first_token_at or ended) - started) * 1000,
+        model_ms=(ended - started - streaming.emitting) * 1000,
+        emit_ms=streaming.emitting * 1000,
+        tool_calls=final.tool_calls,
+        attempts=attempts,
+    )
+    await meter.record(
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        latency_ms=(ended - started) * 1000,
+        ttft_ms=result.ttft_ms,
+    )
+    if cache_key and not final.tool_calls:
+        await cache.cache_put(
+            cache_key,
+            cache.CachedAnswer(
+                text=result.text,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                finish_reason=result.finish_reason,
+                model=model.slug,
+            ),
+        )
+    return result

@@ -11,7 +11,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from workspaces.models import WorkspaceOwned, grant_models
 
 
 class Task(models.TextChoices):
@@ -35,15 +36,12 @@ class Source(models.TextChoices):
     DOMAIN_SPECIFIC = "domain_specific", "Domain-specific"
 
 
-class Credential(models.Model):
+class Credential(WorkspaceOwned):
     """A secret (an API key) for remote endpoints, stored encrypted (``catalog/secrets.py``).
 
     The secret is never shown again after it is saved: pages show its name and last characters.
     """
 
-    workspace = models.ForeignKey(
-        "studio.Workspace", on_delete=models.CASCADE, related_name="credentials"
-    )
     name = models.CharField(max_length=200)
     ciphertext = models.BinaryField()
     hint = models.CharField(max_length=8, blank=True)  # the secret's last 4 characters
@@ -74,7 +72,11 @@ class Model(models.Model):
     """A model entry. ``workspace`` null means shared with every workspace (read-only to them)."""
 
     workspace = models.ForeignKey(
-        "studio.Workspace", null=True, blank=True, on_delete=models.CASCADE, related_name="models"
+        "workspaces.Workspace",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="models",
     )
     slug = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
@@ -130,12 +132,7 @@ class Model(models.Model):
         return self.name
 
 
-class ModelUserObjectPermission(UserObjectPermissionBase):
-    content_object = models.ForeignKey(Model, on_delete=models.CASCADE)
-
-
-class ModelGroupObjectPermission(GroupObjectPermissionBase):
-    content_object = models.ForeignKey(Model, on_delete=models.CASCADE)
+ModelUserObjectPermission, ModelGroupObjectPermission = grant_models(Model)
 
 
 class LoraAdapter(models.Model):
@@ -166,12 +163,9 @@ class Strategy(models.TextChoices):
     FASTEST = "fastest", "Fastest first (measured latency)"
 
 
-class Route(models.Model):
+class Route(WorkspaceOwned):
     """A name a flow or agent may use instead of a model: several models and how to choose."""
 
-    workspace = models.ForeignKey(
-        "studio.Workspace", on_delete=models.CASCADE, related_name="routes"
-    )
     slug = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.FALLBACK)
@@ -208,20 +202,12 @@ class RouteTarget(models.Model):
         return f"{self.route_id}#{self.position}: {self.model_id}"
 
 
-class RouteUserObjectPermission(UserObjectPermissionBase):
-    content_object = models.ForeignKey(Route, on_delete=models.CASCADE)
+RouteUserObjectPermission, RouteGroupObjectPermission = grant_models(Route)
 
 
-class RouteGroupObjectPermission(GroupObjectPermissionBase):
-    content_object = models.ForeignKey(Route, on_delete=models.CASCADE)
-
-
-class Prompt(models.Model):
+class Prompt(WorkspaceOwned):
     """A named prompt template; its text lives in versions."""
 
-    workspace = models.ForeignKey(
-        "studio.Workspace", on_delete=models.CASCADE, related_name="prompts"
-    )
     slug = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -246,12 +232,7 @@ class Prompt(models.Model):
         return self.name
 
 
-class PromptUserObjectPermission(UserObjectPermissionBase):
-    content_object = models.ForeignKey(Prompt, on_delete=models.CASCADE)
-
-
-class PromptGroupObjectPermission(GroupObjectPermissionBase):
-    content_object = models.ForeignKey(Prompt, on_delete=models.CASCADE)
+PromptUserObjectPermission, PromptGroupObjectPermission = grant_models(Prompt)
 
 
 class PromptStatus(models.TextChoices):
@@ -313,7 +294,7 @@ class Usage(models.Model):
     """
 
     workspace = models.ForeignKey(
-        "studio.Workspace", on_delete=models.CASCADE, related_name="usage"
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="usage"
     )
     model = models.ForeignKey(
         Model, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage"
@@ -328,7 +309,7 @@ class Usage(models.Model):
     run_id = models.UUIDField(null=True, blank=True)
     node_id = models.CharField(max_length=64, blank=True)
     api_key = models.ForeignKey(
-        "studio.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage"
+        "workspaces.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage"
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -1,8 +1,8 @@
 """The ``{{ name }}`` variables of a prompt text.
 
-The same syntax as the flows' templates (``flows/templating.py``): the catalog may not import
-flows, so the pattern is defined here too. The two must stay identical, or a library prompt would
-declare variables that the LLM node fills differently.
+The same syntax as the flows' templates (``flows/runtime/templating.py``): the catalog may not
+import flows, so the pattern is defined here too. The two must stay identical, or a library
+prompt would declare variables that the LLM node fills differently.
 """
 
 from __future__ import annotations

@@ -108,10 +108,6 @@ def order_candidates(
     ]
 
 
-def route_for_workspace(workspace_id: int, slug: str) -> Route | None:
-    return Route.objects.filter(workspace_id=workspace_id, slug=slug).first()
-
-
 def route_targets(route: Route) -> list[tuple[Model, int]]:
     return [
         (target.model, target.weight)

@@ -16,13 +16,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.access import access_api_run, access_published_flow
 from flows.models import Run, RunSource
+from flows.runtime.waiting import run_events, run_payload, run_wait
 from flows.services import run_answer, run_create
-from flows.waiting import run_events, run_payload, run_wait
-from studio import access
-from studio.json_api import authenticate, error, forbidden, parse_body
-from studio.models import ApiKey
+from studio.json_api import error, forbidden, parse_body
 from studio.sse import sse_frames, sse_response
+from workspaces.authentication import authenticate
+from workspaces.models import ApiKey
 
 
 class RunRequest(BaseModel):
@@ -58,7 +59,7 @@ async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
     if isinstance(body, HttpResponse):
         return body
     try:
-        flow = await sync_to_async(access.access_published_flow)(api_key, slug)
+        flow = await sync_to_async(access_published_flow)(api_key, slug)
         run = await sync_to_async(start_run)(
             flow=flow, inputs=body.inputs, api_key=api_key, source=RunSource.API
         )
@@ -80,7 +81,7 @@ async def _key_run(request: HttpRequest, run_id, perm: str) -> Run | HttpRespons
     if isinstance(api_key, HttpResponse):
         return api_key
     try:
-        return await sync_to_async(access.access_api_run)(api_key, run_id, perm)
+        return await sync_to_async(access_api_run)(api_key, run_id, perm)
     except Http404:
         return error(404, "No such run.", code="run_not_found")
     except PermissionDenied as exc:

@@ -6,7 +6,9 @@ class FlowsConfig(AppConfig):
     verbose_name = "Flows"
 
     def ready(self) -> None:
-        from studio import access
+        from flows.access import KEY_KIND
+        from studio import access, roles
+        from workspaces.access import register_key_kind
 
         access.register_kind(
             "flow",
@@ -18,3 +20,17 @@ class FlowsConfig(AppConfig):
                 "manage": ("view", "run", "change", "publish", "delete", "share"),
             },
         )
+        roles.register(
+            {
+                "viewer": {"flows.view_flow"},
+                "operator": {"flows.run_flow"},
+                "editor": {
+                    "flows.add_flow",
+                    "flows.change_flow",
+                    "flows.publish_flow",
+                    "flows.delete_flow",
+                },
+                "admin": {"flows.share_flow"},
+            }
+        )
+        register_key_kind("flows.Flow", KEY_KIND)

@@ -2,8 +2,8 @@
 
 Every message sent is preceded by a permission check on the run, so a user who loses access
 stops receiving at once. The socket also listens on its user's access group
-(``studio.notify``): a role change, a revoked grant or a deactivation makes it re-check even while
-the run is quiet.
+(``workspaces.notify``): a role change, a revoked grant or a deactivation makes it re-check even
+while the run is quiet.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from flows.waiting import run_events
-from studio import access, notify
+from flows.access import access_run
+from flows.runtime.waiting import run_events
+from workspaces import notify
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
@@ -56,7 +57,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def _allowed(self) -> bool:
         try:
-            access.access_run(self.user, self.run_id, "view")
+            access_run(self.user, self.run_id, "view")
         except (Http404, PermissionDenied):
             return False
         return True

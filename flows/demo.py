@@ -18,8 +18,8 @@ from flows.services import flow_create, flow_publish
 from knowledge.models import KnowledgeBase
 from knowledge.services.bases import BaseSettings, kb_create
 from knowledge.services.documents import document_add_text
-from studio.models import Role, Workspace
-from studio.services import member_add, workspace_create
+from workspaces.models import Role, Workspace
+from workspaces.services import member_add, workspace_create
 
 DEMO_MODEL = "smollm2-135m-instruct"
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -6,13 +6,11 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from workspaces.models import WorkspaceOwned, grant_models
 
 
-class Flow(models.Model):
-    workspace = models.ForeignKey(
-        "studio.Workspace", on_delete=models.CASCADE, related_name="flows"
-    )
+class Flow(WorkspaceOwned):
     slug = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -50,12 +48,7 @@ class Flow(models.Model):
         return self.name
 
 
-class FlowUserObjectPermission(UserObjectPermissionBase):
-    content_object = models.ForeignKey(Flow, on_delete=models.CASCADE)
-
-
-class FlowGroupObjectPermission(GroupObjectPermissionBase):
-    content_object = models.ForeignKey(Flow, on_delete=models.CASCADE)
+FlowUserObjectPermission, FlowGroupObjectPermission = grant_models(Flow)
 
 
 class VersionKind(models.TextChoices):
@@ -107,9 +100,8 @@ class RunSource(models.TextChoices):
     SUBFLOW = "subflow", "Sub-flow of another run"
 
 
-class Run(models.Model):
+class Run(WorkspaceOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workspace = models.ForeignKey("studio.Workspace", on_delete=models.CASCADE, related_name="runs")
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
     flow_version = models.ForeignKey(FlowVersion, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
@@ -123,7 +115,7 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     api_key = models.ForeignKey(
-        "studio.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+        "workspaces.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     # A run started by a sub-flow node: its result completes that node of the parent run.
     parent = models.ForeignKey(

@@ -18,13 +18,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.access import access_published_flow
 from flows.api import start_run
 from flows.models import Run, RunSource, RunStatus
+from flows.runtime.waiting import run_events, run_wait
 from flows.selectors import chat_binding, published_flows
-from flows.waiting import run_events, run_wait
 from studio import access, events
-from studio.json_api import authenticate, error, forbidden, parse_body
+from studio.json_api import error, forbidden, parse_body
 from studio.sse import sse_response
+from workspaces.authentication import authenticate
 
 
 class ContentPart(BaseModel):
@@ -109,7 +111,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if not user_messages:
         return error(400, "messages must contain a user message.")
     try:
-        flow = await sync_to_async(access.access_published_flow)(api_key, body.model)
+        flow = await sync_to_async(access_published_flow)(api_key, body.model)
         binding = await sync_to_async(chat_binding)(flow.published_version)
         run = await sync_to_async(start_run)(
             flow=flow,

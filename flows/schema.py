@@ -363,73 +363,98 @@ def _source_port(
     return src.outputs[port], False, None
 
 
+@dataclass
+class _Wiring:
+    """What checking the links builds up: the links, the input ports they feed (or that a
+    refused edge was meant to feed, so that the port is not also called unconnected), and the
+    problems found on the way."""
+
+    nodes: dict[str, Node]
+    known: set[str]  # every node id of the spec, refused nodes included
+    problems: list[Problem]
+    links: list[Link] = field(default_factory=list)
+    fed: set[tuple[str, str]] = field(default_factory=set)
+
+
 def _links(
     spec: GraphSpec, nodes: dict[str, Node], known: set[str], problems: list[Problem]
 ) -> tuple[list[Link], set[tuple[str, str]]]:
     """The links, and the input ports they feed (or that a refused edge was meant to feed)."""
-    links: list[Link] = []
-    fed: set[tuple[str, str]] = set()
+    wiring = _Wiring(nodes=nodes, known=known, problems=problems)
     for index, edge in enumerate(spec.edges):
-        label = f"edge {edge.id or index}"
-        missing = [end for end in (edge.source, edge.target) if end not in known]
-        if missing:
-            problems.extend(
-                Problem(None, f"node {end!r} does not exist (dangling edge)", str(edge.id or index))
-                for end in missing
-            )
-            continue
-        if edge.source not in nodes or edge.target not in nodes:
-            fed.add((edge.target, edge.target_port))  # an end was refused above: say it once
-            continue
-        target = nodes[edge.target]
-        out_type, inner, why = _source_port(nodes, edge.source, edge.source_port, edge.target)
-        if (
-            why
-            and out_type is None
-            and not inner
-            and edge.source_port not in (nodes[edge.source].outputs)
-        ):
-            problems.append(Problem(edge.source, f"has no output port {edge.source_port!r}"))
-            fed.add((edge.target, edge.target_port))
-            continue
-        if why:
-            problems.append(Problem(edge.target, f"{label}: {why}"))
-            fed.add((edge.target, edge.target_port))
-            continue
-        if edge.target_port == TRIGGER:
-            links.append(Link(edge.source, edge.source_port, edge.target, TRIGGER, inner=inner))
-            continue
-        in_type = target.inputs.get(edge.target_port)
-        if in_type is None:
-            problems.append(Problem(target.id, f"has no input port {edge.target_port!r}"))
-            continue
-        if not ports_compatible(out_type, in_type):
-            problems.append(
-                Problem(
-                    target.id,
-                    f"input {edge.target_port!r} expects {in_type} but "
-                    f"{edge.source!r}.{edge.source_port} gives {out_type} (type mismatch)",
-                )
-            )
-            fed.add((target.id, edge.target_port))  # wrongly connected, not unconnected
-            links.append(Link(edge.source, edge.source_port, edge.target, edge.target_port))
-            continue
-        if (target.id, edge.target_port) in fed:
-            problems.append(
-                Problem(target.id, f"input {edge.target_port!r} has more than one edge")
-            )
-            continue
-        fed.add((target.id, edge.target_port))
-        links.append(
-            Link(edge.source, edge.source_port, edge.target, edge.target_port, inner=inner)
+        _wire_edge(wiring, edge, str(edge.id or index))
+    _wire_references(wiring)
+    return wiring.links, wiring.fed
+
+
+def _wire_edge(wiring: _Wiring, edge: EdgeSpec, name: str) -> None:
+    """A stored edge: both ends must exist and the target must be able to read the source."""
+    nodes, problems = wiring.nodes, wiring.problems
+    missing = [end for end in (edge.source, edge.target) if end not in wiring.known]
+    if missing:
+        problems.extend(
+            Problem(None, f"node {end!r} does not exist (dangling edge)", name) for end in missing
         )
+        return
+    if edge.source not in nodes or edge.target not in nodes:
+        wiring.fed.add((edge.target, edge.target_port))  # an end was refused above: say it once
+        return
+    out_type, inner, why = _source_port(nodes, edge.source, edge.source_port, edge.target)
+    if (
+        why
+        and out_type is None
+        and not inner
+        and edge.source_port not in nodes[edge.source].outputs
+    ):
+        problems.append(Problem(edge.source, f"has no output port {edge.source_port!r}"))
+        wiring.fed.add((edge.target, edge.target_port))
+        return
+    if why:
+        problems.append(Problem(edge.target, f"edge {name}: {why}"))
+        wiring.fed.add((edge.target, edge.target_port))
+        return
+    if edge.target_port == TRIGGER:
+        wiring.links.append(Link(edge.source, edge.source_port, edge.target, TRIGGER, inner=inner))
+        return
+    _wire_input(wiring, edge, out_type, inner)
+
+
+def _wire_input(wiring: _Wiring, edge: EdgeSpec, out_type: PortType | None, inner: bool) -> None:
+    """An edge into a data input: the port must exist, take the source's type, and have no
+    other edge."""
+    target, port, problems = wiring.nodes[edge.target], edge.target_port, wiring.problems
+    in_type = target.inputs.get(port)
+    if in_type is None:
+        problems.append(Problem(target.id, f"has no input port {port!r}"))
+        return
+    if not ports_compatible(out_type, in_type):
+        problems.append(
+            Problem(
+                target.id,
+                f"input {port!r} expects {in_type} but "
+                f"{edge.source!r}.{edge.source_port} gives {out_type} (type mismatch)",
+            )
+        )
+        wiring.fed.add((target.id, port))  # wrongly connected, not unconnected
+        wiring.links.append(Link(edge.source, edge.source_port, edge.target, port))
+        return
+    if (target.id, port) in wiring.fed:
+        problems.append(Problem(target.id, f"input {port!r} has more than one edge"))
+        return
+    wiring.fed.add((target.id, port))
+    wiring.links.append(Link(edge.source, edge.source_port, edge.target, port, inner=inner))
+
+
+def _wire_references(wiring: _Wiring) -> None:
+    """The implicit links of ``{{node.port}}`` references, for the ports no edge feeds."""
+    nodes, problems = wiring.nodes, wiring.problems
     for node in nodes.values():
         for port in node.inputs:
-            if "." not in port or (node.id, port) in fed:
+            if "." not in port or (node.id, port) in wiring.fed:
                 continue
             source, _, source_port = port.partition(".")
             reference = "{{" + port + "}}"
-            if source not in known:
+            if source not in wiring.known:
                 problems.append(
                     Problem(node.id, f"{reference} refers to a node {source!r} that does not exist")
                 )
@@ -443,8 +468,9 @@ def _links(
             if why:
                 problems.append(Problem(node.id, f"{reference}: {why}"))
                 continue
-            links.append(Link(source, source_port, node.id, port, implicit=True, inner=inner))
-    return links, fed
+            wiring.links.append(
+                Link(source, source_port, node.id, port, implicit=True, inner=inner)
+            )
 
 
 def _check_collects(nodes: dict[str, Node], problems: list[Problem]) -> None:

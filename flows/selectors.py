@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -61,3 +62,13 @@ def chat_binding(version: FlowVersion) -> ChatBinding:
         if graph.nodes[source].kind.merges:
             todo.extend(e.source for e in graph.incoming(source))
     return ChatBinding(input=target.name, answer_nodes=frozenset(answer))
+
+
+def published_flow(workspace_id: int, slug: str) -> Flow | None:
+    """The workspace's flow of that slug if it has a published version (fetched with it)."""
+    return published_flows(workspace_id).filter(slug=slug).first()
+
+
+def run_by_id(run_id: UUID | str) -> Run | None:
+    """The run of that id, or None once it was deleted."""
+    return Run.objects.filter(id=run_id).first()

@@ -39,6 +39,7 @@ urlpatterns = [
     path("chat/<slug:slug>/", chat.chat, name="chat"),
     path("chat/<slug:slug>/send", chat.chat_send, name="chat-send"),
     path("runs/<uuid:run_id>/", runs.run_detail, name="run-detail"),
+    path("runs/<uuid:run_id>/events", runs.run_events_stream, name="run-events"),
     path(
         "runs/<uuid:run_id>/answer/<str:node_key>",
         runs.run_answer_submit,

@@ -22,17 +22,25 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as SchemaError
 
 from knowledge import selectors
+from knowledge.access import access_api_knowledge_base
 from knowledge.models import Document, KnowledgeBase, SearchMode
 from knowledge.retrieval import MAX_QUERY_CHARS, RetrievalOptions
 from knowledge.search import MetadataFilters, Scalar
 from knowledge.services import documents as services
 from knowledge.services import queries
-from studio import access
-from studio.json_api import MAX_BODY, authenticate_sync, error, forbidden, parse_body
-from studio.models import ApiKey
+from studio.json_api import (
+    BodyRefused,
+    declared_length,
+    error,
+    forbidden,
+    parse_body,
+    read_json,
+    validate,
+)
+from workspaces.authentication import authenticate_sync
+from workspaces.models import ApiKey
 
 # Room for a multipart request's boundaries and its metadata field beside the file itself.
 MULTIPART_SLACK = 1_000_000
@@ -90,7 +98,7 @@ def _key_base(
     if isinstance(api_key, HttpResponse):
         return api_key
     try:
-        return api_key, access.access_api_knowledge_base(api_key, kb_slug, perm)
+        return api_key, access_api_knowledge_base(api_key, kb_slug, perm)
     except Http404:
         return error(404, f"No knowledge base named {kb_slug!r}.", code="knowledge_base_not_found")
     except PermissionDenied as exc:
@@ -105,37 +113,16 @@ def _refused(exc: ValidationError) -> JsonResponse:
     return error(400, "; ".join(exc.messages))
 
 
-def _schema_error(exc: SchemaError) -> JsonResponse:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-    )
-    return error(400, f"Invalid request: {problems}")
-
-
-def _json_body(request: HttpRequest, schema: type[BaseModel]):
-    """``parse_body``, refusing an oversized body by its declared length before reading it."""
-    if _content_length(request) > MAX_BODY:
-        return error(413, "The request body is larger than 1 MB.")
-    return parse_body(request, schema)
-
-
 def _added(document: Document, queued: bool) -> JsonResponse:
     # 201: new content was stored and queued; 200: the same bytes were there already.
     return JsonResponse(document_payload(document), status=201 if queued else 200)
-
-
-def _content_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
 
 
 def _add_file(request: HttpRequest, base: KnowledgeBase, api_key: ApiKey) -> HttpResponse:
     limit = services.max_bytes()
     too_large = error(413, f"A file is at most {limit // (1024 * 1024)} MB.")
     # Refused before Django parses the body: an oversized upload is never spooled.
-    if _content_length(request) > limit + MULTIPART_SLACK:
+    if declared_length(request) > limit + MULTIPART_SLACK:
         return too_large
     try:
         upload = request.FILES.get("file")
@@ -165,17 +152,12 @@ def _add_file(request: HttpRequest, base: KnowledgeBase, api_key: ApiKey) -> Htt
 
 
 def _add_json(request: HttpRequest, base: KnowledgeBase, api_key: ApiKey) -> HttpResponse:
-    if _content_length(request) > MAX_BODY or len(request.body) > MAX_BODY:
-        return error(413, "The request body is larger than 1 MB.")
     try:
-        data = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return error(400, f"The body is not valid JSON ({exc}).")
-    schema = UrlDocument if isinstance(data, dict) and "url" in data else TextDocument
-    try:
-        body = schema.model_validate(data)
-    except SchemaError as exc:
-        return _schema_error(exc)
+        data = read_json(request)
+        schema = UrlDocument if isinstance(data, dict) and "url" in data else TextDocument
+        body = validate(schema, data)
+    except BodyRefused as exc:
+        return error(exc.status, exc.message)
     try:
         if isinstance(body, UrlDocument):
             added = services.document_add_url(
@@ -232,7 +214,7 @@ def document(request: HttpRequest, kb_slug: str, document_id: int) -> HttpRespon
         services.document_delete(document=doc, actor=api_key)
         return HttpResponse(status=204)
     if request.method == "PATCH":
-        body = _json_body(request, DocumentPatch)
+        body = parse_body(request, DocumentPatch)
         if isinstance(body, HttpResponse):
             return body
         try:
@@ -253,13 +235,13 @@ def retrieve(request: HttpRequest, kb_slug: str) -> HttpResponse:
     if isinstance(found, HttpResponse):
         return found
     api_key, base = found
-    body = _json_body(request, RetrieveRequest)
+    body = parse_body(request, RetrieveRequest)
     if isinstance(body, HttpResponse):
         return body
     try:
-        filters = MetadataFilters(filters=body.filters).filters
-    except SchemaError as exc:
-        return _schema_error(exc)
+        filters = validate(MetadataFilters, {"filters": body.filters}).filters
+    except BodyRefused as exc:
+        return error(exc.status, exc.message)
     rerank = base.rerank if body.rerank is None else body.rerank
     if rerank and base.reranker_id is None:
         return error(400, f"{base.slug} has no reranker; turn rerank off or choose one.")

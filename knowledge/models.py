@@ -12,8 +12,9 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from pgvector.django import SparseVectorField, VectorField
+
+from workspaces.models import WorkspaceOwned, grant_models
 
 
 class Splitter(models.TextChoices):
@@ -28,10 +29,7 @@ class SearchMode(models.TextChoices):
     KEYWORD = "keyword", "Keyword (BM25)"
 
 
-class KnowledgeBase(models.Model):
-    workspace = models.ForeignKey(
-        "studio.Workspace", on_delete=models.CASCADE, related_name="knowledge_bases"
-    )
+class KnowledgeBase(WorkspaceOwned):
     slug = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -87,12 +85,7 @@ class KnowledgeBase(models.Model):
         return self.length_total / self.chunk_total if self.chunk_total else 0.0
 
 
-class KnowledgeBaseUserObjectPermission(UserObjectPermissionBase):
-    content_object = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE)
-
-
-class KnowledgeBaseGroupObjectPermission(GroupObjectPermissionBase):
-    content_object = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE)
+KnowledgeBaseUserObjectPermission, KnowledgeBaseGroupObjectPermission = grant_models(KnowledgeBase)
 
 
 class DocumentStatus(models.TextChoices):
@@ -225,7 +218,7 @@ class EmbeddingCache(models.Model):
     """Embeddings by content hash, per workspace and embedding model: unchanged text is never
     embedded twice (re-uploads, re-indexing, copies of a document)."""
 
-    workspace = models.ForeignKey("studio.Workspace", on_delete=models.CASCADE, db_index=False)
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, db_index=False)
     model_key = models.CharField(max_length=64)
     content_hash = models.CharField(max_length=64)
     embedding = VectorField()

@@ -1,9 +1,9 @@
 """Retrieval from one knowledge base, as flows, agents, the test page and the API use it.
 
 Runs on a worker (the ``retrieval`` queue, or a GPU queue), where the embedding model and the
-reranker are resident: ``engine_for(model)`` returns their engines. Each stage is timed; with
-``explain`` the dense and keyword stages also run alone, so the test page can show every stage's
-ranking beside the fused one.
+reranker (``knowledge/rerank.py``) are resident: ``engine_for(model)`` returns their engines.
+Each stage is timed; with ``explain`` the dense and keyword stages also run alone, so the test
+page can show every stage's ranking beside the fused one.
 
 Callers must have checked that whoever asks may ``use`` the knowledge base.
 """
@@ -21,11 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from knowledge import search
 from knowledge.citations import Citation
 from knowledge.models import Chunk, KnowledgeBase, SearchMode
+from knowledge.rerank import arerank, candidates_wanted
 
 EngineFor = Callable[[Any], Awaitable[Any]]
-# Reranking reorders this many candidates per result wanted (at least RERANK_MIN).
-RERANK_FACTOR = 4
-RERANK_MIN = 20
 MAX_QUERY_CHARS = 4000
 
 
@@ -69,6 +67,32 @@ class _Clock:
         self.timings[name] = (time.perf_counter() - started) * 1000
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One retrieval's settings: the caller's options over the base's own."""
+
+    query: str
+    top_k: int
+    mode: str
+    rerank: bool
+    threshold: float
+    filters: dict[str, Any]
+
+    @property
+    def wanted(self) -> int:
+        """How many hits search should find: more than ``top_k`` when a reranker picks."""
+        return candidates_wanted(self.top_k) if self.rerank else self.top_k
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What search found: the hits of the base's mode, and with ``explain`` each stage's own."""
+
+    hits: list[search.Hit]
+    dense: list[search.Hit] | None
+    keyword: list[search.Hit] | None
+
+
 async def aretrieve(
     *,
     knowledge_base: KnowledgeBase,
@@ -77,11 +101,44 @@ async def aretrieve(
     engine_for: EngineFor,
     explain: bool = False,
 ) -> Retrieval:
-    options = options or RetrievalOptions()
+    """The chunks of ``knowledge_base`` that best match ``query``, as citations, best first.
+    LookupError when asked to rerank a base that has no reranker."""
+    plan = _plan(knowledge_base, query, options or RetrievalOptions())
+    clock = _Clock()
+    result = Retrieval(citations=[], mode=plan.mode, reranked=plan.rerank, timings_ms=clock.timings)
+    if not plan.query:
+        return result
+    vector = await _embed(knowledge_base, plan, engine_for, clock)
+    found = await _search(knowledge_base, plan, vector, clock, explain=explain)
+    if explain:
+        result.stages = _stages(found, plan)
+    scores = {h.chunk_id: h.score for h in found.hits}
+    order = [h.chunk_id for h in found.hits]
+    chunks = await _chunks(order)
+    stage_info = {h.chunk_id: _stage_info(h) for h in found.hits}
+    if plan.rerank and order:
+        started = clock.start()
+        ranked = await arerank(
+            knowledge_base=knowledge_base,
+            query=plan.query,
+            candidates=[(i, chunks[i].text) for i in order if i in chunks],
+            engine_for=engine_for,
+        )
+        clock.stop("rerank", started)
+        for position, (chunk_id, score) in enumerate(ranked, 1):
+            stage_info[chunk_id]["reranked"] = {"rank": position, "score": score}
+        scores = dict(ranked)
+        order = [chunk_id for chunk_id, _ in ranked]
+        if explain:
+            result.stages["reranked"] = ranked
+    order = _kept(order, scores, chunks, plan)
+    result.citations = _citations(knowledge_base, order, chunks, scores, stage_info)
+    return result
+
+
+def _plan(knowledge_base: KnowledgeBase, query: str, options: RetrievalOptions) -> _Plan:
+    """The settings to retrieve with; LookupError when asked to rerank without a reranker."""
     filters = search.MetadataFilters(filters=options.filters).filters
-    query = query.strip()[:MAX_QUERY_CHARS]
-    top_k = options.top_k or knowledge_base.top_k
-    mode = options.mode or knowledge_base.search_mode
     rerank = knowledge_base.rerank if options.rerank is None else options.rerank
     threshold = (
         knowledge_base.score_threshold
@@ -90,23 +147,48 @@ async def aretrieve(
     )
     if rerank and knowledge_base.reranker_id is None:
         raise LookupError(f"{knowledge_base.name} has no reranker; choose one in its settings")
-    clock = _Clock()
-    result = Retrieval(citations=[], mode=mode, reranked=rerank, timings_ms=clock.timings)
-    if not query:
-        return result
-    wanted = max(top_k * RERANK_FACTOR, RERANK_MIN) if rerank else top_k
-    vector = None
-    dims = knowledge_base.dimensions
-    if mode != SearchMode.KEYWORD and dims:
-        started = clock.start()
-        engine = await engine_for(await _related(knowledge_base, "embedding_model"))
-        vector = (await engine.embed([query]))[0]
-        clock.stop("embed", started)
-    base_id = knowledge_base.id
+    return _Plan(
+        query=query.strip()[:MAX_QUERY_CHARS],
+        top_k=options.top_k or knowledge_base.top_k,
+        mode=options.mode or knowledge_base.search_mode,
+        rerank=rerank,
+        threshold=threshold,
+        filters=filters,
+    )
 
-    async def timed(name: str, fn, **kwargs):
+
+async def _embed(
+    knowledge_base: KnowledgeBase, plan: _Plan, engine_for: EngineFor, clock: _Clock
+) -> list[float] | None:
+    """The query's vector; None for keyword search, or while the base has no vector yet."""
+    if plan.mode == SearchMode.KEYWORD or not knowledge_base.dimensions:
+        return None
+    started = clock.start()
+    engine = await engine_for(await _related(knowledge_base, "embedding_model"))
+    vector = (await engine.embed([plan.query]))[0]
+    clock.stop("embed", started)
+    return vector
+
+
+async def _search(
+    knowledge_base: KnowledgeBase,
+    plan: _Plan,
+    vector: list[float] | None,
+    clock: _Clock,
+    *,
+    explain: bool,
+) -> _Found:
+    """Each stage the mode needs (and with ``explain`` the dense and keyword ones too), timed."""
+    base_id, dims, mode, wanted = (
+        knowledge_base.id,
+        knowledge_base.dimensions,
+        plan.mode,
+        plan.wanted,
+    )
+
+    async def timed(name: str, fn: Callable[..., list[search.Hit]], **kwargs: Any):
         started = clock.start()
-        hits = await sync_to_async(fn)(knowledge_base_id=base_id, filters=filters, **kwargs)
+        hits = await sync_to_async(fn)(knowledge_base_id=base_id, filters=plan.filters, **kwargs)
         clock.stop(name, started)
         return hits
 
@@ -116,14 +198,14 @@ async def aretrieve(
             "dense", search.dense, dimensions=dims, vector=vector, limit=wanted
         )
     if mode == SearchMode.KEYWORD or explain:
-        keyword_hits = await timed("keyword", search.keyword, query=query, limit=wanted)
+        keyword_hits = await timed("keyword", search.keyword, query=plan.query, limit=wanted)
     if mode == SearchMode.HYBRID and vector is not None:
         hits = await timed(
             "hybrid",
             search.hybrid,
             dimensions=dims,
             vector=vector,
-            query=query,
+            query=plan.query,
             limit=wanted,
             candidates=max(wanted, 100),
         )
@@ -131,38 +213,40 @@ async def aretrieve(
         hits = dense_hits or []
     else:  # keyword, or hybrid before the base has any vector
         hits = keyword_hits if keyword_hits is not None else []
-    if explain:
-        result.stages = {
-            name: [(h.chunk_id, h.score) for h in found]
-            for name, found in (("dense", dense_hits), ("keyword", keyword_hits))
-            if found is not None
-        }
-        if mode == SearchMode.HYBRID:
-            result.stages["fused"] = [(h.chunk_id, h.score) for h in hits]
-    scores = {h.chunk_id: h.score for h in hits}
-    order = [h.chunk_id for h in hits]
-    chunks = await _chunks(order)
-    stage_info = {h.chunk_id: _stage_info(h) for h in hits}
-    if rerank and order:
-        started = clock.start()
-        engine = await engine_for(await _related(knowledge_base, "reranker"))
-        texts = [chunks[i].text for i in order if i in chunks]
-        ids = [i for i in order if i in chunks]
-        reranked = await engine.rerank(query, texts)
-        clock.stop("rerank", started)
-        ranked = sorted(zip(ids, reranked, strict=True), key=lambda p: -p[1])
-        for position, (chunk_id, score) in enumerate(ranked, 1):
-            stage_info[chunk_id]["reranked"] = {"rank": position, "score": score}
-        scores = dict(ranked)
-        order = [chunk_id for chunk_id, _ in ranked]
-        if explain:
-            result.stages["reranked"] = ranked
-    if rerank or mode == SearchMode.DENSE:
+    return _Found(hits=hits, dense=dense_hits, keyword=keyword_hits)
+
+
+def _stages(found: _Found, plan: _Plan) -> dict[str, list[tuple[int, float]]]:
+    """Each search stage's ranking, for the test page to show beside the final one."""
+    stages = {
+        name: [(h.chunk_id, h.score) for h in hits]
+        for name, hits in (("dense", found.dense), ("keyword", found.keyword))
+        if hits is not None
+    }
+    if plan.mode == SearchMode.HYBRID:
+        stages["fused"] = [(h.chunk_id, h.score) for h in found.hits]
+    return stages
+
+
+def _kept(
+    order: list[int], scores: dict[int, float], chunks: dict[int, Chunk], plan: _Plan
+) -> list[int]:
+    """The ids to cite: above the threshold where scores mean something, still stored, top k."""
+    if plan.rerank or plan.mode == SearchMode.DENSE:
         # Cosine similarity and reranker scores have a meaning of their own; BM25 and fused
         # ranks do not, so the threshold applies to those two only.
-        order = [i for i in order if scores[i] >= threshold]
-    order = [i for i in order if i in chunks][:top_k]
-    result.citations = [
+        order = [i for i in order if scores[i] >= plan.threshold]
+    return [i for i in order if i in chunks][: plan.top_k]
+
+
+def _citations(
+    knowledge_base: KnowledgeBase,
+    order: list[int],
+    chunks: dict[int, Chunk],
+    scores: dict[int, float],
+    stage_info: dict[int, dict[str, Any]],
+) -> list[Citation]:
+    return [
         Citation(
             index=n,
             chunk_id=i,
@@ -178,7 +262,6 @@ async def aretrieve(
         )
         for n, i in enumerate(order, 1)
     ]
-    return result
 
 
 async def _related(knowledge_base: KnowledgeBase, name: str) -> Any:

@@ -3,7 +3,8 @@
 Each role is a group named ``role:<role>`` whose permissions say what the role may do across its
 workspace. Members are not put in these groups (that would make the permissions global); a
 membership names its role, and the access layer reads the role group's permissions. The sets
-below are written to the groups after every ``migrate``; an operator may edit them afterwards in
+each app registers from its ``ready()`` (``register``) are written to the groups after every
+``migrate``; an operator may edit them afterwards in
 Django's admin, and the next ``migrate`` restores them.
 """
 
@@ -15,77 +16,28 @@ from django.apps import apps
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
 
-from studio.models import Role
-
-_VIEWER = {
-    "flows.view_flow",
-    "catalog.view_model",
-    "catalog.view_route",
-    "catalog.view_prompt",
-    "catalog.view_usage",
-    "knowledge.view_knowledgebase",
-    "studio.view_workspace",
-    "studio.view_team",
-    "studio.view_membership",
-}
-_OPERATOR = _VIEWER | {
-    "flows.run_flow",
-    "catalog.use_model",
-    "catalog.use_route",
-    "catalog.use_prompt",
-    "knowledge.use_knowledgebase",
-}
-_EDITOR = _OPERATOR | {
-    "flows.add_flow",
-    "flows.change_flow",
-    "flows.publish_flow",
-    "flows.delete_flow",
-    "catalog.add_prompt",
-    "catalog.change_prompt",
-    "catalog.delete_prompt",
-    "knowledge.add_knowledgebase",
-    "knowledge.change_knowledgebase",
-    "knowledge.delete_knowledgebase",
-}
-_ADMIN = _EDITOR | {
-    "flows.share_flow",
-    "catalog.add_model",
-    "catalog.change_model",
-    "catalog.delete_model",
-    "catalog.share_model",
-    "catalog.add_route",
-    "catalog.change_route",
-    "catalog.delete_route",
-    "catalog.share_route",
-    "catalog.approve_prompt",
-    "catalog.share_prompt",
-    "knowledge.share_knowledgebase",
-    "catalog.view_credential",
-    "catalog.add_credential",
-    "catalog.delete_credential",
-    "studio.add_apikey",
-    "studio.view_apikey",
-    "studio.change_apikey",
-    "studio.delete_apikey",
-    "studio.share_apikey",
-    "studio.manage_members",
-    "studio.view_audit",
-    "studio.add_team",
-    "studio.change_team",
-    "studio.delete_team",
-}
-_OWNER = _ADMIN | {"studio.change_workspace", "studio.transfer_workspace"}
-
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.VIEWER: frozenset(_VIEWER),
-    Role.OPERATOR: frozenset(_OPERATOR),
-    Role.EDITOR: frozenset(_EDITOR),
-    Role.ADMIN: frozenset(_ADMIN),
-    Role.OWNER: frozenset(_OWNER),
-}
-
+# The role ladder, lowest first: each role holds its own permissions and every lower role's.
+ROLES = ("viewer", "operator", "editor", "admin", "owner")
 # Roles whose members always hold the role's permissions on every object of the workspace.
-UNLIMITED_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+UNLIMITED_ROLES = frozenset({"owner", "admin"})
+
+_OWN: dict[str, set[str]] = {role: set() for role in ROLES}
+# ``app_label.codename`` permissions of each role, lower roles' included: what the role groups
+# are set to after ``migrate``. Filled by the apps' ``ready()`` through ``register``.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = dict.fromkeys(ROLES, frozenset())
+
+
+def register(grants: dict[str, set[str]]) -> None:
+    """Called by an app's ``ready()``: the permissions each role gains from that app (a role
+    also holds whatever is registered for the roles below it)."""
+    for role, perms in grants.items():
+        if role not in _OWN:
+            raise ValueError(f"unknown role {role!r}")
+        _OWN[role].update(perms)
+    held: set[str] = set()
+    for role in ROLES:
+        held |= _OWN[role]
+        ROLE_PERMISSIONS[role] = frozenset(held)
 
 
 def group_name(role: str) -> str:

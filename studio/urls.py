@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from studio.views import invitations, password_reset, sharing
+from studio.views import password_reset
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -33,11 +33,6 @@ urlpatterns = [
     path("v1/", include("flows.openai_urls")),
     path("catalog/", include("catalog.urls")),
     path("knowledge/", include("knowledge.urls")),
-    path("keys/", include("studio.keys_urls")),
-    path("workspace/", include("studio.workspace_urls")),
-    path("share/<slug:kind>/<int:object_id>/", sharing.share, name="share"),
-    path("share/<slug:kind>/<int:object_id>/grant", sharing.share_grant, name="share-grant"),
-    path("share/<slug:kind>/<int:object_id>/revoke", sharing.share_revoke, name="share-revoke"),
-    path("invitations/<str:token>/", invitations.invitation, name="invitation"),
+    path("", include("workspaces.urls")),
     path("", include("flows.urls")),
 ]

@@ -269,14 +269,14 @@ def _user(username: str):
 
 @pytest.fixture
 def workspace(db):
-    from studio.services import workspace_create
+    from workspaces.services import workspace_create
 
     return workspace_create(slug="acme", name="Acme")
 
 
 @pytest.fixture
 def owner(workspace):
-    from studio.services import member_add
+    from workspaces.services import member_add
 
     user = _user("olive")
     member_add(workspace=workspace, user=user, role="owner")
@@ -285,7 +285,7 @@ def owner(workspace):
 
 @pytest.fixture
 def viewer(workspace):
-    from studio.services import member_add
+    from workspaces.services import member_add
 
     user = _user("victor")
     member_add(workspace=workspace, user=user, role="viewer")
@@ -295,7 +295,7 @@ def viewer(workspace):
 @pytest.fixture
 def make_member(workspace):
     """A new user with ``role`` in the workspace (``limited``: only what is shared with them)."""
-    from studio.services import member_add
+    from workspaces.services import member_add
 
     def make(role: str, username: str | None = None, limited: bool = False):
         user = _user(username or f"{role}-{'limited' if limited else 'full'}")
@@ -308,7 +308,7 @@ def make_member(workspace):
 @pytest.fixture
 def outsider(db):
     """A member of another workspace."""
-    from studio.services import member_add, workspace_create
+    from workspaces.services import member_add, workspace_create
 
     user = _user("oscar")
     member_add(workspace=workspace_create(slug="other", name="Other"), user=user, role="owner")
@@ -336,7 +336,7 @@ def make_flow(workspace, owner):
 
 @pytest.fixture
 def api_key(workspace) -> str:
-    from studio.services import api_key_create
+    from workspaces.services import api_key_create
 
     return api_key_create(workspace=workspace, name="tests")[1]
 

@@ -9,17 +9,21 @@ from django.http import Http404
 
 from catalog.models import Model
 from catalog.services import playground
-from flows import execution, executor, services
+from flows import services
+from flows.access import access_run_for_task
+from flows.runtime import executor, node_execution
+from knowledge.access import access_document_for_task, access_knowledge_base_for_task
 from knowledge.retrieval import RetrievalOptions, aretrieve
 from knowledge.services import chunks, ingestion, queries
 from studio import access
 from workers import resident
+from workspaces.access import membership
 
 
 def _allowed(run_id: str) -> bool:
     """Whoever started the run may still run its flow; else the run fails with the reason."""
     try:
-        access.access_run_for_task(run_id)
+        access_run_for_task(run_id)
     except Http404:
         return False  # the run (or its flow) was deleted: nothing to do
     except PermissionDenied as exc:
@@ -38,7 +42,7 @@ def advance_run(run_id: str) -> None:
 @shared_task(name="workers.tasks.execute_node")
 def execute_node(run_id: str, node_id: str) -> None:
     if _allowed(run_id):
-        execution.node_execute(run_id, node_id, resident.runtime())
+        node_execution.node_execute(run_id, node_id, resident.runtime())
 
 
 @shared_task(name="workers.tasks.reap_stale_runs", time_limit=60)
@@ -63,7 +67,7 @@ def playground_generate(stream_id: str) -> None:
     user = get_user_model().objects.filter(id=job.user_id, is_active=True).first()
     if (
         user is None
-        or access.membership(user, job.workspace_id) is None
+        or membership(user, job.workspace_id) is None
         or not access.has_perm(user, model, "use")
     ):
         reason = "permission revoked: you may no longer use this model"
@@ -79,7 +83,7 @@ def playground_generate(stream_id: str) -> None:
 def ingest_document(document_id: int) -> None:
     """Parse, chunk and embed a queued document (idempotent: the claim takes it once)."""
     try:
-        access.access_document_for_task(document_id)
+        access_document_for_task(document_id)
     except Http404:
         return  # deleted meanwhile
     except PermissionDenied as exc:
@@ -111,7 +115,7 @@ def knowledge_query(job_id: str) -> None:
     if job is None:
         return  # expired, or a repeated delivery
     try:
-        base = access.access_knowledge_base_for_task(
+        base = access_knowledge_base_for_task(
             job.knowledge_base_id, user_id=job.user_id, api_key_id=job.api_key_id
         )
     except (Http404, PermissionDenied) as exc:

@@ -6,25 +6,15 @@ The agent loop arrives with the agents issue; tools exist first so that other ap
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from agents.tools.base import Tool
+from studio.registry import Registry
 
-TOOLS: dict[str, Tool] = {}
-_discovered = False
-
-
-def register(cls: type[Tool]) -> type[Tool]:
-    TOOLS[cls.name] = cls()
-    return cls
+_registry: Registry[Tool] = Registry(
+    __name__, noun="tool", key=lambda cls: cls.name, build=lambda cls: cls()
+)
+TOOLS = _registry.members
+register = _registry.register
 
 
 def tools() -> dict[str, Tool]:
-    global _discovered
-    if not _discovered:
-        for module in pkgutil.iter_modules(__path__):
-            if module.name != "base":
-                importlib.import_module(f"{__name__}.{module.name}")
-        _discovered = True
-    return TOOLS
+    return _registry.all()

@@ -7,39 +7,18 @@ install never imports vllm.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from catalog.engines.base import Engine
+from studio.registry import Registry
 
-ENGINES: dict[str, type[Engine]] = {}
-_discovered = False
-
-
-def register(cls: type[Engine]) -> type[Engine]:
-    ENGINES[cls.kind] = cls
-    return cls
-
-
-def _discover() -> None:
-    # A flag, not "ENGINES is empty": importing one engine module first must not stop the rest.
-    global _discovered
-    for module in pkgutil.iter_modules(__path__):
-        if module.name != "base":
-            importlib.import_module(f"{__name__}.{module.name}")
-    _discovered = True
+_registry: Registry[type[Engine]] = Registry(__name__, noun="engine", key=lambda cls: cls.kind)
+# The registry's own dict: a test may add a stand-in engine to it and take it out again.
+ENGINES = _registry.members
+register = _registry.register
 
 
 def engine_class(kind: str) -> type[Engine]:
-    if not _discovered:
-        _discover()
-    try:
-        return ENGINES[kind]
-    except KeyError:
-        raise KeyError(f"unknown engine {kind!r}; known: {', '.join(sorted(ENGINES))}") from None
+    return _registry.get(kind)
 
 
 def engine_kinds() -> list[str]:
-    if not _discovered:
-        _discover()
-    return sorted(ENGINES)
+    return _registry.names()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.http import Http404
 
+from catalog.access import access_model
 from catalog.models import Model, Status, Task
-from studio import access
 
 MAX_PROMPT = 100_000
 MAX_TOKENS = 8192
@@ -52,7 +52,7 @@ class PlaygroundForm(forms.Form):
             self.fields[name].widget.choices = choices
 
     def _model(self, name: str) -> Model:
-        model = access.access_model(self.user, self.cleaned_data[name], "use")
+        model = access_model(self.user, self.cleaned_data[name], "use")
         # A shared model or one of the workspace worked in: never one of the user's other
         # workspaces, whose usage this one must not be billed for.
         if model.workspace_id not in (None, self.workspace.id):

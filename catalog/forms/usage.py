@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from catalog.selectors import models_visible
 from catalog.selectors.usage import usage_flow_slugs
-from studio.models import Workspace
-from studio.selectors import keys_for
+from workspaces.models import Workspace
+from workspaces.selectors import keys_for
 
 DEFAULT_DAYS = 30
 # The per-day series has one point per day of the range: a year keeps the page and the JSON small.

@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from catalog.hosts import host_allowed
 from catalog.models import Credential, Model
 from catalog.secrets import decrypt
-from studio import access
+from workspaces.access import workspace_perms
 
 # Managing credentials (an admin's right): storing one, deciding where it may be sent, and
 # attaching it to a catalog model or pointing such a model elsewhere. Whoever may store a
@@ -34,7 +34,7 @@ def may_manage_credentials(user, workspace_id: int | None) -> bool:
     which never has one)."""
     if workspace_id is None:
         return False
-    return MANAGE_CREDENTIALS in access.workspace_perms(user, workspace_id)
+    return MANAGE_CREDENTIALS in workspace_perms(user, workspace_id)
 
 
 def credentials_attachable(user, workspace_id: int | None) -> QuerySet[Credential]:

@@ -6,12 +6,13 @@ from django.db.models import Q, QuerySet
 
 from catalog.models import Model, Status, Task
 from studio import access
+from workspaces.access import membership
 
 
 def playground_models(user, workspace_id: int) -> QuerySet[Model]:
     """The chat models ``user`` may use in the workspace (its own and the shared ones), one
     query: what the playground offers."""
-    if access.membership(user, workspace_id) is None:
+    if membership(user, workspace_id) is None:
         return Model.objects.none()  # shared models are for members of some workspace only
     own = access.scope(user, workspace_id, Model.objects.all(), "use")
     return (

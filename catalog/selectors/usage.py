@@ -31,8 +31,8 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from catalog.models import Usage
-from studio import access
 from studio.roles import UNLIMITED_ROLES
+from workspaces.access import membership
 
 
 class Percentile(Aggregate):
@@ -72,7 +72,7 @@ def _sums() -> dict[str, Any]:
 def usage_visible(user, workspace_id: int) -> QuerySet[Usage]:
     """The workspace's calls ``user`` may see (see the module docstring); none for a
     non-member."""
-    found = access.membership(user, workspace_id)
+    found = membership(user, workspace_id)
     if found is None:
         return Usage.objects.none()
     rows = Usage.objects.filter(workspace_id=workspace_id)

@@ -15,8 +15,8 @@ from django.db import transaction
 from catalog.hosts import hosts_clean
 from catalog.models import Credential
 from catalog.secrets import encrypt
-from studio.audit import audit_record
-from studio.models import Workspace
+from workspaces.audit import audit_record
+from workspaces.models import Workspace
 
 HINT_CHARS = 4
 # A secret shorter than this would be half revealed by its hint.

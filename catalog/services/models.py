@@ -23,8 +23,8 @@ from catalog.bundled import ALL_MINILM, BUNDLED_PREFIX
 from catalog.engines import engine_class
 from catalog.models import Credential, LoraAdapter, Model, Source, Status, Task
 from catalog.selectors.credentials import may_manage_credentials
-from studio.audit import audit_record, snapshot
-from studio.models import Workspace
+from workspaces.audit import audit_record, snapshot
+from workspaces.models import Workspace
 
 # What the audit log records of an entry. Never a secret: the credential is its id.
 MODEL_FIELDS = (

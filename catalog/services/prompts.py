@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from catalog.models import Prompt, PromptStatus, PromptVersion
 from catalog.prompt_text import prompt_variables
-from studio.audit import audit_record, snapshot
-from studio.models import Workspace
-from studio.sharing import creator_grant
+from workspaces.audit import audit_record, snapshot
+from workspaces.models import Workspace
+from workspaces.sharing import creator_grant
 
 PROMPT_FIELDS = ("slug", "name", "description")
 VERSION_FIELDS = (

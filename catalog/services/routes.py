@@ -9,9 +9,9 @@ from django.db import transaction
 
 from catalog.models import Model, Route, Strategy
 from catalog.router import route_problems
-from studio.audit import audit_record
-from studio.models import Workspace
-from studio.sharing import creator_grant
+from workspaces.audit import audit_record
+from workspaces.models import Workspace
+from workspaces.sharing import creator_grant
 
 
 @dataclass(frozen=True)

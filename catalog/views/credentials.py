@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
+from catalog.access import access_credential
 from catalog.forms.credentials import CredentialForm, CredentialHostsForm
 from catalog.selectors.credentials import credentials_of
 from catalog.services.credentials import (
@@ -24,14 +25,14 @@ from catalog.services.credentials import (
     credential_delete,
     credential_hosts_set,
 )
-from studio import access
-from studio.models import Workspace
+from workspaces.access import access_workspace, current_workspace, workspace_perms
+from workspaces.models import Workspace
 
 
 def _page(
     request: HttpRequest, workspace: Workspace, form: CredentialForm, status: int = 200
 ) -> HttpResponse:
-    perms = access.workspace_perms(request.user, workspace.id)
+    perms = workspace_perms(request.user, workspace.id)
     context = {
         "workspace": workspace,
         "credentials": credentials_of(workspace.id),
@@ -45,8 +46,8 @@ def _page(
 @login_required
 @require_GET
 def credential_list(request: HttpRequest) -> HttpResponse:
-    workspace = access.access_workspace(
-        request.user, access.current_workspace(request).id, "catalog.view_credential"
+    workspace = access_workspace(
+        request.user, current_workspace(request).id, "catalog.view_credential"
     )
     return _page(request, workspace, CredentialForm())
 
@@ -57,8 +58,8 @@ def credential_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def credential_create_view(request: HttpRequest) -> HttpResponse:
-    workspace = access.access_workspace(
-        request.user, access.current_workspace(request).id, "catalog.add_credential"
+    workspace = access_workspace(
+        request.user, current_workspace(request).id, "catalog.add_credential"
     )
     form = CredentialForm(request.POST)
     if form.is_valid():
@@ -84,7 +85,7 @@ def credential_create_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def credential_hosts_view(request: HttpRequest, credential_id: int) -> HttpResponse:
-    credential = access.access_credential(request.user, credential_id, "add")
+    credential = access_credential(request.user, credential_id, "add")
     form = CredentialHostsForm(request.POST)
     try:
         if not form.is_valid():
@@ -105,7 +106,7 @@ def credential_hosts_view(request: HttpRequest, credential_id: int) -> HttpRespo
 @login_required
 @require_POST
 def credential_delete_view(request: HttpRequest, credential_id: int) -> HttpResponse:
-    credential = access.access_credential(request.user, credential_id, "delete")
+    credential = access_credential(request.user, credential_id, "delete")
     try:
         credential_delete(credential=credential, actor=request.user)
     except ValidationError as exc:

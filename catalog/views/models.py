@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from catalog.access import access_adapter, access_model
 from catalog.cards import render_card
 from catalog.engines import engine_class
 from catalog.forms.models import AdapterForm, ModelEntryForm, ModelFilterForm
@@ -28,13 +29,15 @@ from catalog.services.models import (
     model_update,
 )
 from studio import access
+from studio.htmx import render_page_or_partial
+from workspaces.access import access_workspace, current_workspace, workspace_perms
 
 
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or only the results
 def model_list(request: HttpRequest) -> HttpResponse:
-    workspace = access.current_workspace(request)
+    workspace = current_workspace(request)
     visible = models_visible(request.user, workspace.id)
     form = ModelFilterForm(request.GET, tags=model_tags(visible))
     form.is_valid()  # invalid filters are dropped, the rest apply
@@ -44,11 +47,9 @@ def model_list(request: HttpRequest) -> HttpResponse:
         "models": models,
         "form": form,
         "filtered": bool(form.filters()),
-        "can_add": "catalog.add_model" in access.workspace_perms(request.user, workspace.id),
+        "can_add": "catalog.add_model" in workspace_perms(request.user, workspace.id),
     }
-    # A history restore asks for the whole page, though it comes by htmx.
-    partial = request.htmx and not request.htmx.history_restore_request
-    return render(request, "catalog/list.html#results" if partial else "catalog/list.html", context)
+    return render_page_or_partial(request, "catalog/list.html", context, partial="results")
 
 
 def _supports_adapters(model: Model) -> bool:
@@ -63,7 +64,7 @@ def _render_detail(
 ) -> HttpResponse:
     actions = access.object_actions(request.user, model)
     context = {
-        "workspace": access.current_workspace(request),
+        "workspace": current_workspace(request),
         "model": model,
         "card": render_card(model.card),
         "adapters": model.adapters.all(),
@@ -80,7 +81,7 @@ def _render_detail(
 @login_required
 @require_GET
 def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
-    model = access.access_model(request.user, model_id, "view")
+    model = access_model(request.user, model_id, "view")
     return _render_detail(request, model)
 
 
@@ -90,15 +91,15 @@ def _posted(request: HttpRequest):
 
 
 def _render_form(request: HttpRequest, form: ModelEntryForm, model: Model | None, status=200):
-    context = {"workspace": access.current_workspace(request), "form": form, "model": model}
+    context = {"workspace": current_workspace(request), "form": form, "model": model}
     return render(request, "catalog/form.html", context, status=status)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def model_new(request: HttpRequest) -> HttpResponse:
-    workspace = access.current_workspace(request)
-    access.access_workspace(request.user, workspace.id, "catalog.add_model")
+    workspace = current_workspace(request)
+    access_workspace(request.user, workspace.id, "catalog.add_model")
     form = ModelEntryForm(_posted(request), workspace_id=workspace.id, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
@@ -114,7 +115,7 @@ def model_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def model_edit(request: HttpRequest, model_id: int) -> HttpResponse:
-    model = access.access_model(request.user, model_id, "change")
+    model = access_model(request.user, model_id, "change")
     form = ModelEntryForm(
         _posted(request),
         initial=ModelEntryForm.initial_for(model),
@@ -140,7 +141,7 @@ def model_edit(request: HttpRequest, model_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def model_remove(request: HttpRequest, model_id: int) -> HttpResponse:
-    model = access.access_model(request.user, model_id, "delete")
+    model = access_model(request.user, model_id, "delete")
     model_delete(model=model, actor=request.user)
     messages.success(request, f"Deleted {model.name} from the catalog.")
     return redirect("model-list")
@@ -149,7 +150,7 @@ def model_remove(request: HttpRequest, model_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def adapter_new(request: HttpRequest, model_id: int) -> HttpResponse:
-    model = access.access_model(request.user, model_id, "change")
+    model = access_model(request.user, model_id, "change")
     form = AdapterForm(request.POST)
     if form.is_valid():
         try:
@@ -165,7 +166,7 @@ def adapter_new(request: HttpRequest, model_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def adapter_remove(request: HttpRequest, adapter_id: int) -> HttpResponse:
-    adapter = access.access_adapter(request.user, adapter_id, "change")
+    adapter = access_adapter(request.user, adapter_id, "change")
     adapter_delete(adapter=adapter, actor=request.user)
     messages.success(request, f"Deleted the adapter {adapter.name}.")
     return redirect("model-detail", model_id=adapter.base_id)

@@ -22,8 +22,9 @@ from catalog.services.playground import (
     playground_follow,
     playground_start,
 )
-from studio import access
+from studio.htmx import render_page_or_partial
 from studio.sse import sse_frames, sse_response
+from workspaces.access import current_workspace
 
 TEMPLATE = "catalog/playground.html"
 _SEQ = re.compile(r"[0-9]{1,18}")
@@ -45,7 +46,7 @@ def _preselected(request: HttpRequest, models: list) -> dict:
 @login_required
 @require_GET
 def playground(request: HttpRequest) -> HttpResponse:
-    workspace = access.current_workspace(request)
+    workspace = current_workspace(request)
     models = list(playground_models(request.user, workspace.id))
     form = PlaygroundForm(
         user=request.user, workspace=workspace, models=models, initial=_preselected(request, models)
@@ -58,7 +59,7 @@ def playground(request: HttpRequest) -> HttpResponse:
 @require_POST
 def playground_run(request: HttpRequest) -> HttpResponse:
     """Start both sides and answer with their panes; a refused form answers 400 with its errors."""
-    workspace = access.current_workspace(request)
+    workspace = current_workspace(request)
     models = list(playground_models(request.user, workspace.id))
     form = PlaygroundForm(request.POST, user=request.user, workspace=workspace, models=models)
     context: dict = {"workspace": workspace, "form": form, "models": models}
@@ -71,8 +72,7 @@ def playground_run(request: HttpRequest) -> HttpResponse:
             {"side": "b", "model": data["model_b"], "stream_id": streams["b"]},
         ]
         status = 200
-    template = f"{TEMPLATE}#workbench" if request.htmx else TEMPLATE
-    return render(request, template, context, status=status)
+    return render_page_or_partial(request, TEMPLATE, context, partial="workbench", status=status)
 
 
 @login_required

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from catalog.access import access_prompt, access_prompt_version
 from catalog.forms.prompts import PromptCreateForm, PromptVersionForm
 from catalog.models import Prompt, PromptVersion
 from catalog.selectors import prompts as selectors
@@ -24,7 +25,8 @@ from catalog.services.prompts import (
     prompt_version_publish,
     prompt_version_update,
 )
-from studio import access
+from studio.htmx import render_page_or_partial
+from workspaces.access import access_workspace, current_workspace, workspace_perms
 
 
 def _detail_url(prompt: Prompt, number: int | None = None) -> str:
@@ -73,11 +75,11 @@ def _data(request: HttpRequest):
 @login_required
 @require_GET
 def prompt_list(request: HttpRequest) -> HttpResponse:
-    workspace = access.current_workspace(request)
+    workspace = current_workspace(request)
     context = {
         "workspace": workspace,
         "prompts": selectors.prompts_visible(request.user, workspace.id),
-        "can_create": "catalog.add_prompt" in access.workspace_perms(request.user, workspace.id),
+        "can_create": "catalog.add_prompt" in workspace_perms(request.user, workspace.id),
     }
     return render(request, "catalog/prompts/list.html", context)
 
@@ -85,9 +87,7 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def prompt_new(request: HttpRequest) -> HttpResponse:
-    workspace = access.access_workspace(
-        request.user, access.current_workspace(request).id, "catalog.add_prompt"
-    )
+    workspace = access_workspace(request.user, current_workspace(request).id, "catalog.add_prompt")
     form = PromptCreateForm(_data(request))
     if request.method == "POST" and form.is_valid():
         try:
@@ -107,7 +107,7 @@ def prompt_new(request: HttpRequest) -> HttpResponse:
 def prompt_detail(request: HttpRequest, prompt_id: int) -> HttpResponse:
     """A prompt's versions and one version's text (``?version=<number>``, default the latest).
     An htmx request for the page's body (versions and the chosen one) gets only that."""
-    prompt = access.access_prompt(request.user, prompt_id, "view")
+    prompt = access_prompt(request.user, prompt_id, "view")
     versions = list(selectors.prompt_versions(prompt))
     number = _number(request.GET.get("version"))
     if number is None:
@@ -129,20 +129,18 @@ def prompt_detail(request: HttpRequest, prompt_id: int) -> HttpResponse:
         "compare_a": compare[0],
         "compare_b": compare[1],
         "snippets": _flow_snippet(prompt, version),
-        "can_audit": "studio.view_audit"
-        in access.workspace_perms(request.user, prompt.workspace_id),
+        "can_audit": "workspaces.view_audit" in workspace_perms(request.user, prompt.workspace_id),
     }
-    template = "catalog/prompts/detail.html"
-    if request.htmx and request.htmx.target == "prompt-body":
-        template += "#prompt-body"
-    return render(request, template, context)
+    return render_page_or_partial(
+        request, "catalog/prompts/detail.html", context, partial="prompt-body", target="prompt-body"
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def prompt_version_new(request: HttpRequest, prompt_id: int) -> HttpResponse:
     """Save a new draft version; the form starts from the latest version's text."""
-    prompt = access.access_prompt(request.user, prompt_id, "change")
+    prompt = access_prompt(request.user, prompt_id, "change")
     latest = selectors.prompt_versions(prompt).first()
     initial = {"system": latest.system, "template": latest.template} if latest else {}
     form = PromptVersionForm(_data(request), initial=initial)
@@ -164,7 +162,7 @@ def prompt_version_new(request: HttpRequest, prompt_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def prompt_version_edit(request: HttpRequest, version_id: int) -> HttpResponse:
     """Edit a draft. A published version answers 409 and stays as it is."""
-    version = access.access_prompt_version(request.user, version_id, "change")
+    version = access_prompt_version(request.user, version_id, "change")
     prompt = version.prompt
     context = {"workspace": prompt.workspace, "prompt": prompt, "version": version, "mode": "edit"}
     if version.published_at is not None:
@@ -197,7 +195,7 @@ def _refuse_edit(request: HttpRequest, context: dict) -> HttpResponse:
 @login_required
 @require_POST
 def prompt_version_publish_view(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = access.access_prompt_version(request.user, version_id, "change")
+    version = access_prompt_version(request.user, version_id, "change")
     try:
         version = prompt_version_publish(version=version, actor=request.user)
     except ValidationError as exc:
@@ -210,7 +208,7 @@ def prompt_version_publish_view(request: HttpRequest, version_id: int) -> HttpRe
 @login_required
 @require_POST
 def prompt_version_approve_view(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = access.access_prompt_version(request.user, version_id, "approve")
+    version = access_prompt_version(request.user, version_id, "approve")
     try:
         version = prompt_version_approve(version=version, actor=request.user)
     except ValidationError as exc:
@@ -227,7 +225,7 @@ def prompt_version_approve_view(request: HttpRequest, version_id: int) -> HttpRe
 def prompt_diff(request: HttpRequest, prompt_id: int) -> HttpResponse:
     """The line diff of versions ``?a=`` and ``?b=`` (numbers; default: the latest version
     against the one before it). An unknown version answers 404 with the reason on the page."""
-    prompt = access.access_prompt(request.user, prompt_id, "view")
+    prompt = access_prompt(request.user, prompt_id, "view")
     versions = list(selectors.prompt_versions(prompt))
     by_number = {v.number: v for v in versions}
     context: dict = {"workspace": prompt.workspace, "prompt": prompt, "versions": versions}
@@ -246,23 +244,26 @@ def prompt_diff(request: HttpRequest, prompt_id: int) -> HttpResponse:
     rows = selectors.prompt_diff(a, b)
     added, removed = selectors.diff_counts(rows)
     context.update({"a": a, "b": b, "rows": rows, "added": added, "removed": removed})
-    template = "catalog/prompts/diff.html"
-    if request.htmx and request.htmx.target == "diff-panel":
-        template += "#diff"
-    return render(request, template, context)
+    return render_page_or_partial(
+        request, "catalog/prompts/diff.html", context, partial="diff", target="diff-panel"
+    )
 
 
 def _diff_error(request: HttpRequest, context: dict, error: str) -> HttpResponse:
-    template = "catalog/prompts/diff.html"
-    if request.htmx and request.htmx.target == "diff-panel":
-        template += "#diff"
-    return render(request, template, {**context, "error": error}, status=404)
+    return render_page_or_partial(
+        request,
+        "catalog/prompts/diff.html",
+        {**context, "error": error},
+        partial="diff",
+        target="diff-panel",
+        status=404,
+    )
 
 
 @login_required
 @require_POST
 def prompt_remove(request: HttpRequest, prompt_id: int) -> HttpResponse:
-    prompt = access.access_prompt(request.user, prompt_id, "delete")
+    prompt = access_prompt(request.user, prompt_id, "delete")
     prompt_delete(prompt=prompt, actor=request.user)
     messages.success(request, f"Deleted the prompt {prompt.name} with all its versions.")
     return redirect("prompt-list")

@@ -10,17 +10,18 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods, require_POST
 
+from catalog.access import access_route
 from catalog.forms.routes import RouteForm
 from catalog.selectors.routes import route_models_offered, routes_visible
 from catalog.services.routes import route_create, route_delete, route_update
-from studio import access
+from workspaces.access import access_workspace, current_workspace, workspace_perms
 
 
 @login_required
 @require_http_methods(["GET"])
 def route_list(request: HttpRequest) -> HttpResponse:
-    workspace = access.current_workspace(request)
-    can_add = "catalog.add_route" in access.workspace_perms(request.user, workspace.id)
+    workspace = current_workspace(request)
+    can_add = "catalog.add_route" in workspace_perms(request.user, workspace.id)
     context = {
         "workspace": workspace,
         "routes": routes_visible(request.user, workspace.id),
@@ -45,8 +46,8 @@ def _save(request: HttpRequest, form: RouteForm, save) -> bool:
 @login_required
 @require_http_methods(["GET", "POST"])
 def route_new(request: HttpRequest) -> HttpResponse:
-    workspace = access.current_workspace(request)
-    access.access_workspace(request.user, workspace.id, "catalog.add_route")
+    workspace = current_workspace(request)
+    access_workspace(request.user, workspace.id, "catalog.add_route")
     models = route_models_offered(request.user, workspace.id)
     form = RouteForm(request.POST or None, user=request.user, models=models)
 
@@ -73,7 +74,7 @@ def route_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def route_edit(request: HttpRequest, route_id: int) -> HttpResponse:
-    route = access.access_route(request.user, route_id, "change")
+    route = access_route(request.user, route_id, "change")
     models = route_models_offered(request.user, route.workspace_id)
     form = RouteForm(request.POST or None, user=request.user, models=models, route=route)
 
@@ -99,7 +100,7 @@ def route_edit(request: HttpRequest, route_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def route_remove(request: HttpRequest, route_id: int) -> HttpResponse:
-    route = access.access_route(request.user, route_id, "delete")
+    route = access_route(request.user, route_id, "delete")
     route_delete(route=route, actor=request.user)
     messages.success(request, f"Deleted the route {route.slug}.")
     return redirect("route-list")

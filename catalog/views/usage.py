@@ -19,17 +19,15 @@ from django.views.decorators.http import require_GET
 from catalog.forms.usage import UsageFilterForm
 from catalog.models import Usage
 from catalog.selectors.usage import usage_export_rows, usage_filtered, usage_report
-from studio import access
-from studio.audit import csv_safe
-from studio.models import Workspace
-from studio.selectors import keys_for
+from workspaces.access import access_workspace, current_workspace
+from workspaces.audit import csv_safe
+from workspaces.models import Workspace
+from workspaces.selectors import keys_for
 
 
 def _filtered(request: HttpRequest) -> tuple[Workspace, UsageFilterForm, QuerySet[Usage] | None]:
     """The workspace, the bound filter form, and the calls it selects (None if it is invalid)."""
-    workspace = access.access_workspace(
-        request.user, access.current_workspace(request).id, "catalog.view_usage"
-    )
+    workspace = access_workspace(request.user, current_workspace(request).id, "catalog.view_usage")
     form = UsageFilterForm(request.GET, user=request.user, workspace=workspace)
     if not form.is_valid():
         return workspace, form, None

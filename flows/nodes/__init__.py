@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from flows.nodes.base import NodeType
+from studio.registry import Registry
 
-NODE_TYPES: dict[str, NodeType] = {}
-
-
-def register(cls: type[NodeType]) -> type[NodeType]:
-    NODE_TYPES[cls.type] = cls()
-    return cls
-
-
-_discovered = False
+# One instance of each node type, shared by every caller.
+_registry: Registry[NodeType] = Registry(
+    __name__, noun="node type", key=lambda cls: cls.type, build=lambda cls: cls()
+)
+NODE_TYPES = _registry.members
+register = _registry.register
 
 
 def node_types() -> dict[str, NodeType]:
-    # A flag, not ``if not NODE_TYPES``: a node module imported directly first (a test, a
-    # helper) registers itself and must not stop the others from being discovered.
-    global _discovered
-    if not _discovered:
-        for module in pkgutil.iter_modules(__path__):
-            if module.name != "base":
-                importlib.import_module(f"{__name__}.{module.name}")
-        _discovered = True
-    return NODE_TYPES
+    return _registry.all()

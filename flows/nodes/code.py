@@ -1,4 +1,4 @@
-"""The code node: a user's Python function, run in the sandbox (``flows/sandbox/``).
+"""The code node: a user's Python function, run in the sandbox (``flows/runtime/sandbox/``).
 
 The code defines ``main``; the node calls it with its declared inputs as keyword arguments, and
 ``main`` returns a dict holding each declared output. At save the code must parse, define
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
-from flows.sandbox import run_python
+from flows.runtime.sandbox import run_python
 
 DEFAULT_CODE = 'def main(a, b):\n    return {"sum": a + b}\n'
 LOGS_SHOWN = 4_000  # characters of what the code printed, kept in the trace

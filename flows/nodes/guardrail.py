@@ -22,15 +22,15 @@ from typing import Any, Literal
 import regex
 from pydantic import Field, field_validator, model_validator
 
-from flows.conditions import (
+from flows.nodes import register
+from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
+from flows.runtime.conditions import (
     PatternBudget,
     PatternBudgetSpent,
     pattern_compile,
     pattern_search,
     to_text,
 )
-from flows.nodes import register
-from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 
 PiiKind = Literal["email", "phone", "credit_card", "ip", "iban"]
 # The longest text the node checks. 500 denied words scan 200,000 characters in about 0.2 s and

@@ -42,7 +42,7 @@ from catalog.selectors.credentials import (
 )
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
-from flows.templating import VARIABLE, render, variables
+from flows.runtime.templating import VARIABLE, render, variables
 from studio import egress
 
 MAX_REDIRECTS = 5
@@ -208,7 +208,7 @@ def config_redacted(config: Any) -> Any:
 
 
 def _text(placeholder: str, values: dict[str, Any]) -> str:
-    """A variable's value as the templates write it (``flows.templating``'s conversion)."""
+    """A variable's value as the templates write it (``flows.runtime.templating``'s conversion)."""
     return render(placeholder, values)
 
 

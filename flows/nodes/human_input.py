@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeType, PortType
 from flows.nodes.fields import FieldSpec, unique_names
-from flows.templating import render, variables
+from flows.runtime.templating import render, variables
 
 
 class HumanInputConfig(NodeConfig):

@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from flows.conditions import ConditionGroup, PatternBudget, evaluate, group_variables
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
+from flows.runtime.conditions import ConditionGroup, PatternBudget, evaluate, group_variables
 
 ELSE = "else"
 

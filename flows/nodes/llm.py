@@ -12,11 +12,12 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from catalog.engines.base import Adapter
-from catalog.models import LoraAdapter, Model
+from catalog.models import Model
+from catalog.selectors.adapters import aadapter_for_model
 from flows.nodes import model_call, register
 from flows.nodes.base import NodeContext, NodeOutput, NodeType, PortType
 from flows.nodes.model_call import ModelTargetConfig
-from flows.templating import render, variables
+from flows.runtime.templating import render, variables
 from studio import access
 
 
@@ -192,7 +193,7 @@ class LlmNode(NodeType):
         )
 
     async def _adapter(self, config: LlmConfig, model: Model) -> Adapter:
-        found = await LoraAdapter.objects.filter(base=model, slug=config.adapter).afirst()
+        found = await aadapter_for_model(model, config.adapter)
         if found is None:
             raise LookupError(f"model {model.slug!r} has no adapter {config.adapter!r}")
         return Adapter(id=found.id, name=found.slug, weights=found.weights)

@@ -16,7 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.conditions import (
+from flows.nodes import register
+from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
+from flows.nodes.iteration import REFERENCE, bare_reference
+from flows.runtime.conditions import (
     ConditionGroup,
     PatternBudget,
     evaluate,
@@ -24,10 +27,7 @@ from flows.conditions import (
     to_bool,
     to_number,
 )
-from flows.nodes import register
-from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
-from flows.nodes.iteration import REFERENCE, bare_reference
-from flows.templating import VARIABLE, render, variables
+from flows.runtime.templating import VARIABLE, render, variables
 
 MAX_ROUNDS = 100
 

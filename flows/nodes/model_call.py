@@ -21,7 +21,9 @@ from catalog import router
 from catalog import selectors as catalog_selectors
 from catalog.engines.base import Adapter, GenerationRequest
 from catalog.inference import CallResult, ainvoke
-from catalog.models import LoraAdapter, Model, Route
+from catalog.models import Model, Route
+from catalog.selectors.adapters import adapter_for_model
+from catalog.selectors.routes import aroute_for_workspace, route_for_workspace
 from flows.nodes.base import NodeConfig, NodeContext
 from studio import access
 
@@ -61,7 +63,7 @@ def target_problems(
     A target that is missing and one that ``user`` may not use get the same message, and
     nothing more is said about the latter, so that a member cannot probe for private slugs."""
     if config.route:
-        found = router.route_for_workspace(workspace.id, config.route)
+        found = route_for_workspace(workspace.id, config.route)
         if found is None or (user is not None and not access.has_perm(user, found, "use")):
             return [f"route {config.route!r} is not in this workspace"]
         models = [m for m, _ in router.route_targets(found)]
@@ -71,7 +73,7 @@ def target_problems(
         return [f"model {config.model!r} is not in this workspace's catalog"]
     if model.task != "chat":
         return [f"model {config.model!r} is a {model.task} model, not a chat model"]
-    if adapter and not LoraAdapter.objects.filter(base=model, slug=adapter):
+    if adapter and adapter_for_model(model, adapter) is None:
         return [f"model {config.model!r} has no adapter {adapter!r}"]
     return []
 
@@ -80,7 +82,7 @@ def target_queue(config: ModelTargetConfig, workspace_id: int) -> str:
     """The worker queue whose processes serve the target (``inference`` when it is gone: the
     node then fails there with the reason)."""
     if config.route:
-        found = router.route_for_workspace(workspace_id, config.route)
+        found = route_for_workspace(workspace_id, config.route)
         return router.route_queue(found) if found else "inference"
     model = catalog_selectors.model_for_workspace(workspace_id, config.model)
     return catalog_selectors.model_queue(model) if model else "inference"
@@ -135,8 +137,7 @@ class Target:
 async def resolve(ctx: NodeContext, config: ModelTargetConfig) -> Target:
     """The target as it stands now; LookupError when it is gone or has no model to try."""
     if config.route:
-        routes = Route.objects.filter(workspace_id=ctx.workspace_id, slug=config.route)
-        route = await routes.afirst()
+        route = await aroute_for_workspace(ctx.workspace_id, config.route)
         if route is None:
             raise LookupError(f"route {config.route!r} is not in this workspace")
         seed = f"{ctx.run_id}:{ctx.node_id}"

@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flows.conditions import to_bool
 from flows.nodes import model_call, register
 from flows.nodes.base import NodeContext, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
 from flows.nodes.model_call import ModelTargetConfig
-from flows.templating import render, variables
+from flows.runtime.conditions import to_bool
+from flows.runtime.templating import render, variables
 
 MAX_TOKENS = 1024
 WHOLE_PORT = "json"

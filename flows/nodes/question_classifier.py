@@ -18,7 +18,7 @@ from flows.nodes import model_call, register
 from flows.nodes.base import NodeContext, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
 from flows.nodes.model_call import ModelTargetConfig
-from flows.templating import render, variables
+from flows.runtime.templating import render, variables
 
 # The label is a few tokens; room for a model that explains itself before the JSON.
 MAX_TOKENS = 256

@@ -15,13 +15,14 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from pydantic import Field
 
-from flows.models import Flow, Run, RunSource, RunStatus
+from flows.models import Run, RunSource, RunStatus
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.fields import FieldSpec
+from flows.runtime.templating import VARIABLE, render, variables
 from flows.schema import check_graph
+from flows.selectors import published_flow, run_by_id
 from flows.services.runs import run_create
-from flows.templating import VARIABLE, render, variables
 from studio import access
 
 MAX_DEPTH = 5
@@ -44,14 +45,6 @@ class SubflowConfig(NodeConfig):
     )
 
 
-def _published(workspace_id: int, slug: str) -> Flow | None:
-    return (
-        Flow.objects.filter(workspace_id=workspace_id, slug=slug, published_version__isnull=False)
-        .select_related("published_version")
-        .first()
-    )
-
-
 @register
 class SubflowNode(NodeType):
     type = "subflow"
@@ -69,7 +62,7 @@ class SubflowNode(NodeType):
         return {f.name: f.type for f in config.outputs}
 
     def check(self, config: SubflowConfig, workspace: Any, user: Any = None) -> list[str]:
-        flow = _published(workspace.id, config.flow)
+        flow = published_flow(workspace.id, config.flow)
         # One answer for a missing flow and one the user may not run: no probing for slugs.
         if flow is None or (user is not None and not access.has_perm(user, flow, "run")):
             return [f"flow {config.flow!r} is not a published flow of this workspace"]
@@ -94,7 +87,7 @@ class SubflowNode(NodeType):
     def wait_begin(self, config: SubflowConfig, inputs: dict[str, Any], run: Run, key: str):
         if run.depth + 1 > MAX_DEPTH:
             raise ValueError(f"sub-flows nest deeper than {MAX_DEPTH} runs")
-        flow = _published(run.workspace_id, config.flow)
+        flow = published_flow(run.workspace_id, config.flow)
         if flow is None:
             raise ValueError(f"flow {config.flow!r} is not published (any more)")
         values = {}
@@ -117,7 +110,7 @@ class SubflowNode(NodeType):
         return {"child_run": str(child.id), "flow": flow.slug}
 
     def wait_resolve(self, config: SubflowConfig, details: dict) -> NodeOutput | str | None:
-        child = Run.objects.filter(id=details["child_run"]).first()
+        child = run_by_id(details["child_run"])
         if child is None:
             return "the sub-flow's run was deleted"
         if child.status == RunStatus.FAILED:

@@ -5,9 +5,9 @@ an undeclared name) is the reference port ``llm_1.text``, and ``{{ topic }}`` is
 ``topic``, as is ``{{ topic.split() }}`` (a method called on it). At run time each referenced
 node becomes a mapping of its ports.
 
-The sandbox and its limits are ``flows/template_sandbox.py``. A render runs in a renderer
-process (``flows/template_renderer.py``) that is killed at the deadline, so no template can hold
-a worker's thread longer than that; saving only parses, here.
+The sandbox and its limits are ``flows/runtime/template_sandbox.py``. A render runs in a
+renderer process (``flows/runtime/template_renderer.py``) that is killed at the deadline, so no
+template can hold a worker's thread longer than that; saving only parses, here.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from flows import template_renderer
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
-from flows.template_sandbox import MAX_TEMPLATE, TemplateError, template_ports
+from flows.runtime import template_renderer
+from flows.runtime.template_sandbox import MAX_TEMPLATE, TemplateError, template_ports
 
 __all__ = ["TemplateError", "TemplateNode", "template_ports"]
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from flows.conditions import PORT
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
+from flows.runtime.conditions import PORT
 
 
 class VariableAggregatorConfig(NodeConfig):

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flows.conditions import to_bool, to_number, to_text
 from flows.nodes import register
 from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
-from flows.templating import VARIABLE, render, variables
+from flows.runtime.conditions import to_bool, to_number, to_text
+from flows.runtime.templating import VARIABLE, render, variables
 
 ValueType = Literal["text", "number", "boolean", "json"]
 

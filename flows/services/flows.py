@@ -9,9 +9,9 @@ from django.db.models import Max
 
 from flows.models import Flow, FlowVersion
 from flows.schema import check_graph
-from studio.audit import audit_record
-from studio.models import Workspace
-from studio.sharing import creator_grant
+from workspaces.audit import audit_record
+from workspaces.models import Workspace
+from workspaces.sharing import creator_grant
 
 
 def _published(flow: Flow) -> dict:

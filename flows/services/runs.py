@@ -11,7 +11,6 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from flows import dispatch
 from flows.models import (
     TERMINAL,
     Flow,
@@ -23,9 +22,10 @@ from flows.models import (
     RunTree,
 )
 from flows.nodes.fields import FieldSpec
+from flows.runtime import dispatch
 from flows.schema import CheckedGraph, check_graph
 from studio import events
-from studio.models import ApiKey
+from workspaces.models import ApiKey
 
 
 def run_inputs_clean(graph: CheckedGraph, inputs: Any) -> dict:

@@ -24,13 +24,13 @@ from django.utils.text import slugify
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
-from flows.graph_diff import graph_text
+from flows.editor.graph_diff import graph_text
+from flows.editor.redaction import graph_redacted
 from flows.models import Flow, FlowVersion, VersionKind
-from flows.redaction import graph_redacted
 from flows.schema import GraphError, check_graph
 from flows.services.flows import flow_create
-from studio.audit import audit_record
-from studio.models import Workspace
+from workspaces.audit import audit_record
+from workspaces.models import Workspace
 
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 1024 * 1024
@@ -84,7 +84,7 @@ _BlockDumper.add_representer(str, _str_block)
 
 def flow_export(*, flow: Flow, version: FlowVersion, fmt: str) -> ExportFile:
     """``version`` of ``flow`` as a file in ``fmt`` (``json`` or ``yaml``), secrets masked
-    (``flows.redaction``)."""
+    (``flows.editor.redaction``)."""
     if fmt not in FORMATS:
         raise ValidationError(f"format: choose json or yaml, not {fmt!r}.")
     envelope = {

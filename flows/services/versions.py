@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from flows.models import Flow, FlowVersion, VersionKind
 from flows.services.flows import flow_publish
-from studio.audit import audit_record
+from workspaces.audit import audit_record
 
 
 def _numbered(flow: Flow, version: FlowVersion) -> None:

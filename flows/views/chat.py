@@ -9,16 +9,17 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from flows import selectors
+from flows.access import access_flow
 from flows.models import RunSource
 from flows.services import run_create
-from studio import access
+from workspaces.access import current_workspace
 
 
 @login_required
 @require_GET
 def chat(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "run")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "run")
     return render(request, "flows/chat.html", {"flow": flow, "workspace": workspace})
 
 
@@ -26,8 +27,8 @@ def chat(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
     """Start a run of the published version with the typed message; render its two bubbles."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "run")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "run")
     message = request.POST.get("message", "").strip()
     context = {"flow": flow, "message": message}
     if flow.published_version is None:

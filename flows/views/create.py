@@ -16,6 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.selectors.playground import playground_models
+from flows.access import access_flow
 from flows.models import Flow
 from flows.schema import GraphError
 from flows.services.transfer import (
@@ -27,8 +28,8 @@ from flows.services.transfer import (
 )
 from flows.starters import Starter, starters
 from knowledge.selectors import knowledge_bases_visible
-from studio import access
-from studio.models import Workspace
+from workspaces.access import access_workspace, current_workspace
+from workspaces.models import Workspace
 
 ADD_FLOW = "flows.add_flow"
 
@@ -79,7 +80,7 @@ class ImportForm(forms.Form):
 
 
 def _creatable(request: HttpRequest) -> Workspace:
-    return access.access_workspace(request.user, access.current_workspace(request).id, ADD_FLOW)
+    return access_workspace(request.user, current_workspace(request).id, ADD_FLOW)
 
 
 def _render_new(
@@ -160,9 +161,9 @@ def flow_import_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def flow_duplicate_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Copy the flow's draft (else its latest version) into a new flow "<name> (copy)"."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "view")
-    access.access_workspace(request.user, workspace.id, ADD_FLOW)
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "view")
+    access_workspace(request.user, workspace.id, ADD_FLOW)
     try:
         copy = flow_duplicate(flow=flow, user=request.user)
     except GraphError as exc:

@@ -2,8 +2,8 @@
 runs of the draft, and publishing it.
 
 The canvas is a JavaScript island (built from ``frontend/`` into ``static/flows/editor/``); the
-settings panel is rendered here from the node type's config schema (``flows/node_forms.py``,
-``flows/node_panel.py``).
+settings panel is rendered here from the node type's config schema (``flows/editor/node_forms.py``,
+``flows/editor/node_panel.py``).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as SchemaError
 
-from flows import node_forms, node_panel
+from flows.access import access_flow, access_run
+from flows.editor import node_forms, node_panel
+from flows.editor.palette import palette
+from flows.editor.redaction import graph_redacted
 from flows.models import Flow
-from flows.palette import palette
-from flows.redaction import graph_redacted
 from flows.schema import MAX_BYTES, GraphError, graph_report
 from flows.services.drafts import (
     flow_draft_current,
@@ -33,6 +33,8 @@ from flows.services.drafts import (
     flow_publish_draft,
 )
 from studio import access
+from studio.json_api import BodyRefused, read_body
+from workspaces.access import current_workspace
 
 # The graph's own limit, and room for the envelope around it.
 MAX_BODY = MAX_BYTES + 100_000
@@ -57,17 +59,12 @@ class PublishBody(BaseModel):
 
 
 def _body(request: HttpRequest, schema: type[BaseModel]) -> BaseModel | JsonResponse:
-    if len(request.body) > MAX_BODY:
-        return JsonResponse(
-            {"error": f"The request is larger than {MAX_BODY:,} bytes."}, status=413
-        )
+    """The editor's JSON body, or its refusal in the editor's error shape."""
+    too_large = f"The request is larger than {MAX_BODY:,} bytes."
     try:
-        return schema.model_validate_json(request.body or b"{}")
-    except SchemaError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        return JsonResponse({"error": f"Invalid request: {reasons}"}, status=400)
+        return read_body(request, schema, limit=MAX_BODY, too_large=too_large)
+    except BodyRefused as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status)
 
 
 def _problems(exc: GraphError) -> list[dict]:
@@ -126,8 +123,8 @@ def _editor_data(request: HttpRequest, flow: Flow, can: dict[str, bool]) -> dict
 def flow_editor(request: HttpRequest, slug: str) -> HttpResponse:
     """The editor page: the draft (else the latest version) on a canvas; read-only without
     ``change``."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "view")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "view")
     can = _can(request.user, flow)
     editor = _editor_data(request, flow, can)
     context = {"workspace": workspace, "flow": flow, "editor": editor, "can": can}
@@ -139,8 +136,8 @@ def flow_editor(request: HttpRequest, slug: str) -> HttpResponse:
 def editor_draft_save(request: HttpRequest, slug: str) -> JsonResponse:
     """Autosave: store the posted graph as the draft, answer with its report. A body that is
     not a graph of the schema answers 400 and leaves the stored draft as it was."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "change")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "change")
     body = _body(request, DraftBody)
     if isinstance(body, JsonResponse):
         return body
@@ -193,8 +190,8 @@ def _render_panel(
 @require_POST
 def editor_node_panel(request: HttpRequest, slug: str) -> HttpResponse:
     """The settings of the posted graph's node ``node``; read-only without ``change``."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "view")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "view")
     panel = node_panel.node_panel(
         graph=_posted_graph(request),
         node_id=request.POST.get("node", ""),
@@ -210,8 +207,8 @@ def editor_node_apply(request: HttpRequest, slug: str) -> HttpResponse:
     """A node's posted settings: checked, shown again with errors inline, and sent to the canvas
     (the ``studio:node-config`` event) even when they have errors, so no typing is lost; the
     draft keeps problems until they are fixed. ``_action`` adds or removes a list row."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "change")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "change")
     graph = _posted_graph(request)
     node_id = request.POST.get("node", "")
     kind = node_panel.node_kind(graph, node_id)
@@ -239,8 +236,8 @@ def editor_node_apply(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def editor_run(request: HttpRequest, slug: str) -> JsonResponse:
     """Run the draft with test inputs; its problems (by node) or the inputs' answer 400."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "run")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "run")
     body = _body(request, RunBody)
     if isinstance(body, JsonResponse):
         return body
@@ -264,9 +261,9 @@ def editor_run(request: HttpRequest, slug: str) -> JsonResponse:
 @require_GET
 def editor_run_nodes(request: HttpRequest, slug: str, run_id) -> JsonResponse:
     """What each node of a run received and gave (the run panel fills in its inputs)."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "view")
-    run = access.access_run(request.user, run_id, "view")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "view")
+    run = access_run(request.user, run_id, "view")
     if run.flow_id != flow.id:
         raise Http404
     nodes = [
@@ -290,8 +287,8 @@ def editor_run_nodes(request: HttpRequest, slug: str, run_id) -> JsonResponse:
 @require_POST
 def editor_publish(request: HttpRequest, slug: str) -> JsonResponse:
     """Publish the draft as the next version; a draft with problems publishes nothing (400)."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "publish")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "publish")
     body = _body(request, PublishBody)
     if isinstance(body, JsonResponse):
         return body

@@ -12,8 +12,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from flows import selectors
+from flows.access import access_flow
+from flows.editor.redaction import graph_redacted
 from flows.models import Flow
-from flows.redaction import graph_redacted
 from flows.schema import GraphError
 from flows.services import (
     flow_delete,
@@ -22,6 +23,7 @@ from flows.services import (
     flow_version_save,
 )
 from studio import access
+from workspaces.access import current_workspace
 
 
 @login_required
@@ -33,7 +35,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def flow_list(request: HttpRequest) -> HttpResponse:
-    workspace = access.current_workspace(request)
+    workspace = current_workspace(request)
     flows = access.scope(request.user, workspace.id, selectors.flows_for_workspace(workspace.id))
     return render(request, "flows/list.html", {"workspace": workspace, "flows": flows})
 
@@ -82,8 +84,8 @@ def _render_detail(
 @login_required
 @require_GET
 def flow_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "view")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "view")
     return _render_detail(request, flow)
 
 
@@ -91,8 +93,8 @@ def flow_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def flow_version_create(request: HttpRequest, slug: str) -> HttpResponse:
     """Save the posted graph JSON as the flow's next version; a refused graph answers 400."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "change")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "change")
     graph_text = request.POST.get("graph", "")
     try:
         version = flow_version_save(flow=flow, graph=json.loads(graph_text), user=request.user)
@@ -110,8 +112,8 @@ def flow_version_create(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def flow_settings(request: HttpRequest, slug: str) -> HttpResponse:
     """The flow's switches (the response cache); changing them needs ``change``."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "change")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "change")
     flow_settings_change(
         flow=flow, response_cache=request.POST.get("response_cache") == "on", user=request.user
     )
@@ -122,8 +124,8 @@ def flow_settings(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def flow_publish_latest(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "publish")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "publish")
     try:
         flow = flow_publish(flow=flow, user=request.user)
     except ValidationError as exc:
@@ -136,8 +138,8 @@ def flow_publish_latest(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def flow_remove(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "delete")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "delete")
     flow_delete(flow=flow, user=request.user)
     messages.success(request, f"Deleted the flow {flow.name}.")
     return redirect("flow-list")

@@ -9,16 +9,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
-from flows.graph_diff import graph_diff
+from flows.access import access_flow
+from flows.editor.graph_diff import graph_diff
+from flows.editor.redaction import graph_redacted
 from flows.models import Flow, FlowVersion, VersionKind
-from flows.redaction import graph_redacted
 from flows.services.transfer import FORMATS, flow_export
 from flows.services.versions import flow_version_republish, flow_version_restore
-from studio import access
+from studio.htmx import render_page_or_partial
+from workspaces.access import current_workspace
 
 DRAFT = "draft"
 PUBLISHED = "published"
@@ -79,8 +81,8 @@ def _side(flow: Flow, versions: list[FlowVersion], value: str) -> tuple[str, dic
 def flow_history(request: HttpRequest, slug: str) -> HttpResponse:
     """The numbered versions and, with ``?a=&b=`` (a number, ``draft`` or ``published``), what
     changed from ``a`` to ``b``. An htmx request for the comparison gets only that."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "view")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "view")
     versions = _versions(flow)
     a, b = request.GET.get("a", ""), request.GET.get("b", "")
     context = {
@@ -107,18 +109,22 @@ def flow_history(request: HttpRequest, slug: str) -> HttpResponse:
                 b_label=b_label,
                 diff=graph_diff(a_graph, b_graph, labels=(a_label, b_label)),
             )
-    template = "flows/versions.html"
-    if request.htmx and request.htmx.target == "compare-panel":
-        template += "#compare"
-    return render(request, template, context, status=status)
+    return render_page_or_partial(
+        request,
+        "flows/versions.html",
+        context,
+        partial="compare",
+        target="compare-panel",
+        status=status,
+    )
 
 
 @login_required
 @require_POST
 def flow_version_republish_view(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     """Roll back what is served: publish version ``number`` again (needs ``publish``)."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "publish")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "publish")
     version = _version(flow, number)
     try:
         flow_version_republish(flow=flow, version=version, user=request.user)
@@ -133,8 +139,8 @@ def flow_version_republish_view(request: HttpRequest, slug: str, number: int) ->
 @require_POST
 def flow_version_restore_view(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     """Copy version ``number`` into the draft (needs ``change``); nothing is published."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "change")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "change")
     version = _version(flow, number)
     try:
         flow_version_restore(flow=flow, version=version, user=request.user)
@@ -153,8 +159,8 @@ def flow_version_restore_view(request: HttpRequest, slug: str, number: int) -> H
 def flow_export_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Download ``?version=N`` (default: the published version, else the latest) as
     ``?format=json`` (default) or ``yaml``."""
-    workspace = access.current_workspace(request)
-    flow = access.access_flow(request.user, workspace, slug, "view")
+    workspace = current_workspace(request)
+    flow = access_flow(request.user, workspace, slug, "view")
     fmt = request.GET.get("format", "json")
     if fmt not in FORMATS:
         return HttpResponseBadRequest(f"format: choose json or yaml, not {fmt!r}.")

@@ -9,13 +9,12 @@ the bytes, so a new zip-based format is covered without asking.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import PurePath
 
 # The module, not its names: knowledge.archives imports ParseError from this package.
 from knowledge import archives
 from knowledge.parsers.base import ParseError, Parser, Section
+from studio.registry import Registry
 
 __all__ = [
     "ParseError",
@@ -28,28 +27,13 @@ __all__ = [
     "supported_extensions",
 ]
 
-PARSERS: dict[str, type[Parser]] = {}
-_discovered = False
-
-
-def register(cls: type[Parser]) -> type[Parser]:
-    PARSERS[cls.kind] = cls
-    return cls
-
-
-def _discover() -> None:
-    # A flag, not "PARSERS is empty": importing one parser module first must not stop the rest.
-    global _discovered
-    for module in pkgutil.iter_modules(__path__):
-        if module.name != "base":
-            importlib.import_module(f"{__name__}.{module.name}")
-    _discovered = True
+_registry: Registry[type[Parser]] = Registry(__name__, noun="parser", key=lambda cls: cls.kind)
+PARSERS = _registry.members
+register = _registry.register
 
 
 def _parsers() -> list[type[Parser]]:
-    if not _discovered:
-        _discover()
-    return [PARSERS[kind] for kind in sorted(PARSERS)]
+    return [PARSERS[kind] for kind in _registry.names()]
 
 
 def supported_extensions() -> list[str]:

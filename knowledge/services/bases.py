@@ -14,9 +14,9 @@ from catalog.services.models import embedding_model_default
 from knowledge.chunking import ChunkSettings
 from knowledge.models import KnowledgeBase, SearchMode
 from studio import access
-from studio.audit import audit_record
-from studio.models import Workspace
-from studio.sharing import creator_grant
+from workspaces.audit import audit_record
+from workspaces.models import Workspace
+from workspaces.sharing import creator_grant
 
 SETTINGS_FIELDS = (
     "name",

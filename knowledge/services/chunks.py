@@ -17,8 +17,8 @@ from knowledge.models import Chunk, KnowledgeBase
 from knowledge.selectors import ingestion_queue
 from knowledge.services.embeddings import Embed, embeddings_for
 from knowledge.services.stats import stats_add
-from studio.audit import audit_record
 from studio.celery import app
+from workspaces.audit import audit_record
 
 EMBED_TASK = "workers.tasks.embed_chunk"
 MAX_CHUNK_CHARS = 20_000

@@ -21,8 +21,8 @@ from knowledge.parsers import parser_for
 from knowledge.parsers.base import ParseError
 from knowledge.selectors import ingestion_queue
 from knowledge.services.stats import stats_add
-from studio.audit import audit_record
 from studio.celery import app
+from workspaces.audit import audit_record
 
 INGEST_TASK = "workers.tasks.ingest_document"
 MAX_TEXT_CHARS = 5_000_000

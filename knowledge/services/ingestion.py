@@ -24,7 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from pgvector import Vector
 
-from knowledge import vector_index
+from knowledge import events, vector_index
 from knowledge.archives import ArchiveLimits
 from knowledge.chunking import ChunkDraft, ChunkSettings, chunk_sections
 from knowledge.keywords import chunk_terms
@@ -84,9 +84,11 @@ def document_claim(document_id: int) -> Document | None:
     )
     if not claimed:
         return None
-    return Document.objects.select_related("knowledge_base", "knowledge_base__embedding_model").get(
-        id=document_id
-    )
+    document = Document.objects.select_related(
+        "knowledge_base", "knowledge_base__embedding_model"
+    ).get(id=document_id)
+    _changed(document)
+    return document
 
 
 def document_ingest(*, document_id: int, embed: Embed) -> None:
@@ -143,9 +145,15 @@ class _Heartbeat:
 
 def document_refuse(*, document_id: int, reason: str) -> None:
     """Fail a queued document without ingesting it (its task may not run it)."""
-    Document.objects.filter(id=document_id, status=DocumentStatus.QUEUED).update(
-        status=DocumentStatus.FAILED, error=reason[:2000]
-    )
+    refused = Document.objects.filter(id=document_id, status=DocumentStatus.QUEUED)
+    base_id = refused.values_list("knowledge_base_id", flat=True).first()
+    if refused.update(status=DocumentStatus.FAILED, error=reason[:2000]):
+        events.document_changed(document_id=document_id, knowledge_base_id=base_id)
+
+
+def _changed(document: Document) -> None:
+    """Tell the document's pages that its status or progress changed (after the commit)."""
+    events.document_changed(document_id=document.id, knowledge_base_id=document.knowledge_base_id)
 
 
 def _beat(document: Document, **fields) -> None:
@@ -155,6 +163,7 @@ def _beat(document: Document, **fields) -> None:
     ).update(heartbeat_at=timezone.now(), **fields)
     if not updated:
         raise Superseded
+    _changed(document)
 
 
 def _content(document: Document) -> tuple[str, str, bytes]:
@@ -299,6 +308,7 @@ def _publish(document: Document) -> None:
             heartbeat_at=timezone.now(),
             error="",
         )
+        _changed(document)
 
 
 def _fail(document: Document, reason: str) -> None:
@@ -309,6 +319,7 @@ def _fail(document: Document, reason: str) -> None:
         ).update(status=DocumentStatus.FAILED, error=reason[:2000], heartbeat_at=timezone.now()):
             return
         Chunk.objects.filter(document=document, generation=document.generation).delete()
+        _changed(document)
 
 
 def documents_requeue_stale() -> int:
@@ -339,6 +350,7 @@ def documents_requeue_stale() -> int:
                     id=document.id, status=document.status, generation=document.generation
                 ).update(status=DocumentStatus.QUEUED, updated_at=timezone.now())
                 if moved:
+                    _changed(document)
                     queue = ingestion_queue(document.knowledge_base)
                     document_id = document.id
                     transaction.on_commit(

@@ -14,10 +14,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from catalog.models import Task
 from catalog.services.models import embedding_model_default
 from knowledge import selectors
+from knowledge.access import access_knowledge_base
 from knowledge.forms import KnowledgeBaseForm
 from knowledge.models import KnowledgeBase
 from knowledge.services.bases import kb_create, kb_delete, kb_update
-from studio import access
+from workspaces.access import access_workspace, current_workspace, workspace_perms
 
 
 def _data(request: HttpRequest):
@@ -50,12 +51,11 @@ def _render_form(request, form, workspace, base: KnowledgeBase | None) -> HttpRe
 @login_required
 @require_GET
 def kb_list(request: HttpRequest) -> HttpResponse:
-    workspace = access.current_workspace(request)
+    workspace = current_workspace(request)
     context = {
         "workspace": workspace,
         "bases": selectors.knowledge_bases_listed(request.user, workspace.id),
-        "can_add": "knowledge.add_knowledgebase"
-        in access.workspace_perms(request.user, workspace.id),
+        "can_add": "knowledge.add_knowledgebase" in workspace_perms(request.user, workspace.id),
     }
     return render(request, "knowledge/list.html", context)
 
@@ -63,8 +63,8 @@ def kb_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def kb_new(request: HttpRequest) -> HttpResponse:
-    workspace = access.access_workspace(
-        request.user, access.current_workspace(request).id, "knowledge.add_knowledgebase"
+    workspace = access_workspace(
+        request.user, current_workspace(request).id, "knowledge.add_knowledgebase"
     )
     initial = {"embedding_model": embedding_model_default().id}
     form = _form(request, workspace.id, creating=True, initial=initial)
@@ -87,7 +87,7 @@ def kb_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def kb_edit(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
-    base = access.access_knowledge_base(request.user, knowledge_base_id, "change")
+    base = access_knowledge_base(request.user, knowledge_base_id, "change")
     form = _form(
         request,
         base.workspace_id,
@@ -111,7 +111,7 @@ def kb_edit(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def kb_remove(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
     """GET asks for a confirmation; POST deletes the base with its documents and chunks."""
-    base = access.access_knowledge_base(request.user, knowledge_base_id, "delete")
+    base = access_knowledge_base(request.user, knowledge_base_id, "delete")
     if request.method == "POST":
         kb_delete(knowledge_base=base, actor=request.user)
         messages.success(request, f"Deleted the knowledge base {base.name}.")

@@ -1,12 +1,13 @@
 """Pages of a knowledge base's documents: the base's page with its documents table (which
-polls itself while any document is being ingested) and the forms that add documents, and a
-document's page with its metadata and its chunks, each editable in place.
+follows the base's document events while any document is being ingested) and the forms that
+add documents, and a document's page with its metadata and its chunks, each editable in place.
 
 Document text is untrusted: templates only ever show it escaped.
 """
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,7 +19,8 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from knowledge import selectors
+from knowledge import events, selectors
+from knowledge.access import access_chunk, access_document, access_knowledge_base
 from knowledge.forms import (
     ChunkForm,
     ChunkToggleForm,
@@ -33,17 +35,12 @@ from knowledge.parsers import supported_extensions
 from knowledge.services import chunks as chunk_services
 from knowledge.services import documents as services
 from studio import access
+from studio.htmx import render_page_or_partial, wants_partial
+from studio.sse import sse_response
 
 DETAIL = "knowledge/detail.html"
 DOCUMENT = "knowledge/document.html"
 CHUNKS_PER_PAGE = 50
-
-
-def _partial(request: HttpRequest, target: str) -> bool:
-    """Whether htmx asks for only ``target`` (a history restore asks for the whole page)."""
-    return bool(
-        request.htmx and request.htmx.target == target and not request.htmx.history_restore_request
-    )
 
 
 def _render_detail(request: HttpRequest, base: KnowledgeBase, status: int = 200, **forms):
@@ -65,15 +62,16 @@ def _render_detail(request: HttpRequest, base: KnowledgeBase, status: int = 200,
         "extensions": supported_extensions(),
         "notice": forms.get("notice", ""),
     }
-    template = f"{DETAIL}#documents" if _partial(request, "documents") else DETAIL
-    return render(request, template, context, status=status)
+    return render_page_or_partial(
+        request, DETAIL, context, partial="documents", target="documents", status=status
+    )
 
 
 def _done(request: HttpRequest, base_id: int, error: str = "") -> HttpResponse:
     """After a change from the documents table: the table again for htmx (with the error, if
     any), else back to the base's page with the error as a message."""
-    if _partial(request, "documents"):
-        base = access.access_knowledge_base(request.user, base_id, "view")
+    if wants_partial(request, "documents"):
+        base = access_knowledge_base(request.user, base_id, "view")
         return _render_detail(request, base, status=400 if error else 200, notice=error)
     if error:
         messages.error(request, error)
@@ -83,9 +81,20 @@ def _done(request: HttpRequest, base_id: int, error: str = "") -> HttpResponse:
 @login_required
 @require_GET
 def kb_detail(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
-    """The base's page; htmx polls it for the documents table alone while any is in progress."""
-    base = access.access_knowledge_base(request.user, knowledge_base_id, "view")
+    """The base's page; its table alone is fetched again on each event while any document is
+    in progress."""
+    base = access_knowledge_base(request.user, knowledge_base_id, "view")
     return _render_detail(request, base)
+
+
+@login_required
+@require_GET
+async def kb_events(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
+    """The base's document changes as Server-Sent Events, which its page follows while any
+    document is in progress (``knowledge.events``)."""
+    user = await request.auser()
+    base = await sync_to_async(access_knowledge_base)(user, knowledge_base_id, "view")
+    return sse_response(events.document_frames(knowledge_base_id=base.id))
 
 
 def _add_files(base: KnowledgeBase, files: list[UploadedFile], metadata: dict, actor):
@@ -132,7 +141,7 @@ def _added_message(added: list[tuple[Document, bool]]) -> str:
 def documents_upload(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
     """Add any number of files; one refused file does not refuse the others. Nothing stored:
     the page again (400) with each file's error."""
-    base = access.access_knowledge_base(request.user, knowledge_base_id, "change")
+    base = access_knowledge_base(request.user, knowledge_base_id, "change")
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_detail(request, base, status=400, upload_form=form)
@@ -152,7 +161,7 @@ def documents_upload(request: HttpRequest, knowledge_base_id: int) -> HttpRespon
 def _add_one(request: HttpRequest, knowledge_base_id: int, form_class, add, form_name: str):
     """Add one document from ``form_class`` with the service ``add``; back to the base's page,
     or its page again with the form's errors (400)."""
-    base = access.access_knowledge_base(request.user, knowledge_base_id, "change")
+    base = access_knowledge_base(request.user, knowledge_base_id, "change")
     form = form_class(request.POST)
     if form.is_valid():
         try:
@@ -180,7 +189,7 @@ def documents_add_url(request: HttpRequest, knowledge_base_id: int) -> HttpRespo
 @login_required
 @require_POST
 def document_reingest_view(request: HttpRequest, document_id: int) -> HttpResponse:
-    document = access.access_document(request.user, document_id, "change")
+    document = access_document(request.user, document_id, "change")
     try:
         services.document_reingest(document=document, actor=request.user)
     except ValidationError as exc:
@@ -194,7 +203,7 @@ def document_reingest_view(request: HttpRequest, document_id: int) -> HttpRespon
 @require_POST
 def document_remove(request: HttpRequest, document_id: int) -> HttpResponse:
     """Delete a document and its chunks: a change to its base (``change``), as adding is."""
-    document = access.access_document(request.user, document_id, "change")
+    document = access_document(request.user, document_id, "change")
     services.document_delete(document=document, actor=request.user)
     if not request.htmx:
         messages.success(request, f"Deleted {document.name} and its chunks.")
@@ -212,7 +221,7 @@ def _render_document(
     failed_chunk: Chunk | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    if _partial(request, "document-status"):
+    if wants_partial(request, "document-status"):
         return render(request, f"{DOCUMENT}#status", {"document": document})
     base = document.knowledge_base
     page = Paginator(selectors.document_chunks(document), CHUNKS_PER_PAGE).get_page(
@@ -239,15 +248,29 @@ def _render_document(
 @login_required
 @require_GET
 def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
-    """A document: its status (polled while in progress), metadata and chunks (50 a page)."""
-    document = access.access_document(request.user, document_id, "view")
+    """A document: its status (fetched again on each of its events while in progress), metadata
+    and chunks (50 a page)."""
+    document = access_document(request.user, document_id, "view")
     return _render_document(request, document)
+
+
+@login_required
+@require_GET
+async def document_events(request: HttpRequest, document_id: int) -> HttpResponse:
+    """A document's changes as Server-Sent Events, which its page follows while it is in
+    progress (``knowledge.events``)."""
+    user = await request.auser()
+    document = await sync_to_async(access_document)(user, document_id, "view")
+    frames = events.document_frames(
+        knowledge_base_id=document.knowledge_base_id, document_id=document.id
+    )
+    return sse_response(frames)
 
 
 @login_required
 @require_POST
 def document_metadata(request: HttpRequest, document_id: int) -> HttpResponse:
-    document = access.access_document(request.user, document_id, "change")
+    document = access_document(request.user, document_id, "change")
     form = MetadataForm(request.POST)
     if form.is_valid():
         try:
@@ -269,7 +292,7 @@ def _chunk_done(
     page, at the chunk."""
     chunk.errors, chunk.draft = errors or [], draft
     status = 400 if errors else 200
-    if request.htmx:
+    if wants_partial(request):
         context = {"chunk": chunk, "can_change": True}
         return render(request, f"{DOCUMENT}#chunk", context, status=status)
     if errors:
@@ -283,7 +306,7 @@ def _chunk_done(
 @require_POST
 def chunk_edit(request: HttpRequest, chunk_id: int) -> HttpResponse:
     """Replace a chunk's text: searchable by keywords at once, by meaning once re-embedded."""
-    chunk = access.access_chunk(request.user, chunk_id, "change")
+    chunk = access_chunk(request.user, chunk_id, "change")
     form = ChunkForm(request.POST)
     if not form.is_valid():
         errors = [e for field_errors in form.errors.values() for e in field_errors]
@@ -301,7 +324,7 @@ def chunk_edit(request: HttpRequest, chunk_id: int) -> HttpResponse:
 @require_POST
 def chunk_toggle(request: HttpRequest, chunk_id: int) -> HttpResponse:
     """Turn a chunk off (retrieval skips it) or on again."""
-    chunk = access.access_chunk(request.user, chunk_id, "change")
+    chunk = access_chunk(request.user, chunk_id, "change")
     form = ChunkToggleForm(request.POST)
     if not form.is_valid():
         return _chunk_done(request, chunk, ["Say whether the chunk is to be on or off."])
@@ -313,10 +336,12 @@ def chunk_toggle(request: HttpRequest, chunk_id: int) -> HttpResponse:
 
 urlpatterns = [
     path("<int:knowledge_base_id>/", kb_detail, name="kb-detail"),
+    path("<int:knowledge_base_id>/events", kb_events, name="kb-events"),
     path("<int:knowledge_base_id>/upload", documents_upload, name="kb-upload"),
     path("<int:knowledge_base_id>/text", documents_add_text, name="kb-add-text"),
     path("<int:knowledge_base_id>/url", documents_add_url, name="kb-add-url"),
     path("documents/<int:document_id>/", document_detail, name="document-detail"),
+    path("documents/<int:document_id>/events", document_events, name="document-events"),
     path("documents/<int:document_id>/metadata", document_metadata, name="document-metadata"),
     path("documents/<int:document_id>/reingest", document_reingest_view, name="document-reingest"),
     path("documents/<int:document_id>/delete", document_remove, name="document-delete"),

@@ -13,10 +13,11 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from knowledge import selectors
+from knowledge.access import access_knowledge_base
 from knowledge.forms import RetrievalTestForm
 from knowledge.models import KnowledgeBase
 from knowledge.services import queries
-from studio import access
+from studio.htmx import wants_partial
 
 TEMPLATE = "knowledge/test.html"
 # The order the stages run in, for the timings and the rankings.
@@ -68,7 +69,7 @@ def _explained(base: KnowledgeBase, result: dict[str, Any]) -> dict[str, Any]:
 def kb_test(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
     """GET: the form. POST: run the query and show the results (only them, for htmx); 400 for
     a refused form, 502 when retrieval failed, 504 when no worker answered in time."""
-    base = access.access_knowledge_base(request.user, knowledge_base_id, "use")
+    base = access_knowledge_base(request.user, knowledge_base_id, "use")
     form = RetrievalTestForm(
         request.POST if request.method == "POST" else None, knowledge_base=base
     )
@@ -78,7 +79,9 @@ def kb_test(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
         status = 400
         if form.is_valid():
             status, context["error"], context["result"] = _run(request, base, form.cleaned_data)
-    template = f"{TEMPLATE}#results" if request.htmx and request.method == "POST" else TEMPLATE
+    # Only a query's answer is a fragment: a GET is the page, whoever asks.
+    partial = request.method == "POST" and wants_partial(request)
+    template = f"{TEMPLATE}#results" if partial else TEMPLATE
     return render(request, template, context, status=status)
 
 

@@ -11,8 +11,8 @@ from agents.tools.base import ToolContext
 from knowledge.services.bases import BaseSettings, kb_create
 from knowledge.services.documents import document_add_text
 from knowledge.services.ingestion import document_ingest
-from studio.sharing import object_grant
 from tests.knowledge.helpers import PARAGRAPHS, engine_for, in_process_embed
+from workspaces.sharing import object_grant
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from catalog.models import Credential
 from catalog.secrets import decrypt
 from catalog.services import model_create
 from catalog.services.credentials import credential_create, credential_delete
-from studio.audit import audit_csv_rows
-from studio.models import AuditEvent
 from tests.catalog.remote_server import RemoteServer, Reply
 from workers.resident import Resident
+from workspaces.audit import audit_csv_rows
+from workspaces.models import AuditEvent
 
 SECRET = "sk-live-7Hq2xZp9LmW4vB8n"
 

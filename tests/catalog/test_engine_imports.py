@@ -33,7 +33,7 @@ import json, os, sys
 os.environ["DJANGO_SETTINGS_MODULE"] = "studio.settings"
 import django
 django.setup()
-import studio.urls, studio.celery, workers.tasks, workers.resident, flows.executor
+import studio.urls, studio.celery, workers.tasks, workers.resident, flows.runtime.executor
 import catalog.inference
 from catalog.engines import engine_class, engine_kinds
 kinds = engine_kinds()
@@ -174,8 +174,8 @@ def test_a_vllm_model_is_served_from_its_gpu_queue(db, workspace):
 
 def test_the_executor_dispatches_a_vllm_node_to_its_gpu_queue(db, workspace, make_flow):
     """Only ``execute_node`` reaches a GPU queue, and it names the queue itself."""
-    from flows import executor
     from flows.models import NodeResult, NodeStatus, RunSource
+    from flows.runtime import executor
     from flows.services import run_create
     from studio.celery import app
 

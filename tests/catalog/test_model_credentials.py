@@ -17,10 +17,10 @@ from catalog.services import model_create, model_update
 from catalog.services.credentials import credential_create
 from flows.models import RunSource, RunStatus
 from flows.services import run_create
-from studio.models import AuditEvent
-from studio.sharing import object_grant
 from tests.catalog.remote_server import RemoteServer, Reply, text_events
 from tests.flows.helpers import wait_for_run
+from workspaces.models import AuditEvent
+from workspaces.sharing import object_grant
 
 SECRET = "sk-live-Kc83jdLq0ZmP1vX7"
 

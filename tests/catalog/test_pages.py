@@ -21,10 +21,10 @@ from catalog.engines.base import Chunk, Engine, GenerationRequest
 from catalog.models import Credential, LoraAdapter, Model
 from catalog.secrets import encrypt
 from catalog.services import adapter_create, model_create
-from studio.models import AuditEvent
-from studio.services import member_add, workspace_create
-from studio.sharing import object_grant
 from tests.conftest import PASSWORD
+from workspaces.models import AuditEvent
+from workspaces.services import member_add, workspace_create
+from workspaces.sharing import object_grant
 
 LIST = reverse("model-list")
 CREATE = reverse("model-create")

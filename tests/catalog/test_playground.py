@@ -18,9 +18,9 @@ from catalog.models import Model, Usage
 from catalog.services import model_create
 from catalog.services import playground as service
 from studio import events, redis_client
-from studio.services import member_add, workspace_create
-from studio.sharing import object_grant, object_revoke
 from workers import resident, tasks
+from workspaces.services import member_add, workspace_create
+from workspaces.sharing import object_grant, object_revoke
 
 PROMPT = "alpha beta gamma"
 

@@ -28,9 +28,9 @@ from catalog.services.prompts import (
     prompt_version_publish,
     prompt_version_update,
 )
-from studio.models import AuditEvent
-from studio.services import workspace_create
-from studio.sharing import object_grant
+from workspaces.models import AuditEvent
+from workspaces.services import workspace_create
+from workspaces.sharing import object_grant
 
 SCRIPT = "<script>alert('pwned')</script>"
 
@@ -92,7 +92,7 @@ def test_a_new_prompt_has_a_draft_version_one_with_its_variables(prompt, editor)
 def test_the_catalog_finds_variables_exactly_as_flows_fill_them():
     # catalog/prompt_text.py duplicates the pattern (the catalog may not import flows).
     from catalog import prompt_text
-    from flows import templating
+    from flows.runtime import templating
 
     assert prompt_text.VARIABLE.pattern == templating.VARIABLE.pattern
     # ``{{c.d}}`` is a reference to node c's output d; ``{{c.d.e}}`` and ``{{ 1x }}`` are none.

@@ -18,9 +18,9 @@ from flows.demo import assistant_graph
 from flows.models import NodeResult, RunStatus
 from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, flow_settings_change, run_create
-from studio.models import AuditEvent
-from studio.sharing import object_grant
 from tests.flows.helpers import logged_events, wait_for_run
+from workspaces.models import AuditEvent
+from workspaces.sharing import object_grant
 
 
 def _route_graph(route: str, **llm) -> dict:
@@ -226,7 +226,7 @@ def test_a_call_with_a_temperature_is_never_cached(worker, workspace, owner):
 
 
 def test_the_cache_never_crosses_workspaces(worker, workspace, owner, outsider):
-    from studio.models import Workspace
+    from workspaces.models import Workspace
 
     other = Workspace.objects.get(memberships__user=outsider)
     shared = model_create(slug="shared-echo", name="Shared echo", engine="echo")

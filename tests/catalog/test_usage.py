@@ -26,9 +26,9 @@ from catalog.selectors.usage import (
 )
 from catalog.services import model_create
 from catalog.services.usage import usage_record
-from studio.models import Workspace
 from studio.roles import group_name
-from studio.services import api_key_create
+from workspaces.models import Workspace
+from workspaces.services import api_key_create
 
 TODAY = timezone.localdate()
 

@@ -104,7 +104,7 @@ def test_a_delete_still_asks_first(watched, owner, echo_model, make_flow):
 
 
 def test_the_workspace_menu_switches_on_change(watched, owner):
-    from studio.services import member_add, workspace_create
+    from workspaces.services import member_add, workspace_create
 
     page, violations, collect = watched
     second = workspace_create(slug="second", name="Second")

@@ -7,10 +7,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from studio.models import Membership
-from studio.services import invitation_create
-from studio.views.invitations import OPEN
 from tests.conftest import PASSWORD
+from workspaces.models import Membership
+from workspaces.services import invitation_create
+from workspaces.views.invitations import OPEN
 
 pytestmark = pytest.mark.e2e
 

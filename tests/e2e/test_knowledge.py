@@ -1,6 +1,6 @@
 """A knowledge base in a real browser: create it through the form, upload a Markdown file, watch
-its status turn ready in the polling table (no reload), then ask the test page a question and
-read the chunk that answers it."""
+its status turn ready in the table that follows events (no reload), then ask the test page a
+question and read the chunk that answers it."""
 
 from __future__ import annotations
 

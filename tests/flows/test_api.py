@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from flows.models import NodeResult, NodeStatus, Run, RunSource, RunStatus
-from studio.models import ApiKey
+from tests.workspaces.legacy_keys import mark_keys_legacy
+from workspaces.models import ApiKey
 
 
 @pytest.fixture
@@ -90,8 +91,8 @@ def test_a_revoked_key_gets_401(live_studio, flow, api_key):
 def test_only_published_flows_of_the_keys_workspace_run(
     live_studio, flow, echo_model, make_flow, outsider
 ):
-    from studio.models import Workspace
-    from studio.services import api_key_create
+    from workspaces.models import Workspace
+    from workspaces.services import api_key_create
 
     other_key = api_key_create(workspace=Workspace.objects.get(slug="other"), name="x")[1]
     assert post_run(live_studio, other_key, {"inputs": {"message": "hi"}}).status_code == 404
@@ -148,7 +149,7 @@ def test_a_reader_waits_through_a_quiet_spell_longer_than_its_idle_tick(
 
 
 def scoped_key(workspace, user, **scopes) -> tuple[ApiKey, dict[str, str]]:
-    from studio.services import KeyScopes, api_key_create
+    from workspaces.services import KeyScopes, api_key_create
 
     row, key = api_key_create(
         workspace=workspace, name="scoped", user=user, scopes=KeyScopes(**scopes)
@@ -261,8 +262,8 @@ def test_an_expired_key_gets_401_saying_so(client, workspace, owner, echo_model,
 def test_a_key_never_does_more_than_its_creator_does_now(
     client, workspace, owner, make_member, echo_model, make_flow
 ):
-    from studio.models import Membership
-    from studio.services import user_deactivate
+    from workspaces.models import Membership
+    from workspaces.services import user_deactivate
 
     make_flow(echo_model)
     admin = make_member("admin", "ada")
@@ -292,17 +293,14 @@ def test_a_key_never_does_more_than_its_creator_does_now(
 def test_a_legacy_key_is_refused_until_an_admin_confirms_it_on_the_keys_page(
     client, workspace, owner, viewer, echo_model, make_flow
 ):
-    from importlib import import_module
 
-    from django.apps import apps
-
-    from studio.models import AuditEvent
-    from studio.services import api_key_create
+    from workspaces.models import AuditEvent
+    from workspaces.services import api_key_create
 
     flow = make_flow(echo_model)
     row, key = api_key_create(workspace=workspace, name="old", user=owner)
     # The migration's own step, as on an upgrade.
-    import_module("studio.migrations.0003_apikey_scopes").mark_legacy(apps, None)
+    mark_keys_legacy()
     headers = {"Authorization": f"Bearer {key}"}
     chat = start(flow, user=owner, source=RunSource.CHAT)
 

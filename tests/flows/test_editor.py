@@ -13,14 +13,14 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from catalog.services import model_create
 from flows.demo import assistant_graph
+from flows.editor.palette import GROUPS, palette
 from flows.models import Flow, FlowVersion, RunSource, RunStatus, VersionKind
 from flows.nodes import node_types
-from flows.palette import GROUPS, palette
 from flows.schema import GraphError
 from flows.services.drafts import flow_draft_save, flow_publish_draft
-from studio.models import AuditEvent
-from studio.services import workspace_create
 from tests.flows.helpers import logged_events, wait_for_run
+from workspaces.models import AuditEvent
+from workspaces.services import workspace_create
 
 
 @pytest.fixture

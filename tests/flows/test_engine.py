@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows import executor
 from flows.models import NodeResult, NodeStatus, RunSource, RunStatus
+from flows.runtime import executor
 from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, run_create
 from tests.flows.helpers import logged_events

@@ -10,9 +10,9 @@ import time
 
 from django.utils import timezone
 
-from flows import executor
 from flows.models import NodeResult, Run, RunSource, RunStatus
 from flows.nodes import node_types
+from flows.runtime import executor
 from flows.services import flow_create, flow_publish, run_create
 from tests.flows.helpers import wait_for_run
 from tests.flows.test_engine import (

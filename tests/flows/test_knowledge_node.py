@@ -10,9 +10,9 @@ from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, run_create
 from knowledge.services.bases import BaseSettings, kb_create
 from knowledge.services.documents import document_add_text
-from studio.sharing import object_grant
 from tests.flows.helpers import logged_events, wait_for_run
 from tests.knowledge.helpers import PARAGRAPHS, wait_for
+from workspaces.sharing import object_grant
 
 
 def rag_graph(knowledge_base: str, model: str = "echo", **retrieval) -> dict:

@@ -69,7 +69,7 @@ def test_errors_are_openai_errors(client, live_studio):
 def test_a_scoped_key_lists_and_answers_only_its_flows(
     live_studio, workspace, owner, echo_model, make_flow
 ):
-    from studio.services import KeyScopes, api_key_create
+    from workspaces.services import KeyScopes, api_key_create
 
     alpha, _ = make_flow(echo_model, slug="alpha"), make_flow(echo_model, slug="beta")
     scoped = api_key_create(
@@ -92,7 +92,7 @@ def test_a_scoped_key_lists_and_answers_only_its_flows(
 def test_a_key_without_flow_access_lists_no_models_and_runs_none(
     live_studio, workspace, owner, echo_model, make_flow
 ):
-    from studio.services import KeyScopes, api_key_create
+    from workspaces.services import KeyScopes, api_key_create
 
     make_flow(echo_model)
     knowledge_only = api_key_create(

@@ -12,9 +12,9 @@ from catalog.services import model_create
 from flows.demo import assistant_graph
 from flows.models import FlowVersion, RunSource
 from flows.services import run_create, run_fail
-from studio.models import ApiKey
-from studio.services import api_key_create, workspace_create
 from tests.conftest import PASSWORD
+from workspaces.models import ApiKey
+from workspaces.services import api_key_create, workspace_create
 
 
 @pytest.fixture
@@ -293,23 +293,24 @@ def test_an_empty_message_renders_an_error_bubble(client, owner, flow):
 # --- runs --------------------------------------------------------------------------------------
 
 
-def test_run_page_polls_while_the_run_is_not_over(client, owner, run):
+def test_run_page_follows_the_runs_events_while_the_run_is_not_over(client, owner, run):
     client.force_login(owner)
     url = reverse("run-detail", args=[run.id])
+    follow = f'data-follow="{reverse("run-events", args=[run.id])}"'
 
     page = client.get(url)
     fragment = client.get(url, HTTP_HX_REQUEST="true")
 
     assertContains(page, "hello there")
     assertContains(page, "Queued")
-    assertContains(page, f'hx-get="{url}"')
-    assertContains(page, 'hx-trigger="every 1s"')
+    assertContains(page, f'data-refresh="{url}"')
+    assertContains(page, follow)
     assertContains(fragment, 'id="trace"')
-    assertContains(fragment, 'hx-trigger="every 1s"')
+    assertContains(fragment, follow)
     assertNotContains(fragment, "<html")
 
 
-def test_a_failed_run_shows_its_reason_and_stops_polling(client, owner, run):
+def test_a_failed_run_shows_its_reason_and_stops_following(client, owner, run):
     assert run_fail(run_id=run.id, reason="the model fell over")
     client.force_login(owner)
 
@@ -318,6 +319,7 @@ def test_a_failed_run_shows_its_reason_and_stops_polling(client, owner, run):
     assertContains(response, "the model fell over")
     assertContains(response, "Failed")
     assertNotContains(response, "hx-trigger")
+    assertNotContains(response, "data-follow")
 
 
 # --- catalog and keys --------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flows import execution, executor
 from flows.models import NodeResult, NodeStatus, RunSource, RunStatus
+from flows.runtime import executor, node_execution
 from flows.services import run_create
 from tests.flows.helpers import logged_events, wait_for_run
 
@@ -66,7 +66,7 @@ def test_a_run_is_never_executed_twice(worker, echo_model, make_flow):
 
     # Celery delivers at least once: replay both tasks by hand, in this process.
     executor.run_advance(run.id)
-    execution.node_execute(run.id, "llm_1", runtime=None)
+    node_execution.node_execute(run.id, "llm_1", runtime=None)
 
     assert logged_events(run.id) == events_before
     assert NodeResult.objects.filter(run=run).count() == 3

@@ -15,7 +15,7 @@ from flows.demo import assistant_graph
 from flows.models import Flow, VersionKind
 from flows.services import flow_version_save
 from flows.services.transfer import MAX_FILE_BYTES
-from studio.models import AuditEvent
+from workspaces.models import AuditEvent
 
 
 @pytest.fixture
@@ -331,7 +331,7 @@ def test_a_limited_editor_duplicates_a_shared_flow_and_manages_the_copy(
     client, make_member, workspace, flow, owner
 ):
     from studio import access
-    from studio.sharing import object_grant
+    from workspaces.sharing import object_grant
 
     editor = make_member("editor", limited=True)
     object_grant(obj=flow, subject=editor, level="view", actor=owner)

@@ -11,11 +11,11 @@ from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
 from flows.demo import assistant_graph
-from flows.graph_diff import graph_diff
+from flows.editor.graph_diff import graph_diff
 from flows.models import FlowVersion, RunSource, VersionKind
 from flows.services import flow_version_save
 from flows.services.versions import flow_version_republish, flow_version_restore
-from studio.models import AuditEvent
+from workspaces.models import AuditEvent
 
 
 def edited(graph: dict) -> dict:

@@ -11,9 +11,9 @@ import pytest
 from flows.models import NodeResult, NodeStatus, Run, RunSource, RunStatus
 from flows.schema import GraphError
 from flows.services import flow_create, flow_publish, flow_version_save, run_create
-from studio.models import ApiKey
 from tests.flows.helpers import logged_events, wait_for_run
 from tests.flows.test_engine import assign, edge, node, output, text_input
+from workspaces.models import ApiKey
 
 
 def wait_for_status(run_id, status, timeout=30) -> Run:

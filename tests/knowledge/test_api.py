@@ -12,9 +12,9 @@ from django.urls import reverse
 
 from knowledge.models import Chunk, Document, DocumentStatus
 from knowledge.services.bases import BaseSettings, kb_create
-from studio.models import ApiKey, AuditEvent
-from studio.services import api_key_create, api_key_revoke, workspace_create
 from tests.knowledge.helpers import PARAGRAPHS, wait_for
+from workspaces.models import ApiKey, AuditEvent
+from workspaces.services import api_key_create, api_key_revoke, workspace_create
 
 SCIENCE = "\n\n".join(PARAGRAPHS[1:4])
 TRAVEL = "\n\n".join([PARAGRAPHS[2], PARAGRAPHS[5]])
@@ -284,7 +284,7 @@ def test_the_wrong_method_answers_405(client, base, auth):
 
 
 def scoped_auth(workspace, owner, **scopes) -> dict[str, str]:
-    from studio.services import KeyScopes
+    from workspaces.services import KeyScopes
 
     _, key = api_key_create(
         workspace=workspace, name="scoped", user=owner, scopes=KeyScopes(**scopes)

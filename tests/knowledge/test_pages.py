@@ -1,5 +1,5 @@
 """The knowledge pages: creating a base (audited) and its settings, adding documents (many files
-at once, one bad file refused alone), the documents table that polls itself while ingestion runs
+at once, one bad file refused alone), the documents table that follows events while ingestion runs
 on the real worker, metadata, chunk edits and switches, deleting, the retrieval test page with
 each stage's ranks and scores, and who may do what."""
 
@@ -15,9 +15,9 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
 from knowledge.services.bases import BaseSettings, kb_create
 from knowledge.services.documents import document_add_file, document_add_text
-from studio.models import AuditEvent
-from studio.sharing import object_grant
 from tests.knowledge.helpers import PARAGRAPHS, wait_for
+from workspaces.models import AuditEvent
+from workspaces.sharing import object_grant
 
 HTMX = {"HX-Request": "true"}
 
@@ -60,7 +60,7 @@ def upload(name: str, text: str | bytes, content_type: str = "text/plain") -> Si
 
 
 def documents_partial(client, base):
-    """The documents table as the page's polling asks for it."""
+    """The documents table as the page asks for it on each event."""
     return client.get(
         reverse("kb-detail", args=[base.id]), headers={**HTMX, "HX-Target": "documents"}
     )
@@ -276,7 +276,7 @@ def test_pasted_text_and_an_address_become_documents(client, owner, base):
 # --- the documents table --------------------------------------------------------------------
 
 
-def test_the_table_shows_progress_and_polls_only_while_a_document_is_in_progress(
+def test_the_table_shows_progress_and_follows_events_only_while_a_document_is_in_progress(
     client, owner, base
 ):
     document, _ = document_add_text(knowledge_base=base, name="a.txt", text="Text.", actor=owner)
@@ -287,14 +287,14 @@ def test_the_table_shows_progress_and_polls_only_while_a_document_is_in_progress
     partial = documents_partial(client, base)
     body = partial.content.decode()
     assert body.lstrip().startswith('<div id="documents"') and "<html" not in body
-    assert 'hx-trigger="every 1s"' in body
+    assert f'data-follow="{reverse("kb-events", args=[base.id])}"' in body
     assert re.search(r"3\s*/\s*7", body)
 
     Document.objects.filter(id=document.id).update(
         status=DocumentStatus.FAILED, error="no text found in a.txt"
     )
     body = documents_partial(client, base).content.decode()
-    assert "hx-trigger" not in body
+    assert "hx-trigger" not in body and "data-follow" not in body
     assert "no text found in a.txt" in body and "Failed" in body
 
 
@@ -306,14 +306,15 @@ def test_an_uploaded_document_becomes_ready_through_the_worker(client, worker, o
     )
     assert response.status_code == 302
     document = Document.objects.get(name="science.txt")
-    polling = documents_partial(client, base)
-    assertContains(polling, 'hx-trigger="every 1s"')
+    following = documents_partial(client, base)
+    assertContains(following, "data-follow=")
 
     wait_for(document, timeout=60)
     assert document.status == DocumentStatus.READY, document.error
     assert document.chunk_count >= 1
     settled = documents_partial(client, base)
     assertNotContains(settled, "hx-trigger")
+    assertNotContains(settled, "data-follow")
     assertContains(settled, "Ready")
     assertContains(settled, f'<td class="num">{document.chunk_count}</td>', html=True)
 
@@ -326,7 +327,7 @@ def test_reingest_and_delete_answer_the_table_to_htmx(client, owner, base):
 
     response = client.post(reverse("document-reingest", args=[document.id]), headers=headers)
     assert response.status_code == 200
-    assertContains(response, 'hx-trigger="every 1s"')
+    assertContains(response, "data-follow=")
     document.refresh_from_db()
     assert document.status == DocumentStatus.QUEUED and document.error == ""
 

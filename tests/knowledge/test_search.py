@@ -17,8 +17,8 @@ from knowledge.retrieval import RetrievalOptions, retrieve
 from knowledge.services.bases import BaseSettings, kb_create, kb_update
 from knowledge.services.documents import document_add_text
 from knowledge.services.ingestion import document_ingest
-from studio.services import workspace_create
 from tests.knowledge.helpers import PARAGRAPHS, engine_for, in_process_embed
+from workspaces.services import workspace_create
 
 
 def _ingest(base, name, text, metadata=None):

@@ -58,8 +58,9 @@ from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.services.bases import BaseSettings, kb_create
 from knowledge.services.documents import document_add_text
 from studio import access
-from studio.models import ApiKey, AuditEvent, Invitation, Membership, Team, Workspace
-from studio.services import (
+from tests.conftest import PASSWORD
+from workspaces.models import ApiKey, AuditEvent, Invitation, Membership, Team, Workspace
+from workspaces.services import (
     api_key_create,
     invitation_create,
     member_add,
@@ -67,8 +68,7 @@ from studio.services import (
     team_member_add,
     workspace_create,
 )
-from studio.sharing import object_grant
-from tests.conftest import PASSWORD
+from workspaces.sharing import object_grant
 
 # In every name, slug, username and email of the victim workspace: a page that shows it leaks.
 MARKER = "zq7secret"

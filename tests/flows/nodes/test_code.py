@@ -11,7 +11,7 @@ from django.conf import settings as django_settings
 from flows.models import NodeResult, RunStatus
 from flows.nodes import node_types
 from flows.nodes.code import checked_outputs
-from flows.sandbox.cgroup import confinement
+from flows.runtime.sandbox.cgroup import confinement
 from flows.schema import GraphError, check_graph
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 

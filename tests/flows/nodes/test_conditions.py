@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from flows.conditions import (
+from flows.runtime.conditions import (
     Condition,
     ConditionGroup,
     PatternBudget,

@@ -20,10 +20,10 @@ from flows.models import FlowVersion, NodeResult, RunSource, RunStatus, VersionK
 from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, run_create
 from flows.services.transfer import ImportRefused, flow_export, flow_import
-from studio.audit import audit_csv_rows
-from studio.models import AuditEvent
 from tests.flows.helpers import logged_events, wait_for_run
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
+from workspaces.audit import audit_csv_rows
+from workspaces.models import AuditEvent
 
 SECRET = "ghp_Zr7Tq2mW9xKc4LpB0vNa"
 

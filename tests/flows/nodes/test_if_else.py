@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from flows.conditions import PatternBudgetSpent
 from flows.models import NodeResult, RunStatus
 from flows.nodes import node_types
+from flows.runtime.conditions import PatternBudgetSpent
 from flows.schema import GraphError, check_graph
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 

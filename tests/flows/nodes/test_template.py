@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from flows import template_renderer
 from flows.models import NodeResult, RunStatus
 from flows.nodes import node_types
 from flows.nodes.template import TemplateError
+from flows.runtime import template_renderer
+from flows.runtime.template_sandbox import template_render
 from flows.schema import GraphError, check_graph
-from flows.template_sandbox import template_render
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
 TEMPLATE = node_types()["template"]
