@@ -1,6 +1,12 @@
+"""The flow pages, the chat, the REST API under ``/api/v1/`` and the OpenAI-compatible API
+under ``/v1/``."""
+
 from django.urls import path
 
+from flows import api, openai_api
 from flows.views import chat, create, editor, flows, runs, versions
+
+app_name = "flows"
 
 urlpatterns = [
     path("", flows.home, name="home"),
@@ -45,4 +51,11 @@ urlpatterns = [
         runs.run_answer_submit,
         name="run-answer",
     ),
+    # The REST API and the OpenAI-compatible API.
+    path("api/v1/flows/<slug:slug>/runs", api.runs_create, name="api-runs-create"),
+    path("api/v1/runs/<uuid:run_id>", api.run_detail, name="api-run-detail"),
+    path("api/v1/runs/<uuid:run_id>/events", api.run_stream, name="api-run-events"),
+    path("api/v1/runs/<uuid:run_id>/answer", api.run_answer_create, name="api-run-answer"),
+    path("v1/models", openai_api.models, name="openai-models"),
+    path("v1/chat/completions", openai_api.chat_completions, name="openai-chat-completions"),
 ]

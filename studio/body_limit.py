@@ -24,13 +24,13 @@ def body_limit(path: str) -> int:
     """The most bytes a request body to ``path`` may have: the knowledge upload routes take
     their files' worth, every other route ``STUDIO_MAX_BODY_MB``."""
     try:
-        route = resolve(path).url_name
+        route = resolve(path).view_name
     except Resolver404:
         route = None
     file_bytes = settings.STUDIO_KNOWLEDGE_MAX_FILE_MB * MB
-    if route == "kb-upload":
+    if route == "knowledge:kb-upload":
         return file_bytes * settings.DATA_UPLOAD_MAX_NUMBER_FILES + MULTIPART_SLACK
-    if route == "api-kb-documents":
+    if route == "knowledge:api-kb-documents":
         return file_bytes + MULTIPART_SLACK
     return settings.STUDIO_MAX_BODY_MB * MB
 

@@ -28,11 +28,9 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
-    path("api/v1/knowledge/", include("knowledge.api_urls")),
-    path("api/v1/", include("flows.api_urls")),
-    path("v1/", include("flows.openai_urls")),
+    # Each app's URLs, once: its names are "<app>:<name>".
     path("catalog/", include("catalog.urls")),
-    path("knowledge/", include("knowledge.urls")),
+    path("", include("knowledge.urls")),
     path("", include("workspaces.urls")),
     path("", include("flows.urls")),
 ]

@@ -1,6 +1,10 @@
+"""The members, teams, audit log, API keys, sharing and invitation pages."""
+
 from django.urls import path
 
 from workspaces.views import audit, invitations, keys, members, sharing, teams
+
+app_name = "workspaces"
 
 urlpatterns = [
     path("keys/", keys.key_list, name="key-list"),

@@ -1,1 +1,1 @@
-"""Pages of the catalog, one module per feature, each with its own ``urlpatterns``."""
+"""Pages of the catalog, one module per feature; their routes are in ``catalog/urls.py``."""

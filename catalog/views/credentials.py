@@ -12,7 +12,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
@@ -78,7 +77,7 @@ def credential_create_view(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request, f"Saved the credential {credential.name}. Its key is not shown again."
             )
-            return redirect("credential-list")
+            return redirect("catalog:credential-list")
     return _page(request, workspace, form, status=400)
 
 
@@ -100,7 +99,7 @@ def credential_hosts_view(request: HttpRequest, credential_id: int) -> HttpRespo
     else:
         hosts = ", ".join(credential.allowed_hosts) or "no host"
         messages.success(request, f"HTTP request nodes may send {credential.name} to {hosts}.")
-    return redirect("credential-list")
+    return redirect("catalog:credential-list")
 
 
 @login_required
@@ -113,12 +112,4 @@ def credential_delete_view(request: HttpRequest, credential_id: int) -> HttpResp
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"Deleted the credential {credential.name}.")
-    return redirect("credential-list")
-
-
-urlpatterns = [
-    path("", credential_list, name="credential-list"),
-    path("new", credential_create_view, name="credential-create"),
-    path("<int:credential_id>/hosts", credential_hosts_view, name="credential-hosts"),
-    path("<int:credential_id>/delete", credential_delete_view, name="credential-delete"),
-]
+    return redirect("catalog:credential-list")

@@ -108,7 +108,7 @@ def model_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Added {model.name} to the catalog.")
-            return redirect("model-detail", model_id=model.id)
+            return redirect("catalog:model-detail", model_id=model.id)
     return _render_form(request, form, None, status=400 if form.errors else 200)
 
 
@@ -127,14 +127,14 @@ def model_edit(request: HttpRequest, model_id: int) -> HttpResponse:
         changes = form.changes()
         if not changes:
             messages.info(request, "Nothing changed.")
-            return redirect("model-detail", model_id=model.id)
+            return redirect("catalog:model-detail", model_id=model.id)
         try:
             model_update(model=model, actor=request.user, **changes)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Saved {model.name}.")
-            return redirect("model-detail", model_id=model.id)
+            return redirect("catalog:model-detail", model_id=model.id)
     return _render_form(request, form, model, status=400 if form.errors else 200)
 
 
@@ -144,7 +144,7 @@ def model_remove(request: HttpRequest, model_id: int) -> HttpResponse:
     model = access_model(request.user, model_id, "delete")
     model_delete(model=model, actor=request.user)
     messages.success(request, f"Deleted {model.name} from the catalog.")
-    return redirect("model-list")
+    return redirect("catalog:model-list")
 
 
 @login_required
@@ -159,7 +159,7 @@ def adapter_new(request: HttpRequest, model_id: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Added the adapter {adapter.name}.")
-            return redirect("model-detail", model_id=model.id)
+            return redirect("catalog:model-detail", model_id=model.id)
     return _render_detail(request, model, adapter_form=form, status=400)
 
 
@@ -169,4 +169,4 @@ def adapter_remove(request: HttpRequest, adapter_id: int) -> HttpResponse:
     adapter = access_adapter(request.user, adapter_id, "change")
     adapter_delete(adapter=adapter, actor=request.user)
     messages.success(request, f"Deleted the adapter {adapter.name}.")
-    return redirect("model-detail", model_id=adapter.base_id)
+    return redirect("catalog:model-detail", model_id=adapter.base_id)

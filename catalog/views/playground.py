@@ -11,7 +11,6 @@ import re
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog.forms.playground import PlaygroundForm
@@ -90,10 +89,3 @@ async def playground_events(request: HttpRequest, stream_id: str) -> HttpRespons
     if after and await aplayground_ended(job, after):
         return HttpResponse(status=204)
     return sse_response(sse_frames(playground_follow(job, after)))
-
-
-urlpatterns = [
-    path("", playground, name="playground"),
-    path("start", playground_run, name="playground-start"),
-    path("<str:stream_id>/events", playground_events, name="playground-events"),
-]

@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.access import access_prompt, access_prompt_version
@@ -30,7 +30,7 @@ from workspaces.access import access_workspace, current_workspace, workspace_per
 
 
 def _detail_url(prompt: Prompt, number: int | None = None) -> str:
-    url = reverse("prompt-detail", args=[prompt.id])
+    url = reverse("catalog:prompt-detail", args=[prompt.id])
     return f"{url}?version={number}" if number is not None else url
 
 
@@ -96,7 +96,7 @@ def prompt_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Created {prompt.name} with a draft version 1.")
-            return redirect("prompt-detail", prompt_id=prompt.id)
+            return redirect("catalog:prompt-detail", prompt_id=prompt.id)
     context = {"workspace": workspace, "form": form, "mode": "create"}
     status = 400 if form.is_bound else 200
     return render(request, "catalog/prompts/form.html", context, status=status)
@@ -266,25 +266,4 @@ def prompt_remove(request: HttpRequest, prompt_id: int) -> HttpResponse:
     prompt = access_prompt(request.user, prompt_id, "delete")
     prompt_delete(prompt=prompt, actor=request.user)
     messages.success(request, f"Deleted the prompt {prompt.name} with all its versions.")
-    return redirect("prompt-list")
-
-
-urlpatterns = [
-    path("", prompt_list, name="prompt-list"),
-    path("new", prompt_new, name="prompt-create"),
-    path("<int:prompt_id>/", prompt_detail, name="prompt-detail"),
-    path("<int:prompt_id>/versions/new", prompt_version_new, name="prompt-version-create"),
-    path("<int:prompt_id>/diff", prompt_diff, name="prompt-diff"),
-    path("<int:prompt_id>/delete", prompt_remove, name="prompt-delete"),
-    path("versions/<int:version_id>/edit", prompt_version_edit, name="prompt-version-edit"),
-    path(
-        "versions/<int:version_id>/publish",
-        prompt_version_publish_view,
-        name="prompt-version-publish",
-    ),
-    path(
-        "versions/<int:version_id>/approve",
-        prompt_version_approve_view,
-        name="prompt-version-approve",
-    ),
-]
+    return redirect("catalog:prompt-list")

@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
 from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.access import access_route
@@ -65,7 +64,7 @@ def route_new(request: HttpRequest) -> HttpResponse:
 
     if request.method == "POST" and _save(request, form, save):
         messages.success(request, f"Created the route {form.cleaned_data['slug']}.")
-        return redirect("route-list")
+        return redirect("catalog:route-list")
     status = 400 if request.method == "POST" else 200
     context = {"workspace": workspace, "form": form, "route": None}
     return render(request, "catalog/routes/form.html", context, status=status)
@@ -91,7 +90,7 @@ def route_edit(request: HttpRequest, route_id: int) -> HttpResponse:
 
     if request.method == "POST" and _save(request, form, save):
         messages.success(request, f"Saved the route {route.slug}.")
-        return redirect("route-list")
+        return redirect("catalog:route-list")
     status = 400 if request.method == "POST" else 200
     context = {"workspace": route.workspace, "form": form, "route": route}
     return render(request, "catalog/routes/form.html", context, status=status)
@@ -103,12 +102,4 @@ def route_remove(request: HttpRequest, route_id: int) -> HttpResponse:
     route = access_route(request.user, route_id, "delete")
     route_delete(route=route, actor=request.user)
     messages.success(request, f"Deleted the route {route.slug}.")
-    return redirect("route-list")
-
-
-urlpatterns = [
-    path("", route_list, name="route-list"),
-    path("new", route_new, name="route-create"),
-    path("<int:route_id>/edit", route_edit, name="route-edit"),
-    path("<int:route_id>/delete", route_remove, name="route-delete"),
-]
+    return redirect("catalog:route-list")

@@ -12,7 +12,6 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -142,10 +141,3 @@ def usage_export(request: HttpRequest) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
     return response
-
-
-urlpatterns = [
-    path("", usage, name="usage"),
-    path("data.json", usage_data, name="usage-data"),
-    path("export.csv", usage_export, name="usage-export"),
-]

@@ -37,9 +37,9 @@ ADD_FLOW = "flows.add_flow"
 def _opened(flow: Flow) -> HttpResponse:
     """Straight into the editor where there is one, else the flow's page."""
     try:
-        return redirect(reverse("flow-editor", args=[flow.slug]))
+        return redirect(reverse("flows:flow-editor", args=[flow.slug]))
     except NoReverseMatch:
-        return redirect("flow-detail", slug=flow.slug)
+        return redirect("flows:flow-detail", slug=flow.slug)
 
 
 class NewFlowForm(forms.Form):
@@ -168,9 +168,9 @@ def flow_duplicate_view(request: HttpRequest, slug: str) -> HttpResponse:
         copy = flow_duplicate(flow=flow, user=request.user)
     except GraphError as exc:
         messages.error(request, "The flow could not be copied: " + "; ".join(exc.errors))
-        return redirect("flow-detail", slug=flow.slug)
+        return redirect("flows:flow-detail", slug=flow.slug)
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
-        return redirect("flow-detail", slug=flow.slug)
+        return redirect("flows:flow-detail", slug=flow.slug)
     messages.success(request, f"Created {copy.name}.")
     return _opened(copy)

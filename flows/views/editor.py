@@ -96,7 +96,7 @@ def _editor_data(request: HttpRequest, flow: Flow, can: dict[str, bool]) -> dict
     choices = node_panel.catalog_choices(user, workspace)
     prefill = {name: options[0][0] for name, options in choices.items() if options}
     prefill.pop("route", None)  # a new LLM node names a model; a route is a deliberate choice
-    run_nodes = reverse("flow-editor-run-nodes", args=[flow.slug, RUN_PLACEHOLDER])
+    run_nodes = reverse("flows:flow-editor-run-nodes", args=[flow.slug, RUN_PLACEHOLDER])
     return {
         "flow": {"slug": flow.slug, "name": flow.name},
         # A draft saved before typed-in secrets were refused shows them masked.
@@ -109,10 +109,10 @@ def _editor_data(request: HttpRequest, flow: Flow, can: dict[str, bool]) -> dict
             "saved_by": flow.draft_saved_by.get_username() if flow.draft_saved_by else None,
         },
         "urls": {
-            "draft": reverse("flow-editor-draft", args=[flow.slug]),
-            "panel": reverse("flow-editor-panel", args=[flow.slug]),
-            "run": reverse("flow-editor-run", args=[flow.slug]),
-            "publish": reverse("flow-editor-publish", args=[flow.slug]),
+            "draft": reverse("flows:flow-editor-draft", args=[flow.slug]),
+            "panel": reverse("flows:flow-editor-panel", args=[flow.slug]),
+            "run": reverse("flows:flow-editor-run", args=[flow.slug]),
+            "publish": reverse("flows:flow-editor-publish", args=[flow.slug]),
             "runNodes": run_nodes.replace(RUN_PLACEHOLDER, "RUN_ID"),
         },
     }
@@ -251,7 +251,7 @@ def editor_run(request: HttpRequest, slug: str) -> JsonResponse:
         {
             "run": str(run.id),
             "version": run.flow_version_id,
-            "trace_url": reverse("run-detail", args=[run.id]),
+            "trace_url": reverse("flows:run-detail", args=[run.id]),
         },
         status=201,
     )

@@ -29,7 +29,7 @@ from workspaces.access import current_workspace
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("flow-list")
+    return redirect("flows:flow-list")
 
 
 @login_required
@@ -104,7 +104,7 @@ def flow_version_create(request: HttpRequest, slug: str) -> HttpResponse:
         errors = exc.errors
     else:
         messages.success(request, f"Saved version {version.number}.")
-        return redirect("flow-detail", slug=flow.slug)
+        return redirect("flows:flow-detail", slug=flow.slug)
     return _render_detail(request, flow, graph_text=graph_text, errors=errors, status=400)
 
 
@@ -118,7 +118,7 @@ def flow_settings(request: HttpRequest, slug: str) -> HttpResponse:
         flow=flow, response_cache=request.POST.get("response_cache") == "on", user=request.user
     )
     messages.success(request, "Saved the flow's settings.")
-    return redirect("flow-detail", slug=flow.slug)
+    return redirect("flows:flow-detail", slug=flow.slug)
 
 
 @login_required
@@ -132,7 +132,7 @@ def flow_publish_latest(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, "; ".join(exc.messages))
     else:
         messages.success(request, f"Published version {flow.published_version.number}.")
-    return redirect("flow-detail", slug=flow.slug)
+    return redirect("flows:flow-detail", slug=flow.slug)
 
 
 @login_required
@@ -142,4 +142,4 @@ def flow_remove(request: HttpRequest, slug: str) -> HttpResponse:
     flow = access_flow(request.user, workspace, slug, "delete")
     flow_delete(flow=flow, user=request.user)
     messages.success(request, f"Deleted the flow {flow.name}.")
-    return redirect("flow-list")
+    return redirect("flows:flow-list")

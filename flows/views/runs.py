@@ -92,4 +92,4 @@ def run_answer_submit(request: HttpRequest, run_id, node_key: str) -> HttpRespon
         messages.error(request, "; ".join(exc.messages))
     else:
         messages.success(request, "Answer sent: the run goes on.")
-    return redirect("run-detail", run_id=run.id)
+    return redirect("flows:run-detail", run_id=run.id)

@@ -132,7 +132,7 @@ def flow_version_republish_view(request: HttpRequest, slug: str, number: int) ->
         messages.error(request, "; ".join(exc.messages))
     else:
         messages.success(request, f"Version {number} is published again.")
-    return redirect("flow-history", slug=flow.slug)
+    return redirect("flows:flow-history", slug=flow.slug)
 
 
 @login_required
@@ -151,7 +151,7 @@ def flow_version_restore_view(request: HttpRequest, slug: str, number: int) -> H
             request,
             f"Version {number} is now the draft. The published version did not change.",
         )
-    return redirect("flow-history", slug=flow.slug)
+    return redirect("flows:flow-history", slug=flow.slug)
 
 
 @login_required

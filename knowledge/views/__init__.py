@@ -1,1 +1,2 @@
-"""Pages of the knowledge bases, one module per feature, each with its own ``urlpatterns``."""
+"""Pages of the knowledge bases, one module per feature; their routes are in
+``knowledge/urls.py``."""

@@ -8,7 +8,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog.models import Task
@@ -80,7 +79,7 @@ def kb_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Created {base.name}: add documents to it below.")
-            return redirect("kb-detail", knowledge_base_id=base.id)
+            return redirect("knowledge:kb-detail", knowledge_base_id=base.id)
     return _render_form(request, form, workspace, None)
 
 
@@ -103,7 +102,7 @@ def kb_edit(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Saved the settings of {base.name}.")
-            return redirect("kb-detail", knowledge_base_id=base.id)
+            return redirect("knowledge:kb-detail", knowledge_base_id=base.id)
     return _render_form(request, form, base.workspace, base)
 
 
@@ -115,18 +114,10 @@ def kb_remove(request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
     if request.method == "POST":
         kb_delete(knowledge_base=base, actor=request.user)
         messages.success(request, f"Deleted the knowledge base {base.name}.")
-        return redirect("kb-list")
+        return redirect("knowledge:kb-list")
     context = {
         "workspace": base.workspace,
         "base": base,
         "document_count": base.documents.count(),
     }
     return render(request, "knowledge/delete.html", context)
-
-
-urlpatterns = [
-    path("", kb_list, name="kb-list"),
-    path("new", kb_new, name="kb-create"),
-    path("<int:knowledge_base_id>/edit", kb_edit, name="kb-edit"),
-    path("<int:knowledge_base_id>/delete", kb_remove, name="kb-delete"),
-]

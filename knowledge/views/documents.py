@@ -16,7 +16,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from knowledge import events, selectors
@@ -75,7 +75,7 @@ def _done(request: HttpRequest, base_id: int, error: str = "") -> HttpResponse:
         return _render_detail(request, base, status=400 if error else 200, notice=error)
     if error:
         messages.error(request, error)
-    return redirect("kb-detail", knowledge_base_id=base_id)
+    return redirect("knowledge:kb-detail", knowledge_base_id=base_id)
 
 
 @login_required
@@ -155,7 +155,7 @@ def documents_upload(request: HttpRequest, knowledge_base_id: int) -> HttpRespon
     messages.success(request, _added_message(added))
     for error in refused:
         messages.error(request, error)
-    return redirect("kb-detail", knowledge_base_id=base.id)
+    return redirect("knowledge:kb-detail", knowledge_base_id=base.id)
 
 
 def _add_one(request: HttpRequest, knowledge_base_id: int, form_class, add, form_name: str):
@@ -170,7 +170,7 @@ def _add_one(request: HttpRequest, knowledge_base_id: int, form_class, add, form
             form.add_error(None, exc)
         else:
             messages.success(request, _added_message([added]))
-            return redirect("kb-detail", knowledge_base_id=base.id)
+            return redirect("knowledge:kb-detail", knowledge_base_id=base.id)
     return _render_detail(request, base, status=400, **{form_name: form})
 
 
@@ -281,7 +281,7 @@ def document_metadata(request: HttpRequest, document_id: int) -> HttpResponse:
             form.add_error("metadata", exc)
         else:
             messages.success(request, f"Saved the metadata of {document.name}.")
-            return redirect("document-detail", document_id=document.id)
+            return redirect("knowledge:document-detail", document_id=document.id)
     return _render_document(request, document, metadata_form=form, status=400)
 
 
@@ -298,7 +298,7 @@ def _chunk_done(
     if errors:
         return _render_document(request, chunk.document, failed_chunk=chunk, status=status)
     page = chunk.position // CHUNKS_PER_PAGE + 1
-    url = reverse("document-detail", args=[chunk.document_id])
+    url = reverse("knowledge:document-detail", args=[chunk.document_id])
     return redirect(f"{url}?page={page}#chunk-{chunk.id}")
 
 
@@ -332,19 +332,3 @@ def chunk_toggle(request: HttpRequest, chunk_id: int) -> HttpResponse:
         chunk=chunk, enabled=form.cleaned_data["enabled"], actor=request.user
     )
     return _chunk_done(request, updated)
-
-
-urlpatterns = [
-    path("<int:knowledge_base_id>/", kb_detail, name="kb-detail"),
-    path("<int:knowledge_base_id>/events", kb_events, name="kb-events"),
-    path("<int:knowledge_base_id>/upload", documents_upload, name="kb-upload"),
-    path("<int:knowledge_base_id>/text", documents_add_text, name="kb-add-text"),
-    path("<int:knowledge_base_id>/url", documents_add_url, name="kb-add-url"),
-    path("documents/<int:document_id>/", document_detail, name="document-detail"),
-    path("documents/<int:document_id>/events", document_events, name="document-events"),
-    path("documents/<int:document_id>/metadata", document_metadata, name="document-metadata"),
-    path("documents/<int:document_id>/reingest", document_reingest_view, name="document-reingest"),
-    path("documents/<int:document_id>/delete", document_remove, name="document-delete"),
-    path("chunks/<int:chunk_id>/edit", chunk_edit, name="chunk-edit"),
-    path("chunks/<int:chunk_id>/toggle", chunk_toggle, name="chunk-toggle"),
-]

@@ -9,7 +9,6 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from knowledge import selectors
@@ -101,8 +100,3 @@ def _run(request: HttpRequest, base: KnowledgeBase, data: dict[str, Any]):
     if reply.get("error"):
         return 502, reply["error"], None
     return 200, "", _explained(base, reply["result"])
-
-
-urlpatterns = [
-    path("<int:knowledge_base_id>/test/", kb_test, name="kb-test"),
-]

@@ -108,15 +108,17 @@ def test_an_admin_adds_a_credential_and_the_page_never_shows_it_again(
     client, admin_user, workspace
 ):
     client.force_login(admin_user)
-    response = client.post(reverse("credential-create"), {"name": "OpenAI", "secret": SECRET})
+    response = client.post(
+        reverse("catalog:credential-create"), {"name": "OpenAI", "secret": SECRET}
+    )
 
-    assertRedirects(response, reverse("credential-list"), fetch_redirect_response=False)
+    assertRedirects(response, reverse("catalog:credential-list"), fetch_redirect_response=False)
     credential = Credential.objects.get(workspace=workspace)
     assert credential.name == "OpenAI" and credential.created_by == admin_user
     assert decrypt(credential.ciphertext) == SECRET
     remote_model(workspace, credential, slug="gpt-mini")
 
-    page = client.get(reverse("credential-list"))
+    page = client.get(reverse("catalog:credential-list"))
     assert page.status_code == 200
     html = page.content.decode()
     assert SECRET not in html
@@ -129,7 +131,7 @@ def test_an_admin_adds_a_credential_and_the_page_never_shows_it_again(
 def test_an_admin_sets_where_http_nodes_may_send_a_credential(client, admin_user, workspace):
     client.force_login(admin_user)
     refused = client.post(
-        reverse("credential-create"),
+        reverse("catalog:credential-create"),
         {"name": "GitHub", "secret": SECRET, "allowed_hosts": "https://api.github.com/"},
     )
     assert refused.status_code == 400
@@ -137,19 +139,21 @@ def test_an_admin_sets_where_http_nodes_may_send_a_credential(client, admin_user
     assert not Credential.objects.exists()
 
     response = client.post(
-        reverse("credential-create"),
+        reverse("catalog:credential-create"),
         {"name": "GitHub", "secret": SECRET, "allowed_hosts": "api.github.com, *.github.com"},
     )
-    assertRedirects(response, reverse("credential-list"), fetch_redirect_response=False)
+    assertRedirects(response, reverse("catalog:credential-list"), fetch_redirect_response=False)
     credential = Credential.objects.get(workspace=workspace)
     assert credential.allowed_hosts == ["api.github.com", "*.github.com"]
-    page = client.get(reverse("credential-list")).content.decode()
+    page = client.get(reverse("catalog:credential-list")).content.decode()
     assert 'value="api.github.com, *.github.com"' in page and SECRET not in page
 
 
 def test_a_refused_form_does_not_echo_the_secret(client, owner, credential):
     client.force_login(owner)
-    response = client.post(reverse("credential-create"), {"name": "OpenAI", "secret": SECRET})
+    response = client.post(
+        reverse("catalog:credential-create"), {"name": "OpenAI", "secret": SECRET}
+    )
     assert response.status_code == 400
     html = response.content.decode()
     assert "already exists" in html and SECRET not in html
@@ -159,33 +163,35 @@ def test_a_refused_form_does_not_echo_the_secret(client, owner, credential):
 def test_viewers_and_editors_may_not_see_or_manage_credentials(client, make_member, credential):
     for role in ("viewer", "operator", "editor"):
         client.force_login(make_member(role))
-        assert client.get(reverse("credential-list")).status_code == 403
-        response = client.post(reverse("credential-create"), {"name": "Mine", "secret": SECRET})
+        assert client.get(reverse("catalog:credential-list")).status_code == 403
+        response = client.post(
+            reverse("catalog:credential-create"), {"name": "Mine", "secret": SECRET}
+        )
         assert response.status_code == 403
-        delete = reverse("credential-delete", args=[credential.id])
+        delete = reverse("catalog:credential-delete", args=[credential.id])
         assert client.post(delete).status_code == 403
     assert list(Credential.objects.values_list("name", flat=True)) == ["OpenAI"]
 
 
 def test_another_workspaces_credential_is_not_found(client, outsider, credential):
     client.force_login(outsider)
-    response = client.post(reverse("credential-delete", args=[credential.id]))
+    response = client.post(reverse("catalog:credential-delete", args=[credential.id]))
     assert response.status_code == 404
     assert Credential.objects.filter(id=credential.id).exists()
     # Their own page lists their own workspace's credentials: none of acme's.
-    page = client.get(reverse("credential-list"))
+    page = client.get(reverse("catalog:credential-list"))
     assert page.status_code == 200 and "No credentials yet" in page.content.decode()
 
 
 def test_wrong_methods_are_refused(client, owner, credential):
     client.force_login(owner)
-    assert client.get(reverse("credential-create")).status_code == 405
-    assert client.get(reverse("credential-delete", args=[credential.id])).status_code == 405
-    assert client.post(reverse("credential-list")).status_code == 405
+    assert client.get(reverse("catalog:credential-create")).status_code == 405
+    assert client.get(reverse("catalog:credential-delete", args=[credential.id])).status_code == 405
+    assert client.post(reverse("catalog:credential-list")).status_code == 405
 
 
 def test_signed_out_visitors_are_sent_to_the_login(client, credential):
-    response = client.get(reverse("credential-list"))
+    response = client.get(reverse("catalog:credential-list"))
     assert response.status_code == 302 and "login" in response["Location"]
 
 
@@ -194,8 +200,8 @@ def test_signed_out_visitors_are_sent_to_the_login(client, credential):
 
 def test_an_unused_credential_is_deleted(client, owner, credential):
     client.force_login(owner)
-    response = client.post(reverse("credential-delete", args=[credential.id]))
-    assertRedirects(response, reverse("credential-list"))
+    response = client.post(reverse("catalog:credential-delete", args=[credential.id]))
+    assertRedirects(response, reverse("catalog:credential-list"))
     assert not Credential.objects.filter(id=credential.id).exists()
 
 
@@ -204,7 +210,7 @@ def test_a_credential_in_use_is_not_deleted_and_nothing_is_lost(client, owner, c
     before = bytes(Credential.objects.get(id=credential.id).ciphertext)
     client.force_login(owner)
 
-    response = client.post(reverse("credential-delete", args=[credential.id]), follow=True)
+    response = client.post(reverse("catalog:credential-delete", args=[credential.id]), follow=True)
 
     assert response.status_code == 200
     assert "is used by GPT" in response.content.decode()

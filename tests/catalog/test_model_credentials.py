@@ -79,7 +79,7 @@ def stored(model: Model) -> tuple:
 
 
 def edit_url(model: Model) -> str:
-    return reverse("model-edit", args=[model.id])
+    return reverse("catalog:model-edit", args=[model.id])
 
 
 @pytest.fixture
@@ -167,13 +167,13 @@ def test_edit_grant_cannot_move_a_model_that_has_a_credential(client, editor, re
 def test_an_editor_may_still_edit_the_rest_and_drop_the_credential(client, editor, remote):
     client.force_login(editor)
     response = client.post(edit_url(remote), edit_form(remote, description="Careful."))
-    assertRedirects(response, reverse("model-detail", args=[remote.id]))
+    assertRedirects(response, reverse("catalog:model-detail", args=[remote.id]))
     remote.refresh_from_db()
     assert remote.description == "Careful." and remote.credential is not None
 
     dropped = edit_form(remote, credential="")
     assertRedirects(
-        client.post(edit_url(remote), dropped), reverse("model-detail", args=[remote.id])
+        client.post(edit_url(remote), dropped), reverse("catalog:model-detail", args=[remote.id])
     )
     assert stored(remote) == ("openai_compatible", {"base_url": "https://api.openai.com/v1"}, None)
 
@@ -217,7 +217,7 @@ def test_an_admin_may_attach_a_credential_and_move_the_endpoint(
             credential=str(credential.id),
         ),
     )
-    assertRedirects(response, reverse("model-detail", args=[echo.id]))
+    assertRedirects(response, reverse("catalog:model-detail", args=[echo.id]))
     assert stored(echo) == ("openai_compatible", settings, credential.id)
 
 

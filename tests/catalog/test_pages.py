@@ -26,8 +26,8 @@ from workspaces.models import AuditEvent
 from workspaces.services import member_add, workspace_create
 from workspaces.sharing import object_grant
 
-LIST = reverse("model-list")
-CREATE = reverse("model-create")
+LIST = reverse("catalog:model-list")
+CREATE = reverse("catalog:model-create")
 
 
 @pytest.fixture
@@ -162,11 +162,15 @@ def test_a_limited_member_sees_only_shared_models_and_those_shared_with_them(
     limited = make_member("editor", limited=True)
     client.force_login(limited)
     assert slugs(client.get(LIST)) == {"gamma-rerank"}
-    assert client.get(reverse("model-detail", args=[catalog["alpha"].id])).status_code == 404
+    assert (
+        client.get(reverse("catalog:model-detail", args=[catalog["alpha"].id])).status_code == 404
+    )
 
     object_grant(obj=catalog["alpha"], subject=limited, level="view", actor=owner)
     assert slugs(client.get(LIST)) == {"alpha", "gamma-rerank"}
-    assert client.get(reverse("model-detail", args=[catalog["alpha"].id])).status_code == 200
+    assert (
+        client.get(reverse("catalog:model-detail", args=[catalog["alpha"].id])).status_code == 200
+    )
 
 
 def test_another_workspaces_models_are_not_listed(client, outsider, catalog):
@@ -205,7 +209,7 @@ def test_the_model_page_shows_its_fields_prices_adapters_and_links(
     )
     adapter_create(base=model, slug="sql", name="SQL writer", weights="/adapters/sql", actor=owner)
     client.force_login(owner)
-    response = client.get(reverse("model-detail", args=[model.id]))
+    response = client.get(reverse("catalog:model-detail", args=[model.id]))
     assert response.status_code == 200
     for text in (
         "Served Model",
@@ -223,7 +227,7 @@ def test_the_model_page_shows_its_fields_prices_adapters_and_links(
         "served:sql",
         f'href="/catalog/usage/?model={model.id}"',
         f'href="/catalog/playground/?a={model.id}"',
-        f'href="{reverse("model-edit", args=[model.id])}"',
+        f'href="{reverse("catalog:model-edit", args=[model.id])}"',
     ):
         assertContains(response, text)
     assertNotContains(response, "sk-secret")  # only the hint of a credential, never the secret
@@ -231,11 +235,11 @@ def test_the_model_page_shows_its_fields_prices_adapters_and_links(
 
 def test_a_viewer_sees_the_page_without_change_buttons(client, viewer, catalog):
     client.force_login(viewer)
-    response = client.get(reverse("model-detail", args=[catalog["alpha"].id]))
+    response = client.get(reverse("catalog:model-detail", args=[catalog["alpha"].id]))
     assert response.status_code == 200
-    assertNotContains(response, reverse("model-edit", args=[catalog["alpha"].id]))
-    assertNotContains(response, reverse("model-delete", args=[catalog["alpha"].id]))
-    assertNotContains(response, reverse("adapter-create", args=[catalog["alpha"].id]))
+    assertNotContains(response, reverse("catalog:model-edit", args=[catalog["alpha"].id]))
+    assertNotContains(response, reverse("catalog:model-delete", args=[catalog["alpha"].id]))
+    assertNotContains(response, reverse("catalog:adapter-create", args=[catalog["alpha"].id]))
 
 
 HOSTILE_CARD = """# Card
@@ -259,7 +263,7 @@ def test_the_model_card_renders_markdown_and_leaves_html_and_scripts_inert(
         slug="hostile", name="Hostile", engine="echo", card=HOSTILE_CARD, workspace=workspace
     )
     client.force_login(owner)
-    page = client.get(reverse("model-detail", args=[model.id])).content.decode()
+    page = client.get(reverse("catalog:model-detail", args=[model.id])).content.decode()
     card = page.split('id="model-card">', 1)[1].split("</article>", 1)[0]
     # Raw HTML comes out as text, escaped: no tag of it reaches the page.
     assert "<script" not in card and "&lt;script&gt;" in card
@@ -315,7 +319,7 @@ def test_creating_a_model_stores_every_field_normalised_and_audits_it(client, ow
     assertContains(client.get(CREATE), "Engine settings")
     response = client.post(CREATE, valid_form(credential=str(credential.id)))
     model = Model.objects.get(slug="delta")
-    assertRedirects(response, reverse("model-detail", args=[model.id]))
+    assertRedirects(response, reverse("catalog:model-detail", args=[model.id]))
     assert model.workspace == workspace
     assert model.tags == ["support", "legal", "multi word"]
     assert model.settings == {"delay_ms": 5.0}
@@ -422,11 +426,11 @@ def test_only_the_workspaces_credentials_can_be_chosen(client, owner, workspace,
 def test_editing_a_model_saves_the_changes_and_audits_before_and_after(client, owner, catalog):
     alpha = catalog["alpha"]
     client.force_login(owner)
-    form = client.get(reverse("model-edit", args=[alpha.id]))
+    form = client.get(reverse("catalog:model-edit", args=[alpha.id]))
     assertContains(form, "fast, english")
     data = valid_form(slug="alpha", name="Alpha Two", tags="Fast, new", engine="echo")
-    response = client.post(reverse("model-edit", args=[alpha.id]), data)
-    assertRedirects(response, reverse("model-detail", args=[alpha.id]))
+    response = client.post(reverse("catalog:model-edit", args=[alpha.id]), data)
+    assertRedirects(response, reverse("catalog:model-detail", args=[alpha.id]))
     alpha.refresh_from_db()
     assert (alpha.name, alpha.tags, alpha.source) == ("Alpha Two", ["fast", "new"], "fine_tuned")
     event = AuditEvent.objects.get(action="model.change", target_id=str(alpha.id))
@@ -439,7 +443,7 @@ def test_a_refused_edit_keeps_the_model_as_it_was(client, owner, catalog):
     client.force_login(owner)
     for bad in ({"settings": "{oops"}, {"sampling": '{"temperature": 9}'}, {"engine": "nope"}):
         response = client.post(
-            reverse("model-edit", args=[alpha.id]), valid_form(slug="alpha", **bad)
+            reverse("catalog:model-edit", args=[alpha.id]), valid_form(slug="alpha", **bad)
         )
         assert response.status_code == 400
         alpha.refresh_from_db()
@@ -461,17 +465,17 @@ def test_changing_the_engine_rechecks_the_settings(owner, catalog):
 def test_saving_an_unchanged_form_records_nothing(client, owner, catalog):
     alpha = catalog["alpha"]
     client.force_login(owner)
-    initial = client.get(reverse("model-edit", args=[alpha.id])).context["form"].initial
+    initial = client.get(reverse("catalog:model-edit", args=[alpha.id])).context["form"].initial
     data = {k: "" if v is None else v for k, v in initial.items()}
-    response = client.post(reverse("model-edit", args=[alpha.id]), data)
-    assertRedirects(response, reverse("model-detail", args=[alpha.id]))
+    response = client.post(reverse("catalog:model-edit", args=[alpha.id]), data)
+    assertRedirects(response, reverse("catalog:model-detail", args=[alpha.id]))
     assert not AuditEvent.objects.filter(action="model.change").exists()
 
 
 def test_deleting_a_model_removes_it_and_audits_it(client, owner, catalog):
     beta = catalog["beta"]
     client.force_login(owner)
-    response = client.post(reverse("model-delete", args=[beta.id]))
+    response = client.post(reverse("catalog:model-delete", args=[beta.id]))
     assertRedirects(response, LIST)
     assert not Model.objects.filter(id=beta.id).exists()
     event = AuditEvent.objects.get(action="model.delete", target_id=str(beta.id))
@@ -519,10 +523,10 @@ def test_an_adapter_on_a_cpu_model_is_refused(client, owner, workspace):
     )
     assert engine_class("cpu").supports_adapters is False
     client.force_login(owner)
-    page = client.get(reverse("model-detail", args=[beta.id]))
+    page = client.get(reverse("catalog:model-detail", args=[beta.id]))
     assertContains(page, "The cpu engine cannot serve LoRA adapters.")
     response = client.post(
-        reverse("adapter-create", args=[beta.id]),
+        reverse("catalog:adapter-create", args=[beta.id]),
         {"name": "SQL", "slug": "sql", "weights": "/adapters/sql"},
     )
     assertContains(response, "cannot serve LoRA adapters", status_code=400)
@@ -537,11 +541,11 @@ def test_adapters_are_added_and_deleted_on_an_engine_that_serves_them(
         slug="base", name="Base", engine=adapter_engine, weights="org/base", workspace=workspace
     )
     client.force_login(owner)
-    url = reverse("adapter-create", args=[base.id])
+    url = reverse("catalog:adapter-create", args=[base.id])
     response = client.post(
         url, {"name": "SQL writer", "slug": "sql", "weights": "org/sql-lora", "description": "x"}
     )
-    assertRedirects(response, reverse("model-detail", args=[base.id]))
+    assertRedirects(response, reverse("catalog:model-detail", args=[base.id]))
     adapter = LoraAdapter.objects.get(base=base, slug="sql")
     assert (adapter.name, adapter.weights) == ("SQL writer", "org/sql-lora")
     created = AuditEvent.objects.get(action="adapter.create")
@@ -553,8 +557,8 @@ def test_adapters_are_added_and_deleted_on_an_engine_that_serves_them(
     missing = client.post(url, {"name": "No weights", "slug": "nw", "weights": ""})
     assert missing.status_code == 400
 
-    response = client.post(reverse("adapter-delete", args=[adapter.id]))
-    assertRedirects(response, reverse("model-detail", args=[base.id]))
+    response = client.post(reverse("catalog:adapter-delete", args=[adapter.id]))
+    assertRedirects(response, reverse("catalog:model-detail", args=[base.id]))
     assert not LoraAdapter.objects.exists()
     deleted = AuditEvent.objects.get(action="adapter.delete")
     assert deleted.before["slug"] == "sql" and deleted.actor == owner
@@ -580,12 +584,13 @@ def test_a_viewer_can_browse_but_not_create_edit_or_delete(client, viewer, catal
     assertNotContains(client.get(LIST), CREATE)
     assert client.get(CREATE).status_code == 403
     assert client.post(CREATE, valid_form()).status_code == 403
-    assert client.get(reverse("model-edit", args=[alpha.id])).status_code == 403
-    edit = client.post(reverse("model-edit", args=[alpha.id]), valid_form(slug="alpha"))
+    assert client.get(reverse("catalog:model-edit", args=[alpha.id])).status_code == 403
+    edit = client.post(reverse("catalog:model-edit", args=[alpha.id]), valid_form(slug="alpha"))
     assert edit.status_code == 403
-    assert client.post(reverse("model-delete", args=[alpha.id])).status_code == 403
+    assert client.post(reverse("catalog:model-delete", args=[alpha.id])).status_code == 403
     adapter = client.post(
-        reverse("adapter-create", args=[alpha.id]), {"name": "a", "slug": "a", "weights": "w"}
+        reverse("catalog:adapter-create", args=[alpha.id]),
+        {"name": "a", "slug": "a", "weights": "w"},
     )
     assert adapter.status_code == 403
     alpha.refresh_from_db()
@@ -597,7 +602,7 @@ def test_an_adapter_can_be_deleted_only_by_who_may_change_its_base(
 ):
     base = model_create(slug="base", name="Base", engine=adapter_engine, workspace=workspace)
     adapter = adapter_create(base=base, slug="a", name="A", weights="org/a", actor=owner)
-    url = reverse("adapter-delete", args=[adapter.id])
+    url = reverse("catalog:adapter-delete", args=[adapter.id])
     client.force_login(viewer)
     assert client.post(url).status_code == 403
     client.force_login(outsider)
@@ -608,20 +613,22 @@ def test_an_adapter_can_be_deleted_only_by_who_may_change_its_base(
 def test_another_workspaces_model_is_not_found(client, outsider, catalog):
     alpha = catalog["alpha"]
     client.force_login(outsider)
-    assert client.get(reverse("model-detail", args=[alpha.id])).status_code == 404
-    assert client.get(reverse("model-edit", args=[alpha.id])).status_code == 404
-    assert client.post(reverse("model-edit", args=[alpha.id]), valid_form()).status_code == 404
-    assert client.post(reverse("model-delete", args=[alpha.id])).status_code == 404
-    assert client.post(reverse("adapter-create", args=[alpha.id])).status_code == 404
+    assert client.get(reverse("catalog:model-detail", args=[alpha.id])).status_code == 404
+    assert client.get(reverse("catalog:model-edit", args=[alpha.id])).status_code == 404
+    assert (
+        client.post(reverse("catalog:model-edit", args=[alpha.id]), valid_form()).status_code == 404
+    )
+    assert client.post(reverse("catalog:model-delete", args=[alpha.id])).status_code == 404
+    assert client.post(reverse("catalog:adapter-create", args=[alpha.id])).status_code == 404
     assert Model.objects.filter(id=alpha.id).exists()
 
 
 def test_a_shared_model_is_read_only_except_to_superusers(client, owner, catalog):
     gamma = catalog["gamma"]
     client.force_login(owner)
-    assert client.get(reverse("model-detail", args=[gamma.id])).status_code == 200
-    assert client.get(reverse("model-edit", args=[gamma.id])).status_code == 403
-    assert client.post(reverse("model-delete", args=[gamma.id])).status_code == 403
+    assert client.get(reverse("catalog:model-detail", args=[gamma.id])).status_code == 200
+    assert client.get(reverse("catalog:model-edit", args=[gamma.id])).status_code == 403
+    assert client.post(reverse("catalog:model-delete", args=[gamma.id])).status_code == 403
 
     root = get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
     member_add(workspace=workspace_create(slug="ops", name="Ops"), user=root, role="owner")
@@ -629,21 +636,23 @@ def test_a_shared_model_is_read_only_except_to_superusers(client, owner, catalog
     data = valid_form(
         slug="gamma-rerank", name="Gamma v2", task="rerank", settings="{}", tags="fast"
     )
-    response = client.post(reverse("model-edit", args=[gamma.id]), data)
-    assertRedirects(response, reverse("model-detail", args=[gamma.id]))
+    response = client.post(reverse("catalog:model-edit", args=[gamma.id]), data)
+    assertRedirects(response, reverse("catalog:model-detail", args=[gamma.id]))
     gamma.refresh_from_db()
     assert gamma.name == "Gamma v2" and gamma.workspace is None
 
 
 @pytest.mark.parametrize(
-    "name", ["model-delete", "adapter-create", "adapter-delete"], ids=lambda n: n
+    "name",
+    ["catalog:model-delete", "catalog:adapter-create", "catalog:adapter-delete"],
+    ids=lambda n: n,
 )
 def test_post_routes_refuse_get(client, owner, catalog, adapter_engine, name):
     base = model_create(
         slug="b", name="B", engine=adapter_engine, workspace=catalog["alpha"].workspace
     )
     adapter = adapter_create(base=base, slug="a", name="A", weights="org/a")
-    arg = adapter.id if name == "adapter-delete" else base.id
+    arg = adapter.id if name == "catalog:adapter-delete" else base.id
     client.force_login(owner)
     assert client.get(reverse(name, args=[arg])).status_code == 405
     assert LoraAdapter.objects.filter(id=adapter.id).exists()
@@ -653,4 +662,4 @@ def test_the_list_refuses_post_and_the_forms_refuse_put(client, owner, catalog):
     client.force_login(owner)
     assert client.post(LIST).status_code == 405
     assert client.put(CREATE).status_code == 405
-    assert client.put(reverse("model-edit", args=[catalog["alpha"].id])).status_code == 405
+    assert client.put(reverse("catalog:model-edit", args=[catalog["alpha"].id])).status_code == 405

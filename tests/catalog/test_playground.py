@@ -57,7 +57,9 @@ def job_keys() -> set[bytes]:
 
 async def read_sse(client, stream_id: str, **headers) -> list[dict]:
     """Follow a side's events through the view until it ends; the events it sent, in order."""
-    response = await client.get(reverse("playground-events", args=[stream_id]), headers=headers)
+    response = await client.get(
+        reverse("catalog:playground-events", args=[stream_id]), headers=headers
+    )
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"
 
@@ -101,7 +103,9 @@ def priced_echo(db):
 async def test_both_answers_stream_from_the_worker_and_each_call_is_metered(
     worker, workspace, owner, echo_model, priced_echo, owner_client
 ):
-    response = await owner_client.post(reverse("playground-start"), form(echo_model, priced_echo))
+    response = await owner_client.post(
+        reverse("catalog:playground-start"), form(echo_model, priced_echo)
+    )
     assert response.status_code == 200
     streams = stream_ids(response)
     assert set(streams) == {"a", "b"} and streams["a"] != streams["b"]
@@ -139,7 +143,9 @@ async def test_both_answers_stream_from_the_worker_and_each_call_is_metered(
 
 @pytest.mark.asyncio
 async def test_a_reader_resumes_after_the_last_event_it_saw(worker, echo_model, owner_client):
-    response = await owner_client.post(reverse("playground-start"), form(echo_model, echo_model))
+    response = await owner_client.post(
+        reverse("catalog:playground-start"), form(echo_model, echo_model)
+    )
     stream_id = stream_ids(response)["a"]
     whole = await read_sse(owner_client, stream_id)
 
@@ -147,13 +153,15 @@ async def test_a_reader_resumes_after_the_last_event_it_saw(worker, echo_model, 
 
     assert rest == whole[2:]
     # Past the end: 204 tells EventSource to stop reconnecting.
-    url = reverse("playground-events", args=[stream_id])
+    url = reverse("catalog:playground-events", args=[stream_id])
     ended = await owner_client.get(url, headers={"Last-Event-ID": str(whole[-1]["seq"])})
     assert ended.status_code == 204
 
 
 def test_a_second_delivery_of_the_task_does_nothing(worker, owner, echo_model):
-    response = logged_in(owner).post(reverse("playground-start"), form(echo_model, echo_model))
+    response = logged_in(owner).post(
+        reverse("catalog:playground-start"), form(echo_model, echo_model)
+    )
     stream_id, other = stream_ids(response).values()
     received = asyncio.run(_follow_to_end(stream_id))
     asyncio.run(_follow_to_end(other))
@@ -173,7 +181,7 @@ async def _follow_to_end(stream_id: str, timeout: float = 30) -> list[dict]:
 
 def test_a_model_that_fails_ends_its_side_with_the_reason(worker, owner, echo_model):
     broken = model_create(slug="broken", name="Broken", engine="cpu", weights="/nonexistent")
-    response = logged_in(owner).post(reverse("playground-start"), form(echo_model, broken))
+    response = logged_in(owner).post(reverse("catalog:playground-start"), form(echo_model, broken))
     streams = stream_ids(response)
 
     # The worker tries to load the CPU engine (torch) before it finds the weights missing.
@@ -227,17 +235,19 @@ def test_an_answer_that_takes_too_long_is_cut_off_and_metered_as_failed(
 
 
 def test_only_the_user_who_started_may_read_the_events(db, owner, viewer, outsider, echo_model):
-    response = logged_in(owner).post(reverse("playground-start"), form(echo_model, echo_model))
-    url = reverse("playground-events", args=[stream_ids(response)["a"]])
+    response = logged_in(owner).post(
+        reverse("catalog:playground-start"), form(echo_model, echo_model)
+    )
+    url = reverse("catalog:playground-events", args=[stream_ids(response)["a"]])
 
     for intruder in (viewer, outsider):
         assert logged_in(intruder).get(url).status_code == 404
     anonymous = Client().get(url)
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
     # Ids that were never issued are no different.
-    fake = reverse("playground-events", args=["play-" + "0" * 32])
+    fake = reverse("catalog:playground-events", args=["play-" + "0" * 32])
     assert logged_in(owner).get(fake).status_code == 404
-    assert logged_in(owner).get(reverse("playground-events", args=["x"])).status_code == 404
+    assert logged_in(owner).get(reverse("catalog:playground-events", args=["x"])).status_code == 404
 
 
 def test_a_model_of_another_workspace_is_not_found(db, owner, echo_model):
@@ -246,12 +256,18 @@ def test_a_model_of_another_workspace_is_not_found(db, owner, echo_model):
     before = job_keys()
     client = logged_in(owner)
 
-    assert client.post(reverse("playground-start"), form(echo_model, theirs)).status_code == 404
+    assert (
+        client.post(reverse("catalog:playground-start"), form(echo_model, theirs)).status_code
+        == 404
+    )
     # Even a member of both workspaces uses only the one they work in: usage bills to it.
     member_add(workspace=other, user=owner, role="owner")
-    assert client.post(reverse("playground-start"), form(theirs, echo_model)).status_code == 404
+    assert (
+        client.post(reverse("catalog:playground-start"), form(theirs, echo_model)).status_code
+        == 404
+    )
     unknown = {**form(echo_model, echo_model), "model_b": 999_999}
-    assert client.post(reverse("playground-start"), unknown).status_code == 404
+    assert client.post(reverse("catalog:playground-start"), unknown).status_code == 404
     assert job_keys() == before
 
 
@@ -261,14 +277,14 @@ def test_a_limited_member_uses_only_the_models_shared_with_them(
     own = model_create(slug="own-echo", name="Own echo", engine="echo", workspace=workspace)
     member = make_member("operator", limited=True)
     client = logged_in(member)
-    start = reverse("playground-start")
+    start = reverse("catalog:playground-start")
 
-    assert "own-echo" not in client.get(reverse("playground")).content.decode()
+    assert "own-echo" not in client.get(reverse("catalog:playground")).content.decode()
     assert client.post(start, form(own, echo_model)).status_code == 404  # hidden from them
     object_grant(obj=own, subject=member, level="view", actor=owner)
     assert client.post(start, form(own, echo_model)).status_code == 403  # seen, not usable
     object_grant(obj=own, subject=member, level="use", actor=owner)
-    assert "own-echo" in client.get(reverse("playground")).content.decode()
+    assert "own-echo" in client.get(reverse("catalog:playground")).content.decode()
     assert client.post(start, form(own, echo_model)).status_code == 200
 
 
@@ -279,7 +295,7 @@ def test_the_task_refuses_when_permission_was_revoked_before_it_ran(
     member = make_member("operator", limited=True)
     object_grant(obj=own, subject=member, level="use", actor=owner)
     # In a `db` test the on-commit dispatch never fires: the task runs here, by hand.
-    response = logged_in(member).post(reverse("playground-start"), form(own, echo_model))
+    response = logged_in(member).post(reverse("catalog:playground-start"), form(own, echo_model))
     streams = stream_ids(response)
 
     object_revoke(obj=own, subject=member, actor=owner)
@@ -292,7 +308,9 @@ def test_the_task_refuses_when_permission_was_revoked_before_it_ran(
 
 
 def test_a_side_no_worker_took_in_time_is_failed_not_run_late(db, owner, echo_model, monkeypatch):
-    response = logged_in(owner).post(reverse("playground-start"), form(echo_model, echo_model))
+    response = logged_in(owner).post(
+        reverse("catalog:playground-start"), form(echo_model, echo_model)
+    )
     stream_id = stream_ids(response)["a"]
     monkeypatch.setattr(service, "QUEUE_WAIT_S", -1.0)
 
@@ -306,7 +324,9 @@ def test_a_side_no_worker_took_in_time_is_failed_not_run_late(db, owner, echo_mo
 def test_a_reader_stops_waiting_at_the_deadline_when_the_worker_is_gone(
     db, owner, echo_model, monkeypatch
 ):
-    response = logged_in(owner).post(reverse("playground-start"), form(echo_model, echo_model))
+    response = logged_in(owner).post(
+        reverse("catalog:playground-start"), form(echo_model, echo_model)
+    )
     job = service.playground_job(stream_ids(response)["a"])
     monkeypatch.setattr(service, "QUEUE_WAIT_S", -1.0)
     monkeypatch.setattr(service, "GENERATE_TIMEOUT_S", 0.0)
@@ -329,7 +349,7 @@ def test_the_page_offers_usable_chat_models_and_preselects_from_the_query(
     model_create(slug="embedder", name="Embedder", engine="echo", task="embedding")
     client = logged_in(owner)
 
-    page = client.get(reverse("playground"), {"a": slow_echo_model.id, "b": echo_model.id})
+    page = client.get(reverse("catalog:playground"), {"a": slow_echo_model.id, "b": echo_model.id})
 
     assert page.status_code == 200
     html = page.content.decode()
@@ -343,7 +363,7 @@ def test_the_page_offers_usable_chat_models_and_preselects_from_the_query(
 def test_bad_input_answers_400_with_the_errors(db, owner, echo_model):
     embedder = model_create(slug="embedder", name="Embedder", engine="echo", task="embedding")
     client = logged_in(owner)
-    start = reverse("playground-start")
+    start = reverse("catalog:playground-start")
     before = job_keys()
 
     empty = client.post(
@@ -363,7 +383,7 @@ def test_bad_input_answers_400_with_the_errors(db, owner, echo_model):
 
 def test_wrong_methods_are_refused(db, owner):
     client = logged_in(owner)
-    assert client.get(reverse("playground-start")).status_code == 405
-    assert client.post(reverse("playground")).status_code == 405
-    url = reverse("playground-events", args=["play-" + "0" * 32])
+    assert client.get(reverse("catalog:playground-start")).status_code == 405
+    assert client.post(reverse("catalog:playground")).status_code == 405
+    url = reverse("catalog:playground-events", args=["play-" + "0" * 32])
     assert client.post(url).status_code == 405

@@ -249,28 +249,28 @@ CREATE = {"name": "Triage", "slug": "triage", "system": "", "template": "Sort {{
 
 
 def test_an_editor_creates_a_prompt_from_the_page(workspace, editor):
-    response = _client(editor).post(reverse("prompt-create"), CREATE)
+    response = _client(editor).post(reverse("catalog:prompt-create"), CREATE)
     prompt = Prompt.objects.get(workspace=workspace, slug="triage")
     assert response.status_code == 302
-    assert response["Location"] == reverse("prompt-detail", args=[prompt.id])
+    assert response["Location"] == reverse("catalog:prompt-detail", args=[prompt.id])
     version = prompt.versions.get()
     assert (version.number, version.status, version.variables) == (1, "draft", ["ticket"])
 
 
 def test_a_viewer_cannot_create_a_prompt(viewer):
     client = _client(viewer)
-    assert client.get(reverse("prompt-create")).status_code == 403
-    assert client.post(reverse("prompt-create"), CREATE).status_code == 403
+    assert client.get(reverse("catalog:prompt-create")).status_code == 403
+    assert client.post(reverse("catalog:prompt-create"), CREATE).status_code == 403
     assert not Prompt.objects.exists()
-    assert "New prompt" not in client.get(reverse("prompt-list")).content.decode()
+    assert "New prompt" not in client.get(reverse("catalog:prompt-list")).content.decode()
 
 
 def test_a_bad_create_form_answers_400_with_the_reasons(editor, prompt):
     client = _client(editor)
-    response = client.post(reverse("prompt-create"), {})
+    response = client.post(reverse("catalog:prompt-create"), {})
     assert response.status_code == 400
     assert "This field is required." in response.content.decode()
-    response = client.post(reverse("prompt-create"), {**CREATE, "slug": "support-reply"})
+    response = client.post(reverse("catalog:prompt-create"), {**CREATE, "slug": "support-reply"})
     assert response.status_code == 400
     assert "already has a prompt" in response.content.decode()
     assert Prompt.objects.count() == 1
@@ -281,9 +281,9 @@ def test_only_admins_approve(make_member, prompt, role, allowed):
     version = prompt_version_publish(version=_version(prompt, 1), actor=None)
     user = make_member(role, username=f"approver-{role}")
     client = _client(user)
-    page = client.get(reverse("prompt-detail", args=[prompt.id])).content.decode()
+    page = client.get(reverse("catalog:prompt-detail", args=[prompt.id])).content.decode()
     assert ("Approve</button>" in page) is allowed
-    response = client.post(reverse("prompt-version-approve", args=[version.id]))
+    response = client.post(reverse("catalog:prompt-version-approve", args=[version.id]))
     version.refresh_from_db()
     if allowed:
         assert response.status_code == 302
@@ -296,11 +296,15 @@ def test_only_admins_approve(make_member, prompt, role, allowed):
 def test_an_operator_cannot_publish_or_write_versions(operator, prompt):
     client = _client(operator)
     version = _version(prompt, 1)
-    assert client.post(reverse("prompt-version-publish", args=[version.id])).status_code == 403
-    assert client.get(reverse("prompt-version-edit", args=[version.id])).status_code == 403
-    response = client.post(reverse("prompt-version-create", args=[prompt.id]), {"template": "mine"})
+    assert (
+        client.post(reverse("catalog:prompt-version-publish", args=[version.id])).status_code == 403
+    )
+    assert client.get(reverse("catalog:prompt-version-edit", args=[version.id])).status_code == 403
+    response = client.post(
+        reverse("catalog:prompt-version-create", args=[prompt.id]), {"template": "mine"}
+    )
     assert response.status_code == 403
-    assert client.post(reverse("prompt-delete", args=[prompt.id])).status_code == 403
+    assert client.post(reverse("catalog:prompt-delete", args=[prompt.id])).status_code == 403
     version.refresh_from_db()
     assert version.published_at is None and prompt.versions.count() == 1
 
@@ -308,17 +312,17 @@ def test_an_operator_cannot_publish_or_write_versions(operator, prompt):
 def test_an_editor_writes_edits_and_publishes_a_version(editor, prompt):
     client = _client(editor)
     response = client.post(
-        reverse("prompt-version-create", args=[prompt.id]),
+        reverse("catalog:prompt-version-create", args=[prompt.id]),
         {"system": "", "template": "v2 {{ q }}", "note": "simpler"},
     )
     assert response.status_code == 302
     v2 = _version(prompt, 2)
     assert response["Location"].endswith("?version=2")
     response = client.post(
-        reverse("prompt-version-edit", args=[v2.id]), {"template": "v2 again {{ q }}"}
+        reverse("catalog:prompt-version-edit", args=[v2.id]), {"template": "v2 again {{ q }}"}
     )
     assert response.status_code == 302
-    assert client.post(reverse("prompt-version-publish", args=[v2.id])).status_code == 302
+    assert client.post(reverse("catalog:prompt-version-publish", args=[v2.id])).status_code == 302
     v2.refresh_from_db()
     assert v2.template == "v2 again {{ q }}" and v2.published_at is not None
 
@@ -327,7 +331,7 @@ def test_editing_a_published_version_answers_409_and_changes_nothing(editor, pro
     version = prompt_version_publish(version=_version(prompt, 1), actor=editor)
     before = PromptVersion.objects.filter(id=version.id).values().get()
     client = _client(editor)
-    url = reverse("prompt-version-edit", args=[version.id])
+    url = reverse("catalog:prompt-version-edit", args=[version.id])
     response = client.get(url)
     assert response.status_code == 409
     assert "is published and can no longer change" in response.content.decode()
@@ -336,8 +340,8 @@ def test_editing_a_published_version_answers_409_and_changes_nothing(editor, pro
 
 
 def test_an_editor_deletes_a_prompt(editor, prompt):
-    response = _client(editor).post(reverse("prompt-delete", args=[prompt.id]))
-    assert response.status_code == 302 and response["Location"] == reverse("prompt-list")
+    response = _client(editor).post(reverse("catalog:prompt-delete", args=[prompt.id]))
+    assert response.status_code == 302 and response["Location"] == reverse("catalog:prompt-list")
     assert not Prompt.objects.filter(id=prompt.id).exists()
     assert not PromptVersion.objects.filter(prompt_id=prompt.id).exists()
 
@@ -349,20 +353,20 @@ def test_another_workspaces_member_gets_404_everywhere(outsider, prompt):
     client = _client(outsider)
     version = _version(prompt, 1)
     for url in (
-        reverse("prompt-detail", args=[prompt.id]),
-        reverse("prompt-diff", args=[prompt.id]),
-        reverse("prompt-version-create", args=[prompt.id]),
-        reverse("prompt-version-edit", args=[version.id]),
+        reverse("catalog:prompt-detail", args=[prompt.id]),
+        reverse("catalog:prompt-diff", args=[prompt.id]),
+        reverse("catalog:prompt-version-create", args=[prompt.id]),
+        reverse("catalog:prompt-version-edit", args=[version.id]),
     ):
         assert client.get(url).status_code == 404, url
     for url in (
-        reverse("prompt-version-publish", args=[version.id]),
-        reverse("prompt-version-approve", args=[version.id]),
-        reverse("prompt-delete", args=[prompt.id]),
-        reverse("prompt-version-edit", args=[version.id]),
+        reverse("catalog:prompt-version-publish", args=[version.id]),
+        reverse("catalog:prompt-version-approve", args=[version.id]),
+        reverse("catalog:prompt-delete", args=[prompt.id]),
+        reverse("catalog:prompt-version-edit", args=[version.id]),
     ):
         assert client.post(url, {"template": "x"}).status_code == 404, url
-    assert "Support reply" not in client.get(reverse("prompt-list")).content.decode()
+    assert "Support reply" not in client.get(reverse("catalog:prompt-list")).content.decode()
     version.refresh_from_db()
     assert version.published_at is None and Prompt.objects.filter(id=prompt.id).exists()
 
@@ -376,23 +380,23 @@ def test_a_limited_member_sees_only_the_prompts_shared_with_them(
     limited = make_member("operator", username="lim", limited=True)
     object_grant(obj=prompt, subject=limited, level="use", actor=owner)
     client = _client(limited)
-    page = client.get(reverse("prompt-list")).content.decode()
+    page = client.get(reverse("catalog:prompt-list")).content.decode()
     assert "Support reply" in page and "Hidden prompt" not in page
-    assert client.get(reverse("prompt-detail", args=[prompt.id])).status_code == 200
-    assert client.get(reverse("prompt-detail", args=[hidden.id])).status_code == 404
-    assert client.get(reverse("prompt-diff", args=[hidden.id])).status_code == 404
+    assert client.get(reverse("catalog:prompt-detail", args=[prompt.id])).status_code == 200
+    assert client.get(reverse("catalog:prompt-detail", args=[hidden.id])).status_code == 404
+    assert client.get(reverse("catalog:prompt-diff", args=[hidden.id])).status_code == 404
 
 
 def test_a_limited_editor_manages_the_prompt_they_create(workspace, make_member, prompt):
     limited = make_member("editor", username="lee", limited=True)
     client = _client(limited)
-    assert client.get(reverse("prompt-detail", args=[prompt.id])).status_code == 404
-    assert client.post(reverse("prompt-create"), CREATE).status_code == 302
-    page = client.get(reverse("prompt-list")).content.decode()
+    assert client.get(reverse("catalog:prompt-detail", args=[prompt.id])).status_code == 404
+    assert client.post(reverse("catalog:prompt-create"), CREATE).status_code == 302
+    page = client.get(reverse("catalog:prompt-list")).content.decode()
     assert "Triage" in page and "Support reply" not in page
     own = Prompt.objects.get(slug="triage")
-    detail = client.get(reverse("prompt-detail", args=[own.id])).content.decode()
-    assert reverse("share", args=["prompt", own.id]) in detail  # manage includes share
+    detail = client.get(reverse("catalog:prompt-detail", args=[own.id])).content.decode()
+    assert reverse("workspaces:share", args=["prompt", own.id]) in detail  # manage includes share
 
 
 # --- pages: methods, diff, rendering --------------------------------------------------------
@@ -402,14 +406,14 @@ def test_wrong_methods_answer_405(editor, prompt):
     client = _client(editor)
     version = _version(prompt, 1)
     for name, arg in (
-        ("prompt-version-publish", version.id),
-        ("prompt-version-approve", version.id),
-        ("prompt-delete", prompt.id),
+        ("catalog:prompt-version-publish", version.id),
+        ("catalog:prompt-version-approve", version.id),
+        ("catalog:prompt-delete", prompt.id),
     ):
         assert client.get(reverse(name, args=[arg])).status_code == 405, name
-    for name, args in (("prompt-list", []), ("prompt-detail", [prompt.id])):
+    for name, args in (("catalog:prompt-list", []), ("catalog:prompt-detail", [prompt.id])):
         assert client.post(reverse(name, args=args)).status_code == 405, name
-    assert client.post(reverse("prompt-diff", args=[prompt.id])).status_code == 405
+    assert client.post(reverse("catalog:prompt-diff", args=[prompt.id])).status_code == 405
     version.refresh_from_db()
     assert version.published_at is None
 
@@ -419,7 +423,7 @@ def test_the_diff_page_shows_changes_and_escapes_the_prompt_text(editor, prompt)
         prompt=prompt, system="", template=f"Customer: {{{{question}}}}\n{SCRIPT}", actor=editor
     )
     client = _client(editor)
-    response = client.get(reverse("prompt-diff", args=[prompt.id]), {"a": 1, "b": 2})
+    response = client.get(reverse("catalog:prompt-diff", args=[prompt.id]), {"a": 1, "b": 2})
     page = response.content.decode()
     assert response.status_code == 200
     assert SCRIPT not in page
@@ -427,14 +431,14 @@ def test_the_diff_page_shows_changes_and_escapes_the_prompt_text(editor, prompt)
     assert 'class="diff-added"' in page and 'class="diff-removed"' in page
     assert "<del>Tone: {{ tone }}</del>" in page
     # The detail page shows the text escaped too.
-    detail = client.get(reverse("prompt-detail", args=[prompt.id]), {"version": v2.number})
+    detail = client.get(reverse("catalog:prompt-detail", args=[prompt.id]), {"version": v2.number})
     assert SCRIPT not in detail.content.decode()
     assert "&lt;script&gt;" in detail.content.decode()
 
 
 def test_the_diff_defaults_to_the_latest_against_the_one_before(editor, prompt):
     prompt_version_create(prompt=prompt, system="", template="Only this", actor=editor)
-    response = _client(editor).get(reverse("prompt-diff", args=[prompt.id]))
+    response = _client(editor).get(reverse("catalog:prompt-diff", args=[prompt.id]))
     assert response.status_code == 200
     assert response.context["a"].number == 1 and response.context["b"].number == 2
 
@@ -443,14 +447,14 @@ def test_the_diff_defaults_to_the_latest_against_the_one_before(editor, prompt):
     "query", [{"a": "abc", "b": "1"}, {"a": "1", "b": "99"}, {"a": "-1"}, {"b": "1.5"}]
 )
 def test_bad_diff_numbers_answer_404_with_the_reason(editor, prompt, query):
-    response = _client(editor).get(reverse("prompt-diff", args=[prompt.id]), query)
+    response = _client(editor).get(reverse("catalog:prompt-diff", args=[prompt.id]), query)
     assert response.status_code == 404
     assert 'class="alert error"' in response.content.decode()
 
 
 def test_an_unknown_version_on_the_detail_page_is_404(editor, prompt):
     client = _client(editor)
-    url = reverse("prompt-detail", args=[prompt.id])
+    url = reverse("catalog:prompt-detail", args=[prompt.id])
     assert client.get(url, {"version": "7"}).status_code == 404
     assert client.get(url, {"version": "x"}).status_code == 404
 
@@ -459,12 +463,12 @@ def test_the_detail_page_shows_versions_variables_and_how_to_use_it_in_a_flow(
     editor, admin, prompt
 ):
     client = _client(editor)
-    url = reverse("prompt-detail", args=[prompt.id])
+    url = reverse("catalog:prompt-detail", args=[prompt.id])
     page = client.get(url).content.decode()
     assert "draft" in page and "edith" in page
     assert "<code>company</code><code>question</code><code>tone</code>" in page
     assert "Use in a flow" in page and "library_prompt" not in page  # nothing usable yet
-    assert reverse("prompt-version-edit", args=[_version(prompt, 1).id]) in page
+    assert reverse("catalog:prompt-version-edit", args=[_version(prompt, 1).id]) in page
 
     prompt_version_approve(
         version=prompt_version_publish(version=_version(prompt, 1), actor=editor), actor=admin
@@ -473,14 +477,14 @@ def test_the_detail_page_shows_versions_variables_and_how_to_use_it_in_a_flow(
     assert "&quot;library_prompt&quot;: &quot;support-reply&quot;" in page
     assert "&quot;library_version&quot;: null" in page  # follow the latest approved
     assert "&quot;library_version&quot;: 1" in page  # or pin this version
-    assert reverse("prompt-version-edit", args=[_version(prompt, 1).id]) not in page
+    assert reverse("catalog:prompt-version-edit", args=[_version(prompt, 1).id]) not in page
     assert "approved" in page and "ada" in page
 
 
 def test_an_htmx_request_gets_only_the_body_of_the_detail_page(editor, prompt):
     prompt_version_create(prompt=prompt, system="", template="two", actor=editor)
     response = _client(editor).get(
-        reverse("prompt-detail", args=[prompt.id]),
+        reverse("catalog:prompt-detail", args=[prompt.id]),
         {"version": 1},
         headers={"HX-Request": "true", "HX-Target": "prompt-body"},
     )

@@ -275,17 +275,19 @@ def _form(slug: str, *models, strategy: str = "fallback", **extra) -> dict:
 def test_an_admin_creates_and_edits_a_route_on_the_page(client, workspace, owner):
     a, b = _model(workspace, "model-a"), _model(workspace, "model-b")
     client.force_login(owner)
-    response = client.post(reverse("route-create"), _form("split", (a, 3), (b, 1), strategy="ab"))
+    response = client.post(
+        reverse("catalog:route-create"), _form("split", (a, 3), (b, 1), strategy="ab")
+    )
     assert response.status_code == 302
     route = Route.objects.get(workspace=workspace, slug="split")
     assert [(t.model.slug, t.weight) for t in route.targets.all()] == [
         ("model-a", 3),
         ("model-b", 1),
     ]
-    response = client.post(reverse("route-edit", args=[route.id]), _form("split", (b, 1)))
+    response = client.post(reverse("catalog:route-edit", args=[route.id]), _form("split", (b, 1)))
     assert response.status_code == 302
     assert [t.model.slug for t in route.targets.all()] == ["model-b"]
-    page = client.get(reverse("route-list")).content.decode()
+    page = client.get(reverse("catalog:route-list")).content.decode()
     assert "split" in page and "model-b" in page
     assert AuditEvent.objects.filter(action__in=["route.create", "route.change"]).count() == 2
     change = AuditEvent.objects.get(action="route.change")
@@ -300,7 +302,7 @@ def test_a_bad_route_is_refused_with_the_reason_and_nothing_is_saved(client, wor
     embedder = _model(workspace, "embedder", task="embedding")
     client.force_login(owner)
     # Only chat models are offered; the service refuses others from any caller.
-    response = client.post(reverse("route-create"), _form("bad", (a, 1), (embedder, 1)))
+    response = client.post(reverse("catalog:route-create"), _form("bad", (a, 1), (embedder, 1)))
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
     with pytest.raises(ValidationError) as caught:
@@ -312,9 +314,9 @@ def test_a_bad_route_is_refused_with_the_reason_and_nothing_is_saved(client, wor
             targets=[TargetSpec(a), TargetSpec(embedder)],
         )
     assert "embedder is a embedding model, not a chat model" in caught.value.messages
-    response = client.post(reverse("route-create"), _form("dup", (a, 1), (a, 2)))
+    response = client.post(reverse("catalog:route-create"), _form("dup", (a, 1), (a, 2)))
     assert response.status_code == 400 and "a model appears twice" in response.content.decode()
-    response = client.post(reverse("route-create"), _form("none"))
+    response = client.post(reverse("catalog:route-create"), _form("none"))
     assert response.status_code == 400 and "Choose at least one model" in response.content.decode()
     assert not Route.objects.exists()
 
@@ -326,13 +328,14 @@ def test_viewers_see_routes_but_cannot_change_them(client, workspace, owner, vie
     )
     before = copy.deepcopy(list(route.targets.values_list("model_id", "weight")))
     client.force_login(viewer)
-    assert client.get(reverse("route-list")).status_code == 200
-    assert client.get(reverse("route-create")).status_code == 403
+    assert client.get(reverse("catalog:route-list")).status_code == 200
+    assert client.get(reverse("catalog:route-create")).status_code == 403
     assert (
-        client.post(reverse("route-edit", args=[route.id]), _form("r", (a, 9))).status_code == 403
+        client.post(reverse("catalog:route-edit", args=[route.id]), _form("r", (a, 9))).status_code
+        == 403
     )
-    assert client.post(reverse("route-delete", args=[route.id])).status_code == 403
-    assert client.get(reverse("route-delete", args=[route.id])).status_code == 405
+    assert client.post(reverse("catalog:route-delete", args=[route.id])).status_code == 403
+    assert client.get(reverse("catalog:route-delete", args=[route.id])).status_code == 405
     assert list(route.targets.values_list("model_id", "weight")) == before
 
 
@@ -342,7 +345,7 @@ def test_a_route_of_another_workspace_is_not_found(client, workspace, owner, out
         workspace=workspace, slug="r", name="R", strategy="fallback", targets=[TargetSpec(a)]
     )
     client.force_login(outsider)
-    assert client.get(reverse("route-edit", args=[route.id])).status_code == 404
-    assert client.post(reverse("route-delete", args=[route.id])).status_code == 404
+    assert client.get(reverse("catalog:route-edit", args=[route.id])).status_code == 404
+    assert client.post(reverse("catalog:route-delete", args=[route.id])).status_code == 404
     assert Route.objects.filter(id=route.id).exists()
-    assert "model-a" not in client.get(reverse("route-list")).content.decode()
+    assert "model-a" not in client.get(reverse("catalog:route-list")).content.decode()

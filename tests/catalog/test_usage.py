@@ -206,7 +206,7 @@ def test_filters_narrow_the_calls(calls, workspace, owner, beta, key):
 def test_the_page_filters_by_its_form(client, calls, owner, beta):
     client.force_login(owner)
 
-    response = client.get(reverse("usage"), {"model": beta.id})
+    response = client.get(reverse("catalog:usage"), {"model": beta.id})
 
     assert response.status_code == 200
     assert response.context["report"]["totals"]["calls"] == 2
@@ -219,7 +219,7 @@ def test_the_page_defaults_to_the_last_30_days(client, calls, owner, workspace, 
     record(45, workspace_id=workspace.id, model=alpha, input_tokens=9)  # outside the range
     client.force_login(owner)
 
-    response = client.get(reverse("usage"))
+    response = client.get(reverse("catalog:usage"))
 
     form = response.context["form"]
     assert (form.cleaned_data["since"], form.cleaned_data["until"]) == (
@@ -229,10 +229,14 @@ def test_the_page_defaults_to_the_last_30_days(client, calls, owner, workspace, 
     assert response.context["report"]["totals"]["calls"] == 5
     assertContains(response, f'value="{(TODAY - timedelta(days=29)).isoformat()}"')
 
-    wider = client.get(reverse("usage"), {"since": (TODAY - timedelta(days=60)).isoformat()})
+    wider = client.get(
+        reverse("catalog:usage"), {"since": (TODAY - timedelta(days=60)).isoformat()}
+    )
     assert wider.context["report"]["totals"]["calls"] == 6
     # An end date alone gives the 30 days up to it.
-    earlier = client.get(reverse("usage"), {"until": (TODAY - timedelta(days=40)).isoformat()})
+    earlier = client.get(
+        reverse("catalog:usage"), {"until": (TODAY - timedelta(days=40)).isoformat()}
+    )
     assert earlier.context["form"].cleaned_data["since"] == TODAY - timedelta(days=69)
     assert earlier.context["report"]["totals"]["calls"] == 1
 
@@ -253,16 +257,16 @@ def test_the_page_defaults_to_the_last_30_days(client, calls, owner, workspace, 
 def test_a_bad_filter_is_a_form_error(client, calls, owner, query, message):
     client.force_login(owner)
 
-    response = client.get(reverse("usage"), query)
+    response = client.get(reverse("catalog:usage"), query)
 
     assert response.status_code == 200
     assertContains(response, message)
     assertContains(response, "The filter could not be applied")
     assert "report" not in response.context
-    data = client.get(reverse("usage-data"), query)
+    data = client.get(reverse("catalog:usage-data"), query)
     assert data.status_code == 400
     assert message in json.dumps(data.json()["errors"])
-    export = client.get(reverse("usage-export"), query)
+    export = client.get(reverse("catalog:usage-export"), query)
     assert export.status_code == 400
     assert message in export.content.decode()
 
@@ -273,7 +277,7 @@ def test_a_bad_filter_is_a_form_error(client, calls, owner, query, message):
 def test_a_viewer_sees_the_page(client, calls, viewer):
     client.force_login(viewer)
 
-    response = client.get(reverse("usage"))
+    response = client.get(reverse("catalog:usage"))
 
     assert response.status_code == 200
     assert response.context["report"]["totals"]["calls"] == 5
@@ -289,19 +293,21 @@ def test_another_workspaces_usage_never_appears(client, calls, outsider, alpha):
     record(0, workspace_id=other.id, model=theirs, input_tokens=7, flow_slug="their-flow")
     client.force_login(outsider)
 
-    response = client.get(reverse("usage"))
+    response = client.get(reverse("catalog:usage"))
 
     assert response.context["report"]["totals"]["calls"] == 1
     assertContains(response, "<code>theirs</code>", html=True)
     assertNotContains(response, "alpha")
     assertNotContains(response, "support")
     # Naming acme's model in the filter is no way in: it is not one of the choices.
-    response = client.get(reverse("usage"), {"model": alpha.id})
+    response = client.get(reverse("catalog:usage"), {"model": alpha.id})
     assertContains(response, "Select a valid choice.")
     assert "report" not in response.context
-    rows = list(csv.DictReader(io.StringIO(client.get(reverse("usage-export")).content.decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(reverse("catalog:usage-export")).content.decode()))
+    )
     assert [row["model"] for row in rows] == ["theirs"]
-    assert client.get(reverse("usage-data")).json()["models"]["labels"] == ["theirs"]
+    assert client.get(reverse("catalog:usage-data")).json()["models"]["labels"] == ["theirs"]
 
 
 def test_a_limited_member_sees_only_their_own_calls(client, calls, workspace, make_member, alpha):
@@ -309,13 +315,13 @@ def test_a_limited_member_sees_only_their_own_calls(client, calls, workspace, ma
     record(0, workspace_id=workspace.id, model=alpha, input_tokens=42, user_id=limited.id)
     client.force_login(limited)
 
-    response = client.get(reverse("usage"))
+    response = client.get(reverse("catalog:usage"))
 
     totals = response.context["report"]["totals"]
     assert (totals["calls"], totals["tokens_in"]) == (1, 42)
     # The flows of others' calls are not even offered as a filter.
     assertNotContains(response, "support")
-    export = client.get(reverse("usage-export")).content.decode()
+    export = client.get(reverse("catalog:usage-export")).content.decode()
     assert len(list(csv.DictReader(io.StringIO(export)))) == 1
 
 
@@ -323,7 +329,7 @@ def test_a_limited_admin_sees_everything_as_admins_do(client, calls, make_member
     admin = make_member("admin", limited=True)
     client.force_login(admin)
 
-    assert client.get(reverse("usage")).context["report"]["totals"]["calls"] == 5
+    assert client.get(reverse("catalog:usage")).context["report"]["totals"]["calls"] == 5
 
 
 def test_a_role_without_view_usage_is_refused(client, calls, viewer):
@@ -331,17 +337,17 @@ def test_a_role_without_view_usage_is_refused(client, calls, viewer):
     Group.objects.get(name=group_name("viewer")).permissions.remove(perm)
     client.force_login(viewer)
 
-    for name in ("usage", "usage-data", "usage-export"):
+    for name in ("catalog:usage", "catalog:usage-data", "catalog:usage-export"):
         assert client.get(reverse(name)).status_code == 403
 
 
 def test_pages_need_a_login_and_only_answer_get(client, owner):
-    for name in ("usage", "usage-data", "usage-export"):
+    for name in ("catalog:usage", "catalog:usage-data", "catalog:usage-export"):
         response = client.get(reverse(name))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
     client.force_login(owner)
-    for name in ("usage", "usage-data", "usage-export"):
+    for name in ("catalog:usage", "catalog:usage-data", "catalog:usage-export"):
         assert client.post(reverse(name)).status_code == 405
 
 
@@ -351,7 +357,7 @@ def test_pages_need_a_login_and_only_answer_get(client, owner):
 def test_the_json_has_the_charts_series(client, calls, owner):
     client.force_login(owner)
 
-    data = client.get(reverse("usage-data")).json()
+    data = client.get(reverse("catalog:usage-data")).json()
 
     assert data["totals"]["calls"] == 5
     assert data["totals"]["total_cost"] == pytest.approx(0.022)
@@ -367,7 +373,7 @@ def test_the_json_has_the_charts_series(client, calls, owner):
         "cost": pytest.approx([0.006, 0.016]),
     }
     # The page embeds the same series for its charts.
-    page = client.get(reverse("usage"))
+    page = client.get(reverse("catalog:usage"))
     assert page.context["series"] == data
 
 
@@ -385,7 +391,7 @@ def test_the_csv_lists_each_call_and_defuses_formulas(client, workspace, owner, 
     )
     client.force_login(owner)
 
-    export = client.get(reverse("usage-export"))
+    export = client.get(reverse("catalog:usage-export"))
 
     assert export["Content-Type"] == "text/csv"
     assert export["Content-Disposition"].startswith('attachment; filename="usage-acme-')
@@ -402,7 +408,7 @@ def test_the_csv_lists_each_call_and_defuses_formulas(client, workspace, owner, 
 def test_the_csv_names_a_key_only_to_those_who_may_see_it(client, calls, owner, viewer, key):
     def key_cells(user) -> set[str]:
         client.force_login(user)
-        export = client.get(reverse("usage-export"), {"flow": "support"})
+        export = client.get(reverse("catalog:usage-export"), {"flow": "support"})
         return {row["api_key"] for row in csv.DictReader(io.StringIO(export.content.decode()))}
 
     assert key_cells(owner) == {"ci-key", ""}
@@ -411,9 +417,9 @@ def test_the_csv_names_a_key_only_to_those_who_may_see_it(client, calls, owner, 
 
 def test_the_key_filter_offers_only_keys_the_user_may_see(client, calls, viewer, owner, key):
     client.force_login(viewer)
-    response = client.get(reverse("usage"), {"api_key": key.id})
+    response = client.get(reverse("catalog:usage"), {"api_key": key.id})
     assertContains(response, "Select a valid choice.")
 
     client.force_login(owner)
-    response = client.get(reverse("usage"), {"api_key": key.id})
+    response = client.get(reverse("catalog:usage"), {"api_key": key.id})
     assert response.context["report"]["totals"]["calls"] == 1

@@ -58,14 +58,14 @@ def test_the_main_pages_work_under_the_policy(
     log_in(page, "olive", PASSWORD)
 
     for url, ready in [
-        (reverse("flow-list"), page.get_by_role("link", name="Assistant")),
-        (reverse("flow-editor", args=["assistant"]), page.locator(".react-flow__node").first),
-        (reverse("model-list"), page.get_by_role("link", name="Echo", exact=True)),
-        (reverse("kb-list"), page.get_by_role("link", name="Handbook").first),
-        (reverse("kb-detail", args=[base.id]), page.locator("main h1")),
-        (reverse("usage"), page.locator("main")),
-        (reverse("playground"), page.locator("main")),
-        (reverse("member-list"), page.locator("main")),
+        (reverse("flows:flow-list"), page.get_by_role("link", name="Assistant")),
+        (reverse("flows:flow-editor", args=["assistant"]), page.locator(".react-flow__node").first),
+        (reverse("catalog:model-list"), page.get_by_role("link", name="Echo", exact=True)),
+        (reverse("knowledge:kb-list"), page.get_by_role("link", name="Handbook").first),
+        (reverse("knowledge:kb-detail", args=[base.id]), page.locator("main h1")),
+        (reverse("catalog:usage"), page.locator("main")),
+        (reverse("catalog:playground"), page.locator("main")),
+        (reverse("workspaces:member-list"), page.locator("main")),
     ]:
         page.goto(url)
         expect(ready).to_be_visible()
@@ -74,7 +74,7 @@ def test_the_main_pages_work_under_the_policy(
         assert not violations, f"{url}: {violations}"
 
     # The chat page streams its answer over the run WebSocket (connect-src).
-    page.goto(reverse("chat", args=["assistant"]))
+    page.goto(reverse("flows:chat", args=["assistant"]))
     page.get_by_label("Message").fill("under the policy")
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".bubble.assistant .text").last).to_have_text("under the policy")
@@ -88,7 +88,7 @@ def test_a_delete_still_asks_first(watched, owner, echo_model, make_flow):
     log_in(page, "olive", PASSWORD)
     asked: list[str] = []
 
-    page.goto(reverse("flow-detail", args=["assistant"]))
+    page.goto(reverse("flows:flow-detail", args=["assistant"]))
     page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
     page.get_by_role("button", name="Delete").click()
     page.wait_for_timeout(500)

@@ -29,7 +29,8 @@ def flow(make_flow, echo_model):
 
 
 def url(name: str, flow: Flow, *args) -> str:
-    return reverse(name, args=[flow.slug, *args])
+    """The address of the flow pages' route ``name`` (without its ``flows:`` namespace)."""
+    return reverse(f"flows:{name}", args=[flow.slug, *args])
 
 
 def post_json(client, address: str, payload: dict):
@@ -136,7 +137,7 @@ def test_the_flow_pages_link_to_the_editor(client, owner, flow):
     client.force_login(owner)
     editor = url("flow-editor", flow)
 
-    assertContains(client.get(reverse("flow-list")), f'href="{editor}"')
+    assertContains(client.get(reverse("flows:flow-list")), f'href="{editor}"')
     assertContains(client.get(url("flow-detail", flow)), f'href="{editor}"')
 
 
@@ -551,7 +552,7 @@ def test_a_test_run_runs_a_snapshot_of_the_draft_and_reuses_it(client, owner, fl
     assert snapshot.graph == flow.draft
     assert run.source == RunSource.STUDIO
     assert run.inputs == {"message": "hi"}
-    assert first.json()["trace_url"] == reverse("run-detail", args=[run.id])
+    assert first.json()["trace_url"] == reverse("flows:run-detail", args=[run.id])
     assert flow.runs.get(id=second.json()["run"]).flow_version == snapshot  # the same graph
 
     flow_draft_save(flow=flow, graph=with_prompt("Changed: {{message}}"), user=owner)
@@ -732,7 +733,7 @@ def test_wrong_methods_are_refused(client, owner, flow):
         assert client.get(url(name, flow)).status_code == 405, name
     assert client.post(url("flow-editor", flow)).status_code == 405
     run_nodes = reverse(
-        "flow-editor-run-nodes", args=[flow.slug, "00000000-0000-0000-0000-000000000000"]
+        "flows:flow-editor-run-nodes", args=[flow.slug, "00000000-0000-0000-0000-000000000000"]
     )
     assert client.post(run_nodes).status_code == 405
 

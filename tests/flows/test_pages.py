@@ -35,12 +35,12 @@ def run(flow):
 
 def page_urls(flow, run) -> list[str]:
     return [
-        reverse("flow-list"),
-        reverse("flow-detail", args=[flow.slug]),
-        reverse("chat", args=[flow.slug]),
-        reverse("run-detail", args=[run.id]),
-        reverse("model-list"),
-        reverse("key-list"),
+        reverse("flows:flow-list"),
+        reverse("flows:flow-detail", args=[flow.slug]),
+        reverse("flows:chat", args=[flow.slug]),
+        reverse("flows:run-detail", args=[run.id]),
+        reverse("catalog:model-list"),
+        reverse("workspaces:key-list"),
     ]
 
 
@@ -66,7 +66,7 @@ def test_every_page_shows_the_workspace_and_the_user(client, owner, flow, run):
 
 def test_htmx_requests_carry_the_csrf_token(client, owner):
     client.force_login(owner)
-    response = client.get(reverse("flow-list"))
+    response = client.get(reverse("flows:flow-list"))
     body = response.content.decode()
     token = response.context["csrf_token"]
     assert f"""hx-headers='{{"X-CSRFToken": "{token}"}}'""" in body
@@ -81,17 +81,17 @@ def test_login_page_logs_in_and_shows_errors(client, owner):
     assertContains(response, "Please enter a correct username and password")
 
     response = client.post(reverse("login"), {"username": "olive", "password": PASSWORD})
-    assertRedirects(response, reverse("home"), fetch_redirect_response=False)
+    assertRedirects(response, reverse("flows:home"), fetch_redirect_response=False)
 
 
 def test_wrong_methods_are_refused(client, owner, flow, run, api_key):
     client.force_login(owner)
     forms = [
-        reverse("flow-version-create", args=[flow.slug]),
-        reverse("flow-publish", args=[flow.slug]),
-        reverse("chat-send", args=[flow.slug]),
-        reverse("key-create"),
-        reverse("key-revoke", args=[ApiKey.objects.get().id]),
+        reverse("flows:flow-version-create", args=[flow.slug]),
+        reverse("flows:flow-publish", args=[flow.slug]),
+        reverse("flows:chat-send", args=[flow.slug]),
+        reverse("workspaces:key-create"),
+        reverse("workspaces:key-revoke", args=[ApiKey.objects.get().id]),
     ]
     for url in forms:
         assert client.get(url).status_code == 405, url
@@ -104,15 +104,15 @@ def test_wrong_methods_are_refused(client, owner, flow, run, api_key):
 def test_outsider_cannot_see_another_workspaces_flow_or_run(client, outsider, flow, run):
     client.force_login(outsider)
     for url in [
-        reverse("flow-detail", args=[flow.slug]),
-        reverse("chat", args=[flow.slug]),
-        reverse("run-detail", args=[run.id]),
+        reverse("flows:flow-detail", args=[flow.slug]),
+        reverse("flows:chat", args=[flow.slug]),
+        reverse("flows:run-detail", args=[run.id]),
     ]:
         assert client.get(url).status_code == 404, url
     for url in [
-        reverse("flow-version-create", args=[flow.slug]),
-        reverse("flow-publish", args=[flow.slug]),
-        reverse("chat-send", args=[flow.slug]),
+        reverse("flows:flow-version-create", args=[flow.slug]),
+        reverse("flows:flow-publish", args=[flow.slug]),
+        reverse("flows:chat-send", args=[flow.slug]),
     ]:
         assert client.post(url, {"message": "hi", "graph": "{}"}).status_code == 404, url
     assert flow.versions.count() == 1
@@ -129,41 +129,41 @@ def test_flow_list_shows_each_flow_and_whether_it_is_published(
     make_flow(echo_model, slug="draft", publish=False)
     client.force_login(owner)
 
-    response = client.get(reverse("flow-list"))
+    response = client.get(reverse("flows:flow-list"))
 
     assertContains(response, "Assistant")
     assertContains(response, "v1")
     assertContains(response, "not published")
-    assertContains(response, f'href="{reverse("flow-detail", args=["draft"])}"')
-    assertContains(response, f'href="{reverse("chat", args=["assistant"])}"')
+    assertContains(response, f'href="{reverse("flows:flow-detail", args=["draft"])}"')
+    assertContains(response, f'href="{reverse("flows:chat", args=["assistant"])}"')
 
 
 def test_flow_page_shows_versions_runs_and_the_editor(client, owner, flow, run):
     client.force_login(owner)
 
-    response = client.get(reverse("flow-detail", args=[flow.slug]))
+    response = client.get(reverse("flows:flow-detail", args=[flow.slug]))
 
     assert response.status_code == 200
     assertContains(response, "Published version")
     assertContains(response, "llm_1")
     assertContains(response, "v1")
-    assertContains(response, f'href="{reverse("run-detail", args=[run.id])}"')
+    assertContains(response, f'href="{reverse("flows:run-detail", args=[run.id])}"')
     assertContains(response, "Queued")
     assertContains(response, "Chat page")  # the run's source
     assertContains(response, 'name="graph"')
     assertContains(response, "&quot;max_tokens&quot;: 64")  # the latest graph, as JSON
-    assertContains(response, f'action="{reverse("flow-publish", args=[flow.slug])}"')
+    assertContains(response, f'action="{reverse("flows:flow-publish", args=[flow.slug])}"')
 
 
 def test_viewer_sees_the_flow_but_not_the_editor(client, viewer, flow):
     client.force_login(viewer)
 
-    response = client.get(reverse("flow-detail", args=[flow.slug]))
+    response = client.get(reverse("flows:flow-detail", args=[flow.slug]))
 
     assert response.status_code == 200
     assertContains(response, "Versions")
     assertNotContains(response, 'name="graph"')
-    assertNotContains(response, reverse("flow-publish", args=[flow.slug]))
+    assertNotContains(response, reverse("flows:flow-publish", args=[flow.slug]))
 
 
 def test_viewer_cannot_save_a_version_or_publish(client, viewer, make_flow, echo_model):
@@ -171,8 +171,8 @@ def test_viewer_cannot_save_a_version_or_publish(client, viewer, make_flow, echo
     client.force_login(viewer)
     graph = json.dumps(assistant_graph(model="echo", max_tokens=8))
 
-    saved = client.post(reverse("flow-version-create", args=[flow.slug]), {"graph": graph})
-    published = client.post(reverse("flow-publish", args=[flow.slug]))
+    saved = client.post(reverse("flows:flow-version-create", args=[flow.slug]), {"graph": graph})
+    published = client.post(reverse("flows:flow-publish", args=[flow.slug]))
 
     assert saved.status_code == 403
     assert published.status_code == 403
@@ -187,7 +187,7 @@ def test_an_invalid_graph_is_refused_naming_the_node(client, owner, flow):
     graph["nodes"][1]["type"] = "telepathy"
     typed = json.dumps(graph, indent=1)
 
-    response = client.post(reverse("flow-version-create", args=[flow.slug]), {"graph": typed})
+    response = client.post(reverse("flows:flow-version-create", args=[flow.slug]), {"graph": typed})
 
     assert response.status_code == 400
     assert list(flow.versions.values_list("number", flat=True)) == [1]
@@ -200,7 +200,9 @@ def test_an_invalid_graph_is_refused_naming_the_node(client, owner, flow):
 def test_text_that_is_not_json_is_refused(client, owner, flow):
     client.force_login(owner)
 
-    response = client.post(reverse("flow-version-create", args=[flow.slug]), {"graph": "{nodes"})
+    response = client.post(
+        reverse("flows:flow-version-create", args=[flow.slug]), {"graph": "{nodes"}
+    )
 
     assertContains(response, "not valid JSON", status_code=400)
     assertContains(response, "{nodes</textarea>", status_code=400)
@@ -212,18 +214,18 @@ def test_a_valid_graph_is_saved_as_version_2(client, owner, flow):
     graph = assistant_graph(model="echo", max_tokens=7)
 
     response = client.post(
-        reverse("flow-version-create", args=[flow.slug]), {"graph": json.dumps(graph)}
+        reverse("flows:flow-version-create", args=[flow.slug]), {"graph": json.dumps(graph)}
     )
 
     assertRedirects(
-        response, reverse("flow-detail", args=[flow.slug]), fetch_redirect_response=False
+        response, reverse("flows:flow-detail", args=[flow.slug]), fetch_redirect_response=False
     )
     version = FlowVersion.objects.get(flow=flow, number=2)
     assert version.graph == graph
     assert version.created_by == owner
     flow.refresh_from_db()
     assert flow.published_version.number == 1  # saving does not publish
-    page = client.get(reverse("flow-detail", args=[flow.slug]))
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
     assertContains(page, "Saved version 2.")
     assertContains(page, "Publish v2")
 
@@ -232,14 +234,16 @@ def test_publishing_publishes_the_latest_version(client, owner, make_flow, echo_
     flow = make_flow(echo_model, publish=False)
     client.force_login(owner)
 
-    response = client.post(reverse("flow-publish", args=[flow.slug]))
+    response = client.post(reverse("flows:flow-publish", args=[flow.slug]))
 
     assertRedirects(
-        response, reverse("flow-detail", args=[flow.slug]), fetch_redirect_response=False
+        response, reverse("flows:flow-detail", args=[flow.slug]), fetch_redirect_response=False
     )
     flow.refresh_from_db()
     assert flow.published_version == flow.versions.get(number=1)
-    assertContains(client.get(reverse("flow-detail", args=[flow.slug])), "Published version 1.")
+    assertContains(
+        client.get(reverse("flows:flow-detail", args=[flow.slug])), "Published version 1."
+    )
 
 
 # --- chat --------------------------------------------------------------------------------------
@@ -248,9 +252,9 @@ def test_publishing_publishes_the_latest_version(client, owner, make_flow, echo_
 def test_chat_page_has_the_message_form(client, owner, flow):
     client.force_login(owner)
 
-    response = client.get(reverse("chat", args=[flow.slug]))
+    response = client.get(reverse("flows:chat", args=[flow.slug]))
 
-    assertContains(response, f'hx-post="{reverse("chat-send", args=[flow.slug])}"')
+    assertContains(response, f'hx-post="{reverse("flows:chat-send", args=[flow.slug])}"')
     assertContains(response, 'hx-target="#messages"')
     assertContains(response, 'name="message"')
     assertContains(response, "/static/flows/chat.js")
@@ -259,8 +263,11 @@ def test_chat_page_has_the_message_form(client, owner, flow):
 def test_viewer_cannot_chat(client, viewer, flow):
     client.force_login(viewer)
 
-    assert client.get(reverse("chat", args=[flow.slug])).status_code == 403
-    assert client.post(reverse("chat-send", args=[flow.slug]), {"message": "hi"}).status_code == 403
+    assert client.get(reverse("flows:chat", args=[flow.slug])).status_code == 403
+    assert (
+        client.post(reverse("flows:chat-send", args=[flow.slug]), {"message": "hi"}).status_code
+        == 403
+    )
     assert flow.runs.count() == 0
 
 
@@ -268,7 +275,9 @@ def test_sending_a_message_starts_a_run_and_renders_both_bubbles(client, owner, 
     client.force_login(owner)
 
     response = client.post(
-        reverse("chat-send", args=[flow.slug]), {"message": "<b>hi</b>"}, HTTP_HX_REQUEST="true"
+        reverse("flows:chat-send", args=[flow.slug]),
+        {"message": "<b>hi</b>"},
+        HTTP_HX_REQUEST="true",
     )
 
     assert response.status_code == 200
@@ -283,7 +292,7 @@ def test_sending_a_message_starts_a_run_and_renders_both_bubbles(client, owner, 
 def test_an_empty_message_renders_an_error_bubble(client, owner, flow):
     client.force_login(owner)
 
-    response = client.post(reverse("chat-send", args=[flow.slug]), {"message": "  "})
+    response = client.post(reverse("flows:chat-send", args=[flow.slug]), {"message": "  "})
 
     assertContains(response, "Type a message first.", status_code=400)
     assertNotContains(response, "data-run-id", status_code=400)
@@ -295,8 +304,8 @@ def test_an_empty_message_renders_an_error_bubble(client, owner, flow):
 
 def test_run_page_follows_the_runs_events_while_the_run_is_not_over(client, owner, run):
     client.force_login(owner)
-    url = reverse("run-detail", args=[run.id])
-    follow = f'data-follow="{reverse("run-events", args=[run.id])}"'
+    url = reverse("flows:run-detail", args=[run.id])
+    follow = f'data-follow="{reverse("flows:run-events", args=[run.id])}"'
 
     page = client.get(url)
     fragment = client.get(url, HTTP_HX_REQUEST="true")
@@ -314,7 +323,7 @@ def test_a_failed_run_shows_its_reason_and_stops_following(client, owner, run):
     assert run_fail(run_id=run.id, reason="the model fell over")
     client.force_login(owner)
 
-    response = client.get(reverse("run-detail", args=[run.id]), HTTP_HX_REQUEST="true")
+    response = client.get(reverse("flows:run-detail", args=[run.id]), HTTP_HX_REQUEST="true")
 
     assertContains(response, "the model fell over")
     assertContains(response, "Failed")
@@ -331,7 +340,7 @@ def test_catalog_lists_shared_and_own_models(client, owner, workspace, echo_mode
     model_create(slug="theirs", name="Their model", engine="echo", workspace=other)
     client.force_login(owner)
 
-    response = client.get(reverse("model-list"))
+    response = client.get(reverse("catalog:model-list"))
 
     assertContains(response, "Echo")
     assertContains(response, "My model")
@@ -344,7 +353,7 @@ def test_catalog_lists_shared_and_own_models(client, owner, workspace, echo_mode
 def test_a_new_key_is_shown_once_and_only_its_hash_is_stored(client, owner, flow):
     client.force_login(owner)
 
-    response = client.post(reverse("key-create"), {"name": "backend"})
+    response = client.post(reverse("workspaces:key-create"), {"name": "backend"})
 
     assert response.status_code == 200
     key = response.context["new_key"]
@@ -354,7 +363,7 @@ def test_a_new_key_is_shown_once_and_only_its_hash_is_stored(client, owner, flow
     assertContains(response, key)
     assertContains(response, "will not be shown again")
     assert "no-store" in response["Cache-Control"]
-    listing = client.get(reverse("key-list"))
+    listing = client.get(reverse("workspaces:key-list"))
     assertNotContains(listing, key)
     assertContains(listing, f"sk-studio-{api_key.prefix}…")
     assertContains(listing, "/api/v1/flows/assistant/runs")
@@ -365,22 +374,22 @@ def test_a_revoked_key_shows_as_revoked(client, owner, api_key):
     client.force_login(owner)
     row = ApiKey.objects.get()
 
-    response = client.post(reverse("key-revoke", args=[row.id]))
+    response = client.post(reverse("workspaces:key-revoke", args=[row.id]))
 
-    assertRedirects(response, reverse("key-list"))
+    assertRedirects(response, reverse("workspaces:key-list"))
     row.refresh_from_db()
     assert row.revoked_at is not None
-    assertContains(client.get(reverse("key-list")), "revoked")
+    assertContains(client.get(reverse("workspaces:key-list")), "revoked")
 
 
 def test_viewer_cannot_manage_keys(client, viewer, workspace):
     hidden, _ = api_key_create(workspace=workspace, name="hidden-from-viewers")
     client.force_login(viewer)
 
-    page = client.get(reverse("key-list"))
+    page = client.get(reverse("workspaces:key-list"))
     assert page.status_code == 200
     assertNotContains(page, "hidden-from-viewers")
     assertNotContains(page, "Create key")
-    assert client.post(reverse("key-create"), {"name": "x"}).status_code == 403
-    assert client.post(reverse("key-revoke", args=[hidden.id])).status_code == 404
+    assert client.post(reverse("workspaces:key-create"), {"name": "x"}).status_code == 403
+    assert client.post(reverse("workspaces:key-revoke", args=[hidden.id])).status_code == 404
     assert list(ApiKey.objects.values_list("name", flat=True)) == ["hidden-from-viewers"]

@@ -49,7 +49,7 @@ def publish_a_whole_run(run_id) -> None:
 
 async def read_frames(client, run_id, **headers) -> list[tuple[str, dict]]:
     """The (event, data) frames of the stream, read to its end."""
-    response = await client.get(reverse("run-events", args=[run_id]), headers=headers)
+    response = await client.get(reverse("flows:run-events", args=[run_id]), headers=headers)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"
 
@@ -97,13 +97,13 @@ async def test_the_run_page_stream_is_not_found_for_a_user_without_access(signed
     await sync_to_async(publish_a_whole_run)(run.id)
     client = await signed_in(outsider)
 
-    response = await client.get(reverse("run-events", args=[run.id]))
+    response = await client.get(reverse("flows:run-events", args=[run.id]))
 
     assert response.status_code == 404
 
 
 def test_the_run_page_stream_needs_a_login_and_a_get(client, owner, run):
-    url = reverse("run-events", args=[run.id])
+    url = reverse("flows:run-events", args=[run.id])
 
     assert client.get(url).status_code == 302
     client.force_login(owner)

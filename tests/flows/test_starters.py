@@ -92,14 +92,14 @@ def test_the_page_offers_the_starters_and_what_the_user_may_use(
 ):
     client.force_login(owner)
 
-    response = client.get(reverse("flow-new"))
+    response = client.get(reverse("flows:flow-new"))
 
     assert response.status_code == 200
     for starter in starters().values():
         assertContains(response, starter.name)
     assertContains(response, '<option value="echo">Echo</option>', html=True)
     assertContains(response, '<option value="handbook">Handbook</option>', html=True)
-    assertContains(response, f'action="{reverse("flow-import")}"')
+    assertContains(response, f'action="{reverse("flows:flow-import")}"')
     assertContains(response, 'enctype="multipart/form-data"')
 
 
@@ -109,7 +109,7 @@ def test_a_limited_member_is_offered_only_what_is_shared_with_them(
     model_create(slug="private", name="Private model", engine="echo", workspace=workspace)
     client.force_login(make_member("editor", limited=True))
 
-    response = client.get(reverse("flow-new"))
+    response = client.get(reverse("flows:flow-new"))
 
     assertContains(response, "Echo")  # shared catalog entries are everyone's
     assertNotContains(response, "Private model")
@@ -120,12 +120,12 @@ def test_a_limited_member_is_offered_only_what_is_shared_with_them(
 def test_a_blank_flow_is_created_with_its_first_version_and_draft(client, owner, workspace):
     client.force_login(owner)
 
-    response = client.post(reverse("flow-new"), {"starter": "blank", "name": "My flow"})
+    response = client.post(reverse("flows:flow-new"), {"starter": "blank", "name": "My flow"})
 
     flow = Flow.objects.get(workspace=workspace)
     assert response.status_code == 302
     assert response["Location"] in (
-        reverse("flow-detail", args=["my-flow"]),
+        reverse("flows:flow-detail", args=["my-flow"]),
         "/flows/my-flow/edit",
     )
     assert (flow.slug, flow.name) == ("my-flow", "My flow")
@@ -135,7 +135,7 @@ def test_a_blank_flow_is_created_with_its_first_version_and_draft(client, owner,
     assert node_types(version.graph) == ["input", "output"]
     assert flow.draft == version.graph
     assert flow.published_version is None
-    page = client.get(reverse("flow-detail", args=["my-flow"]))
+    page = client.get(reverse("flows:flow-detail", args=["my-flow"]))
     assertContains(page, "Created My flow.")
 
 
@@ -143,8 +143,8 @@ def test_a_starter_is_created_on_the_chosen_model(client, owner, workspace, echo
     client.force_login(owner)
     form = {"starter": "summarise", "name": "Summaries", "model": "echo"}
 
-    client.post(reverse("flow-new"), form)
-    client.post(reverse("flow-new"), form)
+    client.post(reverse("flows:flow-new"), form)
+    client.post(reverse("flows:flow-new"), form)
 
     flows = Flow.objects.filter(workspace=workspace).order_by("slug")
     assert [f.slug for f in flows] == ["summaries", "summaries-2"]
@@ -156,9 +156,9 @@ def test_a_starter_is_created_on_the_chosen_model(client, owner, workspace, echo
 def test_a_starter_that_needs_a_model_says_so(client, owner, workspace, echo_model, base):
     client.force_login(owner)
 
-    missing = client.post(reverse("flow-new"), {"starter": "knowledge_chat", "name": "Ask"})
+    missing = client.post(reverse("flows:flow-new"), {"starter": "knowledge_chat", "name": "Ask"})
     unknown = client.post(
-        reverse("flow-new"),
+        reverse("flows:flow-new"),
         {"starter": "summarise", "name": "S", "model": "gpt-9"},
     )
 
@@ -177,7 +177,7 @@ def test_a_starter_that_needs_a_model_says_so(client, owner, workspace, echo_mod
 def test_a_name_and_a_known_starter_are_required(client, owner):
     client.force_login(owner)
 
-    response = client.post(reverse("flow-new"), {"starter": "telepathy"})
+    response = client.post(reverse("flows:flow-new"), {"starter": "telepathy"})
 
     assert response.status_code == 400
     assert "starter" in response.context["form"].errors
@@ -191,16 +191,18 @@ def test_a_name_and_a_known_starter_are_required(client, owner):
 def test_viewer_cannot_create_flows(client, viewer, workspace):
     client.force_login(viewer)
 
-    assert client.get(reverse("flow-new")).status_code == 403
-    assert client.post(reverse("flow-new"), {"starter": "blank", "name": "x"}).status_code == 403
+    assert client.get(reverse("flows:flow-new")).status_code == 403
+    assert (
+        client.post(reverse("flows:flow-new"), {"starter": "blank", "name": "x"}).status_code == 403
+    )
     assert not Flow.objects.exists()
-    assertNotContains(client.get(reverse("flow-list")), reverse("flow-new"))
+    assertNotContains(client.get(reverse("flows:flow-list")), reverse("flows:flow-new"))
 
 
 def test_an_outsider_creates_in_their_own_workspace(client, outsider, workspace):
     client.force_login(outsider)
 
-    client.post(reverse("flow-new"), {"starter": "blank", "name": "Mine"})
+    client.post(reverse("flows:flow-new"), {"starter": "blank", "name": "Mine"})
 
     assert not Flow.objects.filter(workspace=workspace).exists()
     assert Flow.objects.get().workspace.slug == "other"
@@ -209,19 +211,19 @@ def test_an_outsider_creates_in_their_own_workspace(client, outsider, workspace)
 def test_the_flow_list_links_the_new_flow_page(client, owner):
     client.force_login(owner)
 
-    assertContains(client.get(reverse("flow-list")), f'href="{reverse("flow-new")}"')
+    assertContains(client.get(reverse("flows:flow-list")), f'href="{reverse("flows:flow-new")}"')
 
 
 def test_wrong_methods_and_anonymous_users(client, owner):
     assertRedirects(
-        client.get(reverse("flow-new")),
+        client.get(reverse("flows:flow-new")),
         f"{reverse('login')}?next={NEW}",
         fetch_redirect_response=False,
     )
     client.force_login(owner)
 
-    assert client.put(reverse("flow-new")).status_code == 405
-    assert client.delete(reverse("flow-new")).status_code == 405
+    assert client.put(reverse("flows:flow-new")).status_code == 405
+    assert client.delete(reverse("flows:flow-new")).status_code == 405
     assert not Flow.objects.exists()
 
 

@@ -31,12 +31,12 @@ def flow(make_flow, echo_model, owner):
 
 
 def export(client, flow, **params):
-    return client.get(reverse("flow-export", args=[flow.slug]), params)
+    return client.get(reverse("flows:flow-export", args=[flow.slug]), params)
 
 
 def upload(client, name: str, content: bytes | str):
     data = content.encode() if isinstance(content, str) else content
-    return client.post(reverse("flow-import"), {"file": SimpleUploadedFile(name, data)})
+    return client.post(reverse("flows:flow-import"), {"file": SimpleUploadedFile(name, data)})
 
 
 def imported_flows(workspace):
@@ -103,7 +103,7 @@ def test_export_hides_flows_of_other_workspaces_and_refuses_post(client, outside
     assert export(client, flow).status_code == 404
 
     client.force_login(owner)
-    assert client.post(reverse("flow-export", args=[flow.slug])).status_code == 405
+    assert client.post(reverse("flows:flow-export", args=[flow.slug])).status_code == 405
 
 
 # --- the round trip ----------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_exporting_then_importing_gives_the_same_graph(client, owner, workspace,
     copy = Flow.objects.get(workspace=workspace, slug="assistant-2")
     assert response.status_code == 302
     assert response["Location"] in (
-        reverse("flow-detail", args=["assistant-2"]),
+        reverse("flows:flow-detail", args=["assistant-2"]),
         f"/flows/{copy.slug}/edit",
     )
     [version] = copy.versions.all()
@@ -132,7 +132,7 @@ def test_exporting_then_importing_gives_the_same_graph(client, owner, workspace,
     assert (copy.name, copy.description) == ("Assistant", "Answers questions.")
     assert copy.published_version is None  # imported, not served
     assert AuditEvent.objects.filter(action="flow.import", target_id=str(copy.id)).exists()
-    page = client.get(reverse("flow-detail", args=["assistant-2"]))
+    page = client.get(reverse("flows:flow-detail", args=["assistant-2"]))
     assertContains(page, "Imported Assistant as version 1.")
 
 
@@ -230,7 +230,7 @@ def test_a_file_over_the_size_limit_is_refused_unread(client, owner, workspace):
 def test_an_import_without_a_file_is_refused(client, owner, workspace):
     client.force_login(owner)
 
-    response = client.post(reverse("flow-import"))
+    response = client.post(reverse("flows:flow-import"))
 
     assertContains(response, "file: This field is required.", status_code=400)
 
@@ -261,14 +261,14 @@ def test_an_outsider_imports_into_their_own_workspace_only(client, outsider, wor
 def test_import_refuses_get(client, owner):
     client.force_login(owner)
 
-    assert client.get(reverse("flow-import")).status_code == 405
+    assert client.get(reverse("flows:flow-import")).status_code == 405
 
 
 # --- duplicate ---------------------------------------------------------------------------------
 
 
 def duplicate(client, flow):
-    return client.post(reverse("flow-duplicate", args=[flow.slug]))
+    return client.post(reverse("flows:flow-duplicate", args=[flow.slug]))
 
 
 def test_duplicating_copies_the_latest_version_without_a_draft(client, owner, workspace, flow):
@@ -313,10 +313,10 @@ def test_a_draft_that_does_not_pass_the_checks_is_not_copied(client, owner, work
     response = duplicate(client, flow)
 
     assertRedirects(
-        response, reverse("flow-detail", args=[flow.slug]), fetch_redirect_response=False
+        response, reverse("flows:flow-detail", args=[flow.slug]), fetch_redirect_response=False
     )
     assert Flow.objects.filter(workspace=workspace).count() == 1
-    page = client.get(reverse("flow-detail", args=[flow.slug]))
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
     assertContains(page, "The flow could not be copied: graph: it needs an input node")
 
 
@@ -354,18 +354,18 @@ def test_outsider_cannot_duplicate(client, outsider, flow):
 def test_duplicate_refuses_get(client, owner, flow):
     client.force_login(owner)
 
-    assert client.get(reverse("flow-duplicate", args=[flow.slug])).status_code == 405
+    assert client.get(reverse("flows:flow-duplicate", args=[flow.slug])).status_code == 405
     assert Flow.objects.count() == 1
 
 
 def test_the_flow_page_links_history_export_and_duplicate(client, owner, viewer, flow):
     client.force_login(owner)
-    page = client.get(reverse("flow-detail", args=[flow.slug]))
-    assertContains(page, reverse("flow-history", args=[flow.slug]))
-    assertContains(page, reverse("flow-export", args=[flow.slug]))
-    assertContains(page, reverse("flow-duplicate", args=[flow.slug]))
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+    assertContains(page, reverse("flows:flow-history", args=[flow.slug]))
+    assertContains(page, reverse("flows:flow-export", args=[flow.slug]))
+    assertContains(page, reverse("flows:flow-duplicate", args=[flow.slug]))
 
     client.force_login(viewer)
-    page = client.get(reverse("flow-detail", args=[flow.slug]))
-    assertContains(page, reverse("flow-export", args=[flow.slug]))
-    assert reverse("flow-duplicate", args=[flow.slug]) not in page.content.decode()
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+    assertContains(page, reverse("flows:flow-export", args=[flow.slug]))
+    assert reverse("flows:flow-duplicate", args=[flow.slug]) not in page.content.decode()

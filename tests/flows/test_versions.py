@@ -61,7 +61,7 @@ def flow(make_flow, echo_model, owner):
 
 
 def history(flow) -> str:
-    return reverse("flow-history", args=[flow.slug])
+    return reverse("flows:flow-history", args=[flow.slug])
 
 
 # --- the diff ----------------------------------------------------------------------------------
@@ -144,9 +144,9 @@ def test_history_lists_numbered_versions_with_who_when_note_and_which_is_publish
     assertContains(response, "French answers")
     assertContains(response, "olive", count=3)  # the top bar, and who saved each version
     assertContains(response, '<span class="badge ok">published</span>', count=1)
-    assertContains(response, reverse("flow-version-republish", args=[flow.slug, 2]))
-    assertNotContains(response, reverse("flow-version-republish", args=[flow.slug, 1]))
-    assertContains(response, reverse("flow-version-restore", args=[flow.slug, 1]))
+    assertContains(response, reverse("flows:flow-version-republish", args=[flow.slug, 2]))
+    assertNotContains(response, reverse("flows:flow-version-republish", args=[flow.slug, 1]))
+    assertContains(response, reverse("flows:flow-version-restore", args=[flow.slug, 1]))
     assertContains(response, "Changes since v1")
 
 
@@ -214,7 +214,7 @@ def test_publishing_an_earlier_version_again_serves_it_and_is_audited(client, ow
     flow_version_republish(flow=flow, version=v2, user=owner)
     client.force_login(owner)
 
-    response = client.post(reverse("flow-version-republish", args=[flow.slug, 1]))
+    response = client.post(reverse("flows:flow-version-republish", args=[flow.slug, 1]))
 
     assertRedirects(response, history(flow), fetch_redirect_response=False)
     flow.refresh_from_db()
@@ -231,7 +231,7 @@ def test_restoring_a_version_into_the_draft_keeps_serving_the_published_one(clie
     flow.save()
     client.force_login(owner)
 
-    response = client.post(reverse("flow-version-restore", args=[flow.slug, 2]))
+    response = client.post(reverse("flows:flow-version-restore", args=[flow.slug, 2]))
 
     assertRedirects(response, history(flow), fetch_redirect_response=False)
     flow.refresh_from_db()
@@ -242,7 +242,7 @@ def test_restoring_a_version_into_the_draft_keeps_serving_the_published_one(clie
     assert event.before == {"draft": {"nodes": [], "edges": []}}
     assert event.after == {"restored_version": 2}
     # The chat page still runs the published version, not the draft.
-    sent = client.post(reverse("chat-send", args=[flow.slug]), {"message": "hi"})
+    sent = client.post(reverse("flows:chat-send", args=[flow.slug]), {"message": "hi"})
     assert sent.status_code == 200
     run = flow.runs.get()
     assert run.flow_version.number == 1
@@ -264,8 +264,12 @@ def test_a_draft_snapshot_cannot_be_rolled_back_to(owner, flow):
 def test_rolling_back_to_a_version_that_does_not_exist_is_404(client, owner, flow):
     client.force_login(owner)
 
-    assert client.post(reverse("flow-version-republish", args=[flow.slug, 9])).status_code == 404
-    assert client.post(reverse("flow-version-restore", args=[flow.slug, 9])).status_code == 404
+    assert (
+        client.post(reverse("flows:flow-version-republish", args=[flow.slug, 9])).status_code == 404
+    )
+    assert (
+        client.post(reverse("flows:flow-version-restore", args=[flow.slug, 9])).status_code == 404
+    )
 
 
 # --- who may ---------------------------------------------------------------------------------
@@ -275,8 +279,8 @@ def test_viewer_sees_the_history_but_cannot_roll_back(client, viewer, flow):
     client.force_login(viewer)
 
     page = client.get(history(flow), {"a": "1", "b": "2"})
-    republished = client.post(reverse("flow-version-republish", args=[flow.slug, 2]))
-    restored = client.post(reverse("flow-version-restore", args=[flow.slug, 2]))
+    republished = client.post(reverse("flows:flow-version-republish", args=[flow.slug, 2]))
+    restored = client.post(reverse("flows:flow-version-restore", args=[flow.slug, 2]))
 
     assertContains(page, "v1 → v2")
     assertNotContains(page, "Publish again")
@@ -291,8 +295,12 @@ def test_viewer_sees_the_history_but_cannot_roll_back(client, viewer, flow):
 def test_an_operator_may_run_but_not_roll_back(client, make_member, flow):
     client.force_login(make_member("operator"))
 
-    assert client.post(reverse("flow-version-republish", args=[flow.slug, 2])).status_code == 403
-    assert client.post(reverse("flow-version-restore", args=[flow.slug, 2])).status_code == 403
+    assert (
+        client.post(reverse("flows:flow-version-republish", args=[flow.slug, 2])).status_code == 403
+    )
+    assert (
+        client.post(reverse("flows:flow-version-restore", args=[flow.slug, 2])).status_code == 403
+    )
     flow.refresh_from_db()
     assert flow.published_version.number == 1
 
@@ -301,8 +309,12 @@ def test_outsider_gets_404_everywhere(client, outsider, flow):
     client.force_login(outsider)
 
     assert client.get(history(flow)).status_code == 404
-    assert client.post(reverse("flow-version-republish", args=[flow.slug, 2])).status_code == 404
-    assert client.post(reverse("flow-version-restore", args=[flow.slug, 2])).status_code == 404
+    assert (
+        client.post(reverse("flows:flow-version-republish", args=[flow.slug, 2])).status_code == 404
+    )
+    assert (
+        client.post(reverse("flows:flow-version-restore", args=[flow.slug, 2])).status_code == 404
+    )
     flow.refresh_from_db()
     assert flow.published_version.number == 1
 
@@ -311,15 +323,19 @@ def test_a_limited_member_without_a_grant_gets_404(client, make_member, flow):
     client.force_login(make_member("editor", limited=True))
 
     assert client.get(history(flow)).status_code == 404
-    assert client.post(reverse("flow-version-restore", args=[flow.slug, 2])).status_code == 404
+    assert (
+        client.post(reverse("flows:flow-version-restore", args=[flow.slug, 2])).status_code == 404
+    )
 
 
 def test_wrong_methods_are_refused(client, owner, flow):
     client.force_login(owner)
 
     assert client.post(history(flow)).status_code == 405
-    assert client.get(reverse("flow-version-republish", args=[flow.slug, 2])).status_code == 405
-    assert client.get(reverse("flow-version-restore", args=[flow.slug, 2])).status_code == 405
+    assert (
+        client.get(reverse("flows:flow-version-republish", args=[flow.slug, 2])).status_code == 405
+    )
+    assert client.get(reverse("flows:flow-version-restore", args=[flow.slug, 2])).status_code == 405
     flow.refresh_from_db()
     assert flow.published_version.number == 1
     assert flow.draft is None

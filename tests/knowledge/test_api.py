@@ -36,15 +36,15 @@ def auth(api_key) -> dict[str, str]:
 
 
 def documents_url(slug: str = "handbook") -> str:
-    return reverse("api-kb-documents", args=[slug])
+    return reverse("knowledge:api-kb-documents", args=[slug])
 
 
 def document_url(document_id: int, slug: str = "handbook") -> str:
-    return reverse("api-kb-document", args=[slug, document_id])
+    return reverse("knowledge:api-kb-document", args=[slug, document_id])
 
 
 def retrieve_url(slug: str = "handbook") -> str:
-    return reverse("api-kb-retrieve", args=[slug])
+    return reverse("knowledge:api-kb-retrieve", args=[slug])
 
 
 def post_json(client, url: str, body, headers: dict):

@@ -298,30 +298,34 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
         "score_threshold": "0",
     }
     bodies: dict[str, Callable[[], Body]] = {
-        "flow-version-create": lambda: Body(
+        "flows:flow-version-create": lambda: Body(
             {"graph": json.dumps(assistant_graph(model=v.model.slug))}
         ),
-        "chat-send": lambda: Body({"message": "hello"}),
-        "member-change": lambda: Body({"role": "admin"}),
-        "team-member-add": lambda: Body({"member": v.owner_membership.id}),
-        "share-grant": lambda: Body({"subject": f"user:{v.member.id}", "level": "manage"}),
-        "share-revoke": lambda: Body({"subject": revoke_subject}),
-        "workspace-switch": lambda: Body({"workspace_id": v.workspace.id}, names_victim=True),
-        "workspace-transfer": lambda: Body({"to": v.membership.id}),
-        "member-invite": lambda: Body({"who": "newcomer@example.com", "role": "viewer"}),
-        "team-create": lambda: Body({"name": "Support"}),
-        "key-create": lambda: Body({"name": "ci"}),
-        "credential-create": lambda: Body({"name": "ci", "secret": "sk-ci-0123456789"}),
-        "invitation": lambda: Body(
+        "flows:chat-send": lambda: Body({"message": "hello"}),
+        "workspaces:member-change": lambda: Body({"role": "admin"}),
+        "workspaces:team-member-add": lambda: Body({"member": v.owner_membership.id}),
+        "workspaces:share-grant": lambda: Body(
+            {"subject": f"user:{v.member.id}", "level": "manage"}
+        ),
+        "workspaces:share-revoke": lambda: Body({"subject": revoke_subject}),
+        "workspaces:workspace-switch": lambda: Body(
+            {"workspace_id": v.workspace.id}, names_victim=True
+        ),
+        "workspaces:workspace-transfer": lambda: Body({"to": v.membership.id}),
+        "workspaces:member-invite": lambda: Body({"who": "newcomer@example.com", "role": "viewer"}),
+        "workspaces:team-create": lambda: Body({"name": "Support"}),
+        "workspaces:key-create": lambda: Body({"name": "ci"}),
+        "catalog:credential-create": lambda: Body({"name": "ci", "secret": "sk-ci-0123456789"}),
+        "workspaces:invitation": lambda: Body(
             {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
         ),
-        "api-runs-create": lambda: Body({"inputs": {"message": "hello"}}, json=True),
-        "openai-chat-completions": lambda: Body(
+        "flows:api-runs-create": lambda: Body({"inputs": {"message": "hello"}}, json=True),
+        "flows:openai-chat-completions": lambda: Body(
             {"model": v.flow.slug, "messages": [{"role": "user", "content": "hello"}]},
             json=True,
             names_victim=True,
         ),
-        "playground-start": lambda: Body(
+        "catalog:playground-start": lambda: Body(
             {
                 "model_a": v.model.id,
                 "model_b": v.model.id,
@@ -331,14 +335,16 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
             },
             names_victim=True,
         ),
-        "prompt-create": lambda: Body({"name": "Triage", "slug": "triage", "template": "{{q}}"}),
-        "prompt-version-create": lambda: Body({"template": "overwritten {{q}}"}),
-        "prompt-version-edit": lambda: Body({"template": "overwritten {{q}}"}),
-        "model-create": lambda: Body(
+        "catalog:prompt-create": lambda: Body(
+            {"name": "Triage", "slug": "triage", "template": "{{q}}"}
+        ),
+        "catalog:prompt-version-create": lambda: Body({"template": "overwritten {{q}}"}),
+        "catalog:prompt-version-edit": lambda: Body({"template": "overwritten {{q}}"}),
+        "catalog:model-create": lambda: Body(
             {
                 "name": "New",
                 "slug": "new-model",
-                "task": "chat",
+                "task": "flows:chat",
                 "source": "open_weight",
                 "status": "available",
                 "engine": "echo",
@@ -347,11 +353,11 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
                 "price_output": "0",
             }
         ),
-        "model-edit": lambda: Body(
+        "catalog:model-edit": lambda: Body(
             {
                 "name": "Renamed",
                 "slug": v.model.slug,
-                "task": "chat",
+                "task": "flows:chat",
                 "source": "open_weight",
                 "status": "available",
                 "engine": "echo",
@@ -360,17 +366,19 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
                 "price_output": "0",
             }
         ),
-        "adapter-create": lambda: Body({"name": "A", "slug": "a", "weights": "org/a"}),
-        "kb-create": lambda: Body(kb_settings | {"slug": "new-kb"}),
-        "kb-edit": lambda: Body(kb_settings),
-        "kb-add-text": lambda: Body({"name": "added.txt", "text": "overwritten"}),
-        "kb-add-url": lambda: Body({"url": "https://example.com/added"}),
-        "kb-test": lambda: Body({"query": "notes"}),
-        "document-metadata": lambda: Body({"metadata": "owner=someone else"}),
-        "chunk-edit": lambda: Body({"text": "overwritten"}),
-        "chunk-toggle": lambda: Body({"enabled": "off"}),
-        "api-kb-documents": lambda: Body({"name": "added.txt", "text": "overwritten"}, json=True),
-        "api-kb-retrieve": lambda: Body({"query": "notes"}, json=True),
+        "catalog:adapter-create": lambda: Body({"name": "A", "slug": "a", "weights": "org/a"}),
+        "knowledge:kb-create": lambda: Body(kb_settings | {"slug": "new-kb"}),
+        "knowledge:kb-edit": lambda: Body(kb_settings),
+        "knowledge:kb-add-text": lambda: Body({"name": "added.txt", "text": "overwritten"}),
+        "knowledge:kb-add-url": lambda: Body({"url": "https://example.com/added"}),
+        "knowledge:kb-test": lambda: Body({"query": "notes"}),
+        "knowledge:document-metadata": lambda: Body({"metadata": "owner=someone else"}),
+        "knowledge:chunk-edit": lambda: Body({"text": "overwritten"}),
+        "knowledge:chunk-toggle": lambda: Body({"enabled": "off"}),
+        "knowledge:api-kb-documents": lambda: Body(
+            {"name": "added.txt", "text": "overwritten"}, json=True
+        ),
+        "knowledge:api-kb-retrieve": lambda: Body({"query": "notes"}, json=True),
     }
     return bodies[name]() if name in bodies else Body({})
 
@@ -628,7 +636,12 @@ def test_every_route_can_be_called_with_the_victims_ids():
     assert not problems, "\n".join(problems)
     # The walk found the routes, not an empty list that passes everything.
     names = {route.name for route in routes}
-    assert {"flow-detail", "share-grant", "api-run-detail", "openai-models"} <= names, names
+    assert {
+        "flows:flow-detail",
+        "workspaces:share-grant",
+        "flows:api-run-detail",
+        "flows:openai-models",
+    } <= names, names
 
 
 def test_no_route_reaches_another_workspaces_objects(victim, personas, runs_never_wait):

@@ -105,13 +105,13 @@ def test_the_log_is_filtered_and_exported(client, history, workspace):
     admin = Membership.objects.get(workspace=workspace, role="owner").user
     client.force_login(admin)
 
-    page = client.get(reverse("audit-list"), {"action": "flow.", "actor": "olive"})
+    page = client.get(reverse("workspaces:audit-list"), {"action": "flow.", "actor": "olive"})
     assertContains(page, "flow.publish")
     assertContains(page, "flow.version_create")
     assertNotContains(page, "key.create")
     assertNotContains(page, "flow.delete")  # made by ada
 
-    export = client.get(reverse("audit-export"), {"action": "key."})
+    export = client.get(reverse("workspaces:audit-export"), {"action": "key."})
     assert export["Content-Type"] == "text/csv"
     assert "attachment" in export["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(export.content.decode())))
@@ -122,19 +122,19 @@ def test_the_log_is_filtered_and_exported(client, history, workspace):
 
 def test_a_viewer_cannot_read_the_log(client, viewer):
     client.force_login(viewer)
-    assert client.get(reverse("audit-list")).status_code == 403
-    assert client.get(reverse("audit-export")).status_code == 403
+    assert client.get(reverse("workspaces:audit-list")).status_code == 403
+    assert client.get(reverse("workspaces:audit-export")).status_code == 403
 
 
 def test_a_bad_filter_is_refused_plainly(client, owner):
     client.force_login(owner)
-    response = client.get(reverse("audit-list"), {"since": "yesterday-ish"})
+    response = client.get(reverse("workspaces:audit-list"), {"since": "yesterday-ish"})
     assertContains(response, "Enter a valid date", status_code=400)
 
 
 def test_a_spreadsheet_formula_in_a_name_is_defused(client, owner, workspace):
     api_key_create(workspace=workspace, name="=HYPERLINK(1)", user=owner)
     client.force_login(owner)
-    export = client.get(reverse("audit-export"))
+    export = client.get(reverse("workspaces:audit-export"))
     rows = list(csv.DictReader(io.StringIO(export.content.decode())))
     assert rows[0]["target"].startswith("'=HYPERLINK")

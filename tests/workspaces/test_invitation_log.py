@@ -47,9 +47,9 @@ def test_an_invitation_token_never_reaches_the_log(logged_server, transactional_
     with httpx.Client(
         base_url=base, timeout=60, cookies={"sessionid": signed_in.cookies["sessionid"].value}
     ) as ada:
-        page = ada.get(reverse("member-list"))
+        page = ada.get(reverse("workspaces:member-list"))
         invited = ada.post(
-            reverse("member-invite"),
+            reverse("workspaces:member-invite"),
             data={"who": "nina@example.com", "role": "viewer", "csrfmiddlewaretoken": _csrf(page)},
         )
     link = re.search(r'id="invitation-link">([^<]+)<', invited.text).group(1)

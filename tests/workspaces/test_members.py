@@ -30,7 +30,7 @@ def admin_user(make_member):
 
 def _invite(client, email: str, role: str = "viewer") -> str:
     """The link the members page shows after inviting ``email``."""
-    response = client.post(reverse("member-invite"), {"who": email, "role": role})
+    response = client.post(reverse("workspaces:member-invite"), {"who": email, "role": role})
     assert response.status_code == 200
     return re.search(r'id="invitation-link">([^<]+)<', response.content.decode()).group(1)
 
@@ -47,9 +47,9 @@ def _open(client, link: str) -> str:
 def test_inviting_an_existing_user_adds_them_at_once(client, admin_user, outsider, workspace):
     client.force_login(admin_user)
     response = client.post(
-        reverse("member-invite"), {"who": "oscar", "role": "editor", "limited": "on"}
+        reverse("workspaces:member-invite"), {"who": "oscar", "role": "editor", "limited": "on"}
     )
-    assertRedirects(response, reverse("member-list"))
+    assertRedirects(response, reverse("workspaces:member-list"))
     membership = Membership.objects.get(workspace=workspace, user=outsider)
     assert (membership.role, membership.limited) == ("editor", True)
 
@@ -57,7 +57,7 @@ def test_inviting_an_existing_user_adds_them_at_once(client, admin_user, outside
 def test_a_newcomer_joins_by_the_invitation_link_and_then_logs_in(client, admin_user, workspace):
     client.force_login(admin_user)
     response = client.post(
-        reverse("member-invite"), {"who": "nina@example.com", "role": "operator"}
+        reverse("workspaces:member-invite"), {"who": "nina@example.com", "role": "operator"}
     )
     assert response.status_code == 200
     link = re.search(r'id="invitation-link">([^<]+)<', response.content.decode()).group(1)
@@ -95,7 +95,7 @@ def test_a_weak_password_is_refused_and_the_invitation_stays_open(client, admin_
 
 def test_an_invite_for_nobody_is_refused(client, admin_user):
     client.force_login(admin_user)
-    response = client.post(reverse("member-invite"), {"who": "nobody", "role": "viewer"})
+    response = client.post(reverse("workspaces:member-invite"), {"who": "nobody", "role": "viewer"})
     assert response.status_code == 400
     assertContains(response, "give an email address", status_code=400)
     assert not Invitation.objects.exists()
@@ -115,11 +115,11 @@ def test_changing_a_role_and_removing_a_member(client, admin_user, viewer, works
     team_member_add(team=team, user=viewer, actor=owner)
     client.force_login(admin_user)
 
-    client.post(reverse("member-change", args=[membership.id]), {"role": "editor"})
+    client.post(reverse("workspaces:member-change", args=[membership.id]), {"role": "editor"})
     membership.refresh_from_db()
     assert membership.role == "editor"
 
-    client.post(reverse("member-remove", args=[membership.id]))
+    client.post(reverse("workspaces:member-remove", args=[membership.id]))
     assert not Membership.objects.filter(id=membership.id).exists()
     # Leaving takes their grants and team places with them.
     assert not FlowUserObjectPermission.objects.filter(user=viewer).exists()
@@ -129,8 +129,8 @@ def test_changing_a_role_and_removing_a_member(client, admin_user, viewer, works
 def test_the_owner_cannot_be_removed_or_demoted(client, admin_user, owner, workspace):
     ownership = Membership.objects.get(workspace=workspace, user=owner)
     client.force_login(admin_user)
-    client.post(reverse("member-change", args=[ownership.id]), {"role": "viewer"})
-    client.post(reverse("member-remove", args=[ownership.id]))
+    client.post(reverse("workspaces:member-change", args=[ownership.id]), {"role": "viewer"})
+    client.post(reverse("workspaces:member-remove", args=[ownership.id]))
     ownership.refresh_from_db()
     assert ownership.role == "owner"
 
@@ -138,8 +138,8 @@ def test_the_owner_cannot_be_removed_or_demoted(client, admin_user, owner, works
 def test_transferring_ownership(client, owner, admin_user, workspace):
     target = Membership.objects.get(workspace=workspace, user=admin_user)
     client.force_login(owner)
-    response = client.post(reverse("workspace-transfer"), {"to": target.id})
-    assertRedirects(response, reverse("member-list"))
+    response = client.post(reverse("workspaces:workspace-transfer"), {"to": target.id})
+    assertRedirects(response, reverse("workspaces:member-list"))
     roles = dict(
         Membership.objects.filter(workspace=workspace).values_list("user__username", "role")
     )
@@ -149,17 +149,17 @@ def test_transferring_ownership(client, owner, admin_user, workspace):
 def test_a_deactivated_user_is_signed_out_at_once(admin_user, viewer, workspace):
     victim = Client()
     victim.force_login(viewer)
-    assert victim.get(reverse("flow-list")).status_code == 200
+    assert victim.get(reverse("flows:flow-list")).status_code == 200
     admin = Client()
     admin.force_login(admin_user)
 
     membership = Membership.objects.get(workspace=workspace, user=viewer)
-    admin.post(reverse("member-deactivate", args=[membership.id]))
+    admin.post(reverse("workspaces:member-deactivate", args=[membership.id]))
 
     viewer.refresh_from_db()
     assert not viewer.is_active
-    response = victim.get(reverse("flow-list"))
-    assertRedirects(response, f"{reverse('login')}?next={reverse('flow-list')}")
+    response = victim.get(reverse("flows:flow-list"))
+    assertRedirects(response, f"{reverse('login')}?next={reverse('flows:flow-list')}")
     user_ids = [s.get_decoded().get("_auth_user_id") for s in Session.objects.all()]
     assert str(viewer.id) not in user_ids
     # And they cannot log in again: the form comes back with an error, and no session.
@@ -177,7 +177,7 @@ def test_an_admin_cannot_deactivate_a_member_of_a_workspace_they_do_not_manage(
     member_add(workspace=workspace, user=outsider, role="viewer")
     membership = Membership.objects.get(workspace=workspace, user=outsider)
     client.force_login(admin_user)
-    client.post(reverse("member-deactivate", args=[membership.id]))
+    client.post(reverse("workspaces:member-deactivate", args=[membership.id]))
     outsider.refresh_from_db()
     assert outsider.is_active
 
@@ -187,10 +187,13 @@ def test_switching_workspace(client, outsider, workspace):
 
     member_add(workspace=workspace, user=outsider, role="viewer")
     client.force_login(outsider)
-    assertContains(client.get(reverse("flow-list")), 'name="workspace_id"')
-    client.post(reverse("workspace-switch"), {"workspace_id": workspace.id})
+    assertContains(client.get(reverse("flows:flow-list")), 'name="workspace_id"')
+    client.post(reverse("workspaces:workspace-switch"), {"workspace_id": workspace.id})
     assert client.session["workspace_id"] == workspace.id
-    assert client.post(reverse("workspace-switch"), {"workspace_id": "nope"}).status_code == 404
+    assert (
+        client.post(reverse("workspaces:workspace-switch"), {"workspace_id": "nope"}).status_code
+        == 404
+    )
 
 
 def test_an_admin_cannot_reactivate_a_member_of_a_workspace_they_do_not_manage(
@@ -202,7 +205,7 @@ def test_an_admin_cannot_reactivate_a_member_of_a_workspace_they_do_not_manage(
     user_deactivate(user=outsider, actor=get_user_model().objects.create_superuser("root"))
     membership = Membership.objects.get(workspace=workspace, user=outsider)
     client.force_login(admin_user)
-    client.post(reverse("member-reactivate", args=[membership.id]))
+    client.post(reverse("workspaces:member-reactivate", args=[membership.id]))
     outsider.refresh_from_db()
     assert not outsider.is_active
 
@@ -212,7 +215,9 @@ def _deactivate(actor, target, workspace):
     client = Client()
     client.force_login(actor)
     membership = Membership.objects.get(workspace=workspace, user=target)
-    response = client.post(reverse("member-deactivate", args=[membership.id]), follow=True)
+    response = client.post(
+        reverse("workspaces:member-deactivate", args=[membership.id]), follow=True
+    )
     target.refresh_from_db()
     return response
 
@@ -273,7 +278,7 @@ def test_an_invitation_is_accepted_only_by_the_address_it_was_sent_to(
     invitee = Client()
     invitee.force_login(nina)
     path = _open(invitee, link)
-    assertRedirects(invitee.post(path), reverse("home"), fetch_redirect_response=False)
+    assertRedirects(invitee.post(path), reverse("flows:home"), fetch_redirect_response=False)
     assert Membership.objects.get(workspace=workspace, user=nina).role == "viewer"
 
 
@@ -282,7 +287,9 @@ def test_an_invitation_is_not_mailed_through_the_console_backend(admin_user, set
     settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
     client = Client()
     client.force_login(admin_user)
-    response = client.post(reverse("member-invite"), {"who": "nina@example.com", "role": "viewer"})
+    response = client.post(
+        reverse("workspaces:member-invite"), {"who": "nina@example.com", "role": "viewer"}
+    )
     assertContains(response, "No mail server is set up: send them this link yourself.")
     link = re.search(r'id="invitation-link">([^<]+)<', response.content.decode()).group(1)
     token = link.partition("#")[2]

@@ -30,27 +30,31 @@ def _actions(flow: Flow, workspace) -> dict:
     graph = json.dumps(assistant_graph(model="echo"))
     member = Membership.objects.filter(workspace=workspace, role="viewer").first()
     return {
-        "view flow": ("get", reverse("flow-detail", args=[flow.slug]), None),
-        "open chat": ("get", reverse("chat", args=[flow.slug]), None),
-        "send chat": ("post", reverse("chat-send", args=[flow.slug]), {"message": "hi"}),
+        "view flow": ("get", reverse("flows:flow-detail", args=[flow.slug]), None),
+        "open chat": ("get", reverse("flows:chat", args=[flow.slug]), None),
+        "send chat": ("post", reverse("flows:chat-send", args=[flow.slug]), {"message": "hi"}),
         "save version": (
             "post",
-            reverse("flow-version-create", args=[flow.slug]),
+            reverse("flows:flow-version-create", args=[flow.slug]),
             {"graph": graph},
         ),
-        "publish": ("post", reverse("flow-publish", args=[flow.slug]), {}),
-        "share flow": ("get", reverse("share", args=["flow", flow.id]), None),
-        "see members": ("get", reverse("member-list"), None),
-        "invite": ("post", reverse("member-invite"), {"who": "new@example.com", "role": "viewer"}),
+        "publish": ("post", reverse("flows:flow-publish", args=[flow.slug]), {}),
+        "share flow": ("get", reverse("workspaces:share", args=["flow", flow.id]), None),
+        "see members": ("get", reverse("workspaces:member-list"), None),
+        "invite": (
+            "post",
+            reverse("workspaces:member-invite"),
+            {"who": "new@example.com", "role": "viewer"},
+        ),
         "change role": (
             "post",
-            reverse("member-change", args=[member.id]),
+            reverse("workspaces:member-change", args=[member.id]),
             {"role": "operator"},
         ),
-        "create team": ("post", reverse("team-create"), {"name": "Support"}),
-        "read audit": ("get", reverse("audit-list"), None),
-        "create key": ("post", reverse("key-create"), {"name": "ci"}),
-        "transfer": ("post", reverse("workspace-transfer"), {"to": member.id}),
+        "create team": ("post", reverse("workspaces:team-create"), {"name": "Support"}),
+        "read audit": ("get", reverse("workspaces:audit-list"), None),
+        "create key": ("post", reverse("workspaces:key-create"), {"name": "ci"}),
+        "transfer": ("post", reverse("workspaces:workspace-transfer"), {"to": member.id}),
     }
 
 
@@ -104,18 +108,18 @@ def test_what_refused_actions_leave_behind(client, setting, workspace):
 
 def test_an_operator_runs_a_published_flow_but_cannot_change_it(client, setting):
     client.force_login(setting["users"]["operator"])
-    response = client.post(reverse("chat-send", args=["helper"]), {"message": "hi"})
+    response = client.post(reverse("flows:chat-send", args=["helper"]), {"message": "hi"})
     assert response.status_code == 200
     run = Run.objects.get()
     assert run.created_by == setting["users"]["operator"]
-    assert client.get(reverse("run-detail", args=[run.id])).status_code == 200
-    assert client.post(reverse("flow-delete", args=["helper"])).status_code == 403
+    assert client.get(reverse("flows:run-detail", args=[run.id])).status_code == 200
+    assert client.post(reverse("flows:flow-delete", args=["helper"])).status_code == 403
     assert Flow.objects.filter(slug="helper").exists()
 
 
 def test_an_editor_deletes_a_flow_with_its_runs(client, setting):
     client.force_login(setting["users"]["editor"])
-    response = client.post(reverse("flow-delete", args=["helper"]))
+    response = client.post(reverse("flows:flow-delete", args=["helper"]))
     assert response.status_code == 302
     assert not Flow.objects.filter(slug="helper").exists()
 
@@ -123,12 +127,12 @@ def test_an_editor_deletes_a_flow_with_its_runs(client, setting):
 def test_only_the_owner_makes_an_admin(client, setting, workspace):
     viewer = Membership.objects.get(workspace=workspace, user=setting["users"]["viewer"])
     client.force_login(setting["users"]["admin"])
-    client.post(reverse("member-change", args=[viewer.id]), {"role": "admin"})
+    client.post(reverse("workspaces:member-change", args=[viewer.id]), {"role": "admin"})
     viewer.refresh_from_db()
     assert viewer.role == "viewer"
 
     client.force_login(setting["users"]["owner"])
-    client.post(reverse("member-change", args=[viewer.id]), {"role": "admin"})
+    client.post(reverse("workspaces:member-change", args=[viewer.id]), {"role": "admin"})
     viewer.refresh_from_db()
     assert viewer.role == "admin"
 

@@ -49,16 +49,16 @@ def test_a_limited_editor_sees_and_edits_only_the_flows_shared_with_them(
     object_grant(obj=support, subject=editor, level="view", actor=owner)
     client.force_login(editor)
 
-    page = client.get(reverse("flow-list"))
+    page = client.get(reverse("flows:flow-list"))
     assertContains(page, "Billing")
     assertContains(page, "Support")
     assertNotContains(page, "Research")
-    assert client.get(reverse("flow-detail", args=["research"])).status_code == 404
+    assert client.get(reverse("flows:flow-detail", args=["research"])).status_code == 404
 
     graph = json.dumps(assistant_graph(model="echo", max_tokens=5))
-    saved = client.post(reverse("flow-version-create", args=["billing"]), {"graph": graph})
+    saved = client.post(reverse("flows:flow-version-create", args=["billing"]), {"graph": graph})
     assert saved.status_code == 302
-    refused = client.post(reverse("flow-version-create", args=["support"]), {"graph": graph})
+    refused = client.post(reverse("flows:flow-version-create", args=["support"]), {"graph": graph})
     assert refused.status_code == 403
     assert [f.versions.count() for f in flows] == [2, 1, 1]
 
@@ -111,15 +111,15 @@ def test_the_access_page_shares_shows_and_revokes(client, flows, owner, workspac
     team_member_add(team=team, user=reader, actor=owner)
     support = flows[1]
     client.force_login(owner)
-    url = reverse("share", args=["flow", support.id])
+    url = reverse("workspaces:share", args=["flow", support.id])
 
     response = client.post(
-        reverse("share-grant", args=["flow", support.id]),
+        reverse("workspaces:share-grant", args=["flow", support.id]),
         {"subject": f"user:{reader.id}", "level": "use"},
     )
     assert response.status_code == 302
     client.post(
-        reverse("share-grant", args=["flow", support.id]),
+        reverse("workspaces:share-grant", args=["flow", support.id]),
         {"subject": f"team:{team.id}", "level": "view"},
     )
     assert access.object_actions(reader, support) == {"view", "run"}
@@ -131,7 +131,8 @@ def test_the_access_page_shares_shows_and_revokes(client, flows, owner, workspac
     assert rows["olive"].sources == ["role owner"]
 
     client.post(
-        reverse("share-revoke", args=["flow", support.id]), {"subject": f"user:{reader.id}"}
+        reverse("workspaces:share-revoke", args=["flow", support.id]),
+        {"subject": f"user:{reader.id}"},
     )
     assert access.object_actions(reader, support) == {"view"}
     object_revoke(obj=support, subject=team, actor=owner)
@@ -141,7 +142,7 @@ def test_the_access_page_shares_shows_and_revokes(client, flows, owner, workspac
 def test_a_bad_grant_is_refused_with_the_form_kept(client, flows, owner):
     client.force_login(owner)
     response = client.post(
-        reverse("share-grant", args=["flow", flows[0].id]),
+        reverse("workspaces:share-grant", args=["flow", flows[0].id]),
         {"subject": "user:999999", "level": "root"},
     )
     assert response.status_code == 400

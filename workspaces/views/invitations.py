@@ -26,7 +26,7 @@ SESSION_KEY = "invitation_id"
 
 def accept_url(request: HttpRequest, token: str) -> str:
     """The link to mail or show for ``token``."""
-    return request.build_absolute_uri(reverse("invitation", args=[OPEN])) + "#" + token
+    return request.build_absolute_uri(reverse("workspaces:invitation", args=[OPEN])) + "#" + token
 
 
 @never_cache
@@ -48,7 +48,7 @@ def _prove(request: HttpRequest, token: str) -> HttpResponse:
     if found is None:
         raise Http404("This invitation does not exist, was used, or has expired.")
     request.session[SESSION_KEY] = found.id
-    return redirect("invitation", OPEN)
+    return redirect("workspaces:invitation", OPEN)
 
 
 def _join(request: HttpRequest, found) -> HttpResponse:
@@ -61,7 +61,7 @@ def _join(request: HttpRequest, found) -> HttpResponse:
                 request.session.pop(SESSION_KEY, None)
                 request.session["workspace_id"] = found.workspace_id
                 messages.success(request, f"You joined {found.workspace.name}.")
-                return redirect("home")
+                return redirect("flows:home")
             if form.is_valid():
                 services.invitation_signup(
                     invitation=found,
@@ -73,7 +73,7 @@ def _join(request: HttpRequest, found) -> HttpResponse:
                 return redirect("login")
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
-            return redirect("invitation", OPEN)
+            return redirect("workspaces:invitation", OPEN)
     context = {
         "invitation": found,
         "form": form,

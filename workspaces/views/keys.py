@@ -104,7 +104,7 @@ def key_scopes(request: HttpRequest, key_id: int) -> HttpResponse:
     except ValidationError as exc:
         context = _keys_context(request, workspace, key_error=(api_key.id, exc.messages))
         return render(request, "workspaces/keys.html", context, status=400)
-    return redirect("key-list")
+    return redirect("workspaces:key-list")
 
 
 @login_required
@@ -117,7 +117,7 @@ def key_confirm(request: HttpRequest, key_id: int) -> HttpResponse:
     except ValidationError as exc:
         context = _keys_context(request, api_key.workspace, key_error=(api_key.id, exc.messages))
         return render(request, "workspaces/keys.html", context, status=400)
-    return redirect("key-list")
+    return redirect("workspaces:key-list")
 
 
 @login_required
@@ -125,4 +125,4 @@ def key_confirm(request: HttpRequest, key_id: int) -> HttpResponse:
 def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     api_key = access_key(request.user, key_id, "change")
     api_key_revoke(api_key=api_key, user=request.user)
-    return redirect("key-list")
+    return redirect("workspaces:key-list")

@@ -44,7 +44,7 @@ def _render(request: HttpRequest, workspace: Workspace, status: int = 200, **ext
 
 def _refused(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     messages.error(request, "; ".join(exc.messages))
-    return redirect("member-list")
+    return redirect("workspaces:member-list")
 
 
 @login_required
@@ -77,7 +77,7 @@ def member_invite(request: HttpRequest) -> HttpResponse:
                 actor=request.user,
             )
             messages.success(request, f"{user.get_username()} joined as {data['role']}.")
-            return redirect("member-list")
+            return redirect("workspaces:member-list")
         invitation, token = services.invitation_create(
             workspace=workspace,
             email=data["who"],
@@ -113,7 +113,7 @@ def member_change(request: HttpRequest, membership_id: int) -> HttpResponse:
     except ValidationError as exc:
         return _refused(request, exc)
     messages.success(request, f"{membership.user.get_username()} is now {membership.role}.")
-    return redirect("member-list")
+    return redirect("workspaces:member-list")
 
 
 @login_required
@@ -125,7 +125,7 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     except ValidationError as exc:
         return _refused(request, exc)
     messages.success(request, f"Removed {membership.user.get_username()}.")
-    return redirect("member-list")
+    return redirect("workspaces:member-list")
 
 
 @login_required
@@ -137,7 +137,7 @@ def member_deactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
     except ValidationError as exc:
         return _refused(request, exc)
     messages.success(request, f"Deactivated {membership.user.get_username()}: signed out.")
-    return redirect("member-list")
+    return redirect("workspaces:member-list")
 
 
 @login_required
@@ -149,7 +149,7 @@ def member_reactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
     except ValidationError as exc:
         return _refused(request, exc)
     messages.success(request, f"Reactivated {membership.user.get_username()}.")
-    return redirect("member-list")
+    return redirect("workspaces:member-list")
 
 
 @login_required
@@ -167,7 +167,7 @@ def workspace_transfer(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         return _refused(request, exc)
     messages.success(request, f"{to_user.get_username()} now owns {workspace.name}.")
-    return redirect("member-list")
+    return redirect("workspaces:member-list")
 
 
 @login_required
@@ -179,4 +179,4 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
         user_workspaces(request.user), id=int(chosen) if chosen.isdigit() else 0
     )
     request.session["workspace_id"] = workspace.id
-    return redirect("home")
+    return redirect("flows:home")

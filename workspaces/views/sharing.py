@@ -58,7 +58,7 @@ def share_grant(request: HttpRequest, kind: str, object_id: int) -> HttpResponse
         form.add_error(None, exc)
         return _render(request, kind, obj, form, status=400)
     messages.success(request, f"Shared {obj} ({form.cleaned_data['level']}).")
-    return redirect("share", kind=kind, object_id=obj.pk)
+    return redirect("workspaces:share", kind=kind, object_id=obj.pk)
 
 
 @login_required
@@ -78,4 +78,4 @@ def share_revoke(request: HttpRequest, kind: str, object_id: int) -> HttpRespons
         sharing.object_revoke(obj=obj, subject=subject, actor=request.user)
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
-    return redirect("share", kind=kind, object_id=obj.pk)
+    return redirect("workspaces:share", kind=kind, object_id=obj.pk)

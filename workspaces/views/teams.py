@@ -34,7 +34,7 @@ def _done(request: HttpRequest, action) -> HttpResponse:
         action()
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
-    return redirect("team-list")
+    return redirect("workspaces:team-list")
 
 
 @login_required
@@ -44,7 +44,7 @@ def team_create(request: HttpRequest) -> HttpResponse:
     form = TeamForm(request.POST)
     if not form.is_valid():
         messages.error(request, "A team needs a name of at most 100 characters.")
-        return redirect("team-list")
+        return redirect("workspaces:team-list")
     return _done(
         request,
         lambda: services.team_create(
@@ -67,7 +67,7 @@ def team_member_add(request: HttpRequest, team_id: int) -> HttpResponse:
     form = TeamMemberForm(request.POST, workspace=team.workspace)
     if not form.is_valid():
         messages.error(request, "Choose a member of the workspace.")
-        return redirect("team-list")
+        return redirect("workspaces:team-list")
     user = form.cleaned_data["member"].user
     return _done(
         request, lambda: services.team_member_add(team=team, user=user, actor=request.user)

@@ -163,7 +163,7 @@ def test_the_panel_refuses_a_typed_secret_and_the_canvas_does_not_keep_it(client
     )
     client.force_login(owner)
     response = client.post(
-        reverse("flow-editor-node", args=[flow.slug]),
+        reverse("flows:flow-editor-node", args=[flow.slug]),
         {
             "node": "call",
             "graph": json.dumps(call_graph("https://api.github.com/user")),
@@ -201,7 +201,7 @@ def test_a_secret_saved_before_the_rule_is_masked_in_exports_and_the_panel(
         assert SECRET not in exported and "••••" in exported
     client.force_login(owner)
     panel = client.post(
-        reverse("flow-editor-panel", args=[flow.slug]),
+        reverse("flows:flow-editor-panel", args=[flow.slug]),
         {"node": "call", "graph": json.dumps(legacy)},
     )
     assert panel.status_code == 200
@@ -210,10 +210,10 @@ def test_a_secret_saved_before_the_rule_is_masked_in_exports_and_the_panel(
     flow.draft = legacy
     flow.save(update_fields=["draft"])
     pages = [
-        reverse("flow-editor", args=[flow.slug]),
-        reverse("flow-detail", args=[flow.slug]),
-        reverse("flow-history", args=[flow.slug]) + "?a=1&b=2",
-        reverse("flow-history", args=[flow.slug]) + "?a=2&b=draft",
+        reverse("flows:flow-editor", args=[flow.slug]),
+        reverse("flows:flow-detail", args=[flow.slug]),
+        reverse("flows:flow-history", args=[flow.slug]) + "?a=1&b=2",
+        reverse("flows:flow-history", args=[flow.slug]) + "?a=2&b=draft",
     ]
     for url in pages:
         page = client.get(url)
@@ -268,7 +268,7 @@ def test_a_missing_credential_and_one_closed_to_requests_get_the_same_answer(
 
 
 def test_only_whoever_manages_credentials_sets_their_hosts(client, make_member, credential):
-    url = reverse("credential-hosts", args=[credential.id])
+    url = reverse("catalog:credential-hosts", args=[credential.id])
     for role in ("viewer", "editor"):
         client.force_login(make_member(role))
         assert client.post(url, {"allowed_hosts": "attacker.example"}).status_code == 403
@@ -277,7 +277,7 @@ def test_only_whoever_manages_credentials_sets_their_hosts(client, make_member, 
 
     client.force_login(make_member("admin", username="ada"))
     assertRedirects(
-        client.post(url, {"allowed_hosts": "api.github.com"}), reverse("credential-list")
+        client.post(url, {"allowed_hosts": "api.github.com"}), reverse("catalog:credential-list")
     )
     credential.refresh_from_db()
     assert credential.allowed_hosts == ["api.github.com"]
@@ -317,7 +317,7 @@ def leaked_anywhere(run, workspace, client, owner) -> list[str]:
         "version graph": json.dumps(version.graph),
         "audit": json.dumps(list(events.values()), default=str) + "".join(audit_csv_rows(events)),
         "panel": client.post(
-            reverse("flow-editor-panel", args=[flow.slug]),
+            reverse("flows:flow-editor-panel", args=[flow.slug]),
             {"node": "call", "graph": json.dumps(version.graph)},
         ).content.decode(),
         "run": json.dumps([run.outputs, run.error, run.inputs], default=str),
