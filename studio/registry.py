@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from collections.abc import Callable, ItemsView
 from typing import Any, Generic, TypeVar, cast
 
@@ -44,6 +45,8 @@ class Registry(Generic[T]):
         # A flag, not "members is empty": a member module imported directly first (a test, a
         # helper) registers itself and must not stop the others from being discovered.
         self._discovered = False
+        # A worker's task threads may look members up for the first time together.
+        self._discovering = threading.Lock()
 
     def register(self, cls: C) -> C:
         """Add ``cls`` under its key; returns it unchanged, so it works as a class decorator."""
@@ -55,11 +58,14 @@ class Registry(Generic[T]):
         """Import every member module of the package once (each registers itself)."""
         if self._discovered:
             return
-        path = importlib.import_module(self.package).__path__
-        for module in pkgutil.iter_modules(path):
-            if module.name not in self._skip:
-                importlib.import_module(f"{self.package}.{module.name}")
-        self._discovered = True
+        with self._discovering:
+            if self._discovered:
+                return
+            path = importlib.import_module(self.package).__path__
+            for module in pkgutil.iter_modules(path):
+                if module.name not in self._skip:
+                    importlib.import_module(f"{self.package}.{module.name}")
+            self._discovered = True
 
     def all(self) -> dict[str, T]:
         """Every member by name, discovered first (the registry's own dict, not a copy)."""
