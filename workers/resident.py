@@ -82,6 +82,18 @@ class Resident:
             self.loads += 1
             return engine
 
+    def close_all(self, **_signal: Any) -> None:
+        """Close every resident engine: when the worker stops, so that an engine's own
+        processes (vLLM's engine core, holding the GPU's memory) stop with it rather than
+        outliving it and keeping the next worker from loading."""
+        with self._locks_lock:
+            engines, self._engines = self._engines, {}
+        for _, engine in engines.values():
+            try:
+                engine.close()
+            except Exception:
+                log.exception("closing engine %s failed", engine.spec.engine)
+
 
 _resident = Resident()
 
