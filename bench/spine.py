@@ -189,7 +189,7 @@ def prepare_data(tokens: int) -> str:
 @dataclass
 class Sample:
     ttft_ms: float  # request sent → first token event
-    tokens: int  # token events received
+    tokens: int  # tokens received (an event may carry several)
     stream_ms: float  # first token → last token
     last_token_ms: float  # request sent → last token
     total_ms: float  # request sent → run.finished
@@ -222,7 +222,8 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict]
 
 
 async def run_once(client: httpx.AsyncClient, key: str, message: str, tokens: int) -> Sample:
-    """One streamed run; raises unless it finished with exactly ``tokens`` token events."""
+    """One streamed run; raises unless it finished with exactly ``tokens`` tokens (the echo
+    engine's words) in its token events."""
     body = {"inputs": {"message": message}, "stream": True}
     headers = {"Authorization": f"Bearer {key}"}
     first = last = finished = None
@@ -237,7 +238,7 @@ async def run_once(client: httpx.AsyncClient, key: str, message: str, tokens: in
             if kind == "token":
                 first = first or now
                 last = now
-                count += 1
+                count += len(event["data"]["text"].split())  # an entry batches tokens
             elif kind == "node.finished" and event.get("node") == LLM_NODE:
                 model_ms = float(event["data"]["model_ms"])
             elif kind == "run.failed":
@@ -248,7 +249,7 @@ async def run_once(client: httpx.AsyncClient, key: str, message: str, tokens: in
     if finished is None:
         raise RuntimeError("the event stream ended without run.finished")
     if count != tokens or first is None or last is None:
-        raise RuntimeError(f"expected {tokens} token events, got {count}")
+        raise RuntimeError(f"expected {tokens} tokens, got {count}")
     if model_ms is None:
         raise RuntimeError(f"no node.finished event for {LLM_NODE} with model_ms")
     return Sample(

@@ -9,10 +9,17 @@ are one read, and a reconnect loses nothing and repeats nothing.
 
 (Sending each event to a Channels group as well, and following the group, measured 2.5× slower
 in ``bench/spine.py``: every event crossed channels-redis's per-process receive lock.)
+
+A node's tokens go through a ``TokenBuffer``: one ``token`` entry carries every token made within
+a few milliseconds (``{"text": <their text joined>}``), so the log, each reader and each socket pay
+per entry, not per token (``bench/tokens.py``). The first token still goes out at once; each
+later one waits at most ``TOKEN_WINDOW_S`` (a busy loop gathers more).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +40,10 @@ RUN_FINISHED = "run.finished"
 RUN_FAILED = "run.failed"
 TERMINAL_TYPES = (RUN_FINISHED, RUN_FAILED)
 FOLLOW_IDLE_S = 5.0  # a follower hears None after this long without an event
+# A token entry holds the tokens made within this long of its first one…
+TOKEN_WINDOW_S = 0.005
+# …or this many: a full batch goes out at once, and its producer waits for it (back-pressure).
+TOKEN_BATCH_MAX = 256
 
 _APPEND = """
 local seq = redis.call('INCR', KEYS[1])
@@ -143,3 +154,86 @@ async def follow(
             yield event
             if event["type"] in TERMINAL_TYPES:
                 return
+
+
+class TokenBuffer:
+    """Coalesces one node's ``token`` events into few log entries, keeping their order.
+
+    ``add`` logs the first token at once (the time to first token does not change). A later
+    token starts a window, unless one is open: a timer logs what gathered when it closes,
+    ``window_s`` later, or ``add`` logs it itself once ``max_tokens`` wait. The window runs from
+    the token, not from the last entry: under load, when a stream's tokens arrive further apart
+    than the window (the loop is busy writing), they still gather instead of each paying for an
+    entry. The producer must call ``flush`` before the node's next non-token event and when it
+    ends, so that every token is logged before what follows it. Entries are written one at a
+    time, under a lock taken in order, so the text of successive entries is in order too.
+    """
+
+    def __init__(
+        self,
+        run_id: Any,
+        node: str | None,
+        *,
+        window_s: float = TOKEN_WINDOW_S,
+        max_tokens: int = TOKEN_BATCH_MAX,
+    ) -> None:
+        self.run_id = run_id
+        self.node = node
+        self.window_s = window_s
+        self.max_tokens = max_tokens
+        self._parts: list[str] = []
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.Task | None = None
+        self._first = True  # nothing taken yet: the next token is logged at once
+        self._error: BaseException | None = None  # a timer's failed write, raised by the next call
+
+    async def add(self, text: str) -> None:
+        """Take one token; log it now or within ``window_s``."""
+        self._raise_error()
+        self._parts.append(text)
+        if self._first:
+            self._first = False
+            await self._write()
+        elif len(self._parts) >= self.max_tokens:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.create_task(self._write_later())
+
+    async def flush(self) -> None:
+        """Log every token taken so far (before a non-token event, or at the end)."""
+        timer, self._timer = self._timer, None
+        if timer is not None:  # still asleep (a writing timer has already cleared itself)
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        self._raise_error()
+        await self._write()
+        self._raise_error()
+
+    def discard(self) -> None:
+        """Drop what is not logged yet (the node was cancelled: its text restarts anyway)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._parts.clear()
+
+    async def _write_later(self) -> None:
+        await asyncio.sleep(self.window_s)
+        self._timer = None  # from here on, ``flush`` waits on the lock instead of cancelling
+        try:
+            await self._write()
+        except Exception as exc:  # nobody awaits this task: the producer's next call raises it
+            self._error = exc
+
+    async def _write(self) -> None:
+        async with self._lock:
+            if not self._parts:
+                return
+            text = "".join(self._parts)
+            self._parts.clear()
+            await publish(self.run_id, TOKEN, self.node, {"text": text})
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

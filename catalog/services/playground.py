@@ -173,8 +173,7 @@ async def playground_agenerate(
         stream_id, events.RUN_STARTED, job.side, {"model": model.slug, "name": model.name}
     )
 
-    async def on_token(text: str) -> None:
-        await events.publish(stream_id, events.TOKEN, job.side, {"text": text})
+    tokens = events.TokenBuffer(stream_id, job.side)
 
     request = GenerationRequest(
         messages=job.messages(),
@@ -191,13 +190,14 @@ async def playground_agenerate(
                 candidates=[Candidate(model, "compared in the playground")],
                 request_for=lambda _model: request,
                 engine_for=engine_for,
-                on_token=on_token,
+                on_token=tokens.add,
                 # A comparison measures the models, so it never answers from the cache.
                 use_cache=False,
                 usage=usage,
             )
     except TimeoutError:
         reason = f"no complete answer within {GENERATE_TIMEOUT_S:g} s"
+        await tokens.flush()
         # ainvoke was cancelled mid-call and metered nothing: the attempt still counts.
         await ausage_record(
             workspace_id=job.workspace_id,
@@ -211,8 +211,10 @@ async def playground_agenerate(
         return
     except Exception as exc:  # the model's own failure (already metered): the user reads why
         reason = str(exc) or type(exc).__name__
+        await tokens.flush()
         await events.publish(stream_id, events.RUN_FAILED, job.side, {"reason": reason})
         return
+    await tokens.flush()  # every token before the end
     await events.publish(
         stream_id,
         events.RUN_FINISHED,

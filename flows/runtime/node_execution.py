@@ -68,7 +68,13 @@ def node_execute(run_id: Any, key: str, runtime: Runtime) -> None:
         run_id, events.NODE_STARTED, key, {"type": node.kind.type, "attempt": result.attempts}
     )
 
+    tokens = events.TokenBuffer(run_id, key)
+
     async def emit(type_: str, data: dict) -> None:
+        if type_ == events.TOKEN and data.keys() == {"text"}:
+            await tokens.add(data["text"])
+            return
+        await tokens.flush()  # the node's tokens so far come before what it reports next
         await events.publish(run_id, type_, key, data)
 
     ctx = NodeContext(
@@ -86,7 +92,7 @@ def node_execute(run_id: Any, key: str, runtime: Runtime) -> None:
     started = time.monotonic()
     timeout = policy.timeout(node)
     node_deadline = now + timedelta(seconds=timeout) if timeout else None
-    future = runtime.submit(node.kind.arun(ctx, node.config, result.inputs))
+    future = runtime.submit(_flushed(node.kind.arun(ctx, node.config, result.inputs), tokens))
     try:
         output = _wait(future, run_id, key, run.deadline_at, node_deadline)
     except _Abandoned:
@@ -100,6 +106,22 @@ def node_execute(run_id: Any, key: str, runtime: Runtime) -> None:
         _store(run_id, key, node, NodeStatus.SUCCEEDED, policy.succeeded(node, output), started)
         return
     _failed(run_id, key, node, result.attempts, result.queue, error, started)
+
+
+async def _flushed(node_run: Awaitable[NodeOutput], tokens: events.TokenBuffer) -> NodeOutput:
+    """The node's run, then its last tokens logged: before ``node.finished`` (or a retry, or a
+    failure) is published, every token it streamed is in the log. A cancelled node (timeout, run
+    ended) drops the tokens not logged yet."""
+    try:
+        output = await node_run
+    except asyncio.CancelledError:
+        tokens.discard()
+        raise
+    except BaseException:
+        await tokens.flush()
+        raise
+    await tokens.flush()
+    return output
 
 
 def _store(run_id: Any, key: str, node, status: str, output: NodeOutput, started: float, error=""):

@@ -500,7 +500,11 @@ def remote_model(transactional_db, remote, workspace, owner):
 def test_a_flow_streams_a_remote_models_answer_through_the_worker(
     remote_worker, remote, remote_model, make_flow
 ):
-    remote.script(Reply(events=text_events("Paris", " is", " the", " capital.", usage=(21, 4))))
+    # 30 ms between tokens, as a model makes them: each is logged as its own event (tokens
+    # that come within a few milliseconds share one: tests/studio/test_token_buffer.py).
+    remote.script(
+        Reply(events=text_events("Paris", " is", " the", " capital.", usage=(21, 4)), gap_s=0.03)
+    )
     flow = make_flow(remote_model)
 
     run = wait_for_run(

@@ -103,6 +103,9 @@ def priced_echo(db):
 async def test_both_answers_stream_from_the_worker_and_each_call_is_metered(
     worker, workspace, owner, echo_model, priced_echo, owner_client
 ):
+    # A token every 20 ms on both sides, as a model makes them: each is an event of its own
+    # (tokens made within a few milliseconds share one: tests/studio/test_token_buffer.py).
+    await Model.objects.filter(id=echo_model.id).aupdate(settings={"delay_ms": 20})
     response = await owner_client.post(
         reverse("catalog:playground-start"), form(echo_model, priced_echo)
     )

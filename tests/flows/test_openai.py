@@ -36,8 +36,17 @@ def test_a_completion_answers_with_the_flows_output(client):
     assert run.inputs == {"message": "the last user message wins"}
 
 
-def test_a_streamed_completion_arrives_in_chunks(client):
-    stream = client.chat.completions.create(
+@pytest.fixture
+def paced_client(live_studio, api_key, make_flow) -> openai.OpenAI:
+    """A flow whose model makes a token every 30 ms: each token is a chunk of its own."""
+    from catalog.services import model_create
+
+    make_flow(model_create(slug="paced", name="Paced", engine="echo", settings={"delay_ms": 30}))
+    return openai.OpenAI(base_url=f"{live_studio}/v1", api_key=api_key, max_retries=0)
+
+
+def test_a_streamed_completion_arrives_in_chunks(paced_client):
+    stream = paced_client.chat.completions.create(
         model="assistant",
         messages=CONVERSATION,
         stream=True,
@@ -50,6 +59,24 @@ def test_a_streamed_completion_arrives_in_chunks(client):
     assert len(pieces) == 5
     assert "".join(pieces) == "the last user message wins"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+def test_tokens_made_at_once_arrive_in_fewer_chunks_with_the_same_text(client):
+    """The instant echo: tokens made within a few milliseconds share an event, so a chunk."""
+    stream = client.chat.completions.create(
+        model="assistant",
+        messages=CONVERSATION,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
+    assert 1 <= len(pieces) <= 5
+    assert pieces[0] == "the"  # the first token goes out at once, alone
+    assert "".join(pieces) == "the last user message wins"
     assert chunks[-1].usage.completion_tokens == 5
 
 

@@ -8,8 +8,10 @@ from flows.services import run_create
 from tests.flows.helpers import logged_events, wait_for_run
 
 
-def test_a_run_goes_through_the_worker_and_streams_every_token(worker, echo_model, make_flow):
-    flow = make_flow(echo_model)
+def test_a_run_goes_through_the_worker_and_streams_every_token(worker, slow_echo_model, make_flow):
+    # A token every 200 ms, as a model makes them: each is an event of its own (tokens made
+    # within a few milliseconds share one: tests/flows/test_token_batches.py).
+    flow = make_flow(slow_echo_model)
     run = run_create(
         flow=flow,
         version=flow.published_version,
