@@ -94,3 +94,15 @@ def query_terms(text: str) -> tuple[list[int], list[int]]:
 def idf(chunks: int, df: int) -> float:
     """Lucene's BM25 idf: never negative, however common the term."""
     return math.log(1 + (chunks - df + 0.5) / (df + 0.5))
+
+
+# A document-side weight tf·(k1+1) / (tf + norm) stays below k1+1 for any tf and length.
+MAX_WEIGHT = K1 + 1
+# Weights and idfs are stored as 32-bit floats: a bound computed in Python is widened by this
+# much, so that rounding never lets a real score pass its bound.
+BOUND_MARGIN = 1e-3
+
+
+def score_bound(chunks: int, df: int, count: int) -> float:
+    """The most a query term (``count`` times in the query) can add to any chunk's score."""
+    return MAX_WEIGHT * idf(chunks, df) * count * (1 + BOUND_MARGIN)

@@ -7,8 +7,13 @@ by metadata filters, so a filter never starves the result:
   rows pass the filters;
 - keyword: BM25 (``knowledge/keywords.py``) as the inner product of the chunk's ``sparsevec`` of
   term weights and a query vector of idfs built in the same query from ``knowledge_term``; the GIN
-  index on the chunk's term ids finds the candidates;
-- hybrid: both as materialised CTEs, fused by reciprocal rank fusion.
+  index on the chunk's term ids finds the candidates. Common terms hold most chunks, and reading
+  each candidate's row is the cost, so candidates come from the rarer query terms only
+  (MaxScore): a chunk holding none of them scores at most the sum of the other terms' bounds,
+  and once that sum is below the ``limit``-th score found, it cannot enter the result. The scores
+  and the ranking are those of scoring every chunk that holds a query term;
+- hybrid: the dense query as a materialised CTE and the keyword ranking found as above, fused
+  by reciprocal rank fusion.
 
 Callers pass ids and plain values; this module never sees a user, so callers must have checked
 access to the knowledge base (``studio.access``).
@@ -24,7 +29,7 @@ from django.db import connection, transaction
 from pgvector import Vector
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from knowledge.keywords import DIMENSIONS, query_terms
+from knowledge.keywords import DIMENSIONS, query_terms, score_bound
 
 # Reciprocal rank fusion's constant (Cormack et al.): rank r contributes 1 / (RRF_K + r).
 RRF_K = 60
@@ -108,14 +113,71 @@ def _keyword_sql(filters: dict[str, Any]) -> str:
         ") "
         "SELECT c.id, -(c.bm25 <#> qv.v) AS score FROM knowledge_chunk c, qv "
         f"WHERE {_BASE} AND c.terms && %s::int[]{where} "
-        "ORDER BY c.bm25 <#> qv.v LIMIT %s"
+        "ORDER BY c.bm25 <#> qv.v, c.id LIMIT %s"
     )
 
 
-def _keyword_params(knowledge_base_id: int, query: str, filters: dict, limit: int) -> list:
+def _query_bounds(
+    cursor, knowledge_base_id: int, terms: list[int], counts: list[int]
+) -> list[tuple[int, int, float]]:
+    """Each query term the base holds, rarest first: (term, df, the most it adds to a score)."""
+    cursor.execute(
+        "SELECT t.term, t.df, b.chunk_total FROM knowledge_term t "
+        "JOIN knowledge_knowledgebase b ON b.id = t.knowledge_base_id "
+        "WHERE t.knowledge_base_id = %s AND t.term = ANY(%s::int[]) AND t.df > 0",
+        [knowledge_base_id, terms],
+    )
+    count_of = dict(zip(terms, counts, strict=True))
+    rows = sorted(cursor.fetchall(), key=lambda row: (row[1], row[0]))
+    return [(term, df, score_bound(total, df, count_of[term])) for term, df, total in rows]
+
+
+def _keyword_rows(
+    cursor, knowledge_base_id: int, query: str, filters: dict, limit: int
+) -> list[tuple[int, float]]:
+    """(chunk id, BM25 score) of the ``limit`` best chunks, best first: MaxScore over the GIN
+    index (see the module's docstring).
+
+    Candidates are the chunks holding one of the ``scanned`` rarest terms. ``rest[i]`` bounds
+    the score of a chunk holding none of the ``i`` rarest terms. The ``limit``-th score found
+    only grows as terms are added, so each round scans the fewest terms whose ``rest`` is below
+    it; while fewer than ``limit`` chunks are found, the next round doubles the postings read.
+    The last possible round scans every term: the exhaustive query, taken at once when a round
+    would read half the postings or more. Bounds are widened (``keywords.BOUND_MARGIN``) against
+    float rounding and small concurrent changes of the statistics between the statements.
+    """
     terms, counts = query_terms(query)
-    _, filter_params = _filters_sql(filters)
-    return [terms, counts, knowledge_base_id, knowledge_base_id, terms, *filter_params, limit]
+    if not terms:
+        return []
+    known = _query_bounds(cursor, knowledge_base_id, terms, counts)
+    if not known:
+        return []
+    rest = [sum(bound for _, _, bound in known[i:]) for i in range(len(known))] + [0.0]
+    held = [0]  # held[i]: postings of the i rarest terms
+    for _, df, _ in known:
+        held.append(held[-1] + df)
+    sql, (_, filter_params) = _keyword_sql(filters), _filters_sql(filters)
+    last = len(known)
+    scanned = next((i for i in range(1, last) if held[i] >= limit), last)
+    while True:
+        if 2 * held[scanned] >= held[last]:
+            scanned = last  # reading most postings anyway: the exhaustive plan is cheaper
+        scan = [term for term, _, _ in known[:scanned]]
+        cursor.execute(
+            sql, [terms, counts, knowledge_base_id, knowledge_base_id, scan, *filter_params, limit]
+        )
+        rows = cursor.fetchall()
+        if scanned == last:
+            return rows
+        following = range(scanned + 1, last)
+        if len(rows) < limit:
+            wanted = 2 * held[scanned]
+            scanned = next((i for i in following if held[i] >= wanted), last)
+            continue
+        floor = rows[-1][1]
+        if rest[scanned] < floor:
+            return rows
+        scanned = next((i for i in following if rest[i] < floor), last)
 
 
 def _scan_settings(cursor) -> None:
@@ -144,11 +206,8 @@ def dense(
 def keyword(*, knowledge_base_id: int, query: str, limit: int, filters=None) -> list[Hit]:
     """The ``limit`` chunks with the highest BM25 score for ``query`` (none without a known
     term)."""
-    filters = filters or {}
-    params = _keyword_params(knowledge_base_id, query, filters, limit)
-    with connection.cursor() as cursor:
-        cursor.execute(_keyword_sql(filters), params)
-        rows = cursor.fetchall()
+    with transaction.atomic(), connection.cursor() as cursor:
+        rows = _keyword_rows(cursor, knowledge_base_id, query, filters or {}, limit)
     return [Hit(chunk_id=i, score=s, rank=n) for n, (i, s) in enumerate(rows, 1)]
 
 
@@ -165,28 +224,31 @@ def hybrid(
     """Dense and keyword results (``candidates`` each) fused by reciprocal rank fusion."""
     filters = filters or {}
     dense_sql, dense_filter_params = _dense_sql(dimensions, filters)
+    # The keyword ranking is found first (MaxScore takes several statements), then joined in.
     sql = (
         f"WITH d0 AS MATERIALIZED ({dense_sql}), "
         "d AS (SELECT id, 1 - distance AS score, "
         "      row_number() OVER (ORDER BY distance) AS rank FROM d0), "
-        f"k0 AS MATERIALIZED ({_keyword_sql(filters)}), "
-        "k AS (SELECT id, score, row_number() OVER (ORDER BY score DESC) AS rank FROM k0) "
+        "k AS (SELECT * FROM unnest(%s::bigint[], %s::float8[]) WITH ORDINALITY "
+        "      AS k(id, score, rank)) "
         "SELECT coalesce(d.id, k.id), "
         "  coalesce(1.0 / (%s + d.rank), 0) + coalesce(1.0 / (%s + k.rank), 0) AS fused, "
         "  d.rank, d.score, k.rank, k.score "
         "FROM d FULL OUTER JOIN k ON d.id = k.id ORDER BY fused DESC, 1 LIMIT %s"
     )
-    params = [
-        Vector(vector).to_text(),
-        knowledge_base_id,
-        *dense_filter_params,
-        candidates,
-        *_keyword_params(knowledge_base_id, query, filters, candidates),
-        RRF_K,
-        RRF_K,
-        limit,
-    ]
     with transaction.atomic(), connection.cursor() as cursor:
+        found = _keyword_rows(cursor, knowledge_base_id, query, filters, candidates)
+        params = [
+            Vector(vector).to_text(),
+            knowledge_base_id,
+            *dense_filter_params,
+            candidates,
+            [i for i, _ in found],
+            [score for _, score in found],
+            RRF_K,
+            RRF_K,
+            limit,
+        ]
         _scan_settings(cursor)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
