@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from bench.figures import percentile  # noqa: E402
 from studio import embedded, launch  # noqa: E402
 
 WORKSPACE = "bench"
@@ -326,15 +327,6 @@ async def measure(stack: Stack, key: str, tokens: int, runs: int, levels: list[i
 
 
 # --- Report ---------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), interpolated linearly between closest ranks."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def figures(level: Level) -> dict[str, float]:

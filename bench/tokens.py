@@ -44,6 +44,8 @@ os.environ.setdefault("DATABASE_URL", "postgres://unused@127.0.0.1:1/unused")
 os.environ["DJANGO_SETTINGS_MODULE"] = "studio.settings"
 sys.path.insert(0, str(REPO))
 
+from bench.figures import percentile  # noqa: E402
+
 MODES = ("per-token", "batched")
 START_DELAY_S = 0.5  # the readers are all following before the first stream starts
 
@@ -204,14 +206,6 @@ def per_event_costs(count: int = 2000) -> dict[str, float]:
 
 
 # --- Main -----------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def parse_args() -> argparse.Namespace:

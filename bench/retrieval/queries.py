@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.figures import megabytes, percentile
 from bench.retrieval.corpus import (
     DIMENSIONS,
     DOCUMENTS,
@@ -25,7 +26,6 @@ from bench.retrieval.corpus import (
     unit_vectors,
 )
 from bench.retrieval.dataset import Dataset
-from bench.retrieval.figures import megabytes, percentile
 from bench.retrieval.stack import cleanup
 
 LIMIT = 10
