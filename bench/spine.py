@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BENCH_DIR = REPO / "var" / "bench"
+# STUDIO_BENCH_DIR lets two benchmarks of this family run side by side, each with its own stack.
+BENCH_DIR = Path(os.environ.get("STUDIO_BENCH_DIR") or REPO / "var" / "bench")
 
 # Before anything from studio reads it: the bench's data never mixes with var/pg or var/redis.
 os.environ["STUDIO_VAR_DIR"] = str(BENCH_DIR)

@@ -16,7 +16,7 @@ from knowledge.access import access_document_for_task, access_knowledge_base_for
 from knowledge.retrieval import RetrievalOptions, aretrieve
 from knowledge.services import chunks, ingestion, queries
 from studio import access
-from workers import resident
+from workers import resident, served
 from workspaces.access import membership
 
 
@@ -32,17 +32,29 @@ def _allowed(run_id: str) -> bool:
     return True
 
 
-@shared_task(name="workers.tasks.advance_run", time_limit=120, soft_time_limit=110)
+# No time limits on these two: a pass spends at most STUDIO_RUN_PASS_S on inline nodes, and a node
+# executing here gives up at its own timeout or the run's deadline.
+@shared_task(name="workers.tasks.advance_run")
 def advance_run(run_id: str) -> None:
     if _allowed(run_id):
-        executor.run_advance(run_id)
+        _execute_here(run_id, executor.run_advance(run_id, served.queues()))
 
 
-# No time limit here: the executor enforces the run's own deadline while it waits.
 @shared_task(name="workers.tasks.execute_node")
 def execute_node(run_id: str, node_id: str) -> None:
     if _allowed(run_id):
-        node_execution.node_execute(run_id, node_id, resident.runtime())
+        _execute_here(run_id, node_id)
+
+
+def _execute_here(run_id: str, key: str | None) -> None:
+    """Execute the node, then each node the executor keeps for this worker after it, on this
+    thread (one hop per run); the access check is repeated before each."""
+    runtime = resident.runtime()
+    local = served.queues()
+    while key is not None:
+        key = node_execution.node_execute(run_id, key, runtime, local)
+        if key is not None and not _allowed(run_id):
+            return
 
 
 @shared_task(name="workers.tasks.reap_stale_runs", time_limit=60)

@@ -17,6 +17,7 @@ fails its container, and at the top level the run.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -461,11 +462,17 @@ def finished_data(result: NodeResult, output: NodeOutput) -> dict:
     }
 
 
-def run_advance(run_id: Any) -> None:
+def run_advance(run_id: Any, local: Collection[str] = ()) -> str | None:
     """Move a run forward as far as it can go now. Idempotent; safe to call concurrently.
 
     Holds the run's row lock while it decides, so two deliveries of the same task cannot
     dispatch a node twice. Events and tasks go out after the commit.
+
+    ``local`` names the queues the calling worker serves: of the nodes made ready for those, one
+    is not sent through the broker but returned, for the caller to execute on its own thread
+    (``node_execute``) right away, so that a run takes one hop, not one per node. The node is
+    stored ``pending`` like any other, so the claim, the heartbeat and the reaper treat it the
+    same way.
     """
     failure: str | None = None
     step: _Advance | None = None
@@ -475,7 +482,7 @@ def run_advance(run_id: Any) -> None:
         locked = Run.objects.select_for_update(of=("self",)).select_related("flow_version")
         run = locked.get(id=run_id)
         if run.status in TERMINAL:
-            return
+            return None
         try:
             graph = graph_of(run)
         except GraphError as exc:
@@ -504,13 +511,20 @@ def run_advance(run_id: Any) -> None:
         events.publish_many_sync(run_id, step.outbox)
     if failure is not None:
         run_fail(run_id=run_id, reason=failure)
-        return
-    for key, queue in step.to_dispatch if step else ():
-        dispatch.execute(run_id, key, queue)
-    if step is not None and step.yielded:
+        return None
+    if step is None:
+        return None
+    kept = None
+    for key, queue in step.to_dispatch:
+        if kept is None and queue in local:
+            kept = key
+        else:
+            dispatch.execute(run_id, key, queue)
+    if step.yielded:
         dispatch.advance(run_id)
-    if step is not None and step.run.status == RunStatus.SUCCEEDED and step.run.parent_id:
+    if step.run.status == RunStatus.SUCCEEDED and step.run.parent_id:
         dispatch.advance(step.run.parent_id)  # its sub-flow node waits for this run
+    return kept
 
 
 def _succeed(run: Run, graph: CheckedGraph, step: _Advance) -> None:

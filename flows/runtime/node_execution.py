@@ -8,7 +8,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -44,12 +44,17 @@ class _NodeTimeout(Exception):
     pass
 
 
-def node_execute(run_id: Any, key: str, runtime: Runtime) -> None:
+def node_execute(
+    run_id: Any, key: str, runtime: Runtime, local: Collection[str] = ()
+) -> str | None:
     """Execute one dispatched node (or an instance of one) on this worker.
 
     Claims it (``pending`` → ``running``); a second delivery finds nothing to claim. While the
     node runs, it refreshes the node's heartbeat so that ``runs_fail_stale`` can tell a slow
     node from a dead worker, and it gives up at the node's timeout or the run's deadline.
+
+    Returns the next node that the executor kept for this worker (``run_advance``'s ``local``),
+    if any: the caller executes it next, on the same thread.
     """
     now = timezone.now()
     claimed = NodeResult.objects.filter(
@@ -58,7 +63,7 @@ def node_execute(run_id: Any, key: str, runtime: Runtime) -> None:
         status=NodeStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
     )
     if not claimed:
-        return
+        return None
     result = NodeResult.objects.select_related("run__flow_version", "run__flow").get(
         run_id=run_id, node_id=key
     )
@@ -96,16 +101,16 @@ def node_execute(run_id: Any, key: str, runtime: Runtime) -> None:
     try:
         output = _wait(future, run_id, key, run.deadline_at, node_deadline)
     except _Abandoned:
-        return
+        return None
     except _NodeTimeout:
         error = f"timed out after {timeout:g} s"
     except Exception as exc:  # the node's own failure: its policy decides
         log.warning("node %s of run %s failed: %s", key, run_id, exc)
         error = f"{exc}" or type(exc).__name__
     else:
-        _store(run_id, key, node, NodeStatus.SUCCEEDED, policy.succeeded(node, output), started)
-        return
-    _failed(run_id, key, node, result.attempts, result.queue, error, started)
+        output = policy.succeeded(node, output)
+        return _store(run_id, key, node, NodeStatus.SUCCEEDED, output, started, local=local)
+    return _failed(run_id, key, node, result.attempts, result.queue, error, started, local)
 
 
 async def _flushed(node_run: Awaitable[NodeOutput], tokens: events.TokenBuffer) -> NodeOutput:
@@ -124,7 +129,16 @@ async def _flushed(node_run: Awaitable[NodeOutput], tokens: events.TokenBuffer) 
     return output
 
 
-def _store(run_id: Any, key: str, node, status: str, output: NodeOutput, started: float, error=""):
+def _store(
+    run_id: Any,
+    key: str,
+    node,
+    status: str,
+    output: NodeOutput,
+    started: float,
+    error: str = "",
+    local: Collection[str] = (),
+) -> str | None:
     values = {
         "status": status,
         "outputs": output.outputs,
@@ -140,13 +154,22 @@ def _store(run_id: Any, key: str, node, status: str, output: NodeOutput, started
         run_id=run_id, node_id=key, status=NodeStatus.RUNNING
     ).update(**values)
     if not stored:  # the run was failed meanwhile (deadline, reaper): drop the result
-        return
+        return None
     result = NodeResult(node_id=key, node_type=node.kind.type, **values)
     events.publish_sync(run_id, events.NODE_FINISHED, key, finished_data(result, output))
-    run_advance(run_id)
+    return run_advance(run_id, local)
 
 
-def _failed(run_id, key, node, attempts: int, queue: str, error: str, started: float) -> None:
+def _failed(
+    run_id: Any,
+    key: str,
+    node,
+    attempts: int,
+    queue: str,
+    error: str,
+    started: float,
+    local: Collection[str] = (),
+) -> str | None:
     delay = policy.retry_delay(node, attempts)
     if delay is not None:
         moved = NodeResult.objects.filter(
@@ -160,16 +183,16 @@ def _failed(run_id, key, node, attempts: int, queue: str, error: str, started: f
                 {"attempt": attempts, "error": error, "delay_s": delay},
             )
             dispatch.execute(run_id, key, queue, countdown=delay)
-        return
+        return None
     handled = policy.handled(node, error)
     if handled is not None:
-        _store(run_id, key, node, NodeStatus.HANDLED, handled, started, error=error)
-        return
+        return _store(run_id, key, node, NodeStatus.HANDLED, handled, started, error, local)
     failed = NodeResult.objects.filter(
         run_id=run_id, node_id=key, status=NodeStatus.RUNNING
     ).update(status=NodeStatus.FAILED, error=error[:10_000], finished_at=timezone.now())
-    if failed:
-        run_advance(run_id)  # fails the node's container, or the run, with the reason
+    if not failed:
+        return None
+    return run_advance(run_id, local)  # fails the node's container, or the run, with the reason
 
 
 def _wait(

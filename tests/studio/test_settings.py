@@ -62,6 +62,8 @@ def _settings_with(tmp_path: Path, **env: str) -> dict:
 
 REDIS = "redis://127.0.0.1:6379/0"
 POSTGRES = "postgres://studio:pw@db.internal:5432/studio"
+# Each process borrows connections from a pool that grows up to STUDIO_DB_POOL_MAX.
+POOL = {"min_size": 1, "max_size": 100}
 
 
 @pytest.mark.parametrize(
@@ -73,19 +75,19 @@ POSTGRES = "postgres://studio:pw@db.internal:5432/studio"
             {"HOST": "db.internal", "PORT": 5432, "NAME": "studio", "USER": "user"}
             | {
                 "PASSWORD": "pw",
-                "OPTIONS": {},
+                "OPTIONS": {"pool": POOL},
             },
         ),
         (
             "postgresql://user:pw@/studio?host=/run/postgresql",
-            {"HOST": "/run/postgresql", "PORT": "", "NAME": "studio", "OPTIONS": {}},
+            {"HOST": "/run/postgresql", "PORT": "", "NAME": "studio", "OPTIONS": {"pool": POOL}},
         ),
         (
             "postgres://user:pw@db.internal:6432/studio?sslmode=verify-full&connect_timeout=5",
             {
                 "HOST": "db.internal",
                 "PORT": 6432,
-                "OPTIONS": {"sslmode": "verify-full", "connect_timeout": 5},
+                "OPTIONS": {"sslmode": "verify-full", "connect_timeout": 5, "pool": POOL},
             },
         ),
     ],
@@ -94,6 +96,11 @@ POSTGRES = "postgres://studio:pw@db.internal:5432/studio"
 def test_settings_accept_postgres_urls(tmp_path, url, expected):
     database = _settings_with(tmp_path, DATABASE_URL=url, REDIS_URL=REDIS)["database"]
     assert {key: database[key] for key in expected} == expected
+
+
+def test_a_pool_of_zero_connects_per_request_or_task(tmp_path):
+    database = _settings_with(tmp_path, DATABASE_URL=POSTGRES, STUDIO_DB_POOL_MAX="0")["database"]
+    assert database["OPTIONS"] == {}
 
 
 def test_settings_accept_a_redis_url_with_password_and_database(tmp_path):

@@ -1,0 +1,96 @@
+"""One hop per run: a worker executes the nodes whose queues it serves itself, on the thread that
+made them ready, instead of sending each through the broker; a node for a queue it does not
+serve (a GPU pool) is still sent there."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from catalog.services import model_create
+from flows.models import NodeResult, NodeStatus, RunSource
+from flows.services import flow_create, flow_publish, run_create, run_fail
+from studio.celery import app
+from tests.flows.helpers import wait_for_run
+from tests.flows.nodes.graphs import edge, graph, node, run_graph
+
+UNSERVED = "gpu.unserved"
+
+
+def _received(log: str, task: str) -> int:
+    return len(re.findall(rf"Task workers\.tasks\.{task}\[[0-9a-f-]+\] received", log))
+
+
+def _llm(node_id: str, model, prompt: str) -> dict:
+    return node(node_id, "llm", {"model": model.slug, "prompt": prompt})
+
+
+def test_a_run_of_three_model_nodes_takes_one_hop(worker, workspace, owner, echo_model):
+    chain = graph(
+        _llm("first", echo_model, "{{input_1.message}}"),
+        _llm("second", echo_model, "{{first.text}} two"),
+        _llm("third", echo_model, "{{second.text}} three"),
+        edges=[edge("third.text", "output_1.text")],
+    )
+    before = worker.log()
+
+    run = run_graph(workspace=workspace, owner=owner, graph=chain, inputs={"message": "one"})
+
+    assert run.status == "succeeded", run.error
+    assert run.outputs == {"text": "one two three"}
+    results = {r.node_id: r for r in NodeResult.objects.filter(run=run)}
+    for key in ("first", "second", "third"):
+        assert results[key].queue == "inference"
+        assert results[key].attempts == 1
+    # The worker's log names every task it receives: the run's one task, and nothing for nodes.
+    deadline = time.monotonic() + 5
+    while _received(worker.log(), "advance_run") == _received(before, "advance_run"):
+        assert time.monotonic() < deadline, "the worker never logged the run's task"
+        time.sleep(0.05)
+    during = worker.log()[len(before) :]
+    assert _received(during, "advance_run") == 1
+    assert _received(during, "execute_node") == 0
+
+
+def test_a_node_for_a_queue_this_worker_does_not_serve_is_sent_there(
+    worker, workspace, owner, echo_model
+):
+    remote_pool = model_create(
+        slug="pooled",
+        name="On a GPU pool",
+        engine="vllm",
+        weights="bundled:smollm2-135m-instruct",
+        settings={"queue": UNSERVED},
+    )
+    split = graph(
+        _llm("here", echo_model, "{{input_1.message}}"),
+        _llm("there", remote_pool, "{{here.text}}"),
+        edges=[edge("there.text", "output_1.text")],
+    )
+    flow = flow_publish(
+        flow=flow_create(workspace=workspace, slug="split", name="Split", graph=split, user=owner),
+        user=owner,
+    )
+    run = run_create(
+        flow=flow, version=flow.published_version, inputs={"message": "hi"}, source=RunSource.API
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not NodeResult.objects.filter(run=run, node_id="there").exists():
+            assert time.monotonic() < deadline, "the second node was never made ready"
+            time.sleep(0.05)
+        here = NodeResult.objects.get(run=run, node_id="here")
+        there = NodeResult.objects.get(run=run, node_id="there")
+        assert here.status == NodeStatus.SUCCEEDED
+        assert (there.status, there.queue) == (NodeStatus.PENDING, UNSERVED)
+        with app.connection_for_write() as connection:
+            message = connection.default_channel.basic_get(UNSERVED, no_ack=True)
+        assert message is not None, f"nothing was sent to {UNSERVED}"
+        assert message.headers["task"] == "workers.tasks.execute_node"
+        assert json.loads(message.body)[0] == [str(run.id), "there"]
+    finally:
+        run_fail(run_id=run.id, reason="test over")
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(UNSERVED)
+    assert wait_for_run(run.id).status == "failed"
