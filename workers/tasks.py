@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -11,6 +13,7 @@ from catalog.models import Model
 from catalog.services import playground
 from flows import services
 from flows.access import access_run_for_task
+from flows.models import NodeResult
 from flows.runtime import executor, node_execution
 from knowledge.access import access_document_for_task, access_knowledge_base_for_task
 from knowledge.retrieval import RetrievalOptions, aretrieve
@@ -18,6 +21,9 @@ from knowledge.services import chunks, ingestion, queries
 from studio import access
 from workers import resident, served
 from workspaces.access import membership
+
+# How long nodes kept on one thread go on without checking the starter's access again.
+RECHECK_S = 1.0
 
 
 def _allowed(run_id: str) -> bool:
@@ -33,28 +39,36 @@ def _allowed(run_id: str) -> bool:
 
 
 # No time limits on these two: a pass spends at most STUDIO_RUN_PASS_S on inline nodes, and a node
-# executing here gives up at its own timeout or the run's deadline.
+# running here gives up at its own timeout or the run's deadline.
 @shared_task(name="workers.tasks.advance_run")
 def advance_run(run_id: str) -> None:
     if _allowed(run_id):
-        _execute_here(run_id, executor.run_advance(run_id, served.queues()))
+        _run_here(run_id, executor.run_advance(run_id, served.queues()))
 
 
 @shared_task(name="workers.tasks.execute_node")
 def execute_node(run_id: str, node_id: str) -> None:
     if _allowed(run_id):
-        _execute_here(run_id, node_id)
+        claimed = node_execution.node_claim(run_id, node_id)
+        _run_here(run_id, [claimed] if claimed else [])
 
 
-def _execute_here(run_id: str, key: str | None) -> None:
-    """Execute the node, then each node the executor keeps for this worker after it, on this
-    thread (one hop per run); the access check is repeated before each."""
-    runtime = resident.runtime()
-    local = served.queues()
-    while key is not None:
-        key = node_execution.node_execute(run_id, key, runtime, local)
-        if key is not None and not _allowed(run_id):
-            return
+def _run_here(run_id: str, claimed: list[NodeResult]) -> None:
+    """Run the claimed nodes, and the nodes the executor keeps for this worker after them, on
+    this thread (one hop per run). Access is checked again before kept nodes start once
+    ``RECHECK_S`` have passed since the last check."""
+    if not claimed:
+        return
+    checked = time.monotonic()
+
+    def may_go_on() -> bool:
+        nonlocal checked
+        if time.monotonic() - checked <= RECHECK_S:
+            return True
+        checked = time.monotonic()
+        return _allowed(run_id)
+
+    node_execution.node_run(claimed, resident.runtime(), served.queues(), may_go_on)
 
 
 @shared_task(name="workers.tasks.reap_stale_runs", time_limit=60)

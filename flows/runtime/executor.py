@@ -16,8 +16,9 @@ fails its container, and at the top level the run.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -48,6 +49,31 @@ def graph_of(run: Run) -> CheckedGraph:
             _GRAPHS.pop(next(iter(_GRAPHS)))
         _GRAPHS[run.flow_version_id] = graph
     return graph
+
+
+# How many ready nodes one pass keeps for the calling worker to run at once; the others go through
+# the broker to other workers.
+KEEP_AT_MOST = 16
+
+# The queue each dispatched node of a run goes to, decided at its first instance and kept for the
+# run (an iteration's body would otherwise look its model up again on every pass).
+_QUEUES: dict[tuple[Any, str], str | None] = {}
+_QUEUES_KEPT = 4096
+_QUEUES_LOCK = threading.Lock()
+
+
+def _queue_of(run: Run, node: Node) -> str | None:
+    key = (run.id, node.id)
+    try:
+        return _QUEUES[key]
+    except KeyError:
+        pass
+    queue = node.kind.queue(node.config, run.workspace_id)
+    with _QUEUES_LOCK:
+        if len(_QUEUES) >= _QUEUES_KEPT:
+            del _QUEUES[next(iter(_QUEUES))]
+        _QUEUES[key] = queue
+    return queue
 
 
 def instance_key(node_id: str, path: tuple[int, ...]) -> str:
@@ -98,13 +124,14 @@ class _Scope:
 class _Advance:
     """One pass of ``run_advance`` over a locked run."""
 
-    def __init__(self, run: Run, graph: CheckedGraph) -> None:
+    def __init__(self, run: Run, graph: CheckedGraph, local: Collection[str] = ()) -> None:
         self.run = run
         self.graph = graph
+        self.local = local
+        self.kept: list[NodeResult] = []
         # Loaded as needed: the top level now, each container's open instances when it runs,
         # so that a long iteration does not read its finished items again on every pass.
         self.results = {r.node_id: r for r in run.node_results.filter(depth=0)}
-        self.queues: dict[str, str | None] = {}  # per node: one catalog lookup per pass
         self.loaded: set[str] = set()  # the instances whose results were read
         # Without containers the top level is the whole run (at most MAX_NODES results).
         self.executed = len(self.results) if graph.flat else run.node_results.count()
@@ -217,11 +244,23 @@ class _Advance:
         if node.kind.waits:
             self._wait(node, key, inputs)
             return True
-        if node.id not in self.queues:
-            self.queues[node.id] = node.kind.queue(node.config, self.run.workspace_id)
-        queue = self.queues[node.id]
+        queue = _queue_of(self.run, node)
         if queue is None:
             self._inline(node, key, inputs)
+        elif queue in self.local and len(self.kept) < KEEP_AT_MOST:
+            # Kept for the calling worker, and claimed by it in this transaction: no other
+            # delivery can take it, and its heartbeat starts now (a lost worker is seen).
+            kept = self._store(
+                node,
+                key,
+                NodeStatus.RUNNING,
+                inputs=inputs,
+                queue=queue,
+                heartbeat_at=timezone.now(),
+                attempts=1,
+            )
+            self.kept.append(kept)
+            self.outbox.append((events.NODE_STARTED, key, {"type": node.kind.type, "attempt": 1}))
         else:
             self._store(node, key, NodeStatus.PENDING, inputs=inputs, queue=queue)
             self.to_dispatch.append((key, queue))
@@ -462,33 +501,45 @@ def finished_data(result: NodeResult, output: NodeOutput) -> dict:
     }
 
 
-def run_advance(run_id: Any, local: Collection[str] = ()) -> str | None:
+Event = tuple[str, str | None, dict | None]
+
+
+def run_advance(
+    run_id: Any,
+    local: Collection[str] = (),
+    settle: Callable[[], list[Event]] | None = None,
+) -> list[NodeResult]:
     """Move a run forward as far as it can go now. Idempotent; safe to call concurrently.
 
     Holds the run's row lock while it decides, so two deliveries of the same task cannot
     dispatch a node twice. Events and tasks go out after the commit.
 
-    ``local`` names the queues the calling worker serves: of the nodes made ready for those, one
-    is not sent through the broker but returned, for the caller to execute on its own thread
-    (``node_execute``) right away, so that a run takes one hop, not one per node. The node is
-    stored ``pending`` like any other, so the claim, the heartbeat and the reaper treat it the
-    same way.
+    ``local`` names the queues the calling worker serves: the nodes made ready for those (up to
+    ``KEEP_AT_MOST``) are not sent through the broker but stored already claimed (``running``,
+    with a heartbeat) and returned, their run attached, for the caller to run on its own thread
+    right away (``node_execution.node_run``): a run takes one hop, not one per node, and the
+    reaper treats those nodes as any other. ``settle`` stores finished nodes' results in the
+    same transaction, once the run is locked, and gives the events to publish before the pass's
+    own.
     """
     failure: str | None = None
     step: _Advance | None = None
+    settled: list[Event] = []
     with transaction.atomic():
-        # The run's row only: without ``of``, PostgreSQL also locks the joined version's row, and
-        # every run of one flow version would wait for the others' passes.
-        locked = Run.objects.select_for_update(of=("self",)).select_related("flow_version")
+        # The run's row only: without ``of``, PostgreSQL also locks the joined rows, and every
+        # run of one flow version would wait for the others' passes.
+        locked = Run.objects.select_for_update(of=("self",)).select_related("flow_version", "flow")
         run = locked.get(id=run_id)
         if run.status in TERMINAL:
-            return None
+            return []
+        if settle is not None:
+            settled = settle()
         try:
             graph = graph_of(run)
         except GraphError as exc:
             failure = f"the flow could not run: {exc}"
         else:
-            step = _Advance(run, graph)
+            step = _Advance(run, graph, local)
             if run.status == RunStatus.QUEUED:
                 # The claim: only the delivery that moves queued → running starts the run.
                 run.status = RunStatus.RUNNING
@@ -507,24 +558,21 @@ def run_advance(run_id: Any, local: Collection[str] = ()) -> str | None:
             if step.created and (run.root_id or graph.of_type("subflow")):
                 # Sub-flows multiply: the tree's limits too (past one, the tree fails).
                 run_tree_count(run=run, nodes=step.created)
-    if step is not None and step.outbox:
-        events.publish_many_sync(run_id, step.outbox)
+    outbox = settled + (step.outbox if step is not None else [])
+    if outbox:
+        events.publish_many_sync(run_id, outbox)
     if failure is not None:
         run_fail(run_id=run_id, reason=failure)
-        return None
+        return []
     if step is None:
-        return None
-    kept = None
+        return []
     for key, queue in step.to_dispatch:
-        if kept is None and queue in local:
-            kept = key
-        else:
-            dispatch.execute(run_id, key, queue)
+        dispatch.execute(run_id, key, queue)
     if step.yielded:
         dispatch.advance(run_id)
     if step.run.status == RunStatus.SUCCEEDED and step.run.parent_id:
         dispatch.advance(step.run.parent_id)  # its sub-flow node waits for this run
-    return kept
+    return step.kept
 
 
 def _succeed(run: Run, graph: CheckedGraph, step: _Advance) -> None:

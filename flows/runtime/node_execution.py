@@ -1,6 +1,11 @@
-"""Executing one dispatched node on a worker: claim it, run it with its heartbeat and timeouts,
-store its result once (or retry it, or handle its failure by its policy), and re-enter the
-executor."""
+"""Running dispatched nodes on a worker: claim one, run it on the process's event loop with its
+heartbeat and timeouts, store its result once (or retry it, or handle its failure by its policy),
+and re-enter the executor.
+
+The nodes the executor keeps for this worker after it (``run_advance``'s ``local``) run on the
+same thread, several at once when they are ready together (an iteration's items, parallel
+branches): each finished batch is stored, and the run moved on, in one transaction.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,21 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Awaitable, Collection
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from flows.models import NodeResult, NodeStatus, RunStatus
+from flows.models import NodeResult, NodeStatus, Run, RunStatus
 from flows.nodes.base import NodeContext, NodeOutput
 from flows.runtime import dispatch, policy
-from flows.runtime.executor import finished_data, graph_of, node_of_key, run_advance
+from flows.runtime.executor import Event, finished_data, graph_of, node_of_key, run_advance
+from flows.schema import Node
 from flows.services import run_fail
 from studio import events
 
@@ -36,26 +44,36 @@ class Runtime(Protocol):
     async def engine_for(self, model: Any) -> Any: ...
 
 
-class _Abandoned(Exception):
-    """The run ended meanwhile (deadline, reaper): nothing to store."""
+@dataclass
+class _Flight:
+    """A node running on the event loop for this thread."""
+
+    result: NodeResult
+    node: Node
+    future: concurrent.futures.Future
+    started: float  # monotonic
+    timeout: float | None
+    deadline: datetime | None  # the node's own timeout, as a time
 
 
-class _NodeTimeout(Exception):
-    pass
+@dataclass
+class _Outcome:
+    flight: _Flight
+    output: NodeOutput | None  # None: it failed with ``error``
+    error: str = ""
 
 
-def node_execute(
-    run_id: Any, key: str, runtime: Runtime, local: Collection[str] = ()
-) -> str | None:
-    """Execute one dispatched node (or an instance of one) on this worker.
+def node_execute(run_id: Any, key: str, runtime: Runtime, local: Collection[str] = ()) -> None:
+    """Execute one dispatched node (or an instance of one) on this worker: ``node_claim``, then
+    ``node_run``."""
+    result = node_claim(run_id, key)
+    if result is not None:
+        node_run([result], runtime, local)
 
-    Claims it (``pending`` → ``running``); a second delivery finds nothing to claim. While the
-    node runs, it refreshes the node's heartbeat so that ``runs_fail_stale`` can tell a slow
-    node from a dead worker, and it gives up at the node's timeout or the run's deadline.
 
-    Returns the next node that the executor kept for this worker (``run_advance``'s ``local``),
-    if any: the caller executes it next, on the same thread.
-    """
+def node_claim(run_id: Any, key: str) -> NodeResult | None:
+    """The node, claimed for this worker (``pending`` → ``running``), its run attached; None if
+    it was not pending (another delivery took it) or its run is over."""
     now = timezone.now()
     claimed = NodeResult.objects.filter(
         run_id=run_id, node_id=key, status=NodeStatus.PENDING, run__status__in=LIVE
@@ -67,23 +85,72 @@ def node_execute(
     result = NodeResult.objects.select_related("run__flow_version", "run__flow").get(
         run_id=run_id, node_id=key
     )
-    run = result.run
-    node = graph_of(run).nodes[node_of_key(key)]
+    node = graph_of(result.run).nodes[node_of_key(key)]
     events.publish_sync(
         run_id, events.NODE_STARTED, key, {"type": node.kind.type, "attempt": result.attempts}
     )
+    return result
 
-    tokens = events.TokenBuffer(run_id, key)
+
+def node_run(
+    claimed: list[NodeResult],
+    runtime: Runtime,
+    local: Collection[str] = (),
+    may_go_on: Callable[[], bool] = lambda: True,
+) -> None:
+    """Run nodes of one run claimed by this worker, and those the executor keeps for it as the
+    run goes on, until none is left.
+
+    While nodes run, their heartbeat is refreshed every ``STUDIO_HEARTBEAT_S`` so that
+    ``runs_fail_stale`` can tell a slow node from a dead worker; each gives up at its timeout,
+    all at the run's deadline or when the run ended elsewhere. ``may_go_on`` is asked before
+    nodes kept after the first batch start; once it says no, the run is left as it is.
+    """
+    run = claimed[0].run
+    flights: dict[str, _Flight] = {}
+    ready = claimed
+    beat = settings.STUDIO_HEARTBEAT_S
+    last_beat = time.monotonic()
+    while ready or flights:
+        for result in ready:
+            flights[result.node_id] = _launch(result, run, runtime)
+        wait = max(0.0, beat - (time.monotonic() - last_beat))
+        done, _ = concurrent.futures.wait(
+            [flight.future for flight in flights.values()],
+            timeout=wait,
+            return_when=concurrent.futures.FIRST_COMPLETED,
+        )
+        outcomes = [_outcome(flights.pop(f.result.node_id)) for f in _of(flights, done)]
+        if time.monotonic() - last_beat >= beat and flights:
+            last_beat = time.monotonic()
+            if not _beat(run, flights, outcomes):
+                return  # the run is over: what was running is abandoned
+        found = [outcome for outcome in outcomes if outcome is not None]
+        ready = _settle(run, found, local) if found else []
+        if ready and not may_go_on():
+            for flight in flights.values():
+                flight.future.cancel()
+            return
+
+
+def _of(flights: dict[str, _Flight], done: set) -> list[_Flight]:
+    return [flight for flight in flights.values() if flight.future in done]
+
+
+def _launch(result: NodeResult, run: Run, runtime: Runtime) -> _Flight:
+    key = result.node_id
+    node = graph_of(run).nodes[node_of_key(key)]
+    tokens = events.TokenBuffer(run.id, key)
 
     async def emit(type_: str, data: dict) -> None:
         if type_ == events.TOKEN and data.keys() == {"text"}:
             await tokens.add(data["text"])
             return
         await tokens.flush()  # the node's tokens so far come before what it reports next
-        await events.publish(run_id, type_, key, data)
+        await events.publish(run.id, type_, key, data)
 
     ctx = NodeContext(
-        run_id=str(run_id),
+        run_id=str(run.id),
         node_id=key,
         workspace_id=run.workspace_id,
         emit=emit,
@@ -94,31 +161,37 @@ def node_execute(
         user_id=run.created_by_id,
         response_cache=run.flow.response_cache,
     )
-    started = time.monotonic()
     timeout = policy.timeout(node)
-    node_deadline = now + timedelta(seconds=timeout) if timeout else None
+    began = result.started_at or timezone.now()
     future = runtime.submit(_flushed(node.kind.arun(ctx, node.config, result.inputs), tokens))
+    return _Flight(
+        result=result,
+        node=node,
+        future=future,
+        started=time.monotonic(),
+        timeout=timeout,
+        deadline=began + timedelta(seconds=timeout) if timeout else None,
+    )
+
+
+def _outcome(flight: _Flight) -> _Outcome | None:
+    """What a finished node gave; None if it was cancelled (the run ended meanwhile)."""
     try:
-        output = _wait(future, run_id, key, run.deadline_at, node_deadline)
-    except _Abandoned:
+        return _Outcome(flight, flight.future.result())
+    except (asyncio.CancelledError, concurrent.futures.CancelledError):
         return None
-    except _NodeTimeout:
-        error = f"timed out after {timeout:g} s"
     except Exception as exc:  # the node's own failure: its policy decides
-        log.warning("node %s of run %s failed: %s", key, run_id, exc)
-        error = f"{exc}" or type(exc).__name__
-    else:
-        output = policy.succeeded(node, output)
-        return _store(run_id, key, node, NodeStatus.SUCCEEDED, output, started, local=local)
-    return _failed(run_id, key, node, result.attempts, result.queue, error, started, local)
+        result = flight.result
+        log.warning("node %s of run %s failed: %s", result.node_id, result.run_id, exc)
+        return _Outcome(flight, None, f"{exc}" or type(exc).__name__)
 
 
-async def _flushed(node_run: Awaitable[NodeOutput], tokens: events.TokenBuffer) -> NodeOutput:
+async def _flushed(running: Awaitable[NodeOutput], tokens: events.TokenBuffer) -> NodeOutput:
     """The node's run, then its last tokens logged: before ``node.finished`` (or a retry, or a
     failure) is published, every token it streamed is in the log. A cancelled node (timeout, run
     ended) drops the tokens not logged yet."""
     try:
-        output = await node_run
+        output = await running
     except asyncio.CancelledError:
         tokens.discard()
         raise
@@ -129,16 +202,74 @@ async def _flushed(node_run: Awaitable[NodeOutput], tokens: events.TokenBuffer) 
     return output
 
 
-def _store(
-    run_id: Any,
-    key: str,
-    node,
-    status: str,
-    output: NodeOutput,
-    started: float,
-    error: str = "",
-    local: Collection[str] = (),
-) -> str | None:
+def _beat(run: Run, flights: dict[str, _Flight], outcomes: list[_Outcome | None]) -> bool:
+    """Refresh the running nodes' heartbeat. A node failed from outside (reaper, a client that
+    saw the deadline) is cancelled and forgotten; one past its timeout is cancelled and fails
+    (added to ``outcomes``). False once the run is past its deadline: then it fails."""
+    now = timezone.now()
+    running = NodeResult.objects.filter(run_id=run.id, status=NodeStatus.RUNNING)
+    alive = running.filter(node_id__in=list(flights)).update(heartbeat_at=now)
+    if alive < len(flights):
+        still = set(running.filter(node_id__in=list(flights)).values_list("node_id", flat=True))
+        for key in [key for key in flights if key not in still]:
+            flights.pop(key).future.cancel()
+    if now >= run.deadline_at:
+        for flight in flights.values():
+            flight.future.cancel()
+        if flights:
+            key = next(iter(flights))
+            run_fail(
+                run_id=run.id,
+                node_id=key,
+                reason=f"timed out: node {key!r} was still running at the run's deadline",
+            )
+        return False
+    for key, flight in list(flights.items()):
+        if flight.deadline is not None and now >= flight.deadline:
+            flight.future.cancel()
+            del flights[key]
+            outcomes.append(_Outcome(flight, None, f"timed out after {flight.timeout:g} s"))
+    return True
+
+
+def _settle(run: Run, outcomes: list[_Outcome], local: Collection[str]) -> list[NodeResult]:
+    """Store what the finished nodes gave and move the run on, in one transaction under the
+    run's lock; the nodes it keeps for this worker, claimed already."""
+
+    def settle() -> list[Event]:
+        published: list[Event] = []
+        for outcome in outcomes:
+            published += _stored(run, outcome)
+        return published
+
+    return run_advance(run.id, local, settle)
+
+
+def _stored(run: Run, outcome: _Outcome) -> list[Event]:
+    """Store one node's outcome (inside the run's transaction): its result, a retry later, the
+    result its policy gives a failure, or the failure, which the pass then raises. Nothing if
+    the node is no longer running (the run was failed meanwhile): the result is dropped."""
+    flight, error = outcome.flight, outcome.error
+    node, key, attempts = flight.node, flight.result.node_id, flight.result.attempts
+    running = NodeResult.objects.filter(run_id=run.id, node_id=key, status=NodeStatus.RUNNING)
+    if outcome.output is not None:
+        status, output = NodeStatus.SUCCEEDED, policy.succeeded(node, outcome.output)
+    else:
+        delay = policy.retry_delay(node, attempts)
+        if delay is not None:
+            if not running.update(status=NodeStatus.PENDING, error=error[:10_000]):
+                return []
+            queue = flight.result.queue
+            transaction.on_commit(lambda: dispatch.execute(run.id, key, queue, countdown=delay))
+            data = {"attempt": attempts, "error": error, "delay_s": delay}
+            return [(events.NODE_RETRY, key, data)]
+        handled = policy.handled(node, error)
+        if handled is None:
+            running.update(
+                status=NodeStatus.FAILED, error=error[:10_000], finished_at=timezone.now()
+            )
+            return []  # the pass fails the node's container, or the run, with the reason
+        status, output = NodeStatus.HANDLED, handled
     values = {
         "status": status,
         "outputs": output.outputs,
@@ -147,82 +278,10 @@ def _store(
         "error": error[:10_000],
         "input_tokens": output.input_tokens,
         "output_tokens": output.output_tokens,
-        "latency_ms": (time.monotonic() - started) * 1000,
+        "latency_ms": (time.monotonic() - flight.started) * 1000,
         "finished_at": timezone.now(),
     }
-    stored = NodeResult.objects.filter(
-        run_id=run_id, node_id=key, status=NodeStatus.RUNNING
-    ).update(**values)
-    if not stored:  # the run was failed meanwhile (deadline, reaper): drop the result
-        return None
+    if not running.update(**values):
+        return []
     result = NodeResult(node_id=key, node_type=node.kind.type, **values)
-    events.publish_sync(run_id, events.NODE_FINISHED, key, finished_data(result, output))
-    return run_advance(run_id, local)
-
-
-def _failed(
-    run_id: Any,
-    key: str,
-    node,
-    attempts: int,
-    queue: str,
-    error: str,
-    started: float,
-    local: Collection[str] = (),
-) -> str | None:
-    delay = policy.retry_delay(node, attempts)
-    if delay is not None:
-        moved = NodeResult.objects.filter(
-            run_id=run_id, node_id=key, status=NodeStatus.RUNNING
-        ).update(status=NodeStatus.PENDING, error=error[:10_000])
-        if moved:
-            events.publish_sync(
-                run_id,
-                events.NODE_RETRY,
-                key,
-                {"attempt": attempts, "error": error, "delay_s": delay},
-            )
-            dispatch.execute(run_id, key, queue, countdown=delay)
-        return None
-    handled = policy.handled(node, error)
-    if handled is not None:
-        return _store(run_id, key, node, NodeStatus.HANDLED, handled, started, error, local)
-    failed = NodeResult.objects.filter(
-        run_id=run_id, node_id=key, status=NodeStatus.RUNNING
-    ).update(status=NodeStatus.FAILED, error=error[:10_000], finished_at=timezone.now())
-    if not failed:
-        return None
-    return run_advance(run_id, local)  # fails the node's container, or the run, with the reason
-
-
-def _wait(
-    future: concurrent.futures.Future, run_id: Any, key: str, deadline_at, node_deadline
-) -> NodeOutput:
-    """Wait for the node, beating its heart; cancel it at its timeout, at the run's deadline,
-    or if the run ended."""
-    beat = settings.STUDIO_HEARTBEAT_S
-    while True:
-        try:
-            return future.result(timeout=beat)
-        except concurrent.futures.TimeoutError:
-            pass
-        except (asyncio.CancelledError, concurrent.futures.CancelledError):
-            raise _Abandoned from None
-        alive = NodeResult.objects.filter(
-            run_id=run_id, node_id=key, status=NodeStatus.RUNNING
-        ).update(heartbeat_at=timezone.now())
-        if not alive:  # failed from outside (reaper, deadline seen by a client)
-            future.cancel()
-            raise _Abandoned
-        now = timezone.now()
-        if node_deadline is not None and now >= node_deadline:
-            future.cancel()
-            raise _NodeTimeout
-        if now >= deadline_at:
-            future.cancel()
-            run_fail(
-                run_id=run_id,
-                node_id=key,
-                reason=f"timed out: node {key!r} was still running at the run's deadline",
-            )
-            raise _Abandoned
+    return [(events.NODE_FINISHED, key, finished_data(result, output))]

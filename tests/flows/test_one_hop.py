@@ -12,7 +12,7 @@ from catalog.services import model_create
 from flows.models import NodeResult, NodeStatus, RunSource
 from flows.services import flow_create, flow_publish, run_create, run_fail
 from studio.celery import app
-from tests.flows.helpers import wait_for_run
+from tests.flows.helpers import logged_events, wait_for_run
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
 UNSERVED = "gpu.unserved"
@@ -94,3 +94,74 @@ def test_a_node_for_a_queue_this_worker_does_not_serve_is_sent_there(
         with app.connection_for_write() as connection:
             connection.default_channel.queue_purge(UNSERVED)
     assert wait_for_run(run.id).status == "failed"
+
+
+def test_nodes_kept_on_one_thread_stop_when_the_starter_loses_access(
+    worker, workspace, owner, slow_echo_model
+):
+    from workspaces.models import Membership
+
+    # Each node streams eight tokens 200 ms apart: longer than the worker goes without checking.
+    chain = graph(
+        _llm("first", slow_echo_model, "{{input_1.message}}"),
+        _llm("second", slow_echo_model, "{{first.text}}"),
+        edges=[edge("second.text", "output_1.text")],
+    )
+    flow = flow_publish(
+        flow=flow_create(workspace=workspace, slug="kept", name="Kept", graph=chain, user=owner),
+        user=owner,
+    )
+    run = run_create(
+        flow=flow,
+        version=flow.published_version,
+        inputs={"message": "one two three four five six seven eight"},
+        source=RunSource.STUDIO,
+        user=owner,
+    )
+    deadline = time.monotonic() + 30
+    while ("node.started", "first") not in {(e["type"], e["node"]) for e in logged_events(run.id)}:
+        assert time.monotonic() < deadline, "the first model node never started"
+        time.sleep(0.05)
+    Membership.objects.filter(user=owner, workspace=workspace).update(role="viewer")
+
+    run = wait_for_run(run.id)
+
+    assert run.status == "failed"
+    assert run.error.startswith("permission revoked: the user who started the run")
+    assert not NodeResult.objects.filter(run=run, node_id="second", status="succeeded").exists()
+
+
+def test_an_iteration_over_a_model_node_takes_one_hop_and_collects_in_order(
+    worker, workspace, owner, slow_echo_model
+):
+    items = [f"item {i}" for i in range(12)]
+    each = node("each", "iteration", {"result": "body.text", "parallelism": 4})
+    body = _llm("body", slow_echo_model, "{{each.index}} {{each.item}}") | {"parent": "each"}
+    over_items = graph(
+        each,
+        body,
+        edges=[edge("input_1.items", "each.items"), edge("each.results", "output_1.results")],
+        inputs={"items": "json"},
+        outputs={"results": "json"},
+    )
+    before = worker.log()
+
+    run = run_graph(workspace=workspace, owner=owner, graph=over_items, inputs={"items": items})
+
+    assert run.status == "succeeded", run.error
+    assert run.outputs == {"results": [f"{i} item {i}" for i in range(12)]}
+    bodies = NodeResult.objects.filter(run=run, node_id__startswith="body[")
+    assert sorted(r.node_id for r in bodies) == sorted(f"body[{i}]" for i in range(12))
+    assert {r.attempts for r in bodies} == {1}
+    # Items of three tokens 200 ms apart: four at a time, on the thread that runs the run.
+    starts = sorted(r.started_at for r in bodies)
+    ends = sorted(r.finished_at for r in bodies)
+    assert starts[3] < ends[0], "the first four items did not run at the same time"
+    assert starts[4] >= ends[0], "more than four items ran at once"
+    deadline = time.monotonic() + 5
+    while _received(worker.log(), "advance_run") == _received(before, "advance_run"):
+        assert time.monotonic() < deadline, "the worker never logged the run's task"
+        time.sleep(0.05)
+    during = worker.log()[len(before) :]
+    assert _received(during, "advance_run") == 1
+    assert _received(during, "execute_node") == 0
