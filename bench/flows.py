@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import spine  # noqa: E402  (sets the bench's var dir before Django loads)
 
+from bench.figures import percentile  # noqa: E402
+
 WORKSPACE = "bench-flows"
 MODEL = "bench-flows-echo"
 BRANCH_LENGTH = 15
@@ -204,11 +206,6 @@ def run_once(flow, inputs: dict, timeout: float = 300) -> Sample:
         executed=sum(r.status != NodeStatus.SKIPPED for r in results),
         skipped=sum(r.status == NodeStatus.SKIPPED for r in results),
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def report(name: str, samples: list[Sample]) -> None:
