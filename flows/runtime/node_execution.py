@@ -127,6 +127,8 @@ def node_run(
                 return  # the run is over: what was running is abandoned
         found = [outcome for outcome in outcomes if outcome is not None]
         ready = _settle(run, found, local) if found else []
+        if ready:
+            run = ready[0].run  # as the pass left it (a waiting node may move the deadline)
         if ready and not may_go_on():
             for flight in flights.values():
                 flight.future.cancel()
