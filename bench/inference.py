@@ -28,9 +28,10 @@ tokens/s is the output tokens of the level over its wall time; the report gives 
 ratio of it at each level, and for vLLM whether the studio reached 90% of direct at C=64. It exits
 non-zero if any request fails.
 
-The CPU engine generates one request at a time (a lock: two generations on a few cores only
-thrash), so its throughput does not grow with concurrency and its time to first token grows with
-the queue: that is expected. vLLM batches concurrent requests, so its throughput should.
+Both engines batch concurrent requests, so their throughput should grow with concurrency. The
+CPU engine decodes up to ``max_batch_size`` requests (32) in one forward pass and prefills each new
+prompt on its own between steps: of C requests that arrive at once, the k-th has its first token
+after k prefills, so the time to first token of a burst grows with C.
 
 Everything runs in the isolated stack of ``bench/spine.py`` (``var/bench/``; logs in
 ``var/bench/inference-*.log``). The bundled model is converted once into ``var/models``.
@@ -74,7 +75,7 @@ TARGET_RATIO = 0.9
 
 
 def default_requests(kind: str, concurrency: int) -> int:
-    # Enough to keep every client busy; on CPU no more, since requests are served one by one.
+    # Enough to keep every client busy; on CPU no more, since each request takes seconds.
     return max(concurrency, 4) if kind == "cpu" else max(4 * concurrency, 32)
 
 

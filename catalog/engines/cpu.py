@@ -1,25 +1,39 @@
 """The CPU engine: a causal language model on transformers + torch, streamed token by token.
 
-One model per worker process (``workers/resident.py`` keeps it). Generation runs in a thread,
-one request at a time: two concurrent ``generate`` calls on two cores only thrash.
+One model per worker process (``workers/resident.py`` keeps it). Concurrent requests are
+batched: one generation thread (``catalog.engines.cpu_batch``) admits waiting requests between
+decode steps and decodes every running one in a single forward pass, so throughput grows with
+concurrency instead of requests queueing behind one another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.bundled import resolve_weights
 from catalog.engines import register
 from catalog.engines.base import Chunk, Engine, EngineError, EngineSpec, GenerationRequest
+from catalog.engines.cpu_batch import Batcher, Finished, Sequence
 
 
 class CpuSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # torch's intra-op threads (process-wide); unset: half the usable cores, at least one.
     threads: int | None = Field(default=None, ge=1, le=256)
+    # Requests decoded together; more wait for a slot.
+    max_batch_size: int = Field(default=32, ge=1, le=256)
+
+
+def default_threads() -> int:
+    """Half the cores this process may use: the web server, the other workers and the
+    tokenizer need the rest, and torch's threads spin at each barrier when a core is taken
+    from them (on two busy cores one thread decoded 2.4 times faster than two)."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 @register
@@ -32,8 +46,6 @@ class CpuEngine(Engine):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if self.settings.threads:
-            torch.set_num_threads(self.settings.threads)
         try:
             path = resolve_weights(spec.weights)
             self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -41,66 +53,91 @@ class CpuEngine(Engine):
         except (OSError, ValueError, FileNotFoundError) as exc:
             raise EngineError(f"could not load model weights {spec.weights!r}: {exc}") from exc
         self.model.eval()
-        self._lock = threading.Lock()
+        self._batcher = Batcher(
+            self.model,
+            eos_ids=_eos_ids(self.model.generation_config.eos_token_id),
+            max_batch_size=self.settings.max_batch_size,
+            threads=self.settings.threads or default_threads(),
+        )
 
-    def _prompt_ids(self, request: GenerationRequest):
+    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
         if self.tokenizer.chat_template:
             text = self.tokenizer.apply_chat_template(
                 request.messages, tokenize=False, add_generation_prompt=True
             )
         else:
             text = "\n".join(m["content"] for m in request.messages)
-        return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        """Stream one request's answer from the shared batch.
 
-        encoded = self._prompt_ids(request)
-        input_tokens = int(encoded["input_ids"].shape[1])
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        cancelled = threading.Event()
-        outcome: dict = {}
-
-        class Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs) -> bool:
-                return cancelled.is_set()
-
-        sampling = (
-            {"do_sample": True, "temperature": request.temperature}
-            if request.temperature > 0
-            else {"do_sample": False}
+        When the caller stops iterating, the request is cancelled and leaves the batch at the
+        next decode step. A failed step or a failed prefill raises ``EngineError``.
+        """
+        prompt = self._prompt_ids(request)
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[Any] = asyncio.Queue()
+        sequence = Sequence(
+            prompt_ids=prompt,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            deliver=lambda item: loop.call_soon_threadsafe(items.put_nowait, item),
         )
-
-        def generate() -> None:
-            try:
-                with self._lock:
-                    outcome["ids"] = self.model.generate(
-                        **encoded,
-                        max_new_tokens=request.max_tokens,
-                        streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([Cancelled()]),
-                        pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                        **sampling,
-                    )
-            except Exception as exc:  # surfaced to the caller below
-                outcome["error"] = exc
-                streamer.end()
-
-        thread = threading.Thread(target=generate, name="cpu-generate", daemon=True)
-        thread.start()
-        pieces = iter(streamer)
         try:
-            while True:
-                piece = await asyncio.to_thread(next, pieces, None)
-                if piece is None:
-                    break
-                if piece:  # the streamer yields empty strings between words
+            self._batcher.submit(sequence)
+        except RuntimeError as exc:
+            raise EngineError(f"generation failed: {exc}") from exc
+        text = _IncrementalText(self.tokenizer)
+        try:
+            while not isinstance(item := await items.get(), Finished):
+                if isinstance(item, BaseException):
+                    raise EngineError(f"generation failed: {item}") from item
+                if piece := text.add(item):
                     yield Chunk(text=piece)
         finally:
-            cancelled.set()
-            await asyncio.to_thread(thread.join)
-        if "error" in outcome:
-            raise EngineError(f"generation failed: {outcome['error']}") from outcome["error"]
-        output_tokens = int(outcome["ids"].shape[1]) - input_tokens
-        finish = "length" if output_tokens >= request.max_tokens else "stop"
-        yield Chunk(input_tokens=input_tokens, output_tokens=output_tokens, finish_reason=finish)
+            sequence.cancelled = True  # frees the slot if the caller stopped early
+        if tail := text.flush():
+            yield Chunk(text=tail)
+        yield Chunk(
+            input_tokens=len(prompt),
+            output_tokens=item.output_tokens,
+            finish_reason=item.finish_reason,
+        )
+
+    def close(self) -> None:
+        self._batcher.close()
+
+
+class _IncrementalText:
+    """Decodes a growing list of token ids and returns only the new text.
+
+    Text ending in an incomplete UTF-8 character (U+FFFD) is held back until the next token
+    completes it; special tokens (the end-of-sequence token) are skipped.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.sent = 0
+
+    def add(self, token: int) -> str:
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return ""
+        piece, self.sent = text[self.sent :], max(self.sent, len(text))
+        return piece
+
+    def flush(self) -> str:
+        """What is still held back when the answer ends."""
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        return text[self.sent :]
+
+
+def _eos_ids(eos: int | list[int] | None) -> frozenset[int]:
+    """The generation config's end-of-sequence ids (what ``generate`` stops on)."""
+    if eos is None:
+        return frozenset()
+    return frozenset([eos] if isinstance(eos, int) else eos)

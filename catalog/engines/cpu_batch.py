@@ -1,0 +1,294 @@
+"""Step batching for the CPU engine: one thread decodes every running request in one forward pass.
+
+Requests wait in a queue; between two decode steps the thread admits them (each prompt is
+prefilled on its own, so its first token comes as soon as that prompt is read) and merges their
+key/value caches into the running batch, left-padded to a common length. Each decode step feeds
+every running sequence its last token at its own position; a sequence leaves the batch when it
+ends (an end-of-sequence token or its ``max_tokens``) or when its consumer cancels it.
+
+The batch's cache is a transformers ``DynamicCache`` whose layers hold ``[batch, heads, length,
+head_dim]`` tensors; padded slots are masked by the 2-D attention mask, and positions are passed
+explicitly (``position_ids``), so a padded row computes what it would alone, up to float
+rounding (a batched matrix product sums in another order than a single row's).
+
+This module is found by the engine registry's discovery, so torch is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+# How long ``close`` waits for the generation thread to finish its current step.
+CLOSE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last item a sequence delivers when it ends normally."""
+
+    output_tokens: int
+    finish_reason: str  # "stop" (end-of-sequence token) or "length" (max_tokens reached)
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One request inside the batcher.
+
+    ``deliver`` is called from the generation thread with each new token id, then with one
+    ``Finished`` or one exception; it must be thread-safe and never block. ``cancelled`` is set
+    by the consumer's thread; the generation thread drops the sequence at its next step.
+    """
+
+    prompt_ids: list[int]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    deliver: Callable[[object], None]
+    cancelled: bool = False
+    generated: int = 0
+    last_token: int = 0
+    # Tokens of this sequence held in the cache: the position of the next token fed in.
+    length: int = 0
+    done: bool = field(default=False, repr=False)
+
+
+class Batcher:
+    """Owns the model's forward passes: a daemon thread running the admit/step loop.
+
+    ``threads`` sets torch's intra-op threads from that thread (torch's setting is process-wide).
+    """
+
+    def __init__(
+        self, model: Any, *, eos_ids: frozenset[int], max_batch_size: int, threads: int
+    ) -> None:
+        self.model = model
+        self.eos_ids = eos_ids
+        self.max_batch_size = max_batch_size
+        self.threads = threads
+        self._waiting: collections.deque[Sequence] = collections.deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        # The running batch, touched only by the generation thread.
+        self._rows: list[Sequence] = []
+        self._cache: Any = None  # transformers.DynamicCache
+        self._mask: torch.Tensor | None = None  # [rows, length], 1 where a real token is
+        self._thread = threading.Thread(target=self._run, name="cpu-batch", daemon=True)
+        self._thread.start()
+
+    def submit(self, sequence: Sequence) -> None:
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            self._waiting.append(sequence)
+            self._wake.notify()
+
+    def close(self) -> None:
+        """Stop the thread after its current step; waiting and running sequences get an error."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(CLOSE_TIMEOUT_S)
+
+    # --- The loop (generation thread only) -----------------------------------------------------
+
+    def _run(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            while (admitted := self._next_admissions()) is not None:
+                try:
+                    self._admit(admitted)
+                    if self._rows:
+                        self._step()
+                except Exception as exc:  # the whole batch fails; the loop carries on
+                    log.exception("CPU batch step failed")
+                    self._fail_all(exc)
+        self._fail_all(RuntimeError("the engine was closed"))
+        with self._wake:
+            waiting, self._waiting = list(self._waiting), collections.deque()
+        for sequence in waiting:
+            _send(sequence, RuntimeError("the engine was closed"))
+
+    def _next_admissions(self) -> list[Sequence] | None:
+        """The waiting sequences that fit in the batch now (blocks while there is no work);
+        None once the batcher is closed."""
+        with self._wake:
+            while not (self._waiting or self._rows or self._closed):
+                self._wake.wait()
+            if self._closed:
+                return None
+            room = min(self.max_batch_size - len(self._rows), len(self._waiting))
+            return [self._waiting.popleft() for _ in range(room)]
+
+    def _admit(self, admitted: list[Sequence]) -> None:
+        """Prefill each new prompt alone, emit its first token, then merge the survivors.
+
+        A prompt that fails fails alone; a failed merge fails the newcomers and the batch.
+        """
+        joining: list[tuple[Sequence, Any]] = []
+        for sequence in admitted:
+            if sequence.cancelled:
+                continue
+            try:
+                cache = self._prefill(sequence)
+            except Exception as exc:
+                _send(sequence, exc)
+                continue
+            if not sequence.done:
+                joining.append((sequence, cache))
+        if joining:
+            try:
+                self._merge(joining)
+            except Exception as exc:
+                for sequence, _ in joining:
+                    _send(sequence, exc)
+                raise
+
+    def _prefill(self, sequence: Sequence) -> Any:
+        """Run the prompt alone (as it would run with no company), pick its first token and
+        return its cache."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(
+            input_ids=torch.tensor([sequence.prompt_ids]),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        sequence.length = len(sequence.prompt_ids)
+        self._advance([sequence], out.logits[:, -1, :])
+        return cache
+
+    def _merge(self, joining: list[tuple[Sequence, Any]]) -> None:
+        """Append the new sequences' caches to the batch, all left-padded to the longest."""
+        import torch
+        import torch.nn.functional as F
+
+        caches = [cache for _, cache in joining]
+        masks = [torch.ones(1, s.length, dtype=torch.long) for s, _ in joining]
+        if self._rows:
+            caches.insert(0, self._cache)
+            masks.insert(0, self._mask)
+        length = max(m.shape[1] for m in masks)
+
+        def pad(t: torch.Tensor, dim_from_end: int) -> torch.Tensor:
+            missing = length - t.shape[-dim_from_end]
+            if not missing:
+                return t
+            spec = [0, 0] * (dim_from_end - 1) + [missing, 0]
+            return F.pad(t, spec)
+
+        target = caches[0]
+        for index, layer in enumerate(target.layers):
+            others = [c.layers[index] for c in caches]
+            layer.keys = torch.cat([pad(o.keys, 2) for o in others])
+            layer.values = torch.cat([pad(o.values, 2) for o in others])
+        self._cache = target
+        self._mask = torch.cat([pad(m, 1) for m in masks])
+        self._rows.extend(s for s, _ in joining)
+
+    def _step(self) -> None:
+        """One decode step for every running sequence, then drop those that ended."""
+        import torch
+
+        rows = self._rows
+        self._mask = torch.cat([self._mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
+        out = self.model(
+            input_ids=torch.tensor([[s.last_token] for s in rows]),
+            attention_mask=self._mask,
+            position_ids=torch.tensor([[s.length] for s in rows]),
+            past_key_values=self._cache,
+            use_cache=True,
+        )
+        for sequence in rows:
+            sequence.length += 1
+        self._advance(rows, out.logits[:, -1, :])
+        self._drop_ended()
+
+    def _advance(self, rows: list[Sequence], logits: torch.Tensor) -> None:
+        """Pick each row's next token, deliver it, and mark the rows that ended."""
+        for sequence, token in zip(rows, pick_tokens(rows, logits), strict=True):
+            if sequence.cancelled:
+                sequence.done = True
+                continue
+            sequence.generated += 1
+            sequence.last_token = token
+            ended = token in self.eos_ids or sequence.generated >= sequence.max_tokens
+            alive = _send(sequence, token)
+            if ended:
+                reason = "stop" if token in self.eos_ids else "length"
+                alive = _send(sequence, Finished(sequence.generated, reason)) and alive
+            sequence.done = ended or not alive
+
+    def _drop_ended(self) -> None:
+        import torch
+
+        keep = [i for i, s in enumerate(self._rows) if not (s.done or s.cancelled)]
+        if len(keep) == len(self._rows):
+            return
+        self._rows = [self._rows[i] for i in keep]
+        if not keep:
+            self._cache = self._mask = None
+            return
+        index = torch.tensor(keep)
+        self._mask = self._mask[index]
+        # Columns that are padding in every remaining row hold nothing: cut them.
+        start = int(self._mask.any(dim=0).long().argmax())
+        self._mask = self._mask[:, start:]
+        for layer in self._cache.layers:
+            layer.keys = layer.keys[index, :, start:]
+            layer.values = layer.values[index, :, start:]
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for sequence in self._rows:
+            _send(sequence, exc)
+        self._rows, self._cache, self._mask = [], None, None
+
+
+def _send(sequence: Sequence, item: object) -> bool:
+    """Deliver ``item``; False when the consumer is gone (its event loop closed)."""
+    try:
+        sequence.deliver(item)
+    except RuntimeError:
+        sequence.cancelled = True
+        return False
+    return True
+
+
+def pick_tokens(rows: list[Sequence], logits: torch.Tensor) -> list[int]:
+    """The next token of each row: argmax at temperature 0, else a sample from the softmax at
+    the row's temperature, restricted to its top-p nucleus (the smallest set of most likely
+    tokens whose probabilities reach ``top_p``)."""
+    import torch
+
+    logits = logits.float()
+    tokens = logits.argmax(dim=-1)
+    sampled = [i for i, s in enumerate(rows) if s.temperature > 0]
+    if sampled:
+        index = torch.tensor(sampled)
+        temperature = torch.tensor([rows[i].temperature for i in sampled]).unsqueeze(1)
+        top_p = torch.tensor([rows[i].top_p for i in sampled]).unsqueeze(1)
+        probs = torch.softmax(logits[index] / temperature, dim=-1)
+        if bool((top_p < 1).any()):
+            ordered, order = probs.sort(dim=-1, descending=True)
+            # Keep a token while those before it have not reached top_p (the first always).
+            outside = (ordered.cumsum(dim=-1) - ordered) >= top_p
+            outside[:, 0] = False
+            ordered = ordered.masked_fill(outside, 0.0)
+            tokens[index] = order.gather(1, torch.multinomial(ordered, 1)).squeeze(1)
+        else:
+            tokens[index] = torch.multinomial(probs, 1).squeeze(1)
+    return tokens.tolist()

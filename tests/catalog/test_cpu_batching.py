@@ -1,0 +1,232 @@
+"""The CPU engine batches concurrent requests: they stream together, leave when done or
+cancelled, keep their own sampling settings, and greedy answers do not depend on the company."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+import pytest
+
+from catalog.bundled import BUNDLED_PREFIX, SMOLLM2
+from catalog.engines import engine_class
+from catalog.engines.base import Chunk, Engine, EngineError, EngineSpec, GenerationRequest
+
+# A request may wait on others, but never this long: a hang fails the test instead.
+TIMEOUT_S = 120
+
+
+def cpu_engine(weights: str, **settings) -> Engine:
+    return engine_class("cpu")(EngineSpec("cpu", weights, settings))
+
+
+def ask(text: str, max_tokens: int, **sampling) -> GenerationRequest:
+    return GenerationRequest(
+        messages=[{"role": "user", "content": text}], max_tokens=max_tokens, **sampling
+    )
+
+
+async def answer(engine: Engine, request: GenerationRequest, events: list | None = None) -> str:
+    """The streamed text; ``events`` records ("first", text) and ("end", text) in order."""
+    parts: list[str] = []
+    last = Chunk()
+    async for chunk in engine.stream(request):
+        if chunk.text and not parts and events is not None:
+            events.append(("first", request.messages[-1]["content"]))
+        parts.append(chunk.text)
+        last = chunk
+    if events is not None:
+        events.append(("end", request.messages[-1]["content"]))
+    assert last.output_tokens and last.finish_reason in {"stop", "length"}
+    return "".join(parts)
+
+
+def run(coro):
+    async def bounded():
+        return await asyncio.wait_for(coro, TIMEOUT_S)
+
+    return asyncio.run(bounded())
+
+
+@pytest.fixture
+def tiny_engine(tiny_model_dir):
+    engine = cpu_engine(str(tiny_model_dir))
+    yield engine
+    engine.close()
+
+
+def test_concurrent_requests_stream_together(tiny_engine):
+    events: list = []
+    prompts = ["paris", "berlin", "flows", "tokens"]
+
+    async def go():
+        return await asyncio.gather(*(answer(tiny_engine, ask(p, 16), events) for p in prompts))
+
+    texts = run(go())
+    assert all(texts)
+    # Every request has its first token before any request ends: they were decoded together.
+    first_end = [kind for kind, _ in events].index("end")
+    assert sorted(p for kind, p in events[:first_end] if kind == "first") == sorted(prompts)
+
+
+def test_max_batch_size_makes_the_others_wait(tiny_model_dir):
+    engine = cpu_engine(str(tiny_model_dir), max_batch_size=1)
+    events: list = []
+
+    async def go():
+        return await asyncio.gather(*(answer(engine, ask(p, 8), events) for p in ("a", "b")))
+
+    try:
+        run(go())
+    finally:
+        engine.close()
+    assert [kind for kind, _ in events] == ["first", "end", "first", "end"]
+
+
+def test_a_request_whose_consumer_stops_frees_its_slot(tiny_model_dir):
+    # One slot, and a first request that would take hours: the second gets the slot only if
+    # stopping to read the first takes it out of the batch.
+    engine = cpu_engine(str(tiny_model_dir), max_batch_size=1)
+    endless = ask("paris", 10**7)
+
+    async def go():
+        async with contextlib.aclosing(engine.stream(endless)) as chunks:
+            async for _ in chunks:
+                break
+        return await asyncio.wait_for(answer(engine, ask("berlin", 6)), 30)
+
+    try:
+        assert run(go())
+    finally:
+        engine.close()
+
+
+def test_a_cancelled_consumer_task_frees_its_slot(tiny_model_dir):
+    engine = cpu_engine(str(tiny_model_dir), max_batch_size=1)
+
+    async def go():
+        started = asyncio.Event()
+
+        async def endless():
+            async for _ in engine.stream(ask("paris", 10**7)):
+                started.set()
+
+        task = asyncio.create_task(endless())
+        await started.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return await asyncio.wait_for(answer(engine, ask("berlin", 6)), 30)
+
+    try:
+        assert run(go())
+    finally:
+        engine.close()
+
+
+def test_top_p_and_temperature_are_per_request(tiny_engine):
+    greedy = ask("paris", 24)
+    # A nucleus this small holds only the most likely token: sampling from it is greedy.
+    narrow = ask("paris", 24, temperature=1.0, top_p=1e-9)
+    hot = [ask("paris", 24, temperature=2.0) for _ in range(4)]
+
+    async def go():
+        return await asyncio.gather(*(answer(tiny_engine, r) for r in [greedy, narrow, *hot]))
+
+    greedy_text, narrow_text, *hot_texts = run(go())
+    assert narrow_text == greedy_text
+    # Random weights give a flat distribution: hot samples differ from greedy and each other.
+    assert greedy_text not in hot_texts and len(set(hot_texts)) > 1
+
+
+def test_closing_the_engine_fails_its_requests_with_engine_error(tiny_model_dir):
+    engine = cpu_engine(str(tiny_model_dir))
+
+    async def go():
+        chunks = engine.stream(ask("paris", 10**7))
+        await anext(chunks)
+        await asyncio.to_thread(engine.close)
+        with pytest.raises(EngineError, match="generation failed: the engine was closed"):
+            async for _ in chunks:
+                pass
+        with pytest.raises(EngineError, match="generation failed: the engine is closed"):
+            await answer(engine, ask("berlin", 4))
+
+    run(go())
+
+
+def test_the_threads_setting_wins(tiny_model_dir):
+    import torch
+
+    def in_a_new_thread() -> int:
+        # torch's setting is process-wide for threads started after it is made.
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    before = in_a_new_thread()
+    engine = cpu_engine(str(tiny_model_dir), threads=3)
+    try:
+        run(answer(engine, ask("paris", 2)))
+        assert in_a_new_thread() == 3
+    finally:
+        engine.close()
+        torch.set_num_threads(before)
+
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Name three primary colours.",
+    "Explain what a CPU does in one sentence.",
+    "Give me a tip for learning to cook.",
+    "Why is the sky blue?",
+]
+
+
+@pytest.mark.slow
+def test_greedy_answers_are_the_same_alone_and_in_a_batch():
+    engine = cpu_engine(BUNDLED_PREFIX + SMOLLM2)
+    requests = [ask(q, 48) for q in QUESTIONS]
+
+    async def go():
+        alone = [await answer(engine, r) for r in requests]
+        together = await asyncio.gather(*(answer(engine, r) for r in requests))
+        # Late joiners: the batch already runs when the second half arrives.
+        first = [asyncio.create_task(answer(engine, r)) for r in requests[:3]]
+        await asyncio.sleep(0.5)
+        staggered = await asyncio.gather(*first, *(answer(engine, r) for r in requests[3:]))
+        return alone, together, staggered
+
+    try:
+        alone, together, staggered = run(go())
+    finally:
+        engine.close()
+    assert "Paris" in alone[0]
+    assert together == alone
+    assert staggered == alone
+
+
+@pytest.mark.slow
+def test_an_answer_that_ends_reports_stop_and_its_token_counts():
+    engine = cpu_engine(BUNDLED_PREFIX + SMOLLM2)
+    request = ask("What is the capital of France? Answer in one word.", 64)
+
+    async def go():
+        return await asyncio.gather(*(collect(engine, request) for _ in range(3)))
+
+    async def collect(engine: Engine, request: GenerationRequest) -> list[Chunk]:
+        return [chunk async for chunk in engine.stream(request)]
+
+    try:
+        answers = run(go())
+    finally:
+        engine.close()
+    for chunks in answers:
+        last = chunks[-1]
+        assert (last.finish_reason, last.text) == ("stop", "")
+        assert 0 < last.output_tokens < 64 and last.input_tokens > 5
+        assert "Paris" in "".join(c.text for c in chunks)
