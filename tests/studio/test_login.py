@@ -70,6 +70,14 @@ def test_a_good_login_does_not_clear_an_addresss_failures_on_other_accounts(owne
     assert _login(Client(REMOTE_ADDR="198.51.100.7"), "user99", "x").status_code == 429
 
 
+# Servers named, never reached (the check connects to none): without them the settings would
+# start an embedded PostgreSQL under tmp_path, left running after the test.
+NO_SERVERS = {
+    "DATABASE_URL": "postgres://studio:pw@127.0.0.1:9/studio",
+    "REDIS_URL": "redis://127.0.0.1:9/0",
+}
+
+
 def test_production_settings_pass_the_deploy_check(tmp_path):
     env = {
         **os.environ,
@@ -79,6 +87,7 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
         "ALLOWED_HOSTS": "studio.example.com",
         "CSRF_TRUSTED_ORIGINS": "https://studio.example.com",
         "STUDIO_VAR_DIR": str(tmp_path),
+        **NO_SERVERS,
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -94,7 +103,7 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
 
 def test_the_embedded_default_is_not_silently_production(tmp_path):
     """Without STUDIO_HTTPS the deploy check names what is missing (cookies over plain http)."""
-    env = {**os.environ, "STUDIO_VAR_DIR": str(tmp_path)}
+    env = {**os.environ, "STUDIO_VAR_DIR": str(tmp_path), **NO_SERVERS}
     env.pop("STUDIO_HTTPS", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

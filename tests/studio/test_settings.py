@@ -99,7 +99,9 @@ def test_settings_accept_postgres_urls(tmp_path, url, expected):
 
 
 def test_a_pool_of_zero_connects_per_request_or_task(tmp_path):
-    database = _settings_with(tmp_path, DATABASE_URL=POSTGRES, STUDIO_DB_POOL_MAX="0")["database"]
+    database = _settings_with(
+        tmp_path, DATABASE_URL=POSTGRES, REDIS_URL=REDIS, STUDIO_DB_POOL_MAX="0"
+    )["database"]
     assert database["OPTIONS"] == {}
 
 
