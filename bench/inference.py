@@ -29,9 +29,9 @@ ratio of it at each level, and for vLLM whether the studio reached 90% of direct
 non-zero if any request fails.
 
 Both engines batch concurrent requests, so their throughput should grow with concurrency. The
-CPU engine decodes up to ``max_batch_size`` requests (32) in one forward pass and prefills each new
-prompt on its own between steps: of C requests that arrive at once, the k-th has its first token
-after k prefills, so the time to first token of a burst grows with C.
+CPU engine decodes up to ``max_batch_size`` requests (32) in one forward pass and, between steps,
+reads the prompts that wait together in one pass, up to ``max_prefill_tokens`` (256) padded
+tokens per round, so a burst's first tokens come after one or a few batched prefills.
 
 Everything runs in the isolated stack of ``bench/spine.py`` (``var/bench/``; logs in
 ``var/bench/inference-*.log``). The bundled model is converted once into ``var/models``.

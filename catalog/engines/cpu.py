@@ -2,8 +2,9 @@
 
 One model per worker process (``workers/resident.py`` keeps it). Concurrent requests are
 batched: one generation thread (``catalog.engines.cpu_batch``) admits waiting requests between
-decode steps and decodes every running one in a single forward pass, so throughput grows with
-concurrency instead of requests queueing behind one another.
+decode steps, reads their prompts together in one forward pass and decodes every running one in
+a single forward pass, so throughput grows with concurrency instead of requests queueing behind
+one another.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog.bundled import resolve_weights
 from catalog.engines import register
 from catalog.engines.base import Chunk, Engine, EngineError, EngineSpec, GenerationRequest
-from catalog.engines.cpu_batch import Batcher, Finished, Sequence
+from catalog.engines.cpu_batch import DEFAULT_MAX_PREFILL_TOKENS, Batcher, Finished, Sequence
 
 
 class CpuSettings(BaseModel):
@@ -27,6 +28,9 @@ class CpuSettings(BaseModel):
     threads: int | None = Field(default=None, ge=1, le=256)
     # Requests decoded together; more wait for a slot.
     max_batch_size: int = Field(default=32, ge=1, le=256)
+    # Padded prompt tokens read in one prefill between two decode steps; a burst beyond it is
+    # read over several rounds, so the running requests keep decoding meanwhile.
+    max_prefill_tokens: int = Field(default=DEFAULT_MAX_PREFILL_TOKENS, ge=1, le=1_000_000)
 
 
 def default_threads() -> int:
@@ -58,6 +62,7 @@ class CpuEngine(Engine):
             eos_ids=_eos_ids(self.model.generation_config.eos_token_id),
             max_batch_size=self.settings.max_batch_size,
             threads=self.settings.threads or default_threads(),
+            max_prefill_tokens=self.settings.max_prefill_tokens,
         )
 
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:

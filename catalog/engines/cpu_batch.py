@@ -1,15 +1,18 @@
 """Step batching for the CPU engine: one thread decodes every running request in one forward pass.
 
-Requests wait in a queue; between two decode steps the thread admits them (each prompt is
-prefilled on its own, so its first token comes as soon as that prompt is read) and merges their
-key/value caches into the running batch, left-padded to a common length. Each decode step feeds
-every running sequence its last token at its own position; a sequence leaves the batch when it
-ends (an end-of-sequence token or its ``max_tokens``) or when its consumer cancels it.
+Requests wait in a queue; between two decode steps the thread admits those that fit (a free slot
+each, and together at most ``max_prefill_tokens`` padded prompt tokens, so a burst of long
+prompts is read over several rounds with decode steps between them). The admitted prompts are
+read in one forward pass, left-padded to the longest, so each gets its first token after that one
+pass; their key/value cache rows then join the running batch, left-padded to a common length.
+Each decode step feeds every running sequence its last token at its own position; a sequence
+leaves the batch when it ends (an end-of-sequence token or its ``max_tokens``) or when its
+consumer cancels it.
 
 The batch's cache is a transformers ``DynamicCache`` whose layers hold ``[batch, heads, length,
 head_dim]`` tensors; padded slots are masked by the 2-D attention mask, and positions are passed
 explicitly (``position_ids``), so a padded row computes what it would alone, up to float
-rounding (a batched matrix product sums in another order than a single row's).
+rounding (a batched matrix product may sum in another order than a single row's).
 
 This module is found by the engine registry's discovery, so torch is imported inside functions.
 """
@@ -30,6 +33,11 @@ log = logging.getLogger(__name__)
 
 # How long ``close`` waits for the generation thread to finish its current step.
 CLOSE_TIMEOUT_S = 30.0
+# Padded prompt tokens one admission round may read (see ``Batcher``). On SmolLM2-135M a token
+# costs about as much in a pass of 4 prompts as of 26, so a small budget loses little
+# throughput; it gives a burst's first requests their first token sooner and keeps decoding
+# the running batch while the rest of the burst waits.
+DEFAULT_MAX_PREFILL_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -66,15 +74,24 @@ class Batcher:
     """Owns the model's forward passes: a daemon thread running the admit/step loop.
 
     ``threads`` sets torch's intra-op threads from that thread (torch's setting is process-wide).
+    ``max_prefill_tokens`` bounds one admission round: the admitted prompts' count times the
+    longest one's length (what their padded prefill reads); a longer prompt is admitted alone.
     """
 
     def __init__(
-        self, model: Any, *, eos_ids: frozenset[int], max_batch_size: int, threads: int
+        self,
+        model: Any,
+        *,
+        eos_ids: frozenset[int],
+        max_batch_size: int,
+        threads: int,
+        max_prefill_tokens: int = DEFAULT_MAX_PREFILL_TOKENS,
     ) -> None:
         self.model = model
         self.eos_ids = eos_ids
         self.max_batch_size = max_batch_size
         self.threads = threads
+        self.max_prefill_tokens = max_prefill_tokens
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._wake = threading.Condition()
         self._closed = False
@@ -121,64 +138,93 @@ class Batcher:
             _send(sequence, RuntimeError("the engine was closed"))
 
     def _next_admissions(self) -> list[Sequence] | None:
-        """The waiting sequences that fit in the batch now (blocks while there is no work);
-        None once the batcher is closed."""
+        """The waiting sequences that fit in the batch and in one prefill now, in arrival order
+        (blocks while there is no work); None once the batcher is closed."""
         with self._wake:
             while not (self._waiting or self._rows or self._closed):
                 self._wake.wait()
             if self._closed:
                 return None
-            room = min(self.max_batch_size - len(self._rows), len(self._waiting))
-            return [self._waiting.popleft() for _ in range(room)]
+            admitted: list[Sequence] = []
+            longest = 0
+            while self._waiting and len(self._rows) + len(admitted) < self.max_batch_size:
+                candidate = self._waiting[0]
+                if candidate.cancelled:
+                    self._waiting.popleft()
+                    continue
+                longer = max(longest, len(candidate.prompt_ids))
+                if admitted and (len(admitted) + 1) * longer > self.max_prefill_tokens:
+                    break
+                admitted.append(self._waiting.popleft())
+                longest = longer
+            return admitted
 
     def _admit(self, admitted: list[Sequence]) -> None:
-        """Prefill each new prompt alone, emit its first token, then merge the survivors.
+        """Prefill the new prompts together, emit their first tokens, then merge the survivors.
 
-        A prompt that fails fails alone; a failed merge fails the newcomers and the batch.
+        When the batched prefill fails, each prompt is retried alone, so a prompt that fails
+        fails alone; a failed merge fails the newcomers and the batch.
         """
-        joining: list[tuple[Sequence, Any]] = []
-        for sequence in admitted:
-            if sequence.cancelled:
-                continue
-            try:
-                cache = self._prefill(sequence)
-            except Exception as exc:
-                _send(sequence, exc)
-                continue
-            if not sequence.done:
-                joining.append((sequence, cache))
-        if joining:
-            try:
-                self._merge(joining)
-            except Exception as exc:
-                for sequence, _ in joining:
+        if not admitted:
+            return
+        try:
+            joining = [self._prefill(admitted)]
+        except Exception as exc:
+            if len(admitted) == 1:
+                _send(admitted[0], exc)
+                return
+            log.warning("batched CPU prefill failed; reading the prompts one by one")
+            joining = []
+            for sequence in admitted:
+                try:
+                    joining.append(self._prefill([sequence]))
+                except Exception as exc:
                     _send(sequence, exc)
-                raise
+        if not joining:
+            return
+        try:
+            self._merge(joining)
+        except Exception as exc:
+            for rows, _, _ in joining:
+                for sequence in rows:
+                    _send(sequence, exc)
+            raise
+        self._drop_ended()
 
-    def _prefill(self, sequence: Sequence) -> Any:
-        """Run the prompt alone (as it would run with no company), pick its first token and
-        return its cache."""
+    def _prefill(self, rows: list[Sequence]) -> tuple[list[Sequence], Any, torch.Tensor]:
+        """Read the prompts in one pass, left-padded to the longest (each at its own positions,
+        padding masked), pick each one's first token; return the rows, their cache and mask."""
         import torch
         from transformers import DynamicCache
 
+        length = max(len(s.prompt_ids) for s in rows)
+        ids = torch.zeros(len(rows), length, dtype=torch.long)
+        mask = torch.zeros(len(rows), length, dtype=torch.long)
+        for i, sequence in enumerate(rows):
+            n = len(sequence.prompt_ids)
+            ids[i, length - n :] = torch.tensor(sequence.prompt_ids)
+            mask[i, length - n :] = 1
         cache = DynamicCache(config=self.model.config)
         out = self.model(
-            input_ids=torch.tensor([sequence.prompt_ids]),
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        sequence.length = len(sequence.prompt_ids)
-        self._advance([sequence], out.logits[:, -1, :])
-        return cache
+        for sequence in rows:
+            sequence.length = len(sequence.prompt_ids)
+        self._advance(rows, out.logits[:, -1, :])
+        return rows, cache, mask
 
-    def _merge(self, joining: list[tuple[Sequence, Any]]) -> None:
-        """Append the new sequences' caches to the batch, all left-padded to the longest."""
+    def _merge(self, joining: list[tuple[list[Sequence], Any, torch.Tensor]]) -> None:
+        """Append the new rows' caches to the batch, all left-padded to the longest."""
         import torch
         import torch.nn.functional as F
 
-        caches = [cache for _, cache in joining]
-        masks = [torch.ones(1, s.length, dtype=torch.long) for s, _ in joining]
+        caches = [cache for _, cache, _ in joining]
+        masks = [mask for _, _, mask in joining]
         if self._rows:
             caches.insert(0, self._cache)
             masks.insert(0, self._mask)
@@ -192,13 +238,15 @@ class Batcher:
             return F.pad(t, spec)
 
         target = caches[0]
-        for index, layer in enumerate(target.layers):
-            others = [c.layers[index] for c in caches]
-            layer.keys = torch.cat([pad(o.keys, 2) for o in others])
-            layer.values = torch.cat([pad(o.values, 2) for o in others])
+        if len(caches) > 1 or length != masks[0].shape[1]:
+            for index, layer in enumerate(target.layers):
+                others = [c.layers[index] for c in caches]
+                layer.keys = torch.cat([pad(o.keys, 2) for o in others])
+                layer.values = torch.cat([pad(o.values, 2) for o in others])
         self._cache = target
         self._mask = torch.cat([pad(m, 1) for m in masks])
-        self._rows.extend(s for s, _ in joining)
+        for rows, _, _ in joining:
+            self._rows.extend(rows)
 
     def _step(self) -> None:
         """One decode step for every running sequence, then drop those that ended."""

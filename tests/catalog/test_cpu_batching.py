@@ -125,6 +125,73 @@ def test_a_cancelled_consumer_task_frees_its_slot(tiny_model_dir):
         engine.close()
 
 
+class PrefillRecorder:
+    """Records the shape of each prompt-reading forward pass (more than one token per row) of
+    the engine's model; until ``release`` is set, the first pass waits, so requests sent
+    meanwhile queue up together."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.release = threading.Event()
+        self.prefills: list[tuple[int, int]] = []
+        self._handle = engine.model.register_forward_pre_hook(self._seen, with_kwargs=True)
+
+    def _seen(self, module, args, kwargs) -> None:
+        rows, length = kwargs["input_ids"].shape
+        if length > 1:
+            self.prefills.append((rows, length))
+        self.release.wait(TIMEOUT_S)
+
+    def remove(self) -> None:
+        self.release.set()
+        self._handle.remove()
+
+
+async def burst_behind_a_held_request(
+    engine: Engine, recorder: PrefillRecorder, requests: list[GenerationRequest]
+) -> tuple[str, list[str]]:
+    """Start one request, hold the model in its first pass until ``requests`` are all queued,
+    then let everything run; the answers of the first request and of the burst."""
+    first = asyncio.create_task(answer(engine, ask("paris", 4)))
+    while not recorder.prefills:
+        await asyncio.sleep(0.01)
+    burst = [asyncio.create_task(answer(engine, r)) for r in requests]
+    await asyncio.sleep(0.1)  # each task submits its request before its first wait
+    recorder.release.set()
+    return await first, await asyncio.gather(*burst)
+
+
+def test_requests_waiting_together_are_read_in_one_prefill(tiny_engine):
+    # Prompts of different lengths: the shorter ones are left-padded in the shared pass.
+    requests = [ask(text, 12) for text in ("a", "paris is big", "the river flows to the sea")]
+    alone = [run(answer(tiny_engine, r)) for r in requests]
+    recorder = PrefillRecorder(tiny_engine)
+    try:
+        _, together = run(burst_behind_a_held_request(tiny_engine, recorder, requests))
+    finally:
+        recorder.remove()
+    assert [rows for rows, _ in recorder.prefills] == [1, 3]
+    assert together == alone
+
+
+def test_a_burst_beyond_the_prefill_budget_is_read_over_several_rounds(tiny_engine, tiny_model_dir):
+    # Five prompts of one length and a budget that fits two of them per round; a prompt longer
+    # than the whole budget is still read, alone.
+    requests = [ask("paris", 6) for _ in range(5)]
+    length = len(tiny_engine._prompt_ids(requests[0]))
+    engine = cpu_engine(str(tiny_model_dir), max_prefill_tokens=2 * length)
+    long = ask("a long prompt " * 20, 6)
+    recorder = PrefillRecorder(engine)
+    try:
+        _, texts = run(burst_behind_a_held_request(engine, recorder, [*requests, long]))
+    finally:
+        recorder.remove()
+        engine.close()
+    assert texts[:5] == [texts[0]] * 5  # ``answer`` checked that every request finished
+    rounds = recorder.prefills[1:]
+    assert [rows for rows, _ in rounds] == [2, 2, 1, 1]
+    assert all(rows * length <= engine.settings.max_prefill_tokens for rows, length in rounds[:3])
+
+
 def test_top_p_and_temperature_are_per_request(tiny_engine):
     greedy = ask("paris", 24)
     # A nucleus this small holds only the most likely token: sampling from it is greedy.
