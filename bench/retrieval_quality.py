@@ -162,7 +162,7 @@ def ingest(corpus, chunk_size: int, overlap: int):
 
 def evaluate(base, queries, qrels, rerank_model: str | None):
     from catalog.models import Model
-    from knowledge import search
+    from knowledge import fusion, search
     from knowledge.models import Chunk
     from knowledge.retrieval import RetrievalOptions, retrieve
     from workers import resident
@@ -221,7 +221,7 @@ def evaluate(base, queries, qrels, rerank_model: str | None):
             ranked = [c.metadata.get("doc_id") for c in result.citations]
             ranked = [d for d in dict.fromkeys(ranked) if d and d != query_id]
             methods["reranked"].append((ranked, relevant))
-    print(f"\n{len(qrels)} test queries; chunk depth {CHUNK_DEPTH}, RRF k = {search.RRF_K}")
+    print(f"\n{len(qrels)} test queries; chunk depth {CHUNK_DEPTH}, RRF k = {fusion.RRF_K}")
     print(f"{'method':<10} {'ndcg@10':>8} {'recall@100':>11} {'p50 ms':>8}")
     scores = {}
     for name, runs in methods.items():

@@ -8,26 +8,28 @@
    the rest (storing the file, parsing, chunking, BM25 weights, SQL). A second pass ingests the
    same texts into another base of the same workspace: every chunk then hits the workspace's
    embedding cache, so it measures ingestion without embedding.
-2. Query latency at each of ``--sizes`` chunks. The corpus is synthetic but shaped like real
-   chunks and built fast: one knowledge base, 100 documents (document ``k`` has the metadata
-   ``{"shard": k}``, so one shard is 1% of the chunks), and chunks of about 150 words of SciFact
-   sentences sampled at random, with their real BM25 data from ``knowledge.keywords.chunk_terms``
-   and seeded random unit vectors of 384 dimensions. The chunks are loaded with ``COPY`` in
-   batches of 5,000, split over two connections as two ingestion workers would write, while the
-   HNSW index is maintained on insert (that load is timed); ``knowledge.services.stats.stats_add``
-   then counts them into the BM25 statistics, and ``VACUUM ANALYZE`` follows. Each query kind is
-   called as the studio calls it (``knowledge.search.dense``, ``keyword``, ``hybrid``; limit 10,
-   hybrid with 100 candidates) and timed with ``time.perf_counter`` around the call, after a
-   warm-up: dense and hybrid take vectors drawn like the chunks', keyword and hybrid take
-   SciFact claims as text. A filtered dense query (one shard: 1% of the chunks) runs twice: as
-   the planner chooses (``filtered``) and held to the HNSW index with sequential and bitmap scans
-   off (``filtered-hnsw``), which shows pgvector's iterative scans at work. The plan of each kind
-   of dense query is printed: a small corpus is scanned rather than searched through the index,
-   and a 1% filter goes through the metadata GIN index on 10,000 chunks but through the HNSW
-   index on 100,000. Recall@10 compares each answer with the exact one (the same call inside a
-   transaction with ``SET LOCAL enable_indexscan = off``). Random vectors have no cluster
-   structure, the hardest case for HNSW: recall on real embeddings is much higher, and
-   ``--vectors structured`` (a 32-dimensional latent structure) shows about how much.
+2. Query latency at each of ``--sizes`` chunks. The corpus is synthetic but shaped like real chunks
+   and built fast: one knowledge base, 100 documents (document ``k`` has the metadata ``{"shard":
+   k}``, so one shard is 1% of the chunks), and chunks of about 150 words of SciFact sentences
+   sampled at random, with their real BM25 data from ``knowledge.keywords.chunk_terms`` and seeded
+   random unit vectors of 384 dimensions. The chunks are loaded with ``COPY`` in batches of 5,000,
+   split over two connections as two ingestion workers would write, while the HNSW index is
+   maintained on insert (that load is timed); ``knowledge.services.stats.stats_add`` then counts
+   them into the BM25 statistics, and ``VACUUM ANALYZE`` follows. Each query kind is called as the
+   studio calls it (``knowledge.search.dense``, ``keyword``, ``hybrid``; limit 10, hybrid with 100
+   candidates) and timed with ``time.perf_counter`` around the call, after a warm-up: dense and
+   hybrid take vectors drawn like the chunks', keyword and hybrid take SciFact claims as text; the
+   base's in-memory keyword index (``knowledge/keyword_index.py``) is built before the clock starts,
+   as the worker builds it after a base's first search, and its build time and size are printed. A
+   filtered dense query (one shard: 1% of the chunks) runs twice: as the planner chooses
+   (``filtered``) and held to the HNSW index with sequential and bitmap scans off
+   (``filtered-hnsw``), which shows pgvector's iterative scans at work. The plan of each kind of
+   dense query is printed: a small corpus is scanned rather than searched through the index, and a
+   1% filter goes through the metadata GIN index on 10,000 chunks but through the HNSW index on
+   100,000. Recall@10 compares each answer with the exact one (the same call inside a transaction
+   with ``SET LOCAL enable_indexscan = off``). Random vectors have no cluster structure, the hardest
+   case for HNSW: recall on real embeddings is much higher, and ``--vectors structured`` (a
+   32-dimensional latent structure) shows about how much.
 
 Its parts live in ``bench/retrieval/``: the stack, the dataset, ingestion, the synthetic corpus,
 the timed queries and the report.
@@ -35,7 +37,9 @@ the timed queries and the report.
 Each size starts from an empty chunk table (``TRUNCATE``): the HNSW index is shared by every
 knowledge base, so a size means what the index holds. That is why this script always runs its own
 embedded PostgreSQL and Redis under ``var/bench-retrieval-speed/`` (whatever ``DATABASE_URL`` and
-``REDIS_URL`` say), stopped at the end. Redis only receives the ingestion tasks that
+``REDIS_URL`` say; ``BENCH_RETRIEVAL_DIR`` moves it), stopped at the end. With ``--reuse`` a
+size's corpus stays in that database after the run, and the next ``--reuse`` run queries it
+without loading it again. Redis only receives the ingestion tasks that
 ``document_add_text`` queues on commit; no worker runs, the ingestion happens here.
 
 The dataset is read from ``BEIR_DATASET_DIR`` (the SciFact folder, or a folder holding
@@ -87,6 +91,13 @@ def parse_args() -> argparse.Namespace:
         help="chunk and query vectors: random unit vectors (default; the worst case for HNSW "
         "recall) or structured ones, closer to real embeddings",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep each size's corpus in the bench's database after the run, and query the one "
+        "an earlier --reuse run kept instead of loading it again (its load figures then show "
+        "as nan)",
+    )
     args = parser.parse_args()
     if args.docs < 0 or args.queries < 1 or args.recall_queries < 1:
         parser.error("--docs must be at least 0, --queries and --recall-queries at least 1")
@@ -108,8 +119,8 @@ def main() -> None:
     try:
         stack.start()
         print(f"stack      {BENCH_DIR} (embedded PostgreSQL and Redis)")
-        cleanup()
         if args.docs:
+            cleanup()
             passes = measure_ingestion(dataset, args.docs)
             cleanup()
         if args.sizes:

@@ -1,4 +1,4 @@
-"""Dense, keyword and hybrid search: each one SQL query over ``knowledge_chunk``.
+"""Dense, keyword and hybrid search over ``knowledge_chunk``.
 
 Every query is filtered in SQL by knowledge base, by the chunk being searchable and enabled, and
 by metadata filters, so a filter never starves the result:
@@ -6,14 +6,22 @@ by metadata filters, so a filter never starves the result:
   iterative index scans (``hnsw.iterative_scan``), so that the index keeps scanning until enough
   rows pass the filters;
 - keyword: BM25 (``knowledge/keywords.py``) as the inner product of the chunk's ``sparsevec`` of
-  term weights and a query vector of idfs built in the same query from ``knowledge_term``; the GIN
-  index on the chunk's term ids finds the candidates. Common terms hold most chunks, and reading
+  term weights and the query's idfs. The retrieval worker scores it in memory from the base's
+  postings (``knowledge/keyword_index.py``) when it holds them at the generation the search's
+  snapshot sees, with the same scores to the bit; metadata filters then name the allowed chunks
+  in SQL. Otherwise (a cold or too large base) it is scored in SQL: the query vector of idfs is
+  built in the same query from ``knowledge_term``; the GIN index on the chunk's term ids finds
+  the candidates. Common terms hold most chunks, and reading
   each candidate's row is the cost, so candidates come from the rarer query terms only
   (MaxScore): a chunk holding none of them scores at most the sum of the other terms' bounds,
   and once that sum is below the ``limit``-th score found, it cannot enter the result. The scores
   and the ranking are those of scoring every chunk that holds a query term;
-- hybrid: the dense query as a materialised CTE and the keyword ranking found as above, fused
-  by reciprocal rank fusion.
+- hybrid: the dense query and the keyword ranking found as above, fused by reciprocal rank
+  fusion (``knowledge/fusion.py``). The dense query is sent first and, where the keyword index
+  answers, the keywords are scored while the server runs it.
+
+Keyword and hybrid search read one snapshot (REPEATABLE READ) for all their statements, so
+that a concurrent ingestion is seen whole or not at all.
 
 Callers pass ids and plain values; this module never sees a user, so callers must have checked
 access to the knowledge base (``studio.access``).
@@ -22,17 +30,20 @@ access to the knowledge base (``studio.access``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
 from pgvector import Vector
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from knowledge import keyword_index
+from knowledge.fusion import fuse
 from knowledge.keywords import DIMENSIONS, query_terms, score_bound
 
-# Reciprocal rank fusion's constant (Cormack et al.): rank r contributes 1 / (RRF_K + r).
-RRF_K = 60
 EF_SEARCH = 100
 # How many rows an iterative scan may visit before it gives up (pgvector's default: 20,000).
 MAX_SCAN_TUPLES = 20_000
@@ -132,11 +143,41 @@ def _query_bounds(
     return [(term, df, score_bound(total, df, count_of[term])) for term, df, total in rows]
 
 
-def _keyword_rows(
-    cursor, knowledge_base_id: int, query: str, filters: dict, limit: int
+def _keyword_ranking(
+    cursor, knowledge_base_id: int, query: str, filters: dict
+) -> Callable[[int], list[tuple[int, float]]]:
+    """A function of ``limit`` that gives (chunk id, BM25 score) of the ``limit`` best chunks,
+    best first (ties by chunk id): from the base's in-memory index when the process holds it at
+    the generation this snapshot sees, else in SQL.
+
+    The statements the in-memory index needs (its generation, the chunks the filters allow) run
+    here, so that where the index answers, the returned function sends none: hybrid search
+    scores while the server runs its dense query."""
+    terms, counts = query_terms(query)
+    if not terms:
+        return lambda limit: []
+    index = keyword_index.index_for(cursor, knowledge_base_id)
+    if index is None:
+        return partial(_keyword_rows_sql, cursor, knowledge_base_id, terms, counts, filters)
+    allowed = None
+    if filters:
+        where, params = _filters_sql(filters)
+        cursor.execute(
+            f"SELECT c.id FROM knowledge_chunk c WHERE {_BASE}{where}", [knowledge_base_id, *params]
+        )
+        allowed = index.positions_of([row[0] for row in cursor.fetchall()])
+    return partial(index.top, terms, counts, allowed=allowed)
+
+
+def _keyword_rows_sql(
+    cursor,
+    knowledge_base_id: int,
+    terms: list[int],
+    counts: list[int],
+    filters: dict,
+    limit: int,
 ) -> list[tuple[int, float]]:
-    """(chunk id, BM25 score) of the ``limit`` best chunks, best first: MaxScore over the GIN
-    index (see the module's docstring).
+    """``_keyword_rows`` in SQL: MaxScore over the GIN index (see the module's docstring).
 
     Candidates are the chunks holding one of the ``scanned`` rarest terms. ``rest[i]`` bounds
     the score of a chunk holding none of the ``i`` rarest terms. The ``limit``-th score found
@@ -146,9 +187,6 @@ def _keyword_rows(
     would read half the postings or more. Bounds are widened (``keywords.BOUND_MARGIN``) against
     float rounding and small concurrent changes of the statistics between the statements.
     """
-    terms, counts = query_terms(query)
-    if not terms:
-        return []
     known = _query_bounds(cursor, knowledge_base_id, terms, counts)
     if not known:
         return []
@@ -180,25 +218,63 @@ def _keyword_rows(
         scanned = next((i for i in following if rest[i] < floor), last)
 
 
+@contextmanager
+def _snapshot() -> Iterator[Any]:
+    """A cursor in a transaction whose statements all read one snapshot (REPEATABLE READ), so
+    that a search sees a base before or after a concurrent ingestion, never a mix. Inside a
+    caller's transaction, that transaction's own isolation applies."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        if outermost:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield cursor
+
+
+@contextmanager
+def _pipelined() -> Iterator[None]:
+    """psycopg's pipeline mode: a statement is sent at once and its result read only when a
+    cursor fetches it, so the server works while Python does. A fetch reads every result sent
+    before it, in order, each into the cursor that sent it. Only where it buys that overlap:
+    psycopg's pipeline costs more in Python than the round trips it saves."""
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        yield
+
+
 def _scan_settings(cursor) -> None:
     # relaxed_order: the index keeps scanning past filtered-out rows; the outer ORDER BY puts
-    # the few out-of-order rows back in place.
-    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cursor.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
-    cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}")
+    # the few out-of-order rows back in place. set_config(…, true) is SET LOCAL; one statement.
+    cursor.execute(
+        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+        "set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
+        [str(EF_SEARCH), str(MAX_SCAN_TUPLES)],
+    )
+
+
+def _execute_dense(
+    cursor,
+    knowledge_base_id: int,
+    dimensions: int,
+    vector: list[float],
+    filters: dict[str, Any],
+    limit: int,
+) -> None:
+    """Run the dense query on ``cursor`` (in a pipeline: send it); its rows are (chunk id,
+    cosine distance), nearest first."""
+    inner, filter_params = _dense_sql(dimensions, filters)
+    _scan_settings(cursor)
+    cursor.execute(
+        f"WITH r AS MATERIALIZED ({inner}) SELECT id, distance FROM r ORDER BY distance",
+        [Vector(vector).to_text(), knowledge_base_id, *filter_params, limit],
+    )
 
 
 def dense(
     *, knowledge_base_id: int, dimensions: int, vector: list[float], limit: int, filters=None
 ) -> list[Hit]:
     """The ``limit`` chunks nearest to ``vector``; score is cosine similarity (1 − distance)."""
-    filters = filters or {}
-    inner, filter_params = _dense_sql(dimensions, filters)
-    sql = f"WITH r AS MATERIALIZED ({inner}) SELECT id, distance FROM r ORDER BY distance"
-    params = [Vector(vector).to_text(), knowledge_base_id, *filter_params, limit]
     with transaction.atomic(), connection.cursor() as cursor:
-        _scan_settings(cursor)
-        cursor.execute(sql, params)
+        _execute_dense(cursor, knowledge_base_id, dimensions, vector, filters or {}, limit)
         rows = cursor.fetchall()
     return [Hit(chunk_id=i, score=1.0 - d, rank=n) for n, (i, d) in enumerate(rows, 1)]
 
@@ -206,8 +282,8 @@ def dense(
 def keyword(*, knowledge_base_id: int, query: str, limit: int, filters=None) -> list[Hit]:
     """The ``limit`` chunks with the highest BM25 score for ``query`` (none without a known
     term)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        rows = _keyword_rows(cursor, knowledge_base_id, query, filters or {}, limit)
+    with _snapshot() as cursor:
+        rows = _keyword_ranking(cursor, knowledge_base_id, query, filters or {})(limit)
     return [Hit(chunk_id=i, score=s, rank=n) for n, (i, s) in enumerate(rows, 1)]
 
 
@@ -221,46 +297,25 @@ def hybrid(
     candidates: int = 100,
     filters=None,
 ) -> list[FusedHit]:
-    """Dense and keyword results (``candidates`` each) fused by reciprocal rank fusion."""
+    """Dense and keyword results (``candidates`` each) fused by reciprocal rank fusion
+    (``knowledge/fusion.py``). The dense query is sent first; the keyword ranking is found
+    while the server runs it (in memory, or in SQL after it)."""
     filters = filters or {}
-    dense_sql, dense_filter_params = _dense_sql(dimensions, filters)
-    # The keyword ranking is found first (MaxScore takes several statements), then joined in.
-    sql = (
-        f"WITH d0 AS MATERIALIZED ({dense_sql}), "
-        "d AS (SELECT id, 1 - distance AS score, "
-        "      row_number() OVER (ORDER BY distance) AS rank FROM d0), "
-        "k AS (SELECT * FROM unnest(%s::bigint[], %s::float8[]) WITH ORDINALITY "
-        "      AS k(id, score, rank)) "
-        "SELECT coalesce(d.id, k.id), "
-        "  coalesce(1.0 / (%s + d.rank), 0) + coalesce(1.0 / (%s + k.rank), 0) AS fused, "
-        "  d.rank, d.score, k.rank, k.score "
-        "FROM d FULL OUTER JOIN k ON d.id = k.id ORDER BY fused DESC, 1 LIMIT %s"
-    )
-    with transaction.atomic(), connection.cursor() as cursor:
-        found = _keyword_rows(cursor, knowledge_base_id, query, filters, candidates)
-        params = [
-            Vector(vector).to_text(),
-            knowledge_base_id,
-            *dense_filter_params,
-            candidates,
-            [i for i, _ in found],
-            [score for _, score in found],
-            RRF_K,
-            RRF_K,
-            limit,
-        ]
-        _scan_settings(cursor)
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    with _snapshot() as cursor:
+        keyword_rows = _keyword_ranking(cursor, knowledge_base_id, query, filters)
+        with _pipelined(), connection.cursor() as dense_cursor:
+            _execute_dense(dense_cursor, knowledge_base_id, dimensions, vector, filters, candidates)
+            found = keyword_rows(candidates)
+            nearest = dense_cursor.fetchall()
     return [
         FusedHit(
-            chunk_id=i,
-            score=float(fused),
+            chunk_id=f.chunk_id,
+            score=float(f.score),
             rank=n,
-            dense_rank=dr,
-            dense_score=ds,
-            keyword_rank=kr,
-            keyword_score=ks,
+            dense_rank=f.dense_rank,
+            dense_score=f.dense_score,
+            keyword_rank=f.keyword_rank,
+            keyword_score=f.keyword_score,
         )
-        for n, (i, fused, dr, ds, kr, ks) in enumerate(rows, 1)
+        for n, f in enumerate(fuse(nearest, found, limit), 1)
     ]

@@ -341,6 +341,16 @@ STUDIO_KNOWLEDGE_ARCHIVE_MAX_RATIO = float(
     os.environ.get("STUDIO_KNOWLEDGE_ARCHIVE_MAX_RATIO", "100")
 )
 STUDIO_INGEST_STALE_S = float(os.environ.get("STUDIO_INGEST_STALE_S", "120"))
+# Keyword search scores from an in-memory index per knowledge base in each retrieval process:
+# the memory all of a process's indexes may take (least recently used leave first; a base that
+# does not fit is searched in SQL), and the largest base indexed inside a search rather than in
+# the background.
+KNOWLEDGE_KEYWORD_INDEX_BYTES = (
+    int(os.environ.get("STUDIO_KNOWLEDGE_KEYWORD_INDEX_MB", "512")) << 20
+)
+KNOWLEDGE_KEYWORD_INDEX_INLINE_CHUNKS = int(
+    os.environ.get("STUDIO_KNOWLEDGE_KEYWORD_INDEX_INLINE_CHUNKS", "5000")
+)
 
 # Uploaded documents' original bytes (the default storage; any Django storage backend works).
 MEDIA_ROOT = Path(os.environ.get("STUDIO_MEDIA_ROOT") or VAR_DIR / "media")

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
-BENCH_DIR = REPO / "var" / "bench-retrieval-speed"
+# ``BENCH_RETRIEVAL_DIR`` moves it, so that two people on one machine never share a database.
+BENCH_DIR = Path(os.environ.get("BENCH_RETRIEVAL_DIR") or REPO / "var" / "bench-retrieval-speed")
 
 os.environ["STUDIO_VAR_DIR"] = str(BENCH_DIR)
 os.environ["DJANGO_SETTINGS_MODULE"] = "studio.settings"

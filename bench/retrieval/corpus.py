@@ -134,7 +134,31 @@ def unit_vectors(rng: np.random.Generator, count: int, kind: str = "random") -> 
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def _synthetic_base(size: int) -> tuple[Any, list[Any]]:
+def kept_corpus(size: int, vectors: str) -> Corpus | None:
+    """The corpus of ``size`` chunks that an earlier ``--reuse`` run left, if the database holds
+    exactly that one (its load figures are unknown: zero)."""
+    from django.db import connection
+
+    from knowledge.models import Chunk, KnowledgeBase
+
+    base = KnowledgeBase.objects.filter(
+        workspace__slug=f"{WORKSPACE_PREFIX}{size}", description=vectors, chunk_total=size
+    ).first()
+    if base is None or Chunk.objects.exclude(knowledge_base=base).exists():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT avg(cardinality(terms)) FROM knowledge_chunk WHERE knowledge_base_id = %s",
+            [base.id],
+        )
+        average_terms = float(cursor.fetchone()[0] or 0)
+    table_bytes, index_bytes = _table_sizes()
+    return Corpus(
+        size, base.id, 0.0, float("nan"), 0.0, 0.0, average_terms, table_bytes, index_bytes
+    )
+
+
+def _synthetic_base(size: int, vectors: str) -> tuple[Any, list[Any]]:
     """A fresh workspace's knowledge base of DIMENSIONS and its DOCUMENTS ready documents
     (document ``k`` has the metadata ``{"shard": k}``)."""
     from django.utils import timezone
@@ -145,7 +169,8 @@ def _synthetic_base(size: int) -> tuple[Any, list[Any]]:
 
     workspace = workspace_create(slug=f"{WORKSPACE_PREFIX}{size}", name=f"Speed {size}")
     base = kb_create(workspace=workspace, slug="synthetic", values=BaseSettings(name="Synthetic"))
-    KnowledgeBase.objects.filter(id=base.id).update(dimensions=DIMENSIONS)
+    # The description names the kind of vectors, so that ``kept_corpus`` reuses the right one.
+    KnowledgeBase.objects.filter(id=base.id).update(dimensions=DIMENSIONS, description=vectors)
     per_document = -(-size // DOCUMENTS)
     documents = Document.objects.bulk_create(
         Document(
@@ -289,7 +314,7 @@ def _table_sizes() -> tuple[int, int]:
 def build_corpus(size: int, dataset: Dataset, vectors: str) -> Corpus:
     """A knowledge base of ``size`` searchable chunks, loaded by COPY with the HNSW index
     maintained, its BM25 statistics counted, then vacuumed and analysed."""
-    base, documents = _synthetic_base(size)
+    base, documents = _synthetic_base(size, vectors)
     rows = _Rows(size, dataset, vectors, base.id, documents)
     prepare_s, load_s = _load(size, rows)
     stats_s = _count_stats(base.id)

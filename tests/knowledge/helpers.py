@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from django.db import connection
+
+from knowledge.fusion import RRF_K
 from knowledge.models import Document, DocumentStatus
 from workers.resident import Resident
 
@@ -42,3 +45,38 @@ def in_process_embed():
 
 def engine_for():
     return _engines.engine_for
+
+
+# The statement hybrid search fused with before it fused in Python (``knowledge/fusion.py``),
+# over given rankings: the reference that the Python fusion must equal.
+SQL_FUSION = (
+    "WITH d AS (SELECT * FROM unnest(%s::bigint[], %s::float8[]) WITH ORDINALITY "
+    "      AS d(id, distance, rank)), "
+    "k AS (SELECT * FROM unnest(%s::bigint[], %s::float8[]) WITH ORDINALITY "
+    "      AS k(id, score, rank)) "
+    "SELECT coalesce(d.id, k.id), "
+    "  coalesce(1.0 / (%s + d.rank), 0) + coalesce(1.0 / (%s + k.rank), 0) AS fused, "
+    "  d.rank, 1 - d.distance, k.rank, k.score "
+    "FROM d FULL OUTER JOIN k ON d.id = k.id ORDER BY fused DESC, 1 LIMIT %s"
+)
+
+
+def fused_in_sql(
+    nearest: list[tuple[int, float]], found: list[tuple[int, float]], limit: int
+) -> list[tuple]:
+    """(chunk id, fused score, dense rank, similarity, keyword rank, BM25 score) of ``nearest``
+    (chunk id, distance) and ``found`` (chunk id, BM25 score) fused by ``SQL_FUSION``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            SQL_FUSION,
+            [
+                [i for i, _ in nearest],
+                [d for _, d in nearest],
+                [i for i, _ in found],
+                [s for _, s in found],
+                RRF_K,
+                RRF_K,
+                limit,
+            ],
+        )
+        return cursor.fetchall()

@@ -1,5 +1,6 @@
-"""Keyword search prunes with the query's rarer terms (MaxScore): the ranking and the scores must
-be those of scoring every chunk that holds a query term."""
+"""Keyword search, from the in-memory index or in SQL where it prunes with the query's rarer terms
+(MaxScore): the ranking and the scores must be those of scoring every chunk that holds a query
+term."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from knowledge.keywords import query_terms
 from knowledge.services.bases import BaseSettings, kb_create
 from knowledge.services.documents import document_add_text
 from knowledge.services.ingestion import document_ingest
-from tests.knowledge.helpers import in_process_embed
+from tests.knowledge.helpers import fused_in_sql, in_process_embed
 
 # Every chunk holds the common words; one in seven holds "zebrafish", one in eleven "retina".
 SENTENCES = [
@@ -58,8 +59,21 @@ def _exhaustive(base_id: int, query: str, limit: int, filters: dict) -> list[tup
         return cursor.fetchall()
 
 
+@pytest.fixture
+def in_sql(settings):
+    """Keyword search scored in SQL: no base fits a keyword index of no bytes."""
+    settings.KNOWLEDGE_KEYWORD_INDEX_BYTES = 0
+
+
+@pytest.fixture(params=["index", "sql"])
+def scoring(request, settings):
+    if request.param == "sql":
+        settings.KNOWLEDGE_KEYWORD_INDEX_BYTES = 0
+    return request.param
+
+
 @pytest.mark.parametrize("limit", [1, 3, 10, 100])
-def test_pruned_keyword_search_equals_the_exhaustive_one(base, limit):
+def test_pruned_keyword_search_equals_the_exhaustive_one(base, limit, scoring):
     assert base.chunks.filter(searchable=True).count() >= 20
     for query in QUERIES:
         for filters in ({}, {"missing": 1}):
@@ -70,7 +84,7 @@ def test_pruned_keyword_search_equals_the_exhaustive_one(base, limit):
             assert [(h.chunk_id, h.score) for h in hits] == expected, (query, filters)
 
 
-def test_rare_terms_alone_find_the_candidates(base):
+def test_rare_terms_alone_find_the_candidates(base, in_sql):
     scanned: list[list[int]] = []
 
     def spy(execute, sql, params, many, context):
@@ -88,7 +102,7 @@ def test_rare_terms_alone_find_the_candidates(base):
     assert len(scanned[-1]) < len(terms)
 
 
-def test_hybrid_takes_the_pruned_keyword_ranking(base):
+def test_hybrid_takes_the_pruned_keyword_ranking(base, scoring):
     query = "zebrafish retina cell"
     keyword_hits = search.keyword(knowledge_base_id=base.id, query=query, limit=100)
     with connection.cursor() as cursor:
@@ -101,3 +115,45 @@ def test_hybrid_takes_the_pruned_keyword_ranking(base):
     )
     ranks = {h.chunk_id: (h.keyword_rank, h.keyword_score) for h in fused if h.keyword_rank}
     assert ranks == {h.chunk_id: (h.rank, h.score) for h in keyword_hits}
+
+
+@pytest.mark.parametrize("candidates", [5, 30, 100])
+def test_hybrid_fuses_both_rankings_as_sql_fused_them(base, scoring, candidates):
+    fish, _ = document_add_text(
+        knowledge_base=base,
+        name="fish.txt",
+        text="\n\n".join(s for s in SENTENCES if "Zebrafish" in s),
+        metadata={"kind": "fish"},
+    )
+    document_ingest(document_id=fish.id, embed=in_process_embed())
+    vectors = in_process_embed()(base.embedding_model, QUERIES)
+    for query, vector in zip(QUERIES, vectors, strict=True):
+        for filters in ({}, {"kind": "fish"}, {"missing": 1}):
+            common = {"knowledge_base_id": base.id, "filters": filters}
+            nearest = search.dense(dimensions=384, vector=vector, limit=candidates, **common)
+            found = search.keyword(query=query, limit=candidates, **common)
+            hits = search.hybrid(
+                dimensions=384,
+                vector=vector,
+                query=query,
+                limit=50,
+                candidates=candidates,
+                **common,
+            )
+            expected = fused_in_sql(
+                [(h.chunk_id, 1 - h.score) for h in nearest],
+                [(h.chunk_id, h.score) for h in found],
+                50,
+            )
+            assert [
+                (h.chunk_id, h.score, h.rank, h.dense_rank, h.keyword_rank, h.keyword_score)
+                for h in hits
+            ] == [
+                (i, float(fused), n, dense_rank, keyword_rank, bm25)
+                for n, (i, fused, dense_rank, _, keyword_rank, bm25) in enumerate(expected, 1)
+            ], (query, filters)
+            # Similarity as dense search gives it (the distance is not returned to recompute).
+            assert [h.dense_score for h in hits if h.dense_rank] == [
+                nearest[h.dense_rank - 1].score for h in hits if h.dense_rank
+            ]
+            assert hits or not (nearest or found)

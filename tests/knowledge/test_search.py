@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from knowledge import keywords, search
+from knowledge import fusion, keywords, search
 from knowledge.citations import CLOSE, OPEN, context_text
 from knowledge.models import Chunk
 from knowledge.retrieval import RetrievalOptions, retrieve
@@ -107,7 +107,7 @@ def test_hybrid_fuses_both_rankings(base):
     top = hits[0]
     assert "Eiffel" in _texts(hits)[0]
     assert top.dense_rank == 1 and top.keyword_rank == 1
-    assert top.score == pytest.approx(2 / (search.RRF_K + 1))
+    assert top.score == pytest.approx(2 / (fusion.RRF_K + 1))
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
