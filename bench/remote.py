@@ -215,10 +215,8 @@ def prepare_data(base_url: str) -> str:
 
     from catalog.models import Model
     from catalog.services import model_create, model_update
-    from flows.models import Flow
-    from flows.services import flow_create, flow_publish, flow_settings_change, flow_version_save
-    from workspaces.models import ApiKey, Workspace
-    from workspaces.services import api_key_create, api_key_revoke, workspace_create
+    from workspaces.models import Workspace
+    from workspaces.services import workspace_create
 
     graph = flow_graph()
     settings = {"base_url": base_url, "retries": 0}
@@ -238,17 +236,7 @@ def prepare_data(base_url: str) -> str:
             )
         else:  # the fake server has a new port each time
             model_update(model=model, settings=settings)
-        flow = Flow.objects.filter(workspace=workspace, slug=FLOW).first()
-        if flow is None:
-            flow = flow_create(workspace=workspace, slug=FLOW, name="Remote", graph=graph)
-            flow_publish(flow=flow)
-        elif flow.published_version is None or flow.published_version.graph != graph:
-            flow_publish(flow=flow, version=flow_version_save(flow=flow, graph=graph))
-        flow_settings_change(flow=flow, response_cache=False)
-        for old in ApiKey.objects.filter(workspace=workspace, revoked_at__isnull=True):
-            api_key_revoke(api_key=old)
-        _, key = api_key_create(workspace=workspace, name="bench-remote")
-    return key
+        return spine.publish_uncached(workspace, FLOW, "Remote", graph, key_name="bench-remote")
 
 
 # --- The two paths --------------------------------------------------------------------------

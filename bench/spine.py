@@ -152,15 +152,8 @@ def prepare_data(tokens: int) -> str:
     from catalog.models import Model
     from catalog.services import model_create
     from flows.demo import assistant_graph
-    from flows.models import Flow
-    from flows.services import (
-        flow_create,
-        flow_publish,
-        flow_settings_change,
-        flow_version_save,
-    )
-    from workspaces.models import ApiKey, Workspace
-    from workspaces.services import api_key_create, api_key_revoke, workspace_create
+    from workspaces.models import Workspace
+    from workspaces.services import workspace_create
 
     graph = assistant_graph(model=MODEL, max_tokens=tokens)
     with transaction.atomic():
@@ -171,17 +164,28 @@ def prepare_data(tokens: int) -> str:
             model_create(
                 slug=MODEL, name="Echo (benchmark)", engine="echo", settings={}, workspace=workspace
             )
-        flow = Flow.objects.filter(workspace=workspace, slug=FLOW).first()
-        if flow is None:
-            flow = flow_create(workspace=workspace, slug=FLOW, name="Spine", graph=graph)
-            flow_publish(flow=flow)
-        elif flow.published_version is None or flow.published_version.graph != graph:
-            flow_publish(flow=flow, version=flow_version_save(flow=flow, graph=graph))
         # Every request repeats one prompt: the response cache would measure Redis, not the spine.
-        flow_settings_change(flow=flow, response_cache=False)
-        for old in ApiKey.objects.filter(workspace=workspace, revoked_at__isnull=True):
-            api_key_revoke(api_key=old)
-        _, key = api_key_create(workspace=workspace, name="bench")
+        return publish_uncached(workspace, FLOW, "Spine", graph, key_name="bench")
+
+
+def publish_uncached(workspace, slug: str, name: str, graph: dict, key_name: str) -> str:
+    """Publish ``graph`` as the workspace's flow ``slug`` (a new version if it changed), with its
+    response cache off, and return a fresh API key; the workspace's other keys are revoked."""
+    from flows.models import Flow
+    from flows.services import flow_create, flow_publish, flow_settings_change, flow_version_save
+    from workspaces.models import ApiKey
+    from workspaces.services import api_key_create, api_key_revoke
+
+    flow = Flow.objects.filter(workspace=workspace, slug=slug).first()
+    if flow is None:
+        flow = flow_create(workspace=workspace, slug=slug, name=name, graph=graph)
+        flow_publish(flow=flow)
+    elif flow.published_version is None or flow.published_version.graph != graph:
+        flow_publish(flow=flow, version=flow_version_save(flow=flow, graph=graph))
+    flow_settings_change(flow=flow, response_cache=False)
+    for old in ApiKey.objects.filter(workspace=workspace, revoked_at__isnull=True):
+        api_key_revoke(api_key=old)
+    _, key = api_key_create(workspace=workspace, name=key_name)
     return key
 
 

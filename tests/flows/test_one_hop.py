@@ -26,6 +26,21 @@ def _llm(node_id: str, model, prompt: str) -> dict:
     return node(node_id, "llm", {"model": model.slug, "prompt": prompt})
 
 
+def _start(workspace, owner, slug: str, graph_: dict, message: str):
+    """Publish ``graph_`` and queue a run of it, without waiting for it."""
+    flow = flow_publish(
+        flow=flow_create(workspace=workspace, slug=slug, name=slug, graph=graph_, user=owner),
+        user=owner,
+    )
+    return run_create(
+        flow=flow,
+        version=flow.published_version,
+        inputs={"message": message},
+        source=RunSource.STUDIO,
+        user=owner,
+    )
+
+
 def test_a_run_of_three_model_nodes_takes_one_hop(worker, workspace, owner, echo_model):
     chain = graph(
         _llm("first", echo_model, "{{input_1.message}}"),
@@ -68,13 +83,7 @@ def test_a_node_for_a_queue_this_worker_does_not_serve_is_sent_there(
         _llm("there", remote_pool, "{{here.text}}"),
         edges=[edge("there.text", "output_1.text")],
     )
-    flow = flow_publish(
-        flow=flow_create(workspace=workspace, slug="split", name="Split", graph=split, user=owner),
-        user=owner,
-    )
-    run = run_create(
-        flow=flow, version=flow.published_version, inputs={"message": "hi"}, source=RunSource.API
-    )
+    run = _start(workspace, owner, "split", split, "hi")
     try:
         deadline = time.monotonic() + 30
         while not NodeResult.objects.filter(run=run, node_id="there").exists():
@@ -107,17 +116,7 @@ def test_nodes_kept_on_one_thread_stop_when_the_starter_loses_access(
         _llm("second", slow_echo_model, "{{first.text}}"),
         edges=[edge("second.text", "output_1.text")],
     )
-    flow = flow_publish(
-        flow=flow_create(workspace=workspace, slug="kept", name="Kept", graph=chain, user=owner),
-        user=owner,
-    )
-    run = run_create(
-        flow=flow,
-        version=flow.published_version,
-        inputs={"message": "one two three four five six seven eight"},
-        source=RunSource.STUDIO,
-        user=owner,
-    )
+    run = _start(workspace, owner, "kept", chain, "one two three four five six seven eight")
     deadline = time.monotonic() + 30
     while ("node.started", "first") not in {(e["type"], e["node"]) for e in logged_events(run.id)}:
         assert time.monotonic() < deadline, "the first model node never started"
