@@ -1,10 +1,11 @@
 """The executor: a state machine over stored ``NodeResult`` rows.
 
-``run_advance`` runs every node whose inputs are ready: cheap nodes inline, engine nodes
-dispatched to the queue of their engine's workers (a ``pending`` row, then a task). The worker's
-``node_execute`` (``flows/runtime/node_execution.py``) stores the node's result once and
-re-enters ``run_advance``; so no task waits on another, and a node that already has a result is
-never executed again.
+``run_advance`` runs every node whose inputs are ready: cheap nodes inline; engine nodes kept,
+claimed, for the calling worker when it serves their queue, else dispatched to the queue of
+their engine's workers (a ``pending`` row, then a task). ``node_execution.node_run`` runs a
+worker's claimed nodes, stores their results once and re-enters ``run_advance`` in the same
+transaction; so no task waits on another, and a node that already has a result is never
+executed again.
 
 Branches: a node fed by an output port that its source skipped (an untaken branch) is skipped
 too, unless it ``merges``. Containers: the nodes inside an iteration or a loop run once per item
