@@ -22,6 +22,18 @@ def _received(log: str, task: str) -> int:
     return len(re.findall(rf"Task workers\.tasks\.{task}\[[0-9a-f-]+\] received", log))
 
 
+def _assert_one_hop(worker, before: str) -> None:
+    """The worker's log names every task it receives: since ``before``, the run's one task and
+    nothing for its nodes."""
+    deadline = time.monotonic() + 5
+    while _received(worker.log(), "advance_run") == _received(before, "advance_run"):
+        assert time.monotonic() < deadline, "the worker never logged the run's task"
+        time.sleep(0.05)
+    during = worker.log()[len(before) :]
+    assert _received(during, "advance_run") == 1
+    assert _received(during, "execute_node") == 0
+
+
 def _llm(node_id: str, model, prompt: str) -> dict:
     return node(node_id, "llm", {"model": model.slug, "prompt": prompt})
 
@@ -58,14 +70,7 @@ def test_a_run_of_three_model_nodes_takes_one_hop(worker, workspace, owner, echo
     for key in ("first", "second", "third"):
         assert results[key].queue == "inference"
         assert results[key].attempts == 1
-    # The worker's log names every task it receives: the run's one task, and nothing for nodes.
-    deadline = time.monotonic() + 5
-    while _received(worker.log(), "advance_run") == _received(before, "advance_run"):
-        assert time.monotonic() < deadline, "the worker never logged the run's task"
-        time.sleep(0.05)
-    during = worker.log()[len(before) :]
-    assert _received(during, "advance_run") == 1
-    assert _received(during, "execute_node") == 0
+    _assert_one_hop(worker, before)
 
 
 def test_a_node_for_a_queue_this_worker_does_not_serve_is_sent_there(
@@ -157,10 +162,4 @@ def test_an_iteration_over_a_model_node_takes_one_hop_and_collects_in_order(
     ends = sorted(r.finished_at for r in bodies)
     assert starts[3] < ends[0], "the first four items did not run at the same time"
     assert starts[4] >= ends[0], "more than four items ran at once"
-    deadline = time.monotonic() + 5
-    while _received(worker.log(), "advance_run") == _received(before, "advance_run"):
-        assert time.monotonic() < deadline, "the worker never logged the run's task"
-        time.sleep(0.05)
-    during = worker.log()[len(before) :]
-    assert _received(during, "advance_run") == 1
-    assert _received(during, "execute_node") == 0
+    _assert_one_hop(worker, before)
