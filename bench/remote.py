@@ -52,6 +52,7 @@ import httpx  # noqa: E402
 import spine  # noqa: E402  (sets the bench's var dir before Django loads)
 
 from bench.figures import percentile  # noqa: E402
+from bench.load import back_to_back  # noqa: E402
 
 WORKSPACE = "bench-remote"
 MODEL = "bench-remote"
@@ -336,21 +337,10 @@ async def run_level(
     Each client has its own httpx client: one pool of 32 connections shared by 32 tasks costs
     httpx more than the fake server takes to answer (direct runs/s fell about fourfold from 8
     to 32 clients on one pool, and grew with one pool per client)."""
-    remaining = runs
-    latencies: list[float] = []
-
-    async def client_loop(http: httpx.AsyncClient) -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            latencies.append(await once(http))
-
     clients = [client(base_url) for _ in range(c)]
     try:
         await asyncio.gather(*(once(http) for http in clients))
-        started = time.perf_counter()
-        await asyncio.gather(*(client_loop(http) for http in clients))
-        wall_s = time.perf_counter() - started
+        latencies, wall_s = await back_to_back(clients, once, runs)
     finally:
         await asyncio.gather(*(http.aclose() for http in clients))
     return Level(concurrency=c, latencies_ms=latencies, wall_s=wall_s)

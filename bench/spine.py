@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from bench.figures import percentile  # noqa: E402
+from bench.load import back_to_back  # noqa: E402
 from studio import embedded, launch  # noqa: E402
 
 WORKSPACE = "bench"
@@ -308,19 +309,12 @@ async def wait_ready(stack: Stack, key: str, message: str, tokens: int) -> None:
 
 async def run_level(stack: Stack, key: str, message: str, tokens: int, c: int, runs: int) -> Level:
     """``c`` clients doing runs back to back until ``runs`` are done."""
-    remaining = runs
-    samples: list[Sample] = []
 
-    async def client_loop(client: httpx.AsyncClient) -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            samples.append(await run_once(client, key, message, tokens))
+    async def once(client: httpx.AsyncClient) -> Sample:
+        return await run_once(client, key, message, tokens)
 
     async with make_client(stack, c) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(client_loop(client) for _ in range(c)))
-        wall_s = time.perf_counter() - started
+        samples, wall_s = await back_to_back([client] * c, once, runs)
     check_alive(stack)
     return Level(concurrency=c, samples=samples, wall_s=wall_s)
 
