@@ -18,9 +18,9 @@ from typing import Any
 from catalog import cache
 from catalog.engines import engine_class
 from catalog.engines.base import Chunk, EngineError, GenerationRequest
-from catalog.models import Model
+from catalog.models import Model, Usage
 from catalog.router import Candidate
-from catalog.services.usage import ausage_record, usage_cost
+from catalog.services.usage import ausage_record, usage_cost, usage_row
 
 
 class NoCandidateServed(EngineError):
@@ -104,16 +104,21 @@ class _Meter:
     reason: str
     request: GenerationRequest
     usage: dict[str, Any]
+    kept: list[Usage] | None  # where the caller keeps the rows to write them itself
 
     async def record(self, **figures: Any) -> None:
-        await ausage_record(
-            workspace_id=self.workspace_id,
-            model=self.model,
-            reason=self.reason,
-            adapter=self.request.adapter.name if self.request.adapter else "",
+        row = {
+            "workspace_id": self.workspace_id,
+            "model": self.model,
+            "reason": self.reason,
+            "adapter": self.request.adapter.name if self.request.adapter else "",
             **figures,
             **self.usage,
-        )
+        }
+        if self.kept is None:
+            await ausage_record(**row)
+        else:
+            self.kept.append(usage_row(**row))
 
 
 @dataclass
@@ -156,10 +161,13 @@ async def ainvoke(
     first_token_timeout_s: float | None = None,
     queue: str | None = None,
     usage: dict[str, Any] | None = None,
+    metered: list[Usage] | None = None,
 ) -> CallResult:
     """Serve one call from the first candidate that answers. ``queue``: the worker queue this
     runs on; a local model served on another queue is skipped (it is not loaded here).
     ``usage``: what the usage rows record besides the call (flow, run, node, key, user, route).
+    ``metered``: the caller writes the usage rows, kept there, with its own transaction (a flow
+    node's, with its result); else each is written as the call ends.
     """
     usage = usage or {}
     attempts: list[dict] = []
@@ -169,7 +177,8 @@ async def ainvoke(
             attempts.append({"model": model.slug, "error": f"not served on the {queue} queue"})
             continue
         request = request_for(model)
-        meter = _Meter(workspace_id, model, _reason(candidate, attempts), request, usage)
+        reason = _reason(candidate, attempts)
+        meter = _Meter(workspace_id, model, reason, request, usage, metered)
         key = cache.cache_key(workspace_id, model, request) if use_cache else None
         if key and (hit := await cache.cache_get(key)) is not None:
             return await _answer_from_cache(hit, on_token=on_token, meter=meter, attempts=attempts)

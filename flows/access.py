@@ -86,12 +86,18 @@ def access_run_for_task(run_id: Any) -> Run:
     Http404 if the run is gone.
     """
     run = fetch(Run, "flow", "created_by", id=run_id)
+    access_run_check(run)
+    return run
+
+
+def access_run_check(run: Run) -> None:
+    """``access_run_for_task`` for a run already read (its flow with it), such as the one the
+    executor has locked: PermissionDenied with the reason if its starter may no longer run it."""
     if run.api_key_id is not None:
         # A sub-flow's run is part of its parent's, which the key was allowed to start.
         key_check_for_task(run.api_key_id, run.flow if run.parent_id is None else None, "run")
-        return run
+        return
     if run.created_by_id is None:
-        return run  # started by the studio itself (seed, maintenance)
+        return  # started by the studio itself (seed, maintenance)
     if not has_perm(run.created_by, run.flow, "run"):
         raise PermissionDenied("the user who started the run may no longer run this flow")
-    return run

@@ -12,7 +12,7 @@ from django.http import Http404
 from catalog.models import Model
 from catalog.services import playground
 from flows import services
-from flows.access import access_run_for_task
+from flows.access import access_run_check, access_run_for_task
 from flows.models import NodeResult
 from flows.runtime import executor, node_execution
 from knowledge.access import access_document_for_task, access_knowledge_base_for_task
@@ -42,8 +42,8 @@ def _allowed(run_id: str) -> bool:
 # running here gives up at its own timeout or the run's deadline.
 @shared_task(name="workers.tasks.advance_run")
 def advance_run(run_id: str) -> None:
-    if _allowed(run_id):
-        _run_here(run_id, executor.run_advance(run_id, served.queues()))
+    # The access check is made on the run as the pass locks it: one read of the run, not two.
+    _run_here(run_id, executor.run_advance(run_id, served.queues(), check=access_run_check))
 
 
 @shared_task(name="workers.tasks.execute_node")

@@ -17,7 +17,7 @@ def usage_cost(model: Model | None, input_tokens: int, output_tokens: int) -> De
     return (model.price_input * input_tokens + model.price_output * output_tokens) / _MILLION
 
 
-async def ausage_record(
+def usage_row(
     *,
     workspace_id: int,
     model: Model | None,
@@ -32,10 +32,10 @@ async def ausage_record(
     error: str = "",
     **context: Any,
 ) -> Usage:
-    """Record one call. ``context``: adapter, route_slug, reason, flow_id, flow_slug, run_id,
-    node_id, api_key_id, user_id. A cache hit costs nothing."""
+    """The row of one call, not saved yet. ``context``: adapter, route_slug, reason, flow_id,
+    flow_slug, run_id, node_id, api_key_id, user_id. A cache hit costs nothing."""
     cost = Decimal(0) if cache_hit or not ok else usage_cost(model, input_tokens, output_tokens)
-    return await Usage.objects.acreate(
+    return Usage(
         workspace_id=workspace_id,
         model=model,
         model_slug=model_slug or (model.slug if model else ""),
@@ -50,6 +50,19 @@ async def ausage_record(
         error=error[:500],
         **context,
     )
+
+
+async def ausage_record(**kwargs: Any) -> Usage:
+    """Record one call (``usage_row``'s arguments)."""
+    row = usage_row(**kwargs)
+    await row.asave(force_insert=True)
+    return row
+
+
+def usage_record_many(rows: list[Usage]) -> None:
+    """Record calls kept by their caller to be written with its own transaction."""
+    if rows:
+        Usage.objects.bulk_create(rows)
 
 
 def usage_record(**kwargs: Any) -> Usage:

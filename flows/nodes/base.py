@@ -53,6 +53,9 @@ class NodeContext:
     user_id: int | None = None
     # The flow's switch for the workspace's response cache.
     response_cache: bool = True
+    # Where the node's model calls keep their usage rows: the executor writes them with the
+    # node's result, in one transaction (None: each call writes its own).
+    metered: list[Any] | None = None
 
 
 class NodeType:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,13 @@ from catalog.selectors.adapters import adapter_for_model
 from catalog.selectors.routes import aroute_for_workspace, route_for_workspace
 from flows.nodes.base import NodeConfig, NodeContext
 from studio import access
+
+# The model an executor pass read for a node's queue, lent to the next ``resolve`` of the same
+# target on this worker (the same query, answered moments before): a node kept by the pass does
+# not read its model twice. A loan is taken once, and only while it is fresh.
+_LENT: dict[tuple[int, str], tuple[float, Model]] = {}
+_LENT_S = 1.0
+_LENT_KEPT = 1024
 
 DEFAULT_TEMPERATURE = 0.0
 DEFAULT_MAX_TOKENS = 256
@@ -85,7 +93,12 @@ def target_queue(config: ModelTargetConfig, workspace_id: int) -> str:
         found = route_for_workspace(workspace_id, config.route)
         return router.route_queue(found) if found else "inference"
     model = catalog_selectors.model_for_workspace(workspace_id, config.model)
-    return catalog_selectors.model_queue(model) if model else "inference"
+    if model is None:
+        return "inference"
+    if len(_LENT) >= _LENT_KEPT:
+        _LENT.clear()
+    _LENT[(workspace_id, config.model)] = (time.monotonic(), model)
+    return catalog_selectors.model_queue(model)
 
 
 def sampled_request(
@@ -146,7 +159,11 @@ async def resolve(ctx: NodeContext, config: ModelTargetConfig) -> Target:
         if not candidates:
             raise LookupError(f"route {config.route!r} has no available model")
         return Target(candidates, route, queue)
-    model = await catalog_selectors.amodel_for_workspace(ctx.workspace_id, config.model)
+    lent = _LENT.pop((ctx.workspace_id, config.model), None)
+    if lent is not None and time.monotonic() - lent[0] <= _LENT_S:
+        model = lent[1]
+    else:
+        model = await catalog_selectors.amodel_for_workspace(ctx.workspace_id, config.model)
     if model is None:
         raise LookupError(f"model {config.model!r} is not in this workspace's catalog")
     return Target([router.Candidate(model, "named by the node")], None, None)
@@ -176,6 +193,7 @@ async def invoke(
         use_cache=ctx.response_cache,
         first_token_timeout_s=route.timeout_s if route else None,
         queue=target.queue,
+        metered=ctx.metered,
         usage={
             "source": "flow",
             "route_slug": route.slug if route else "",

@@ -25,11 +25,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from flows.models import SETTLED, TERMINAL, NodeResult, NodeStatus, Run, RunStatus
+from flows.models import SETTLED, TERMINAL, FlowVersion, NodeResult, NodeStatus, Run, RunStatus
 from flows.nodes.base import NodeOutput
 from flows.runtime import dispatch, policy
 from flows.schema import CheckedGraph, GraphError, Link, Node, check_graph
@@ -45,7 +46,8 @@ def graph_of(run: Run) -> CheckedGraph:
     """The run's checked graph, kept per process: a version never changes once saved."""
     graph = _GRAPHS.get(run.flow_version_id)
     if graph is None:
-        graph = check_graph(run.flow_version.graph)
+        stored = FlowVersion.objects.values_list("graph", flat=True).get(id=run.flow_version_id)
+        graph = check_graph(stored)
         if len(_GRAPHS) >= _GRAPHS_KEPT:
             _GRAPHS.pop(next(iter(_GRAPHS)))
         _GRAPHS[run.flow_version_id] = graph
@@ -131,11 +133,16 @@ class _Advance:
         self.local = local
         self.kept: list[NodeResult] = []
         # Loaded as needed: the top level now, each container's open instances when it runs,
-        # so that a long iteration does not read its finished items again on every pass.
-        self.results = {r.node_id: r for r in run.node_results.filter(depth=0)}
+        # so that a long iteration does not read its finished items again on every pass. A
+        # queued run has none: results are only written by passes, the first of which moves
+        # the run on from queued in its own transaction.
+        fresh = run.status == RunStatus.QUEUED
+        self.results = {} if fresh else {r.node_id: r for r in run.node_results.filter(depth=0)}
         self.loaded: set[str] = set()  # the instances whose results were read
         # Without containers the top level is the whole run (at most MAX_NODES results).
-        self.executed = len(self.results) if graph.flat else run.node_results.count()
+        self.executed = len(self.results) if fresh or graph.flat else run.node_results.count()
+        # Results made in this pass and not inserted yet: ``flush`` writes them in one statement.
+        self.unsaved: list[NodeResult] = []
         self.outbox: list[tuple[str, str | None, dict | None]] = []
         self.to_dispatch: list[tuple[str, str]] = []
         self.created = 0
@@ -284,11 +291,15 @@ class _Advance:
         if self.executed > limit:
             raise _NodeFailed("", f"the run executed more than {limit} nodes (the limit)")
 
-    def _store(self, node: Node, key: str, status: str, **fields: Any) -> NodeResult:
+    def _store(
+        self, node: Node, key: str, status: str, at_once: bool = False, **fields: Any
+    ) -> NodeResult:
+        """A new result of the pass, inserted by ``flush`` with the others; ``at_once`` for one
+        the pass saves again itself (a container's state, a waiting node that resolves)."""
         now = timezone.now()
         started = {"started_at": now} if status != NodeStatus.PENDING else {}
         finished = {"finished_at": now} if status in SETTLED or status == NodeStatus.FAILED else {}
-        result = NodeResult.objects.create(
+        result = NodeResult(
             run=self.run,
             node_id=key,
             depth=key.count("["),
@@ -298,8 +309,18 @@ class _Advance:
             **finished,
             **fields,
         )
+        if at_once:
+            result.save(force_insert=True)
+        else:
+            self.unsaved.append(result)
         self.results[key] = result
         return result
+
+    def flush(self) -> None:
+        """Insert the results the pass made, before anything reads them from the database."""
+        if self.unsaved:
+            NodeResult.objects.bulk_create(self.unsaved)
+            self.unsaved = []
 
     def _inline(self, node: Node, key: str, inputs: dict) -> None:
         started = time.monotonic()
@@ -359,7 +380,9 @@ class _Advance:
         except ValueError as exc:
             self._failed(node, key, inputs, str(exc), 0.0)
             return
-        self._store(node, key, NodeStatus.WAITING, inputs=inputs, details=details, attempts=1)
+        self._store(
+            node, key, NodeStatus.WAITING, at_once=True, inputs=inputs, details=details, attempts=1
+        )
         if node.kind.pauses_run:
             run = self.run
             run.status = RunStatus.WAITING
@@ -401,7 +424,13 @@ class _Advance:
             self._failed(node, key, inputs, str(exc), 0.0)
             return True
         result = self._store(
-            node, key, NodeStatus.RUNNING, inputs=inputs, details={"state": state}, attempts=1
+            node,
+            key,
+            NodeStatus.RUNNING,
+            at_once=True,
+            inputs=inputs,
+            details={"state": state},
+            attempts=1,
         )
         self._container(node, result, scope)
         return True
@@ -509,6 +538,8 @@ def run_advance(
     run_id: Any,
     local: Collection[str] = (),
     settle: Callable[[], list[Event]] | None = None,
+    check: Callable[[Run], None] | None = None,
+    known: Run | None = None,
 ) -> list[NodeResult]:
     """Move a run forward as far as it can go now. Idempotent; safe to call concurrently.
 
@@ -521,22 +552,25 @@ def run_advance(
     right away (``node_execution.node_run``): a run takes one hop, not one per node, and the
     reaper treats those nodes as any other. ``settle`` stores finished nodes' results in the
     same transaction, once the run is locked, and gives the events to publish before the pass's
-    own.
+    own. ``check`` is the access layer's check of the locked run (its flow read with it): when
+    it raises PermissionDenied, the run fails with the reason instead of going on. ``known``:
+    the run as an earlier pass of this worker read it; only what passes change is read again.
     """
     failure: str | None = None
     step: _Advance | None = None
     settled: list[Event] = []
     with transaction.atomic():
-        # The run's row only: without ``of``, PostgreSQL also locks the joined rows, and every
-        # run of one flow version would wait for the others' passes.
-        locked = Run.objects.select_for_update(of=("self",)).select_related("flow_version", "flow")
-        run = locked.get(id=run_id)
-        if run.status in TERMINAL:
-            return []
+        run = _locked(run_id, known)
+        if run is None or run.status in TERMINAL:
+            return []  # deleted, or over
         if settle is not None:
             settled = settle()
         try:
+            if check is not None:
+                check(run)
             graph = graph_of(run)
+        except PermissionDenied as exc:
+            failure = f"permission revoked: {exc}"
         except GraphError as exc:
             failure = f"the flow could not run: {exc}"
         else:
@@ -553,9 +587,9 @@ def run_advance(
                 failure = _reason(exc)
             except _RunOver as exc:
                 failure = str(exc)
-            else:
-                if step.settled(None, ()):
-                    _succeed(run, graph, step)
+            step.flush()
+            if failure is None and step.settled(None, ()):
+                _succeed(run, graph, step)
             if step.created and (run.root_id or graph.of_type("subflow")):
                 # Sub-flows multiply: the tree's limits too (past one, the tree fails).
                 run_tree_count(run=run, nodes=step.created)
@@ -574,6 +608,24 @@ def run_advance(
     if step.run.status == RunStatus.SUCCEEDED and step.run.parent_id:
         dispatch.advance(step.run.parent_id)  # its sub-flow node waits for this run
     return step.kept
+
+
+def _locked(run_id: Any, known: Run | None) -> Run | None:
+    """The run, its row locked for the pass; None if it is gone."""
+    if known is not None:
+        # Passes change only these; the rest of a run (its flow, version, inputs) never does.
+        mutable = ("status", "deadline_at", "started_at", "finished_at", "error")
+        row = Run.objects.select_for_update().filter(id=run_id).values(*mutable).first()
+        if row is None:
+            return None
+        for name, value in row.items():
+            setattr(known, name, value)
+        return known
+    # The run's row only: without ``of``, PostgreSQL also locks the joined rows, and every run
+    # of one flow would wait for the others' passes. The graph is read once per process
+    # (``graph_of``), not on every pass.
+    locked = Run.objects.select_for_update(of=("self",)).select_related("flow")
+    return locked.filter(id=run_id).first()
 
 
 def _succeed(run: Run, graph: CheckedGraph, step: _Advance) -> None:

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from catalog.services.usage import usage_record_many
 from flows.models import NodeResult, NodeStatus, Run, RunStatus
 from flows.nodes.base import NodeContext, NodeOutput
 from flows.runtime import dispatch, policy
@@ -51,6 +52,7 @@ class _Flight:
     result: NodeResult
     node: Node
     future: concurrent.futures.Future
+    metered: list  # the usage rows of its model calls, written with its result
     started: float  # monotonic
     timeout: float | None
     deadline: datetime | None  # the node's own timeout, as a time
@@ -82,9 +84,7 @@ def node_claim(run_id: Any, key: str) -> NodeResult | None:
     )
     if not claimed:
         return None
-    result = NodeResult.objects.select_related("run__flow_version", "run__flow").get(
-        run_id=run_id, node_id=key
-    )
+    result = NodeResult.objects.select_related("run__flow").get(run_id=run_id, node_id=key)
     node = graph_of(result.run).nodes[node_of_key(key)]
     events.publish_sync(
         run_id, events.NODE_STARTED, key, {"type": node.kind.type, "attempt": result.attempts}
@@ -143,6 +143,7 @@ def _launch(result: NodeResult, run: Run, runtime: Runtime) -> _Flight:
     key = result.node_id
     node = graph_of(run).nodes[node_of_key(key)]
     tokens = events.TokenBuffer(run.id, key)
+    metered: list = []
 
     async def emit(type_: str, data: dict) -> None:
         if type_ == events.TOKEN and data.keys() == {"text"}:
@@ -162,6 +163,7 @@ def _launch(result: NodeResult, run: Run, runtime: Runtime) -> _Flight:
         api_key_id=run.api_key_id,
         user_id=run.created_by_id,
         response_cache=run.flow.response_cache,
+        metered=metered,
     )
     timeout = policy.timeout(node)
     began = result.started_at or timezone.now()
@@ -170,6 +172,7 @@ def _launch(result: NodeResult, run: Run, runtime: Runtime) -> _Flight:
         result=result,
         node=node,
         future=future,
+        metered=metered,
         started=time.monotonic(),
         timeout=timeout,
         deadline=began + timedelta(seconds=timeout) if timeout else None,
@@ -236,15 +239,24 @@ def _beat(run: Run, flights: dict[str, _Flight], outcomes: list[_Outcome | None]
 
 def _settle(run: Run, outcomes: list[_Outcome], local: Collection[str]) -> list[NodeResult]:
     """Store what the finished nodes gave and move the run on, in one transaction under the
-    run's lock; the nodes it keeps for this worker, claimed already."""
+    run's lock; the nodes it keeps for this worker, claimed already. The usage rows of their
+    model calls are written in that transaction too, or alone when the run has ended."""
+    metered = [row for outcome in outcomes for row in outcome.flight.metered]
+    written = False
 
     def settle() -> list[Event]:
+        nonlocal written
+        usage_record_many(metered)
+        written = True
         published: list[Event] = []
         for outcome in outcomes:
             published += _stored(run, outcome)
         return published
 
-    return run_advance(run.id, local, settle)
+    ready = run_advance(run.id, local, settle, known=run)
+    if not written:
+        usage_record_many(metered)  # the calls were made, whatever became of the run
+    return ready
 
 
 def _stored(run: Run, outcome: _Outcome) -> list[Event]:
