@@ -44,6 +44,12 @@ def start_run(*, flow, inputs: dict, api_key: ApiKey, source: str) -> Run:
     )
 
 
+def _start_published(api_key: ApiKey, slug: str, inputs: dict) -> Run:
+    """A run of the flow's published version, if the key may run it (one trip to the thread)."""
+    flow = access_published_flow(api_key, slug)
+    return start_run(flow=flow, inputs=inputs, api_key=api_key, source=RunSource.API)
+
+
 def sse(run_id: Any, after: int = 0) -> AsyncIterator[str]:
     """The run's events as Server-Sent Events; ``id`` is the sequence number (Last-Event-ID)."""
     return sse_frames(run_events(run_id, after))
@@ -59,10 +65,7 @@ async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
     if isinstance(body, HttpResponse):
         return body
     try:
-        flow = await sync_to_async(access_published_flow)(api_key, slug)
-        run = await sync_to_async(start_run)(
-            flow=flow, inputs=body.inputs, api_key=api_key, source=RunSource.API
-        )
+        run = await sync_to_async(_start_published)(api_key, slug, body.inputs)
     except Http404:
         return error(404, f"No published flow named {slug!r}.", code="flow_not_found")
     except PermissionDenied as exc:
@@ -71,7 +74,7 @@ async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
         return error(400, "; ".join(exc.messages))
     if body.stream:
         return sse_response(sse(run.id))
-    return JsonResponse(run_payload(await run_wait(run.id)))
+    return JsonResponse(run_payload(await run_wait(run)))
 
 
 async def _key_run(request: HttpRequest, run_id, perm: str) -> Run | HttpResponse:

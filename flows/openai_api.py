@@ -133,7 +133,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             run.id, completion_id, created, body.model, binding.answer_nodes, include_usage
         )
         return sse_response(chunks)
-    run = await run_wait(run.id)
+    run = await run_wait(run)
     if run.status != RunStatus.SUCCEEDED:
         return error(502, f"The flow run failed: {run.error}", "server_error", "run_failed")
     return JsonResponse(

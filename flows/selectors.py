@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from flows.models import Flow, FlowVersion, NodeResult, NodeStatus, Run
-from flows.schema import check_graph
+from flows.schema import CheckedGraph, check_graph
 
 
 def flows_for_workspace(workspace_id: int) -> QuerySet[Flow]:
@@ -33,6 +34,24 @@ def run_waiting_for_people(run: Run) -> list[NodeResult]:
     return list(run.node_results.filter(status=NodeStatus.WAITING, node_type="human_input"))
 
 
+_GRAPHS: dict[int, CheckedGraph] = {}
+_GRAPHS_KEPT = 256
+
+
+def version_graph(version_id: int, stored: Any = None) -> CheckedGraph:
+    """The checked graph of a saved version, kept per process: a version never changes once
+    saved. ``stored``: its graph as the caller read it, else it is read here on a miss."""
+    graph = _GRAPHS.get(version_id)
+    if graph is None:
+        if stored is None:
+            stored = FlowVersion.objects.values_list("graph", flat=True).get(id=version_id)
+        graph = check_graph(stored)
+        if len(_GRAPHS) >= _GRAPHS_KEPT:
+            _GRAPHS.pop(next(iter(_GRAPHS)), None)
+        _GRAPHS[version_id] = graph
+    return graph
+
+
 @dataclass(frozen=True)
 class ChatBinding:
     """How a chat message enters a flow, and which nodes' tokens make up the answer."""
@@ -44,7 +63,7 @@ class ChatBinding:
 def chat_binding(version: FlowVersion) -> ChatBinding:
     """The text input a chat message feeds (``message`` if there is one, else the first text
     field) and the nodes wired straight into the output; ValidationError if it takes no text."""
-    graph = check_graph(version.graph)
+    graph = version_graph(version.id, version.graph)
     fields = [f for node in graph.of_type("input") for f in node.config.fields]
     text_fields = [f for f in fields if f.type in ("text", "any")]
     if not text_fields:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -119,6 +120,11 @@ class KeyRefused(Exception):
     message says why, for the 401 answer."""
 
 
+# How fresh a key's "last used" time is kept: a busy key writes its row once a minute, not on
+# every request.
+LAST_USED_STEP = timedelta(minutes=1)
+
+
 def authenticate_api_key(authorization: str | None) -> ApiKey | None:
     """The live key named by an ``Authorization: Bearer <key>`` header, or None for no key, a
     wrong or a revoked one. KeyRefused for a key that exists but may not act now."""
@@ -138,7 +144,9 @@ def authenticate_api_key(authorization: str | None) -> ApiKey | None:
     reason = key_refusal(api_key)
     if reason is not None:
         raise KeyRefused(reason)
-    ApiKey.objects.filter(id=api_key.id).update(last_used_at=timezone.now())
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_STEP:
+        ApiKey.objects.filter(id=api_key.id).update(last_used_at=now)
     return api_key
 
 

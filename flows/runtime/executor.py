@@ -30,28 +30,19 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from flows.models import SETTLED, TERMINAL, FlowVersion, NodeResult, NodeStatus, Run, RunStatus
+from flows.models import SETTLED, TERMINAL, NodeResult, NodeStatus, Run, RunStatus
 from flows.nodes.base import NodeOutput
 from flows.runtime import dispatch, policy
-from flows.schema import CheckedGraph, GraphError, Link, Node, check_graph
+from flows.schema import CheckedGraph, GraphError, Link, Node
+from flows.selectors import version_graph
 from flows.services import run_fail
 from flows.services.runs import run_tree_count
 from studio import events
 
-_GRAPHS: dict[int, CheckedGraph] = {}
-_GRAPHS_KEPT = 256
-
 
 def graph_of(run: Run) -> CheckedGraph:
-    """The run's checked graph, kept per process: a version never changes once saved."""
-    graph = _GRAPHS.get(run.flow_version_id)
-    if graph is None:
-        stored = FlowVersion.objects.values_list("graph", flat=True).get(id=run.flow_version_id)
-        graph = check_graph(stored)
-        if len(_GRAPHS) >= _GRAPHS_KEPT:
-            _GRAPHS.pop(next(iter(_GRAPHS)))
-        _GRAPHS[run.flow_version_id] = graph
-    return graph
+    """The run's checked graph, kept per process (``version_graph``)."""
+    return version_graph(run.flow_version_id)
 
 
 # How many ready nodes one pass keeps for the calling worker to run at once; the others go through

@@ -32,10 +32,13 @@ async def run_events(run_id: Any, after: int = 0) -> AsyncIterator[dict | None]:
         yield event
 
 
-async def run_wait(run_id: Any) -> Run:
-    async for _ in run_events(run_id):
+async def run_wait(run: Run) -> Run:
+    """``run`` (as its request started it, its flow and version with it) once it has ended,
+    with what the run changed read again."""
+    async for _ in run_events(run.id):
         pass
-    return await Run.objects.select_related("flow", "flow_version").aget(id=run_id)
+    await run.arefresh_from_db(fields=["status", "outputs", "usage", "error", "finished_at"])
+    return run
 
 
 def run_payload(run: Run) -> dict:

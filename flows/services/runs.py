@@ -23,7 +23,8 @@ from flows.models import (
 )
 from flows.nodes.fields import FieldSpec
 from flows.runtime import dispatch
-from flows.schema import CheckedGraph, check_graph
+from flows.schema import CheckedGraph
+from flows.selectors import version_graph
 from studio import events
 from workspaces.models import ApiKey
 
@@ -76,7 +77,7 @@ def run_create(
     """A queued run of ``version``; the executor is enqueued once the row is committed.
     ``parent``: the run whose sub-flow node ``parent_node`` waits for this one; ValidationError
     (and the tree fails) when its tree has started as many runs as it may."""
-    graph = check_graph(version.graph)
+    graph = version_graph(version.id, version.graph)
     cleaned = run_inputs_clean(graph, inputs)
     run = Run.objects.create(
         workspace_id=flow.workspace_id,

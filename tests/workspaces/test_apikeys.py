@@ -194,3 +194,25 @@ def test_the_key_actions_take_post_only(client, workspace, owner):
     assert "Only a key made before scopes needs confirming." in refused.text
     row.refresh_from_db()
     assert row.legacy_confirmed_at is None
+
+
+def test_a_keys_last_use_is_written_at_most_once_a_minute(workspace, django_assert_num_queries):
+    from datetime import timedelta
+
+    from workspaces.access import LAST_USED_STEP
+
+    api_key, key = api_key_create(workspace=workspace, name="busy")
+    authenticate_api_key(f"Bearer {key}")
+    first = ApiKey.objects.get(id=api_key.id).last_used_at
+    assert first is not None
+
+    # Within the minute: the key is read, its row is not written again.
+    with django_assert_num_queries(1):
+        assert authenticate_api_key(f"Bearer {key}") == api_key
+    assert ApiKey.objects.get(id=api_key.id).last_used_at == first
+
+    # A minute on, the next use moves it.
+    ApiKey.objects.filter(id=api_key.id).update(last_used_at=first - LAST_USED_STEP)
+    authenticate_api_key(f"Bearer {key}")
+    later = ApiKey.objects.get(id=api_key.id).last_used_at
+    assert later > first - LAST_USED_STEP + timedelta(seconds=59)
