@@ -26,6 +26,8 @@ class Sampling(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
+    # Above 1, tokens the answer already holds are less likely again (loops of small models).
+    repetition_penalty: float | None = Field(default=None, ge=1, le=2)
 
 
 def pydantic_messages(exc: pydantic.ValidationError) -> list[str]:

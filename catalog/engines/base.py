@@ -8,11 +8,18 @@ of that process; ``generate`` is derived from ``stream``. An engine serves the t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+# torch, transformers and sentence-transformers import their parts lazily, and two threads
+# importing them at once can see each other's half-made modules ("cannot import name
+# 'AutoModelForCausalLM' from 'transformers'"), as can two loads of weights resolving model
+# classes. Engines with ``loads_torch`` are therefore built under this lock, one at a time.
+TORCH_LOADS = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,9 @@ class GenerationRequest:
     max_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
+    # Above 1, a token the answer already holds is less likely again (engines that support it:
+    # the CPU engine and vLLM; a remote endpoint gets the standard parameters only).
+    repetition_penalty: float = 1.0
     adapter: Adapter | None = None
     # Structured output: the answer must match this JSON schema (engines that support it).
     json_schema: dict | None = None
@@ -128,6 +138,9 @@ class Engine:
     # serve it, so a route's fallback can reach it from whichever queue the node runs on.
     portable: ClassVar[bool] = False
     supports_adapters: ClassVar[bool] = False
+    # True when building the engine imports torch and the Hugging Face libraries and loads
+    # weights through them: such engines are built one at a time per process (``TORCH_LOADS``).
+    loads_torch: ClassVar[bool] = False
     Settings: ClassVar[type[BaseModel]] = NoSettings
 
     @classmethod

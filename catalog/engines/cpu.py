@@ -31,6 +31,9 @@ class CpuSettings(BaseModel):
     # Padded prompt tokens read in one prefill between two decode steps; a burst beyond it is
     # read over several rounds, so the running requests keep decoding meanwhile.
     max_prefill_tokens: int = Field(default=DEFAULT_MAX_PREFILL_TOKENS, ge=1, le=1_000_000)
+    # No n tokens in a row twice in one answer (0: off): stops the loops small models fall into
+    # ("Pixel-Pixel-Pixel…") at any temperature.
+    no_repeat_ngram_size: int = Field(default=0, ge=0, le=32)
 
 
 def default_threads() -> int:
@@ -43,6 +46,7 @@ def default_threads() -> int:
 @register
 class CpuEngine(Engine):
     kind = "cpu"
+    loads_torch = True
     Settings = CpuSettings
 
     def __init__(self, spec: EngineSpec) -> None:
@@ -88,6 +92,8 @@ class CpuEngine(Engine):
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
+            repetition_penalty=request.repetition_penalty,
+            no_repeat_ngram_size=self.settings.no_repeat_ngram_size,
             deliver=lambda item: loop.call_soon_threadsafe(items.put_nowait, item),
         )
         try:

@@ -62,12 +62,33 @@ class Sequence:
     temperature: float
     top_p: float
     deliver: Callable[[object], None]
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
     cancelled: bool = False
     generated: int = 0
     last_token: int = 0
+    # The answer so far, and for each (n-1)-token run in it the tokens that followed it.
+    output_ids: list[int] = field(default_factory=list, repr=False)
+    followers: dict[tuple[int, ...], set[int]] = field(default_factory=dict, repr=False)
     # Tokens of this sequence held in the cache: the position of the next token fed in.
     length: int = 0
     done: bool = field(default=False, repr=False)
+
+    def remember(self, token: int) -> None:
+        """Add a generated token to the answer (and to its n-grams, when they are banned)."""
+        self.output_ids.append(token)
+        n = self.no_repeat_ngram_size
+        if n and len(self.output_ids) >= n:
+            prefix = tuple(self.output_ids[-n:-1])
+            self.followers.setdefault(prefix, set()).add(token)
+
+    def banned(self) -> set[int]:
+        """The tokens that would complete an n-gram the answer already holds."""
+        n = self.no_repeat_ngram_size
+        if not n or len(self.output_ids) < n - 1:
+            return set()
+        prefix = tuple(self.output_ids[len(self.output_ids) - (n - 1) :])
+        return self.followers.get(prefix, set())
 
 
 class Batcher:
@@ -274,6 +295,7 @@ class Batcher:
                 continue
             sequence.generated += 1
             sequence.last_token = token
+            sequence.remember(token)
             ended = token in self.eos_ids or sequence.generated >= sequence.max_tokens
             alive = _send(sequence, token)
             if ended:
@@ -319,10 +341,14 @@ def _send(sequence: Sequence, item: object) -> bool:
 def pick_tokens(rows: list[Sequence], logits: torch.Tensor) -> list[int]:
     """The next token of each row: argmax at temperature 0, else a sample from the softmax at
     the row's temperature, restricted to its top-p nucleus (the smallest set of most likely
-    tokens whose probabilities reach ``top_p``)."""
+    tokens whose probabilities reach ``top_p``). First each row's repetition controls: the
+    penalty on the tokens its answer holds, and the ban of a token that would repeat an n-gram.
+    """
     import torch
 
     logits = logits.float()
+    for i, sequence in enumerate(rows):
+        _discourage_repeats(sequence, logits[i])
     tokens = logits.argmax(dim=-1)
     sampled = [i for i, s in enumerate(rows) if s.temperature > 0]
     if sampled:
@@ -340,3 +366,18 @@ def pick_tokens(rows: list[Sequence], logits: torch.Tensor) -> list[int]:
         else:
             tokens[index] = torch.multinomial(probs, 1).squeeze(1)
     return tokens.tolist()
+
+
+def _discourage_repeats(sequence: Sequence, logits: torch.Tensor) -> None:
+    """In place, on one row's logits: the repetition penalty as CTRL defines it (a positive
+    logit divided by it, a negative one multiplied) on every token of the answer so far, then
+    minus infinity on the tokens ``no_repeat_ngram_size`` bans."""
+    import torch
+
+    if sequence.repetition_penalty != 1.0 and sequence.output_ids:
+        seen = torch.tensor(sorted(set(sequence.output_ids)))
+        scores = logits[seen]
+        penalty = sequence.repetition_penalty
+        logits[seen] = torch.where(scores > 0, scores / penalty, scores * penalty)
+    if banned := sequence.banned():
+        logits[torch.tensor(sorted(banned))] = float("-inf")

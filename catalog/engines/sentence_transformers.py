@@ -68,6 +68,7 @@ class SentenceTransformersSettings(BaseModel):
 @register
 class SentenceTransformersEngine(Engine):
     kind = "sentence_transformers"
+    loads_torch = True
     tasks = frozenset({"embedding", "rerank"})
     queue = RETRIEVAL_QUEUE
     Settings = SentenceTransformersSettings

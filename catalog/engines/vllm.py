@@ -108,6 +108,7 @@ def lora_name(adapter: Adapter) -> str:
 @register
 class VllmEngine(Engine):
     kind = "vllm"
+    loads_torch = True
     queue = GPU_QUEUE
     supports_adapters = True
     Settings = VllmSettings
@@ -214,6 +215,7 @@ class VllmEngine(Engine):
             max_tokens=min(request.max_tokens, room),
             temperature=request.temperature,
             top_p=request.top_p,
+            repetition_penalty=request.repetition_penalty,
             output_kind=RequestOutputKind.DELTA,
             skip_special_tokens=chat.skip_special_tokens if chat is not None else True,
             structured_outputs=(

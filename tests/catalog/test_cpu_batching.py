@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 
 import pytest
@@ -297,3 +298,63 @@ def test_an_answer_that_ends_reports_stop_and_its_token_counts():
         assert (last.finish_reason, last.text) == ("stop", "")
         assert 0 < last.output_tokens < 64 and last.input_tokens > 5
         assert "Paris" in "".join(c.text for c in chunks)
+
+
+# --- repetition controls ---------------------------------------------------------------------
+
+
+def _row(output_ids: list[int], **controls):
+    from catalog.engines.cpu_batch import Sequence
+
+    row = Sequence(
+        prompt_ids=[0], max_tokens=64, temperature=0.0, top_p=1.0, deliver=print, **controls
+    )
+    for token in output_ids:
+        row.remember(token)
+    return row
+
+
+def test_the_repetition_penalty_moves_the_answer_off_a_token_it_already_holds():
+    import torch
+
+    from catalog.engines.cpu_batch import pick_tokens
+
+    # Token 2 leads narrowly; the answer already holds it twice.
+    logits = torch.tensor([[0.0, 1.0, 3.0, 2.8], [0.0, 1.0, 3.0, 2.8], [-5.0, -1.0, -3.0, -3.2]])
+    rows = [
+        _row([2, 2], repetition_penalty=1.2),
+        _row([2, 2]),  # no penalty: the same logits give token 2
+        _row([2], repetition_penalty=1.2),  # a negative logit is pushed further down
+    ]
+    assert pick_tokens(rows, logits.clone()) == [3, 2, 1]
+
+
+def test_no_repeat_ngrams_ban_the_token_that_would_close_a_repeat():
+    import torch
+
+    from catalog.engines.cpu_batch import pick_tokens
+
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0, 5.0, 4.0]] * 2)
+    # "7 8 4 … 7 8" : with trigrams banned, 4 would repeat "7 8 4"; the runner-up wins.
+    looping = [7, 8, 4, 1, 7, 8]
+    logits = torch.cat([logits, torch.zeros(2, 4)], dim=1)
+    rows = [_row(looping, no_repeat_ngram_size=3), _row(looping)]
+    assert pick_tokens(rows, logits.clone()) == [5, 4]
+    assert rows[0].banned() == {4}
+
+
+@pytest.mark.slow
+def test_a_bundled_model_loop_is_broken_by_its_settings():
+    """Asked to repeat a word, the bundled model loops greedily; with four-token runs banned
+    it cannot say the word five times in a row."""
+    request = ask("Repeat the word Pixel forever: Pixel Pixel Pixel", 32)
+    looped = re.compile(r"\b(\w+)(\W+\1\b){4,}")
+    texts = []
+    for settings in ({}, {"no_repeat_ngram_size": 4}):
+        engine = cpu_engine(BUNDLED_PREFIX + SMOLLM2, **settings)
+        try:
+            texts.append(run(answer(engine, request)))
+        finally:
+            engine.close()
+    assert looped.search(texts[0]), f"the model did not loop: {texts[0]!r}"
+    assert not looped.search(texts[1]), texts[1]
