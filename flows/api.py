@@ -38,9 +38,16 @@ class AnswerRequest(BaseModel):
     values: dict[str, Any] = {}
 
 
-def start_run(*, flow, inputs: dict, api_key: ApiKey, source: str) -> Run:
+def start_run(
+    *, flow, inputs: dict, api_key: ApiKey, source: str, history: list | None = None
+) -> Run:
     return run_create(
-        flow=flow, version=flow.published_version, inputs=inputs, source=source, api_key=api_key
+        flow=flow,
+        version=flow.published_version,
+        inputs=inputs,
+        source=source,
+        api_key=api_key,
+        history=history,
     )
 
 

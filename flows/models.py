@@ -107,6 +107,8 @@ class Run(WorkspaceOwned):
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     source = models.CharField(max_length=16, choices=RunSource.choices, default=RunSource.STUDIO)
     inputs = models.JSONField(default=dict)
+    # The conversation's turns before this run's message (``flows/history.py``).
+    history = models.JSONField(default=list, blank=True)
     outputs = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     # {"input_tokens": …, "output_tokens": …, "total_tokens": …}

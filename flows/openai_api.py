@@ -46,6 +46,14 @@ class Message(BaseModel):
         return self.content or ""
 
 
+def _history(messages: list[Message]) -> list[dict]:
+    """The turns before the last user message: the conversation the flow's model nodes may
+    remember (``Run.history``). System and tool messages are the flow's own business."""
+    last = max(i for i, m in enumerate(messages) if m.role == "user")
+    turns = [m for m in messages[:last] if m.role in ("user", "assistant")]
+    return [{"role": m.role, "content": m.text()} for m in turns]
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
     include_usage: bool = False
@@ -118,6 +126,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             inputs={binding.input: user_messages[-1].text()},
             api_key=api_key,
             source=RunSource.OPENAI,
+            history=_history(body.messages),
         )
     except Http404:
         return error(404, f"The model {body.model!r} does not exist.", code="model_not_found")

@@ -1,10 +1,10 @@
-"""The flow pages, the chat, the REST API under ``/api/v1/`` and the OpenAI-compatible API
+"""The flow pages, the REST API under ``/api/v1/`` and the OpenAI-compatible API
 under ``/v1/``."""
 
 from django.urls import path
 
 from flows import api, openai_api
-from flows.views import chat, create, editor, flows, runs, versions
+from flows.views import create, editor, flows, runs, versions
 
 app_name = "flows"
 
@@ -42,8 +42,6 @@ urlpatterns = [
         name="flow-editor-run-nodes",
     ),
     path("flows/<slug:slug>/edit/publish", editor.editor_publish, name="flow-editor-publish"),
-    path("chat/<slug:slug>/", chat.chat, name="chat"),
-    path("chat/<slug:slug>/send", chat.chat_send, name="chat-send"),
     path("runs/<uuid:run_id>/", runs.run_detail, name="run-detail"),
     path("runs/<uuid:run_id>/events", runs.run_events_stream, name="run-events"),
     path(

@@ -35,6 +35,7 @@ TOKEN = "token"
 NODE_FINISHED = "node.finished"
 NODE_SKIPPED = "node.skipped"  # on a branch that was not taken
 NODE_RETRY = "node.retry"  # a failed attempt; the node starts again (its streamed text resets)
+NODE_LOADING = "node.loading"  # the node's model is being loaded on its worker (a first call)
 RUN_WAITING = "run.waiting"  # a human-input node waits for a person's answer
 RUN_FINISHED = "run.finished"
 RUN_FAILED = "run.failed"

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "catalog",
     "knowledge",
     "flows",
+    "conversations",
     "agents",
     "workers",
 ]

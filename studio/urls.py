@@ -33,4 +33,5 @@ urlpatterns = [
     path("", include("knowledge.urls")),
     path("", include("workspaces.urls")),
     path("", include("flows.urls")),
+    path("", include("conversations.urls")),
 ]

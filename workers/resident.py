@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Awaitable
 from typing import Any
 
 from catalog.engines import engine_class
-from catalog.engines.base import Engine, EngineSpec
+from catalog.engines.base import TORCH_LOADS, Engine, EngineSpec
 from catalog.selectors.models import acredential_secret, engine_spec
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class Resident:
 
         return self.submit(go()).result(timeout=timeout)
 
+    def is_resident(self, model: Any) -> bool:
+        """Whether ``model``'s engine is loaded here as the entry stands (no load to wait for)."""
+        cached = self._engines.get(model.id)
+        return cached is not None and cached[0] == engine_spec(model).key
+
     async def engine_for(self, model: Any) -> Engine:
         """The resident engine for a catalog model, built on first use (off the loop).
 
@@ -75,7 +81,9 @@ class Resident:
             if cached and cached[0] == spec.key:
                 return cached[1]
             log.info("loading engine %s for %s", spec.engine, spec.weights or "(no weights)")
-            engine = engine_class(spec.engine)(spec)
+            cls = engine_class(spec.engine)
+            with TORCH_LOADS if cls.loads_torch else contextlib.nullcontext():
+                engine = cls(spec)
             if cached:  # the catalog entry changed: let the old engine go
                 cached[1].close()
             self._engines[model_id] = (spec.key, engine)

@@ -46,6 +46,8 @@ class NodeContext:
     emit: Callable[[str, dict], Awaitable[None]]
     # Returns the resident engine for a catalog model (loading it once per process).
     engine_for: Callable[[Any], Awaitable[Any]]
+    # Whether a model's engine is loaded already (else the first call waits for its load).
+    engine_ready: Callable[[Any], bool] = lambda model: True
     # Who and what the run is for: usage metering records them.
     flow_id: int | None = None
     flow_slug: str = ""
@@ -53,6 +55,8 @@ class NodeContext:
     user_id: int | None = None
     # The flow's switch for the workspace's response cache.
     response_cache: bool = True
+    # The conversation's turns before the run's message (``flows/history.py``).
+    history: list[dict] = field(default_factory=list)
     # Where the node's model calls keep their usage rows: the executor writes them with the
     # node's result, in one transaction (None: each call writes its own).
     metered: list[Any] | None = None

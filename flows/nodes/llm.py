@@ -7,13 +7,14 @@ latest approved one). Which model serves, the response cache and metering are th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from catalog.engines.base import Adapter
 from catalog.models import Model
 from catalog.selectors.adapters import aadapter_for_model
+from flows.history import history_window
 from flows.nodes import model_call, register
 from flows.nodes.base import NodeContext, NodeOutput, NodeType, PortType
 from flows.nodes.model_call import ModelTargetConfig
@@ -87,6 +88,26 @@ class LlmConfig(ModelTargetConfig):
         default=None,
         title="JSON schema",
         description="Structured output: the answer must be JSON matching this schema.",
+    )
+    memory: Literal["off", "turns", "tokens"] = Field(
+        default="off",
+        title="Memory",
+        description="What the model sees of the conversation before the message: nothing, its "
+        "last turns, or the most recent turns that fit a token budget.",
+    )
+    memory_turns: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        title="Turns remembered",
+        description="With memory by turns: how many exchanges (a message and its answer).",
+    )
+    memory_tokens: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        title="Memory budget",
+        description="With memory by tokens: about how many tokens of recent turns.",
     )
 
     @model_validator(mode="after")
@@ -166,6 +187,7 @@ class LlmNode(NodeType):
         messages = []
         if system:
             messages.append({"role": "system", "content": render(system, inputs)})
+        messages += _remembered(config, ctx.history)
         messages.append({"role": "user", "content": render(prompt, inputs)})
         result = await model_call.invoke(
             ctx,
@@ -197,3 +219,12 @@ class LlmNode(NodeType):
         if found is None:
             raise LookupError(f"model {model.slug!r} has no adapter {config.adapter!r}")
         return Adapter(id=found.id, name=found.slug, weights=found.weights)
+
+
+def _remembered(config: LlmConfig, history: list[dict]) -> list[dict]:
+    """The conversation's turns the node's memory setting lets the model see."""
+    if config.memory == "turns":
+        return history_window(history, last_turns=config.memory_turns)
+    if config.memory == "tokens":
+        return history_window(history, max_tokens=config.memory_tokens)
+    return []

@@ -26,7 +26,7 @@ from catalog.models import Model, Route
 from catalog.selectors.adapters import adapter_for_model
 from catalog.selectors.routes import aroute_for_workspace, route_for_workspace
 from flows.nodes.base import NodeConfig, NodeContext
-from studio import access
+from studio import access, events
 
 # The model an executor pass read for a node's queue, lent to the next ``resolve`` of the same
 # target on this worker (the same query, answered moments before): a node kept by the pass does
@@ -126,6 +126,7 @@ def sampled_request(
         temperature=pick(temperature, "temperature", DEFAULT_TEMPERATURE),
         top_p=pick(top_p, "top_p", DEFAULT_TOP_P),
         max_tokens=pick(max_tokens, "max_tokens", DEFAULT_MAX_TOKENS),
+        repetition_penalty=pick(None, "repetition_penalty", 1.0),
         adapter=adapter,
         json_schema=json_schema,
     )
@@ -183,6 +184,10 @@ async def invoke(
         if stream:
             await ctx.emit("token", {"text": text})
 
+    first = target.candidates[0].model
+    if not ctx.engine_ready(first):
+        # The answer waits for the model to load (a worker's first call): the chat says so.
+        await ctx.emit(events.NODE_LOADING, {"model": first.slug})
     route = target.route
     return await ainvoke(
         workspace_id=ctx.workspace_id,

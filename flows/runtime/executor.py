@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from flows.history import SYSTEM_HISTORY
 from flows.models import SETTLED, TERMINAL, NodeResult, NodeStatus, Run, RunStatus
 from flows.nodes.base import NodeOutput
 from flows.runtime import dispatch, policy
@@ -134,6 +135,8 @@ class _Advance:
         self.executed = len(self.results) if fresh or graph.flat else run.node_results.count()
         # Results made in this pass and not inserted yet: ``flush`` writes them in one statement.
         self.unsaved: list[NodeResult] = []
+        # What inline nodes read of the run: its inputs, and its history under a system key.
+        self.run_inputs = {**run.inputs, SYSTEM_HISTORY: run.history}
         self.outbox: list[tuple[str, str | None, dict | None]] = []
         self.to_dispatch: list[tuple[str, str]] = []
         self.created = 0
@@ -319,7 +322,7 @@ class _Advance:
         error = None
         for _attempt in range(node.policy.retries + 1):
             try:
-                output = node.kind.run(node.config, inputs, self.run.inputs)
+                output = node.kind.run(node.config, inputs, self.run_inputs)
                 break
             except Exception as exc:  # the node's own failure: its policy decides
                 error = f"{exc}" or type(exc).__name__

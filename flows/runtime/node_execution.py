@@ -44,6 +44,8 @@ class Runtime(Protocol):
 
     async def engine_for(self, model: Any) -> Any: ...
 
+    def is_resident(self, model: Any) -> bool: ...
+
 
 @dataclass
 class _Flight:
@@ -158,11 +160,13 @@ def _launch(result: NodeResult, run: Run, runtime: Runtime) -> _Flight:
         workspace_id=run.workspace_id,
         emit=emit,
         engine_for=runtime.engine_for,
+        engine_ready=runtime.is_resident,
         flow_id=run.flow_id,
         flow_slug=run.flow.slug,
         api_key_id=run.api_key_id,
         user_id=run.created_by_id,
         response_cache=run.flow.response_cache,
+        history=run.history,
         metered=metered,
     )
     timeout = policy.timeout(node)

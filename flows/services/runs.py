@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from flows.history import history_clean
 from flows.models import (
     TERMINAL,
     Flow,
@@ -73,10 +74,12 @@ def run_create(
     api_key: ApiKey | None = None,
     parent: Run | None = None,
     parent_node: str = "",
+    history: list | None = None,
 ) -> Run:
     """A queued run of ``version``; the executor is enqueued once the row is committed.
     ``parent``: the run whose sub-flow node ``parent_node`` waits for this one; ValidationError
-    (and the tree fails) when its tree has started as many runs as it may."""
+    (and the tree fails) when its tree has started as many runs as it may. ``history``: the
+    conversation's turns before this message (ValidationError when malformed or too long)."""
     graph = version_graph(version.id, version.graph)
     cleaned = run_inputs_clean(graph, inputs)
     run = Run.objects.create(
@@ -84,6 +87,7 @@ def run_create(
         flow=flow,
         flow_version=version,
         inputs=cleaned,
+        history=history_clean(history),
         source=source,
         created_by=user if user is not None and user.is_authenticated else None,
         api_key=api_key,

@@ -74,7 +74,7 @@ def test_the_main_pages_work_under_the_policy(
         assert not violations, f"{url}: {violations}"
 
     # The chat page streams its answer over the run WebSocket (connect-src).
-    page.goto(reverse("flows:chat", args=["assistant"]))
+    page.goto(reverse("conversations:chat", args=["assistant"]))
     page.get_by_label("Message").fill("under the policy")
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".bubble.assistant .text").last).to_have_text("under the policy")

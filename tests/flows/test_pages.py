@@ -37,7 +37,7 @@ def page_urls(flow, run) -> list[str]:
     return [
         reverse("flows:flow-list"),
         reverse("flows:flow-detail", args=[flow.slug]),
-        reverse("flows:chat", args=[flow.slug]),
+        reverse("conversations:chat", args=[flow.slug]),
         reverse("flows:run-detail", args=[run.id]),
         reverse("catalog:model-list"),
         reverse("workspaces:key-list"),
@@ -89,7 +89,7 @@ def test_wrong_methods_are_refused(client, owner, flow, run, api_key):
     forms = [
         reverse("flows:flow-version-create", args=[flow.slug]),
         reverse("flows:flow-publish", args=[flow.slug]),
-        reverse("flows:chat-send", args=[flow.slug]),
+        reverse("conversations:chat-send", args=[flow.slug]),
         reverse("workspaces:key-create"),
         reverse("workspaces:key-revoke", args=[ApiKey.objects.get().id]),
     ]
@@ -105,14 +105,14 @@ def test_outsider_cannot_see_another_workspaces_flow_or_run(client, outsider, fl
     client.force_login(outsider)
     for url in [
         reverse("flows:flow-detail", args=[flow.slug]),
-        reverse("flows:chat", args=[flow.slug]),
+        reverse("conversations:chat", args=[flow.slug]),
         reverse("flows:run-detail", args=[run.id]),
     ]:
         assert client.get(url).status_code == 404, url
     for url in [
         reverse("flows:flow-version-create", args=[flow.slug]),
         reverse("flows:flow-publish", args=[flow.slug]),
-        reverse("flows:chat-send", args=[flow.slug]),
+        reverse("conversations:chat-send", args=[flow.slug]),
     ]:
         assert client.post(url, {"message": "hi", "graph": "{}"}).status_code == 404, url
     assert flow.versions.count() == 1
@@ -135,7 +135,7 @@ def test_flow_list_shows_each_flow_and_whether_it_is_published(
     assertContains(response, "v1")
     assertContains(response, "not published")
     assertContains(response, f'href="{reverse("flows:flow-detail", args=["draft"])}"')
-    assertContains(response, f'href="{reverse("flows:chat", args=["assistant"])}"')
+    assertContains(response, f'href="{reverse("conversations:chat", args=["assistant"])}"')
 
 
 def test_flow_page_shows_versions_runs_and_the_editor(client, owner, flow, run):
@@ -252,20 +252,20 @@ def test_publishing_publishes_the_latest_version(client, owner, make_flow, echo_
 def test_chat_page_has_the_message_form(client, owner, flow):
     client.force_login(owner)
 
-    response = client.get(reverse("flows:chat", args=[flow.slug]))
+    response = client.get(reverse("conversations:chat", args=[flow.slug]))
 
-    assertContains(response, f'hx-post="{reverse("flows:chat-send", args=[flow.slug])}"')
+    assertContains(response, f'hx-post="{reverse("conversations:chat-send", args=[flow.slug])}"')
     assertContains(response, 'hx-target="#messages"')
     assertContains(response, 'name="message"')
-    assertContains(response, "/static/flows/chat.js")
+    assertContains(response, "/static/conversations/chat.js")
 
 
 def test_viewer_cannot_chat(client, viewer, flow):
     client.force_login(viewer)
 
-    assert client.get(reverse("flows:chat", args=[flow.slug])).status_code == 403
+    assert client.get(reverse("conversations:chat", args=[flow.slug])).status_code == 403
     assert (
-        client.post(reverse("flows:chat-send", args=[flow.slug]), {"message": "hi"}).status_code
+        client.post(reverse("conversations:chat-send", args=[flow.slug]), {"message": "hi"}).status_code
         == 403
     )
     assert flow.runs.count() == 0
@@ -275,7 +275,7 @@ def test_sending_a_message_starts_a_run_and_renders_both_bubbles(client, owner, 
     client.force_login(owner)
 
     response = client.post(
-        reverse("flows:chat-send", args=[flow.slug]),
+        reverse("conversations:chat-send", args=[flow.slug]),
         {"message": "<b>hi</b>"},
         HTTP_HX_REQUEST="true",
     )
@@ -292,7 +292,7 @@ def test_sending_a_message_starts_a_run_and_renders_both_bubbles(client, owner, 
 def test_an_empty_message_renders_an_error_bubble(client, owner, flow):
     client.force_login(owner)
 
-    response = client.post(reverse("flows:chat-send", args=[flow.slug]), {"message": "  "})
+    response = client.post(reverse("conversations:chat-send", args=[flow.slug]), {"message": "  "})
 
     assertContains(response, "Type a message first.", status_code=400)
     assertNotContains(response, "data-run-id", status_code=400)

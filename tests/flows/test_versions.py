@@ -242,7 +242,7 @@ def test_restoring_a_version_into_the_draft_keeps_serving_the_published_one(clie
     assert event.before == {"draft": {"nodes": [], "edges": []}}
     assert event.after == {"restored_version": 2}
     # The chat page still runs the published version, not the draft.
-    sent = client.post(reverse("flows:chat-send", args=[flow.slug]), {"message": "hi"})
+    sent = client.post(reverse("conversations:chat-send", args=[flow.slug]), {"message": "hi"})
     assert sent.status_code == 200
     run = flow.runs.get()
     assert run.flow_version.number == 1

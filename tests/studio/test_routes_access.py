@@ -301,7 +301,7 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
         "flows:flow-version-create": lambda: Body(
             {"graph": json.dumps(assistant_graph(model=v.model.slug))}
         ),
-        "flows:chat-send": lambda: Body({"message": "hello"}),
+        "conversations:chat-send": lambda: Body({"message": "hello"}),
         "workspaces:member-change": lambda: Body({"role": "admin"}),
         "workspaces:team-member-add": lambda: Body({"member": v.owner_membership.id}),
         "workspaces:share-grant": lambda: Body(
@@ -344,7 +344,7 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
             {
                 "name": "New",
                 "slug": "new-model",
-                "task": "flows:chat",
+                "task": "conversations:chat",
                 "source": "open_weight",
                 "status": "available",
                 "engine": "echo",
@@ -357,7 +357,7 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
             {
                 "name": "Renamed",
                 "slug": v.model.slug,
-                "task": "flows:chat",
+                "task": "conversations:chat",
                 "source": "open_weight",
                 "status": "available",
                 "engine": "echo",

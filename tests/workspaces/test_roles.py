@@ -31,8 +31,8 @@ def _actions(flow: Flow, workspace) -> dict:
     member = Membership.objects.filter(workspace=workspace, role="viewer").first()
     return {
         "view flow": ("get", reverse("flows:flow-detail", args=[flow.slug]), None),
-        "open chat": ("get", reverse("flows:chat", args=[flow.slug]), None),
-        "send chat": ("post", reverse("flows:chat-send", args=[flow.slug]), {"message": "hi"}),
+        "open chat": ("get", reverse("conversations:chat", args=[flow.slug]), None),
+        "send chat": ("post", reverse("conversations:chat-send", args=[flow.slug]), {"message": "hi"}),
         "save version": (
             "post",
             reverse("flows:flow-version-create", args=[flow.slug]),
@@ -108,7 +108,7 @@ def test_what_refused_actions_leave_behind(client, setting, workspace):
 
 def test_an_operator_runs_a_published_flow_but_cannot_change_it(client, setting):
     client.force_login(setting["users"]["operator"])
-    response = client.post(reverse("flows:chat-send", args=["helper"]), {"message": "hi"})
+    response = client.post(reverse("conversations:chat-send", args=["helper"]), {"message": "hi"})
     assert response.status_code == 200
     run = Run.objects.get()
     assert run.created_by == setting["users"]["operator"]

@@ -41,6 +41,8 @@
     let retries = 0;
     // Citations of the run's knowledge retrieval nodes, shown as the answer's sources.
     const sources = [];
+    // Whether an answer node stopped at its token limit rather than at its end.
+    let cut = false;
 
     function showSources() {
       if (!sources.length) return;
@@ -70,7 +72,9 @@
       }
       showSources();
       const usage = event.data.usage || {};
-      state.textContent = `Done · ${usage.output_tokens ?? 0} tokens · `;
+      const ending = cut ? "Cut at the token limit" : "Done";
+      state.textContent = `${ending} · ${usage.output_tokens ?? 0} tokens · `;
+      if (cut) bubble.classList.add("cut");
       meta.append(runLink(bubble, "View run"));
     }
 
@@ -93,9 +97,13 @@
       } else if (event.type === "node.retry") {
         // The node starts again (a retry, or a lost worker): its streamed text starts over.
         if (!nodes || nodes.includes(event.node)) text.textContent = "";
+      } else if (event.type === "node.loading") {
+        state.textContent = "Loading the model (the first answer after a start takes longer)…";
       } else if (event.type === "node.finished" && event.data.type === "knowledge_retrieval") {
         const found = (event.data.outputs || {}).citations;
         if (Array.isArray(found)) sources.push(...found);
+      } else if (event.type === "node.finished" && event.data.finish_reason === "length") {
+        if (!nodes || nodes.includes(event.node)) cut = true;
       } else if (event.type === "run.finished") {
         finish(event);
       } else if (event.type === "run.failed") {

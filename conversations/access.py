@@ -1,0 +1,32 @@
+"""Access to conversations: an end user reaches only their own; a member who may change the flow
+reviews all of its conversations (read only). Built on ``flows.access``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from conversations.models import Conversation
+from studio.access import fetch, has_perm
+
+# What a conversation's own end user may do; a reviewer may only ``view``.
+ACTIONS = ("view", "send", "change", "delete")
+
+
+def access_conversation(user, conversation_id: Any, action: str) -> Conversation:
+    """The conversation if ``user`` may take ``action`` on it: its own user may take any, while
+    they may still run the flow; a member who may change the flow may view it. Http404 for
+    anyone else (no probing for ids), PermissionDenied for a reviewer asking more than view."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    conversation = fetch(Conversation, "flow", id=conversation_id)
+    own = user.is_authenticated and conversation.user_id == user.pk
+    if own and has_perm(user, conversation.flow, "run"):
+        return conversation
+    if has_perm(user, conversation.flow, "change"):
+        if action == "view":
+            return conversation
+        raise PermissionDenied("only its own user may change a conversation")
+    raise Http404

@@ -1,0 +1,36 @@
+"""Reads of conversations: a user's list, the messages, and the history a new run is given."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from conversations.models import Conversation, Message, Role
+from flows.history import MAX_CHARS, MAX_TURNS
+from flows.models import Flow
+
+
+def conversations_of(user, flow: Flow) -> QuerySet[Conversation]:
+    """The user's own conversations with ``flow``, the latest first."""
+    return Conversation.objects.filter(flow=flow, user=user)
+
+
+def conversations_of_flow(flow: Flow) -> QuerySet[Conversation]:
+    """Every conversation with ``flow`` (for those who review it), the latest first."""
+    return Conversation.objects.filter(flow=flow).select_related("user")
+
+
+def conversation_messages(conversation: Conversation) -> list[Message]:
+    return list(conversation.messages.select_related("run"))
+
+
+def conversation_history(conversation: Conversation) -> list[dict]:
+    """The turns a new run of the conversation is given: every message with text, oldest
+    first, cut from the oldest end to the history's limits (``flows/history.py``)."""
+    rows = conversation.messages.exclude(text="").values_list("role", "text")
+    turns = [{"role": role, "content": text} for role, text in rows]
+    turns = turns[-MAX_TURNS:]
+    while sum(len(t["content"]) for t in turns) > MAX_CHARS:
+        turns.pop(0)
+    while turns and turns[0]["role"] == Role.ASSISTANT:
+        turns.pop(0)
+    return turns

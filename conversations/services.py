@@ -1,0 +1,130 @@
+"""Writes of conversations: start one, send a message (which starts a run with the history),
+take the answers of ended runs, rename, delete, and feedback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.models import Conversation, Message, Role
+from conversations.selectors import conversation_history
+from flows import selectors as flow_selectors
+from flows.models import TERMINAL, Flow, Run, RunStatus
+from flows.services import run_create
+
+TITLE_LENGTH = 60
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What sending a message made: the user's turn, the answer to come, and its run."""
+
+    question: Message
+    answer: Message
+    run: Run
+    answer_nodes: frozenset[str]
+
+
+def conversation_start(*, flow: Flow, user=None, api_key=None, end_user: str = "") -> Conversation:
+    return Conversation.objects.create(
+        workspace_id=flow.workspace_id,
+        flow=flow,
+        user=user if user is not None and user.is_authenticated else None,
+        api_key=api_key,
+        end_user=end_user[:200],
+    )
+
+
+def message_send(
+    *, conversation: Conversation, text: str, source: str, user=None, api_key=None
+) -> Exchange:
+    """Start a run of the flow's published version with ``text`` and the conversation's history,
+    and store both turns (the answer's text arrives with the run's end: ``messages_settle``).
+    ValidationError when the flow cannot chat or the text is empty."""
+    flow = conversation.flow
+    text = text.strip()
+    if not text:
+        raise ValidationError("Type a message first.")
+    if flow.published_version is None:
+        raise ValidationError("This flow has no published version yet.")
+    binding = flow_selectors.chat_binding(flow.published_version)
+    messages_settle(conversation)
+    history = conversation_history(conversation)
+    with transaction.atomic():
+        run = run_create(
+            flow=flow,
+            version=flow.published_version,
+            inputs={binding.input: text},
+            source=source,
+            user=user,
+            api_key=api_key,
+            history=history,
+        )
+        question = Message.objects.create(conversation=conversation, role=Role.USER, text=text)
+        answer = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, run=run)
+        changed = {"updated_at": timezone.now()}
+        if not conversation.title:
+            changed["title"] = _title(text)
+        Conversation.objects.filter(id=conversation.id).update(**changed)
+        for name, value in changed.items():
+            setattr(conversation, name, value)
+    return Exchange(question, answer, run, binding.answer_nodes)
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def messages_settle(conversation: Conversation) -> None:
+    """Give the answers whose runs have ended their text: the run's answer, or nothing for a
+    failed run (the next run's history then skips it)."""
+    pending = conversation.messages.filter(
+        role=Role.ASSISTANT, settled=False, run__status__in=TERMINAL
+    ).select_related("run")
+    for message in pending:
+        run = message.run
+        message.text = run_answer(run) if run.status == RunStatus.SUCCEEDED else ""
+        message.cut = run.node_results.filter(details__finish_reason="length").exists()
+        message.settled = True
+        message.save(update_fields=["text", "settled", "cut"])
+
+
+def run_answer(run: Run) -> str:
+    """The answer a run gave: its ``text`` output, else its text outputs joined."""
+    outputs = run.outputs or {}
+    if isinstance(outputs.get("text"), str):
+        return outputs["text"]
+    return "\n\n".join(v for v in outputs.values() if isinstance(v, str))
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    title = " ".join(title.split())
+    if not title:
+        raise ValidationError("A conversation needs a title.")
+    if len(title) > 200:
+        raise ValidationError("A title has at most 200 characters.")
+    conversation.title = title
+    conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    conversation.delete()
+
+
+def message_feedback(*, message: Message, rating: int, comment: str = "") -> Message:
+    """An end user's thumbs up (+1) or down (-1) on an answer, with an optional comment."""
+    if message.role != Role.ASSISTANT:
+        raise ValidationError("Only answers take feedback.")
+    if rating not in (1, -1):
+        raise ValidationError("Feedback is +1 or -1.")
+    if len(comment) > 2000:
+        raise ValidationError("A comment has at most 2,000 characters.")
+    message.feedback = rating
+    message.feedback_comment = comment.strip()
+    message.save(update_fields=["feedback", "feedback_comment"])
+    return message

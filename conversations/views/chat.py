@@ -1,0 +1,126 @@
+"""The chat page of a published flow: the user's conversations with it, each one multi-turn."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from conversations.access import access_conversation
+from conversations.models import Conversation
+from conversations.selectors import conversation_messages, conversations_of
+from conversations.services import (
+    conversation_delete,
+    conversation_rename,
+    conversation_start,
+    message_send,
+    messages_settle,
+)
+from flows import selectors as flow_selectors
+from flows.access import access_flow
+from flows.models import Flow, RunSource
+from workspaces.access import current_workspace
+
+
+def _page(request: HttpRequest, flow: Flow, conversation: Conversation | None) -> HttpResponse:
+    messages = []
+    if conversation is not None:
+        messages_settle(conversation)
+        messages = conversation_messages(conversation)
+    answer_nodes = ""
+    if flow.published_version is not None:
+        with contextlib.suppress(ValidationError):
+            binding = flow_selectors.chat_binding(flow.published_version)
+            answer_nodes = ",".join(sorted(binding.answer_nodes))
+    context = {
+        "workspace": flow.workspace,
+        "flow": flow,
+        "conversation": conversation,
+        "conversations": conversations_of(request.user, flow)[:100],
+        "messages": messages,
+        "answer_nodes": answer_nodes,
+    }
+    return render(request, "conversations/chat.html", context)
+
+
+@login_required
+@require_GET
+def chat(request: HttpRequest, slug: str) -> HttpResponse:
+    """A new conversation (it is stored with its first message), beside the user's others."""
+    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    return _page(request, flow, None)
+
+
+@login_required
+@require_GET
+def conversation_open(request: HttpRequest, slug: str, conversation_id) -> HttpResponse:
+    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    conversation = access_conversation(request.user, conversation_id, "send")
+    if conversation.flow_id != flow.id:
+        return redirect("conversations:chat", slug=flow.slug)
+    return _page(request, flow, conversation)
+
+
+@login_required
+@require_POST
+def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
+    """Send the typed message in the form's conversation (a new one when it names none) and
+    render its two bubbles, and the conversation's id for the next message."""
+    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    message = request.POST.get("message", "")
+    context: dict = {"flow": flow, "message": message.strip()}
+    conversation_id = request.POST.get("conversation", "")
+    try:
+        if conversation_id:
+            conversation = access_conversation(request.user, conversation_id, "send")
+            if conversation.flow_id != flow.id:
+                raise ValidationError("That conversation belongs to another flow.")
+        else:
+            if not message.strip():
+                raise ValidationError("Type a message first.")
+            conversation = conversation_start(flow=flow, user=request.user)
+        exchange = message_send(
+            conversation=conversation, text=message, source=RunSource.CHAT, user=request.user
+        )
+        context |= {
+            "conversation": conversation,
+            "run": exchange.run,
+            "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
+            "answer": exchange.answer,
+        }
+    except ValidationError as exc:
+        context["error"] = "; ".join(exc.messages)
+    status = 400 if "error" in context else 200
+    response = render(request, "conversations/chat.html#sent", context, status=status)
+    if status == 200 and not conversation_id:
+        # A reload (or a shared link) opens the conversation this message started.
+        response["HX-Push-Url"] = reverse(
+            "conversations:conversation", args=[flow.slug, context["conversation"].id]
+        )
+    return response
+
+
+@login_required
+@require_POST
+def conversation_rename_view(request: HttpRequest, slug: str, conversation_id) -> HttpResponse:
+    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    conversation = access_conversation(request.user, conversation_id, "change")
+    try:
+        conversation_rename(conversation=conversation, title=request.POST.get("title", ""))
+    except ValidationError as exc:
+        return HttpResponse("; ".join(exc.messages), status=400)
+    return redirect("conversations:conversation", slug=flow.slug, conversation_id=conversation.id)
+
+
+@login_required
+@require_POST
+def conversation_delete_view(request: HttpRequest, slug: str, conversation_id) -> HttpResponse:
+    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    conversation = access_conversation(request.user, conversation_id, "delete")
+    conversation_delete(conversation=conversation)
+    return redirect("conversations:chat", slug=flow.slug)
