@@ -179,7 +179,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL}],
+            # Longer than the layer's blocking pop (5 s): redis-py's own default, 5 s, ended a
+            # quiet socket's every wait with a TimeoutError.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 35}],
             # For consumers' groups (run events travel in their own Redis log, studio/events.py).
             # The default capacity (100) drops messages silently under a burst.
             "capacity": 5000,
