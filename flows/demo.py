@@ -22,6 +22,8 @@ from workspaces.models import Role, Workspace
 from workspaces.services import member_add, workspace_create
 
 DEMO_MODEL = "smollm2-135m-instruct"
+DEMO_MODEL_SETTINGS = {"no_repeat_ngram_size": 4}
+DEMO_MODEL_SAMPLING = {"repetition_penalty": 1.15}
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -45,12 +47,16 @@ def docs_graph(knowledge_base: str = "studio-guide", model: str = DEMO_MODEL) ->
                 "id": "llm_1",
                 "type": "llm",
                 "position": {"x": 480, "y": 80},
+                # Fitted to a 135M model (bench/demo_answers.py): a short answer asked for, the
+                # sources labelled, and room for a sentence or two.
                 "config": {
                     "model": model,
-                    "system": "Answer from the sources only, briefly, and cite them like [1].",
-                    "prompt": "{{context}}\n\nQuestion: {{message}}",
+                    "system": (
+                        "Answer the question in one or two sentences, using only the sources."
+                    ),
+                    "prompt": "Sources:\n{{context}}\n\nQuestion: {{message}}",
                     "temperature": 0,
-                    "max_tokens": 256,
+                    "max_tokens": 128,
                 },
             },
             {
@@ -98,6 +104,9 @@ def assistant_graph(model: str = DEMO_MODEL, max_tokens: int = 256) -> dict:
                     "system": "You are a helpful assistant. Answer briefly.",
                     "temperature": 0,
                     "max_tokens": max_tokens,
+                    # The conversation's last exchanges: follow-up questions make sense.
+                    "memory": "turns",
+                    "memory_turns": 3,
                 },
             },
             {
@@ -146,6 +155,10 @@ def demo_seed() -> str | None:
             engine="cpu",
             weights=f"bundled:{DEMO_MODEL}",
             context_length=8192,
+            # A model this small loops when decoding greedily ("Pixel-Pixel-Pixel…"): no four
+            # tokens twice in an answer, and a penalty on the tokens it already holds.
+            settings=DEMO_MODEL_SETTINGS,
+            sampling=DEMO_MODEL_SAMPLING,
         )
     if not Flow.objects.filter(workspace=workspace, slug="assistant").exists():
         flow = flow_create(
