@@ -2,7 +2,8 @@
 //
 // Protocol (studio/events.py): events arrive in `seq` order; `?after=<seq>` replays what came
 // after it. We remember the last seq seen and reconnect with it, so a dropped socket loses
-// nothing and repeats nothing. Model text is untrusted: it only ever goes into textContent.
+// nothing and repeats nothing. Model text is untrusted: it is rendered as Markdown through
+// markdown.js (parsed, then sanitised), at most once per frame while it streams.
 (function () {
   "use strict";
 
@@ -43,6 +44,20 @@
     const sources = [];
     // Whether an answer node stopped at its token limit rather than at its end.
     let cut = false;
+    // The answer's Markdown so far, rendered on the next frame.
+    let raw = "";
+    let drawing = false;
+
+    function show(markdown) {
+      raw = markdown;
+      if (drawing) return;
+      drawing = true;
+      window.requestAnimationFrame(() => {
+        drawing = false;
+        window.studioMarkdown.render(text, raw);
+        scrollToEnd();
+      });
+    }
 
     function showSources() {
       if (!sources.length) return;
@@ -65,10 +80,10 @@
       bubble.classList.remove("streaming");
       bubble.classList.add("done");
       const outputs = event.data.outputs || {};
-      if (!text.textContent) {
+      if (!raw) {
         // No streamed tokens (a flow without a streaming node): show the answer whole.
         const answer = outputs.text ?? Object.values(outputs).find((v) => typeof v === "string");
-        text.textContent = answer ?? JSON.stringify(outputs);
+        show(answer ?? "```json\n" + JSON.stringify(outputs, null, 2) + "\n```");
       }
       showSources();
       const usage = event.data.usage || {};
@@ -92,11 +107,11 @@
     function handle(event) {
       if (event.type === "token") {
         if (nodes && !nodes.includes(event.node)) return;
-        text.textContent += event.data.text;
+        show(raw + event.data.text);
         state.textContent = "Writing…";
       } else if (event.type === "node.retry") {
         // The node starts again (a retry, or a lost worker): its streamed text starts over.
-        if (!nodes || nodes.includes(event.node)) text.textContent = "";
+        if (!nodes || nodes.includes(event.node)) show("");
       } else if (event.type === "node.loading") {
         state.textContent = "Loading the model (the first answer after a start takes longer)…";
       } else if (event.type === "node.finished" && event.data.type === "knowledge_retrieval") {
@@ -151,6 +166,11 @@
       ? [element]
       : element.querySelectorAll("[data-run-id]");
     bubbles.forEach(follow);
+    // Answers the page was rendered with: their Markdown, as the server sent it (escaped text).
+    element.querySelectorAll(".text[data-markdown]").forEach((done) => {
+      window.studioMarkdown.render(done, done.textContent);
+      done.removeAttribute("data-markdown");
+    });
     scrollToEnd();
   });
 
