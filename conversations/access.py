@@ -8,11 +8,18 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from studio.access import fetch, has_perm
 
 # What a conversation's own end user may do; a reviewer may only ``view``.
 ACTIONS = ("view", "send", "change", "delete")
+
+
+def access_message(user, message_id: Any, action: str) -> Message:
+    """A message, by its conversation's access (``access_conversation``)."""
+    message = fetch(Message, "conversation", id=message_id)
+    access_conversation(user, message.conversation_id, action)
+    return message
 
 
 def access_conversation(user, conversation_id: Any, action: str) -> Conversation:

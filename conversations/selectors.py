@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from conversations.models import Conversation, Message, Role
 from flows.history import MAX_CHARS, MAX_TURNS
@@ -15,8 +15,18 @@ def conversations_of(user, flow: Flow) -> QuerySet[Conversation]:
 
 
 def conversations_of_flow(flow: Flow) -> QuerySet[Conversation]:
-    """Every conversation with ``flow`` (for those who review it), the latest first."""
-    return Conversation.objects.filter(flow=flow).select_related("user")
+    """Every conversation with ``flow`` (for those who review it), the latest first, with its
+    number of messages and of answers rated up and down."""
+    return (
+        Conversation.objects.filter(flow=flow)
+        .select_related("user", "api_key")
+        .annotate(
+            message_count=Count("messages"),
+            rated_up=Count("messages", filter=Q(messages__feedback=1)),
+            rated_down=Count("messages", filter=Q(messages__feedback=-1)),
+        )
+        .order_by("-updated_at", "id")
+    )
 
 
 def conversation_messages(conversation: Conversation) -> list[Message]:

@@ -1,15 +1,27 @@
-"""The chat pages: a flow's conversations for the signed-in member."""
+"""The chat pages (a member's own conversations with a flow) and the review of a flow's
+conversations by its editors."""
 
 from django.urls import path
 
-from conversations.views import chat
+from conversations.views import chat, review
 
 app_name = "conversations"
 
 urlpatterns = [
+    path("flows/<slug:slug>/conversations/", review.conversation_list, name="review-list"),
+    path(
+        "flows/<slug:slug>/conversations/<uuid:conversation_id>/",
+        review.conversation_detail,
+        name="review-detail",
+    ),
     path("chat/<slug:slug>/", chat.chat, name="chat"),
     path("chat/<slug:slug>/send", chat.chat_send, name="chat-send"),
     path("chat/<slug:slug>/c/<uuid:conversation_id>/", chat.conversation_open, name="conversation"),
+    path(
+        "chat/<slug:slug>/m/<int:message_id>/feedback",
+        chat.message_feedback_view,
+        name="message-feedback",
+    ),
     path(
         "chat/<slug:slug>/c/<uuid:conversation_id>/rename",
         chat.conversation_rename_view,

@@ -11,13 +11,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from conversations.access import access_conversation
+from conversations.access import access_conversation, access_message
 from conversations.models import Conversation
 from conversations.selectors import conversation_messages, conversations_of
 from conversations.services import (
     conversation_delete,
     conversation_rename,
     conversation_start,
+    message_feedback,
     message_send,
     messages_settle,
 )
@@ -103,6 +104,26 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
             "conversations:conversation", args=[flow.slug, context["conversation"].id]
         )
     return response
+
+
+@login_required
+@require_POST
+def message_feedback_view(request: HttpRequest, slug: str, message_id: int) -> HttpResponse:
+    """Thumbs up or down on an answer, with an optional comment; renders the answer's controls."""
+    access_flow(request.user, current_workspace(request), slug, "run")
+    message = access_message(request.user, message_id, "change")
+    given = request.POST.get("rating", "")
+    try:
+        # No rating: a comment sent with Enter, for the rating given before.
+        rating = int(given) if given else message.feedback
+        if rating is None:
+            raise ValidationError("Choose 👍 or 👎 first.")
+        message_feedback(message=message, rating=rating, comment=request.POST.get("comment", ""))
+    except (ValueError, ValidationError) as exc:
+        reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else "Bad rating."
+        return HttpResponse(reason, status=400)
+    context = {"flow": message.conversation.flow, "answer": message}
+    return render(request, "conversations/chat.html#feedback", context)
 
 
 @login_required

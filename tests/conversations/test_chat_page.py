@@ -97,3 +97,62 @@ def test_an_empty_first_message_stores_no_conversation(client, db, owner, echo_m
     assert response.status_code == 400
     assertContains(response, "Type a message first.", status_code=400)
     assert not Conversation.objects.exists()
+
+
+def test_an_answer_takes_feedback_from_its_own_user_only(
+    client, db, owner, make_member, echo_model, make_flow
+):
+    flow = make_flow(echo_model)
+    client.force_login(owner)
+    _send(client, flow, "hello")
+    answer = Conversation.objects.get().messages.get(role="assistant")
+    feedback = reverse("conversations:message-feedback", args=[flow.slug, answer.id])
+
+    # A comment before any rating is refused; then a rating; then Enter sends a comment alone.
+    assert client.post(feedback, {"rating": "", "comment": "hm"}).status_code == 400
+    rated = client.post(feedback, {"rating": "-1", "comment": ""})
+    assert rated.status_code == 200
+    assertContains(rated, 'aria-pressed="true"')
+    assert client.post(feedback, {"rating": "", "comment": "too vague"}).status_code == 200
+    answer.refresh_from_db()
+    assert (answer.feedback, answer.feedback_comment) == (-1, "too vague")
+    assert client.post(feedback, {"rating": "7"}).status_code == 400
+    question = Conversation.objects.get().messages.get(role="user")
+    on_question = reverse("conversations:message-feedback", args=[flow.slug, question.id])
+    assert client.post(on_question, {"rating": "1"}).status_code == 400
+
+    client.force_login(make_member("operator"))
+    assert client.post(feedback, {"rating": "1"}).status_code == 404
+    answer.refresh_from_db()
+    assert answer.feedback == -1
+
+
+def test_the_flows_editors_review_its_conversations_and_others_do_not(
+    client, db, owner, make_member, echo_model, make_flow
+):
+    flow = make_flow(echo_model)
+    operator = make_member("operator")
+    client.force_login(operator)
+    _send(client, flow, "a question from the operator")
+    conversation = Conversation.objects.get()
+    answer = conversation.messages.get(role="assistant")
+    client.post(
+        reverse("conversations:message-feedback", args=[flow.slug, answer.id]),
+        {"rating": "1", "comment": "spot on"},
+    )
+    listing = reverse("conversations:review-list", args=[flow.slug])
+    detail = reverse("conversations:review-detail", args=[flow.slug, conversation.id])
+
+    # An operator may chat, not review.
+    assert client.get(listing).status_code == 403
+    assert client.get(detail).status_code == 403
+
+    client.force_login(owner)
+    page = client.get(listing)
+    assertContains(page, "a question from the operator")
+    assertContains(page, "👍 1")
+    assertContains(page, operator.username)
+    shown = client.get(detail)
+    assertContains(shown, "spot on")
+    assertContains(shown, "Read only.")
+    assertNotContains(shown, 'id="chat-form"')

@@ -86,3 +86,28 @@ def test_the_chat_fits_a_phone(page, owner, echo_model, make_flow):
     assert width <= 375, f"the page scrolls sideways: {width} px wide"
     composer = page.get_by_label("Message").bounding_box()
     assert composer["x"] >= 0 and composer["x"] + composer["width"] <= 375
+
+
+def test_an_answer_is_rated_and_commented_from_the_keyboard(page, owner, echo_model, make_flow):
+    from conversations.models import Message
+
+    make_flow(echo_model)
+    log_in(page, "olive", PASSWORD)
+    page.goto("/chat/assistant/")
+    answer = say(page, "rate this answer")
+    expect(answer.locator(".meta")).to_contain_text("Done")
+
+    answer.get_by_role("button", name="Bad answer").focus()
+    page.keyboard.press("Enter")
+    expect(answer.get_by_role("status")).to_have_text("Thanks for the feedback.")
+    bad = answer.get_by_role("button", name="Bad answer")
+    expect(bad).to_have_attribute("aria-pressed", "true")
+    comment = answer.get_by_label("Comment on this answer")
+    comment.fill("it only repeated me")
+    with page.expect_response(lambda response: "/feedback" in response.url) as saved:
+        comment.press("Enter")
+    assert saved.value.status == 200
+    expect(answer.get_by_label("Comment on this answer")).to_have_value("it only repeated me")
+
+    rated = Message.objects.get(role="assistant")
+    assert (rated.feedback, rated.feedback_comment) == (-1, "it only repeated me")
