@@ -6,11 +6,13 @@ started (``studio.access.access_api_run``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -19,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.access import access_api_run, access_published_flow
 from flows.models import Run, RunSource
 from flows.runtime.waiting import run_events, run_payload, run_wait
+from flows.selectors import version_graph
 from flows.services import run_answer, run_create
+from flows.services.runs import run_inputs_clean
 from studio.json_api import error, forbidden, parse_body
 from studio.sse import sse_frames, sse_response
 from workspaces.authentication import authenticate
@@ -39,7 +43,13 @@ class AnswerRequest(BaseModel):
 
 
 def start_run(
-    *, flow, inputs: dict, api_key: ApiKey, source: str, history: list | None = None
+    *,
+    flow,
+    inputs: dict,
+    api_key: ApiKey,
+    source: str,
+    history: list | None = None,
+    idempotency_key: str = "",
 ) -> Run:
     return run_create(
         flow=flow,
@@ -48,13 +58,57 @@ def start_run(
         source=source,
         api_key=api_key,
         history=history,
+        idempotency_key=idempotency_key,
     )
 
 
-def _start_published(api_key: ApiKey, slug: str, inputs: dict) -> Run:
-    """A run of the flow's published version, if the key may run it (one trip to the thread)."""
+# ``Idempotency-Key``: printable ASCII, as Stripe's and the IETF draft's keys are.
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class IdempotencyKeyReused(Exception):
+    """The key named an earlier run of another flow or with other inputs."""
+
+
+def _start_published(
+    api_key: ApiKey, slug: str, inputs: dict, idempotency_key: str = ""
+) -> tuple[Run, bool]:
+    """A run of the flow's published version, if the key may run it (one trip to the thread),
+    and whether it is an earlier run that the same ``idempotency_key`` started."""
     flow = access_published_flow(api_key, slug)
-    return start_run(flow=flow, inputs=inputs, api_key=api_key, source=RunSource.API)
+    if idempotency_key:
+        earlier = _earlier(api_key, idempotency_key)
+        if earlier is not None:
+            return _replayed(earlier, flow, inputs), True
+    try:
+        run = start_run(
+            flow=flow,
+            inputs=inputs,
+            api_key=api_key,
+            source=RunSource.API,
+            idempotency_key=idempotency_key,
+        )
+    except IntegrityError:  # the same key, sent at the same time: the other request won
+        return _replayed(_earlier(api_key, idempotency_key), flow, inputs), True
+    return run, False
+
+
+def _earlier(api_key: ApiKey, idempotency_key: str) -> Run | None:
+    runs = Run.objects.select_related("flow", "flow_version").defer("flow_version__graph")
+    return runs.filter(api_key=api_key, idempotency_key=idempotency_key).first()
+
+
+def _replayed(earlier: Run, flow, inputs: dict) -> Run:
+    """The earlier run, if the request is the one that started it (same flow, same inputs)."""
+    try:
+        same = earlier.flow_id == flow.id and earlier.inputs == run_inputs_clean(
+            version_graph(earlier.flow_version_id), inputs
+        )
+    except ValidationError:
+        same = False
+    if not same:
+        raise IdempotencyKeyReused
+    return earlier
 
 
 def sse(run_id: Any, after: int = 0) -> AsyncIterator[str]:
@@ -71,17 +125,30 @@ async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
     body = parse_body(request, RunRequest)
     if isinstance(body, HttpResponse):
         return body
+    idempotency_key = request.headers.get("Idempotency-Key", "")
+    if idempotency_key and not IDEMPOTENCY_KEY.match(idempotency_key):
+        message = "Idempotency-Key must be 1 to 255 printable ASCII characters."
+        return error(400, message, code="invalid_idempotency_key")
     try:
-        run = await sync_to_async(_start_published)(api_key, slug, body.inputs)
+        run, replayed = await sync_to_async(_start_published)(
+            api_key, slug, body.inputs, idempotency_key
+        )
     except Http404:
         return error(404, f"No published flow named {slug!r}.", code="flow_not_found")
     except PermissionDenied as exc:
         return forbidden(exc)
     except ValidationError as exc:
         return error(400, "; ".join(exc.messages))
+    except IdempotencyKeyReused:
+        message = "This Idempotency-Key was used for another request (flow or inputs differ)."
+        return error(422, message, code="idempotency_key_reused")
     if body.stream:
-        return sse_response(sse(run.id))
-    return JsonResponse(run_payload(await run_wait(run)))
+        response = sse_response(sse(run.id))
+    else:
+        response = JsonResponse(run_payload(await run_wait(run)))
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
 
 
 async def _key_run(request: HttpRequest, run_id, perm: str) -> Run | HttpResponse:

@@ -109,6 +109,8 @@ class Run(WorkspaceOwned):
     inputs = models.JSONField(default=dict)
     # The conversation's turns before this run's message (``flows/history.py``).
     history = models.JSONField(default=list, blank=True)
+    # A client's ``Idempotency-Key``: one run per key and API key, however often it is sent.
+    idempotency_key = models.CharField(max_length=255, blank=True)
     outputs = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     # {"input_tokens": …, "output_tokens": …, "total_tokens": …}
@@ -138,6 +140,13 @@ class Run(WorkspaceOwned):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "deadline_at"], name="run_status_deadline")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="run_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"run {self.id} of {self.flow}"

@@ -75,6 +75,7 @@ def run_create(
     parent: Run | None = None,
     parent_node: str = "",
     history: list | None = None,
+    idempotency_key: str = "",
 ) -> Run:
     """A queued run of ``version``; the executor is enqueued once the row is committed.
     ``parent``: the run whose sub-flow node ``parent_node`` waits for this one; ValidationError
@@ -88,6 +89,7 @@ def run_create(
         flow_version=version,
         inputs=cleaned,
         history=history_clean(history),
+        idempotency_key=idempotency_key,
         source=source,
         created_by=user if user is not None and user.is_authenticated else None,
         api_key=api_key,
