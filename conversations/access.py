@@ -15,6 +15,24 @@ from studio.access import fetch, has_perm
 ACTIONS = ("view", "send", "change", "delete")
 
 
+def access_key_conversation(api_key, conversation_id: Any) -> Conversation:
+    """A conversation an API key reaches: one it started, with a flow it may still run.
+    Http404 for any other (no probing for ids), PermissionDenied when its flow is out of the
+    key's reach now."""
+    conversation = fetch(Conversation, "flow", id=conversation_id)
+    if conversation.api_key_id != api_key.id:
+        raise Http404
+    if not has_perm(api_key, conversation.flow, "run"):
+        raise PermissionDenied("This API key may not run this conversation's flow.")
+    return conversation
+
+
+def access_key_message(api_key, message_id: Any) -> Message:
+    message = fetch(Message, "conversation", id=message_id)
+    access_key_conversation(api_key, message.conversation_id)
+    return message
+
+
 def access_message(user, message_id: Any, action: str) -> Message:
     """A message, by its conversation's access (``access_conversation``)."""
     message = fetch(Message, "conversation", id=message_id)

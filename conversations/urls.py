@@ -3,11 +3,32 @@ conversations by its editors."""
 
 from django.urls import path
 
+from conversations import api
 from conversations.views import chat, review
 
 app_name = "conversations"
 
 urlpatterns = [
+    path(
+        "api/v1/flows/<slug:slug>/conversations",
+        api.flow_conversations,
+        name="api-flow-conversations",
+    ),
+    path(
+        "api/v1/conversations/<uuid:conversation_id>",
+        api.conversation_detail,
+        name="api-conversation",
+    ),
+    path(
+        "api/v1/conversations/<uuid:conversation_id>/messages",
+        api.conversation_messages_view,
+        name="api-conversation-messages",
+    ),
+    path(
+        "api/v1/messages/<int:message_id>/feedback",
+        api.message_feedback_view,
+        name="api-message-feedback",
+    ),
     path("flows/<slug:slug>/conversations/", review.conversation_list, name="review-list"),
     path(
         "flows/<slug:slug>/conversations/<uuid:conversation_id>/",
