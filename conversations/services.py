@@ -13,9 +13,11 @@ from conversations.models import Conversation, Message, Role
 from conversations.selectors import conversation_history
 from flows import selectors as flow_selectors
 from flows.models import TERMINAL, Flow, Run, RunStatus
-from flows.services import run_create
+from flows.services import run_create, run_fail
 
 TITLE_LENGTH = 60
+# The reason a run stopped by its end user fails with (the chat shows "Stopped").
+STOPPED = "stopped by the user"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,30 @@ def run_answer(run: Run) -> str:
     if isinstance(outputs.get("text"), str):
         return outputs["text"]
     return "\n\n".join(v for v in outputs.values() if isinstance(v, str))
+
+
+def message_stop(*, answer: Message) -> bool:
+    """Stop the run writing ``answer``; False if it had already ended."""
+    if answer.role != Role.ASSISTANT or answer.run_id is None:
+        raise ValidationError("Only an answer being written can be stopped.")
+    return run_fail(run_id=answer.run_id, reason=STOPPED)
+
+
+def message_regenerate(*, answer: Message, source: str, user=None, api_key=None) -> Exchange:
+    """Ask the conversation's last question again: its answer and the question are replaced by
+    a new exchange (the old answer is not part of the new one's history)."""
+    conversation = answer.conversation
+    last_two = list(conversation.messages.order_by("-created_at", "-id")[:2])
+    if len(last_two) < 2 or last_two[0].id != answer.id or last_two[1].role != Role.USER:
+        raise ValidationError("Only the conversation's last answer can be regenerated.")
+    question = last_two[1]
+    if answer.run_id is not None:
+        run_fail(run_id=answer.run_id, reason=STOPPED)  # still writing: it stops
+    with transaction.atomic():
+        Message.objects.filter(id__in=[answer.id, question.id]).delete()
+    return message_send(
+        conversation=conversation, text=question.text, source=source, user=user, api_key=api_key
+    )
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:

@@ -38,6 +38,12 @@ urlpatterns = [
     path("chat/<slug:slug>/", chat.chat, name="chat"),
     path("chat/<slug:slug>/send", chat.chat_send, name="chat-send"),
     path("chat/<slug:slug>/c/<uuid:conversation_id>/", chat.conversation_open, name="conversation"),
+    path("chat/<slug:slug>/m/<int:message_id>/stop", chat.message_stop_view, name="message-stop"),
+    path(
+        "chat/<slug:slug>/m/<int:message_id>/regenerate",
+        chat.message_regenerate_view,
+        name="message-regenerate",
+    ),
     path(
         "chat/<slug:slug>/m/<int:message_id>/feedback",
         chat.message_feedback_view,

@@ -19,7 +19,9 @@ from conversations.services import (
     conversation_rename,
     conversation_start,
     message_feedback,
+    message_regenerate,
     message_send,
+    message_stop,
     messages_settle,
 )
 from flows import selectors as flow_selectors
@@ -90,6 +92,7 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
         )
         context |= {
             "conversation": conversation,
+            "question": exchange.question,
             "run": exchange.run,
             "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
             "answer": exchange.answer,
@@ -124,6 +127,49 @@ def message_feedback_view(request: HttpRequest, slug: str, message_id: int) -> H
         return HttpResponse(reason, status=400)
     context = {"flow": message.conversation.flow, "answer": message}
     return render(request, "conversations/chat.html#feedback", context)
+
+
+@login_required
+@require_POST
+def message_stop_view(request: HttpRequest, slug: str, message_id: int) -> HttpResponse:
+    """Stop an answer being written: its run fails as stopped, which its bubble shows."""
+    access_flow(request.user, current_workspace(request), slug, "run")
+    message = access_message(request.user, message_id, "send")
+    try:
+        message_stop(answer=message)
+    except ValidationError as exc:
+        return HttpResponse("; ".join(exc.messages), status=400)
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) -> HttpResponse:
+    """Ask the last question again: the old exchange leaves the page, the new one streams."""
+    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    answer = access_message(request.user, message_id, "send")
+    question_id = (
+        answer.conversation.messages.filter(role="user", created_at__lte=answer.created_at)
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    try:
+        exchange = message_regenerate(answer=answer, source=RunSource.CHAT, user=request.user)
+    except ValidationError as exc:
+        context = {"flow": flow, "error": "; ".join(exc.messages)}
+        return render(request, "conversations/chat.html#sent", context, status=400)
+    context = {
+        "flow": flow,
+        "message": exchange.question.text,
+        "conversation": answer.conversation,
+        "run": exchange.run,
+        "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
+        "answer": exchange.answer,
+        "question": exchange.question,
+        "replaced": [answer.id, question_id],
+    }
+    return render(request, "conversations/chat.html#sent", context)
 
 
 @login_required

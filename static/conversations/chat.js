@@ -15,6 +15,34 @@
     return `${scheme}//${window.location.host}/ws/runs/${runId}/?after=${after}`;
   }
 
+  // The reason of a run its user stopped (conversations/services.py's STOPPED).
+  const STOPPED = "stopped by the user";
+
+  // A "Copy" button in an answer's meta line, copying its Markdown.
+  function addCopy(bubble, markdown) {
+    const meta = bubble.querySelector(".meta");
+    if (!meta || meta.querySelector(".copy")) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "link copy";
+    button.textContent = "Copy";
+    button.addEventListener("click", () => {
+      navigator.clipboard.writeText(markdown()).then(() => {
+        button.textContent = "Copied";
+        window.setTimeout(() => { button.textContent = "Copy"; }, 1500);
+      });
+    });
+    meta.append(" · ", button);
+  }
+
+  // Only the conversation's last answer may be asked again.
+  function showRegenerate() {
+    const buttons = document.querySelectorAll("#messages .regenerate");
+    buttons.forEach((button, index) => {
+      button.classList.toggle("hidden", index !== buttons.length - 1);
+    });
+  }
+
   function scrollToEnd() {
     const list = document.getElementById("messages");
     if (list) list.scrollTop = list.scrollHeight;
@@ -90,11 +118,20 @@
       const ending = cut ? "Cut at the token limit" : "Done";
       state.textContent = `${ending} · ${usage.output_tokens ?? 0} tokens · `;
       if (cut) bubble.classList.add("cut");
+      addCopy(bubble, () => raw);
       meta.append(runLink(bubble, "View run"));
     }
 
     function fail(reason) {
       bubble.classList.remove("streaming");
+      if (reason === STOPPED) {
+        // Stopped by its user: what it wrote stays, as written so far.
+        bubble.classList.add("done", "stopped");
+        state.textContent = "Stopped · ";
+        if (raw) addCopy(bubble, () => raw);
+        meta.append(runLink(bubble, "View run"));
+        return;
+      }
       bubble.classList.add("failed");
       const error = document.createElement("p");
       error.className = "error-text";
@@ -168,9 +205,12 @@
     bubbles.forEach(follow);
     // Answers the page was rendered with: their Markdown, as the server sent it (escaped text).
     element.querySelectorAll(".text[data-markdown]").forEach((done) => {
-      window.studioMarkdown.render(done, done.textContent);
+      const markdown = done.textContent;
+      window.studioMarkdown.render(done, markdown);
       done.removeAttribute("data-markdown");
+      addCopy(done.closest(".bubble"), () => markdown);
     });
+    showRegenerate();
     scrollToEnd();
   });
 

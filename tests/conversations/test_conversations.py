@@ -164,3 +164,43 @@ def test_feedback_is_for_answers_and_is_bounded(db, workspace, owner, echo_model
         message_feedback(message=exchange.answer, rating=5)
     with pytest.raises(ValidationError):
         message_feedback(message=exchange.answer, rating=1, comment="x" * 2001)
+
+
+def test_regenerating_the_last_answer_replaces_the_exchange(worker, workspace, owner, echo_model):
+    from conversations.services import message_regenerate
+
+    flow = _flow(workspace, owner, echo_model, memory="turns")
+    conversation = conversation_start(flow=flow, user=owner)
+    _say(conversation, "first question", owner)
+    exchange = message_send(
+        conversation=conversation, text="second question", source=RunSource.CHAT, user=owner
+    )
+    wait_for_run(exchange.run.id)
+
+    again = message_regenerate(answer=exchange.answer, source=RunSource.CHAT, user=owner)
+    rerun = wait_for_run(again.run.id)
+
+    # The old exchange is gone, and not part of the new run's history.
+    assert [t["content"] for t in rerun.history] == ["first question", "first question"]
+    texts = [m.text for m in conversation.messages.filter(role="user")]
+    assert texts == ["first question", "second question"]
+    assert not Message.objects.filter(id__in=[exchange.question.id, exchange.answer.id]).exists()
+    # Only the last answer may be asked again.
+    first_answer = conversation.messages.filter(role="assistant").first()
+    with pytest.raises(ValidationError, match="last answer"):
+        message_regenerate(answer=first_answer, source=RunSource.CHAT, user=owner)
+
+
+def test_stopping_an_answer_fails_its_run_as_stopped(db, workspace, owner, echo_model):
+    from conversations.services import STOPPED, message_stop
+
+    flow = _flow(workspace, owner, echo_model)
+    conversation = conversation_start(flow=flow, user=owner)
+    exchange = message_send(conversation=conversation, text="hi", source=RunSource.CHAT, user=owner)
+
+    assert message_stop(answer=exchange.answer) is True
+    exchange.run.refresh_from_db()
+    assert (exchange.run.status, exchange.run.error) == ("failed", STOPPED)
+    assert message_stop(answer=exchange.answer) is False  # already ended
+    with pytest.raises(ValidationError):
+        message_stop(answer=exchange.question)

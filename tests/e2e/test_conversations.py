@@ -111,3 +111,24 @@ def test_an_answer_is_rated_and_commented_from_the_keyboard(page, owner, echo_mo
 
     rated = Message.objects.get(role="assistant")
     assert (rated.feedback, rated.feedback_comment) == (-1, "it only repeated me")
+
+
+def test_an_answer_is_stopped_then_asked_again(page, owner, slow_echo_model, make_flow):
+    make_flow(slow_echo_model, max_tokens=64)
+    log_in(page, "olive", PASSWORD)
+    page.goto("/chat/assistant/")
+
+    answer = say(page, "one two three four five six seven eight nine ten")
+    expect(answer.locator(".text")).to_contain_text("two")
+    answer.get_by_role("button", name="Stop").click()
+    expect(answer.locator(".meta")).to_contain_text("Stopped")
+    assert "ten" not in answer.locator(".text").text_content()
+
+    answer.get_by_role("button", name="Regenerate").click()
+    answers = page.locator("#messages .bubble.assistant")
+    # The stopped exchange left the page; the question was asked again and answered whole.
+    expect(answers).to_have_count(1)
+    expect(page.locator("#messages .bubble.user")).to_have_count(1)
+    expect(answers.first.locator(".text")).to_have_text(
+        "one two three four five six seven eight nine ten", timeout=30_000
+    )
