@@ -51,6 +51,8 @@ from catalog.models import Credential, LoraAdapter, Model, Prompt, PromptVersion
 from catalog.models import Route as CatalogRoute
 from catalog.secrets import encrypt
 from catalog.services import model_create
+from conversations.models import Conversation, Message
+from conversations.services import conversation_start, message_send
 from flows.demo import assistant_graph
 from flows.models import Flow, FlowVersion, Run, RunSource
 from flows.services import flow_create, flow_publish, run_create
@@ -110,6 +112,8 @@ class Victim:
     knowledge_base: KnowledgeBase
     document: Document
     chunk: Chunk
+    conversation: Conversation
+    answer: Message
 
     def object_of_kind(self, kind: str) -> DjangoModel:
         objects: dict[str, DjangoModel] = {
@@ -218,7 +222,13 @@ def victim(db) -> Victim:
         searchable=True,
     )
     object_grant(obj=knowledge_base, subject=team, level="view", actor=owner)
+    conversation = conversation_start(flow=flow, user=owner)
+    exchange = message_send(
+        conversation=conversation, text=f"{MARKER} asks", source=RunSource.CHAT, user=owner
+    )
     return Victim(
+        conversation=conversation,
+        answer=exchange.answer,
         knowledge_base=knowledge_base,
         document=document,
         chunk=chunk,
@@ -264,6 +274,8 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "kb_slug": lambda v, kind: v.knowledge_base.slug,
     "document_id": lambda v, kind: v.document.id,
     "chunk_id": lambda v, kind: v.chunk.id,
+    "conversation_id": lambda v, kind: v.conversation.id,
+    "message_id": lambda v, kind: v.answer.id,
     # Playground streams belong to whoever started them: a random id is never theirs.
     "stream_id": lambda v, kind: secrets.token_urlsafe(16),
     # Invitations are bearer links: only a random token can be "not theirs".
@@ -301,7 +313,14 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
         "flows:flow-version-create": lambda: Body(
             {"graph": json.dumps(assistant_graph(model=v.model.slug))}
         ),
-        "conversations:chat-send": lambda: Body({"message": "hello"}),
+        "conversations:chat-send": lambda: Body(
+            {"message": "hello", "conversation": str(v.conversation.id)}, names_victim=True
+        ),
+        "conversations:conversation-rename": lambda: Body({"title": "renamed"}),
+        "conversations:message-feedback": lambda: Body({"rating": "-1", "comment": "bad"}),
+        "conversations:api-flow-conversations": lambda: Body({"user": "someone"}, json=True),
+        "conversations:api-conversation-messages": lambda: Body({"text": "hello"}, json=True),
+        "conversations:api-message-feedback": lambda: Body({"rating": -1}, json=True),
         "workspaces:member-change": lambda: Body({"role": "admin"}),
         "workspaces:team-member-add": lambda: Body({"member": v.owner_membership.id}),
         "workspaces:share-grant": lambda: Body(
@@ -538,6 +557,14 @@ def _victim_state(v: Victim) -> dict[str, Any]:
         },
         "chunks": set(
             Chunk.objects.filter(knowledge_base__workspace=ws).values_list("id", "text", "enabled")
+        ),
+        "conversations": set(
+            Conversation.objects.filter(workspace=ws).values_list("id", "title", "user_id")
+        ),
+        "messages": set(
+            Message.objects.filter(conversation__workspace=ws).values_list(
+                "id", "text", "feedback", "feedback_comment"
+            )
         ),
     }
     for kind in access.KINDS.values():
