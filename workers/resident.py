@@ -56,10 +56,14 @@ class Resident:
 
         return self.submit(go()).result(timeout=timeout)
 
-    def is_resident(self, model: Any) -> bool:
-        """Whether ``model``'s engine is loaded here as the entry stands (no load to wait for)."""
+    def must_load(self, model: Any) -> bool:
+        """Whether a call to ``model`` here would first wait for its engine to load weights: it
+        is not resident as the entry stands, and holds weights (a portable engine, remote or
+        echo, is built at once)."""
+        if engine_class(model.engine).portable:
+            return False
         cached = self._engines.get(model.id)
-        return cached is not None and cached[0] == engine_spec(model).key
+        return cached is None or cached[0] != engine_spec(model).key
 
     async def engine_for(self, model: Any) -> Engine:
         """The resident engine for a catalog model, built on first use (off the loop).

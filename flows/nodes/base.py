@@ -46,8 +46,8 @@ class NodeContext:
     emit: Callable[[str, dict], Awaitable[None]]
     # Returns the resident engine for a catalog model (loading it once per process).
     engine_for: Callable[[Any], Awaitable[Any]]
-    # Whether a model's engine is loaded already (else the first call waits for its load).
-    engine_ready: Callable[[Any], bool] = lambda model: True
+    # Whether a call to a model would first wait for its engine to load its weights.
+    engine_loads: Callable[[Any], bool] = lambda model: False
     # Who and what the run is for: usage metering records them.
     flow_id: int | None = None
     flow_slug: str = ""

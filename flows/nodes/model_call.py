@@ -185,7 +185,7 @@ async def invoke(
             await ctx.emit("token", {"text": text})
 
     first = target.candidates[0].model
-    if not ctx.engine_ready(first):
+    if ctx.engine_loads(first):
         # The answer waits for the model to load (a worker's first call): the chat says so.
         await ctx.emit(events.NODE_LOADING, {"model": first.slug})
     route = target.route

@@ -44,7 +44,7 @@ class Runtime(Protocol):
 
     async def engine_for(self, model: Any) -> Any: ...
 
-    def is_resident(self, model: Any) -> bool: ...
+    def must_load(self, model: Any) -> bool: ...
 
 
 @dataclass
@@ -160,7 +160,7 @@ def _launch(result: NodeResult, run: Run, runtime: Runtime) -> _Flight:
         workspace_id=run.workspace_id,
         emit=emit,
         engine_for=runtime.engine_for,
-        engine_ready=runtime.is_resident,
+        engine_loads=runtime.must_load,
         flow_id=run.flow_id,
         flow_slug=run.flow.slug,
         api_key_id=run.api_key_id,

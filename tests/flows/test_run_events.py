@@ -108,3 +108,28 @@ def test_the_run_page_stream_needs_a_login_and_a_get(client, owner, run):
     assert client.get(url).status_code == 302
     client.force_login(owner)
     assert client.post(url).status_code == 405
+
+
+def test_a_first_call_says_the_model_is_loading_and_later_ones_do_not(
+    worker, owner, tiny_model, make_flow
+):
+    from tests.flows.helpers import logged_events, wait_for_run
+
+    flow = make_flow(tiny_model, max_tokens=4)
+
+    def types_of_a_run() -> list[str]:
+        run = run_create(
+            flow=flow,
+            version=flow.published_version,
+            inputs={"message": "hello"},
+            source=RunSource.STUDIO,
+            user=owner,
+        )
+        assert wait_for_run(run.id).status == "succeeded"
+        return [event["type"] for event in logged_events(run.id)]
+
+    first, second = types_of_a_run(), types_of_a_run()
+
+    # The worker had never loaded this catalog entry: the chat can say why it waits.
+    assert first.index(events.NODE_LOADING) < first.index(events.TOKEN)
+    assert events.NODE_LOADING not in second
