@@ -3,6 +3,7 @@ take the answers of ended runs, rename, delete, and feedback."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -28,6 +29,8 @@ class Exchange:
     answer: Message
     run: Run
     answer_nodes: frozenset[str]
+    # The messages this exchange replaced (a regenerated question and answer).
+    replaced: tuple[int, ...] = ()
 
 
 def conversation_start(*, flow: Flow, user=None, api_key=None, end_user: str = "") -> Conversation:
@@ -120,11 +123,13 @@ def message_regenerate(*, answer: Message, source: str, user=None, api_key=None)
     question = last_two[1]
     if answer.run_id is not None:
         run_fail(run_id=answer.run_id, reason=STOPPED)  # still writing: it stops
+    replaced = (question.id, answer.id)
     with transaction.atomic():
-        Message.objects.filter(id__in=[answer.id, question.id]).delete()
-    return message_send(
+        Message.objects.filter(id__in=replaced).delete()
+    exchange = message_send(
         conversation=conversation, text=question.text, source=source, user=user, api_key=api_key
     )
+    return dataclasses.replace(exchange, replaced=replaced)
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:

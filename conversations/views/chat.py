@@ -148,12 +148,6 @@ def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) ->
     """Ask the last question again: the old exchange leaves the page, the new one streams."""
     flow = access_flow(request.user, current_workspace(request), slug, "run")
     answer = access_message(request.user, message_id, "send")
-    question_id = (
-        answer.conversation.messages.filter(role="user", created_at__lte=answer.created_at)
-        .order_by("-created_at", "-id")
-        .values_list("id", flat=True)
-        .first()
-    )
     try:
         exchange = message_regenerate(answer=answer, source=RunSource.CHAT, user=request.user)
     except ValidationError as exc:
@@ -167,7 +161,7 @@ def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) ->
         "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
         "answer": exchange.answer,
         "question": exchange.question,
-        "replaced": [answer.id, question_id],
+        "replaced": exchange.replaced,
     }
     return render(request, "conversations/chat.html#sent", context)
 
