@@ -71,3 +71,17 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+
+class ChatSettings(models.Model):
+    """How a flow's chat greets its end users: an opening message and suggested questions."""
+
+    flow = models.OneToOneField(
+        "flows.Flow", on_delete=models.CASCADE, related_name="chat_settings"
+    )
+    opening = models.TextField(blank=True)
+    suggestions = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Chat settings of {self.flow_id}"

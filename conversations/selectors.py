@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
-from conversations.models import Conversation, Message, Role
+from conversations.models import ChatSettings, Conversation, Message, Role
 from flows.history import MAX_CHARS, MAX_TURNS
 from flows.models import Flow
+
+
+def chat_settings_of(flow: Flow) -> ChatSettings:
+    """The flow's chat settings (unsaved defaults when none were set)."""
+    return ChatSettings.objects.filter(flow=flow).first() or ChatSettings(flow=flow)
 
 
 def conversations_of(user, flow: Flow) -> QuerySet[Conversation]:

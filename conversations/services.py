@@ -10,11 +10,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from conversations.models import Conversation, Message, Role
+from conversations.models import ChatSettings, Conversation, Message, Role
 from conversations.selectors import conversation_history
 from flows import selectors as flow_selectors
 from flows.models import TERMINAL, Flow, Run, RunStatus
 from flows.services import run_create, run_fail
+from workspaces.audit import audit_record
 
 TITLE_LENGTH = 60
 # The reason a run stopped by its end user fails with (the chat shows "Stopped").
@@ -130,6 +131,24 @@ def message_regenerate(*, answer: Message, source: str, user=None, api_key=None)
         conversation=conversation, text=question.text, source=source, user=user, api_key=api_key
     )
     return dataclasses.replace(exchange, replaced=replaced)
+
+
+def chat_settings_change(*, flow: Flow, opening: str, suggestions: list[str], user=None):
+    """Set how the flow's chat greets its end users (audited)."""
+    with transaction.atomic():
+        settings_, _ = ChatSettings.objects.get_or_create(flow=flow)
+        before = {"opening": settings_.opening, "suggestions": settings_.suggestions}
+        settings_.opening, settings_.suggestions = opening, suggestions
+        settings_.save()
+        audit_record(
+            workspace=flow.workspace_id,
+            actor=user,
+            action="flow.chat_settings",
+            target=flow,
+            before=before,
+            after={"opening": opening, "suggestions": suggestions},
+        )
+    return settings_
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:

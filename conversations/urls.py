@@ -4,7 +4,7 @@ conversations by its editors."""
 from django.urls import path
 
 from conversations import api
-from conversations.views import chat, review
+from conversations.views import chat, review, settings
 
 app_name = "conversations"
 
@@ -30,6 +30,7 @@ urlpatterns = [
         name="api-message-feedback",
     ),
     path("flows/<slug:slug>/conversations/", review.conversation_list, name="review-list"),
+    path("flows/<slug:slug>/chat-settings/", settings.chat_settings, name="chat-settings"),
     path(
         "flows/<slug:slug>/conversations/<uuid:conversation_id>/",
         review.conversation_detail,

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from conversations.access import access_conversation, access_message
 from conversations.models import Conversation
-from conversations.selectors import conversation_messages, conversations_of
+from conversations.selectors import chat_settings_of, conversation_messages, conversations_of
 from conversations.services import (
     conversation_delete,
     conversation_rename,
@@ -47,6 +47,7 @@ def _page(request: HttpRequest, flow: Flow, conversation: Conversation | None) -
         "conversations": conversations_of(request.user, flow)[:100],
         "messages": messages,
         "answer_nodes": answer_nodes,
+        "greeting": chat_settings_of(flow),
     }
     return render(request, "conversations/chat.html", context)
 

@@ -223,11 +223,21 @@
     }
   });
 
+  // A suggested question is sent as if typed; the suggestions go once the conversation starts.
+  document.addEventListener("click", (event) => {
+    const suggestion = event.target.closest(".suggestion");
+    if (!suggestion) return;
+    const form = document.getElementById("chat-form");
+    form.querySelector("input[name=message]").value = suggestion.dataset.text;
+    form.requestSubmit();
+  });
+
   document.addEventListener("htmx:afterRequest", (event) => {
     const form = event.detail.elt;
     if (form.id !== "chat-form") return;
     if (event.detail.successful) {
       form.reset();
+      document.querySelectorAll("#messages .suggestions").forEach((list) => list.remove());
     } else if (event.detail.xhr.status !== 400) {
       const bubble = document.createElement("div");
       bubble.className = "bubble assistant failed";

@@ -132,3 +132,21 @@ def test_an_answer_is_stopped_then_asked_again(page, owner, slow_echo_model, mak
     expect(answers.first.locator(".text")).to_have_text(
         "one two three four five six seven eight nine ten", timeout=30_000
     )
+
+
+def test_a_suggested_question_is_sent_with_a_click(page, owner, echo_model, make_flow):
+    from conversations.services import chat_settings_change
+
+    flow = make_flow(echo_model)
+    chat_settings_change(
+        flow=flow, opening="Hi! I answer *briefly*.", suggestions=["what is a flow"], user=owner
+    )
+    log_in(page, "olive", PASSWORD)
+    page.goto("/chat/assistant/")
+
+    expect(page.locator(".bubble.opening em")).to_have_text("briefly")  # Markdown
+    page.get_by_role("button", name="what is a flow").click()
+
+    expect(page.locator("#messages .bubble.user")).to_have_text("what is a flow")
+    expect(page.locator(".bubble.assistant").last.locator(".text")).to_have_text("what is a flow")
+    expect(page.locator(".suggestions")).to_have_count(0)

@@ -51,8 +51,8 @@ from catalog.models import Credential, LoraAdapter, Model, Prompt, PromptVersion
 from catalog.models import Route as CatalogRoute
 from catalog.secrets import encrypt
 from catalog.services import model_create
-from conversations.models import Conversation, Message
-from conversations.services import conversation_start, message_send
+from conversations.models import ChatSettings, Conversation, Message
+from conversations.services import chat_settings_change, conversation_start, message_send
 from flows.demo import assistant_graph
 from flows.models import Flow, FlowVersion, Run, RunSource
 from flows.services import flow_create, flow_publish, run_create
@@ -223,6 +223,7 @@ def victim(db) -> Victim:
     )
     object_grant(obj=knowledge_base, subject=team, level="view", actor=owner)
     conversation = conversation_start(flow=flow, user=owner)
+    chat_settings_change(flow=flow, opening=f"{MARKER} hello", suggestions=["one"], user=owner)
     exchange = message_send(
         conversation=conversation, text=f"{MARKER} asks", source=RunSource.CHAT, user=owner
     )
@@ -317,6 +318,7 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
             {"message": "hello", "conversation": str(v.conversation.id)}, names_victim=True
         ),
         "conversations:conversation-rename": lambda: Body({"title": "renamed"}),
+        "conversations:chat-settings": lambda: Body({"opening": "hijacked", "suggestions": "x"}),
         "conversations:message-feedback": lambda: Body({"rating": "-1", "comment": "bad"}),
         "conversations:api-flow-conversations": lambda: Body({"user": "someone"}, json=True),
         "conversations:api-conversation-messages": lambda: Body({"text": "hello"}, json=True),
@@ -566,6 +568,12 @@ def _victim_state(v: Victim) -> dict[str, Any]:
                 "id", "text", "feedback", "feedback_comment"
             )
         ),
+        "chat settings": {
+            (flow_id, opening, json.dumps(suggestions))
+            for flow_id, opening, suggestions in ChatSettings.objects.filter(
+                flow__workspace=ws
+            ).values_list("flow_id", "opening", "suggestions")
+        },
     }
     for kind in access.KINDS.values():
         state[f"{kind.name} user grants"] = set(
