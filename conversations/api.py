@@ -75,6 +75,7 @@ def message_data(message: Message) -> dict[str, Any]:
         "run_id": str(message.run_id) if message.run_id else None,
         "status": "done" if message.role == "user" or message.settled else "pending",
         "cut": message.cut,
+        "citations": message.citations,
         "feedback": message.feedback,
         "feedback_comment": message.feedback_comment,
         "created_at": message.created_at.isoformat(),

@@ -13,7 +13,7 @@ from django.utils import timezone
 from conversations.models import ChatSettings, Conversation, Message, Role
 from conversations.selectors import conversation_history
 from flows import selectors as flow_selectors
-from flows.models import TERMINAL, Flow, Run, RunStatus
+from flows.models import TERMINAL, Flow, NodeStatus, Run, RunStatus
 from flows.services import run_create, run_fail
 from workspaces.audit import audit_record
 
@@ -95,8 +95,36 @@ def messages_settle(conversation: Conversation) -> None:
         run = message.run
         message.text = run_answer(run) if run.status == RunStatus.SUCCEEDED else ""
         message.cut = run.node_results.filter(details__finish_reason="length").exists()
+        message.citations = run_citations(run) if message.text else []
         message.settled = True
-        message.save(update_fields=["text", "settled", "cut"])
+        message.save(update_fields=["text", "settled", "cut", "citations"])
+
+
+# What an answer keeps of its sources: the citations the chat showed, each passage shortened.
+CITATIONS_KEPT = 20
+CITATION_TEXT = 400
+
+
+def run_citations(run: Run) -> list[dict]:
+    """The sources of a run's answer: the citations of its knowledge retrieval nodes."""
+    found: list[dict] = []
+    retrievals = run.node_results.filter(
+        node_type="knowledge_retrieval", status=NodeStatus.SUCCEEDED
+    ).order_by("finished_at", "id")
+    for outputs in retrievals.values_list("outputs", flat=True):
+        citations = (outputs or {}).get("citations")
+        if isinstance(citations, list):
+            found += [c for c in citations if isinstance(c, dict)]
+    return [
+        {
+            "index": c.get("index"),
+            "document": str(c.get("document", "")),
+            "page": c.get("page"),
+            "section": str(c.get("section") or ""),
+            "text": str(c.get("text", ""))[:CITATION_TEXT],
+        }
+        for c in found[:CITATIONS_KEPT]
+    ]
 
 
 def run_answer(run: Run) -> str:

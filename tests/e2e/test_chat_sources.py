@@ -53,3 +53,12 @@ def test_the_answer_lists_its_sources(page, workspace, owner, echo_model, embedd
     )
     assert sources.locator("img").count() == 0
     expect(sources.locator("li").first).to_contain_text("Biology")
+
+    # Reopened later, the answer still lists its sources (kept with the message), as text.
+    page.reload()
+    kept = page.locator(".bubble.assistant").last.get_by_role("list", name="Sources")
+    expect(kept.locator("li")).to_have_count(2)
+    expect(kept.locator("li").first).to_have_text(
+        re.compile(r"^\[1\] <img src=x onerror=alert\(1\)>cells\.md")
+    )
+    assert kept.locator("img").count() == 0
