@@ -204,10 +204,7 @@
       : element.querySelectorAll("[data-run-id]");
     bubbles.forEach(follow);
     // Answers the page was rendered with: their Markdown, as the server sent it (escaped text).
-    element.querySelectorAll(".text[data-markdown]").forEach((done) => {
-      const markdown = done.textContent;
-      window.studioMarkdown.render(done, markdown);
-      done.removeAttribute("data-markdown");
+    window.studioMarkdown.renderAll(element, (done, markdown) => {
       addCopy(done.closest(".bubble"), () => markdown);
     });
     showRegenerate();

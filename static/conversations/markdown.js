@@ -48,5 +48,16 @@
     element.classList.add("markdown");
   }
 
-  window.studioMarkdown = { render };
+  // Every answer under `root` that the server rendered as escaped text (`data-markdown`),
+  // rendered once; `each(element, markdown)` is then called with the Markdown it held.
+  function renderAll(root, each) {
+    root.querySelectorAll(".text[data-markdown]").forEach((element) => {
+      const markdown = element.textContent;
+      render(element, markdown);
+      element.removeAttribute("data-markdown");
+      if (each) each(element, markdown);
+    });
+  }
+
+  window.studioMarkdown = { render, renderAll };
 })();

@@ -150,3 +150,17 @@ def test_a_suggested_question_is_sent_with_a_click(page, owner, echo_model, make
     expect(page.locator("#messages .bubble.user")).to_have_text("what is a flow")
     expect(page.locator(".bubble.assistant").last.locator(".text")).to_have_text("what is a flow")
     expect(page.locator(".suggestions")).to_have_count(0)
+
+
+def test_the_review_page_renders_answers_as_markdown(page, owner, echo_model, make_flow):
+    from conversations.models import Conversation
+
+    flow = make_flow(echo_model)
+    log_in(page, "olive", PASSWORD)
+    page.goto("/chat/assistant/")
+    expect(say(page, "a **bold** claim").locator(".meta")).to_contain_text("Done")
+
+    conversation = Conversation.objects.get()
+    page.goto(f"/flows/{flow.slug}/conversations/{conversation.id}/")
+
+    expect(page.locator("#messages .bubble.assistant strong")).to_have_text("bold")
