@@ -264,10 +264,8 @@ def test_viewer_cannot_chat(client, viewer, flow):
     client.force_login(viewer)
 
     assert client.get(reverse("conversations:chat", args=[flow.slug])).status_code == 403
-    assert (
-        client.post(reverse("conversations:chat-send", args=[flow.slug]), {"message": "hi"}).status_code
-        == 403
-    )
+    send = reverse("conversations:chat-send", args=[flow.slug])
+    assert client.post(send, {"message": "hi"}).status_code == 403
     assert flow.runs.count() == 0
 
 

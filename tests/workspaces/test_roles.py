@@ -32,7 +32,11 @@ def _actions(flow: Flow, workspace) -> dict:
     return {
         "view flow": ("get", reverse("flows:flow-detail", args=[flow.slug]), None),
         "open chat": ("get", reverse("conversations:chat", args=[flow.slug]), None),
-        "send chat": ("post", reverse("conversations:chat-send", args=[flow.slug]), {"message": "hi"}),
+        "send chat": (
+            "post",
+            reverse("conversations:chat-send", args=[flow.slug]),
+            {"message": "hi"},
+        ),
         "save version": (
             "post",
             reverse("flows:flow-version-create", args=[flow.slug]),
