@@ -8,6 +8,12 @@ from django.conf import settings
 from django.db import models
 
 
+class Source(models.TextChoices):
+    CHAT = "chat", "Chat page"
+    API = "api", "API"
+    WIDGET = "widget", "Embed widget"
+
+
 class Conversation(models.Model):
     """One end user's thread with a published flow: a member in the studio's chat, or a
     client of the API (its key, and the end user it names)."""
@@ -24,6 +30,9 @@ class Conversation(models.Model):
         "workspaces.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     end_user = models.CharField(max_length=200, blank=True)
+    # Where the thread is held: the studio's chat page, the API, or the embed widget (whose
+    # ``end_user`` is the visitor or member its signed token names).
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.CHAT)
     title = models.CharField(max_length=200, blank=True)
     # Values nodes keep between the conversation's turns.
     variables = models.JSONField(default=dict, blank=True)
@@ -74,13 +83,27 @@ class Message(models.Model):
 
 
 class ChatSettings(models.Model):
-    """How a flow's chat greets its end users: an opening message and suggested questions."""
+    """How a flow's chat greets its end users (an opening message, suggested questions), what its
+    answers may show, and its embed widget."""
 
     flow = models.OneToOneField(
         "flows.Flow", on_delete=models.CASCADE, related_name="chat_settings"
     )
     opening = models.TextField(blank=True)
     suggestions = models.JSONField(default=list, blank=True)
+    # Whether answers may show images from other servers (each one tells its server who read
+    # the answer, and whoever wrote the text picks the server).
+    remote_images = models.BooleanField(default=False)
+    # The embed widget: off until an editor turns it on; the web sites (origins) that may
+    # frame it; how it looks; whether its end users sign in with a studio account.
+    embed_enabled = models.BooleanField(default=False)
+    allowed_origins = models.JSONField(default=list, blank=True)
+    widget_title = models.CharField(max_length=100, blank=True)
+    widget_colour = models.CharField(max_length=7, default="#2563eb")
+    sign_in_required = models.BooleanField(default=False)
+    # Per end user of the widget (None: no limit beyond the workspace's).
+    end_user_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    end_user_tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

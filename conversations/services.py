@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from conversations.models import ChatSettings, Conversation, Message, Role
+from conversations.models import ChatSettings, Conversation, Message, Role, Source
 from conversations.selectors import conversation_history
 from flows import selectors as flow_selectors
 from flows.models import TERMINAL, Flow, NodeStatus, Run, RunStatus
@@ -34,13 +34,17 @@ class Exchange:
     replaced: tuple[int, ...] = ()
 
 
-def conversation_start(*, flow: Flow, user=None, api_key=None, end_user: str = "") -> Conversation:
+def conversation_start(
+    *, flow: Flow, user=None, api_key=None, end_user: str = "", source: str = ""
+) -> Conversation:
+    """A new, empty conversation; ``source`` defaults to the API for a key, else the chat."""
     return Conversation.objects.create(
         workspace_id=flow.workspace_id,
         flow=flow,
         user=user if user is not None and user.is_authenticated else None,
         api_key=api_key,
         end_user=end_user[:200],
+        source=source or (Source.API if api_key is not None else Source.CHAT),
     )
 
 
