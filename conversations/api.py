@@ -62,6 +62,7 @@ def conversation_data(conversation: Conversation) -> dict[str, Any]:
         "flow": conversation.flow.slug,
         "user": conversation.end_user,
         "title": conversation.title,
+        "variables": conversation.variables,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
     }

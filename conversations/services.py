@@ -72,6 +72,7 @@ def message_send(
             user=user,
             api_key=api_key,
             history=history,
+            variables=conversation.variables,
         )
         question = Message.objects.create(conversation=conversation, role=Role.USER, text=text)
         answer = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, run=run)
@@ -91,7 +92,8 @@ def _title(text: str) -> str:
 
 def messages_settle(conversation: Conversation) -> None:
     """Give the answers whose runs have ended their text: the run's answer, or nothing for a
-    failed run (the next run's history then skips it)."""
+    failed run (the next run's history then skips it). A succeeded run's conversation variables
+    become the conversation's; a failed or stopped one changes none."""
     pending = conversation.messages.filter(
         role=Role.ASSISTANT, settled=False, run__status__in=TERMINAL
     ).select_related("run")
@@ -102,6 +104,9 @@ def messages_settle(conversation: Conversation) -> None:
         message.citations = run_citations(run) if message.text else []
         message.settled = True
         message.save(update_fields=["text", "settled", "cut", "citations"])
+        if run.status == RunStatus.SUCCEEDED:
+            conversation.variables = run.variables
+            Conversation.objects.filter(id=conversation.id).update(variables=run.variables)
 
 
 # What an answer keeps of its sources: the citations the chat showed, each passage shortened.
@@ -148,7 +153,8 @@ def message_stop(*, answer: Message) -> bool:
 
 def message_regenerate(*, answer: Message, source: str, user=None, api_key=None) -> Exchange:
     """Ask the conversation's last question again: its answer and the question are replaced by
-    a new exchange (the old answer is not part of the new one's history)."""
+    a new exchange (the old answer is not part of the new one's history). It starts from the
+    conversation's variables as they are now, those the old answer wrote included."""
     conversation = answer.conversation
     last_two = list(conversation.messages.order_by("-created_at", "-id")[:2])
     if len(last_two) < 2 or last_two[0].id != answer.id or last_two[1].role != Role.USER:

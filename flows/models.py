@@ -109,6 +109,9 @@ class Run(WorkspaceOwned):
     inputs = models.JSONField(default=dict)
     # The conversation's turns before this run's message (``flows/history.py``).
     history = models.JSONField(default=list, blank=True)
+    # The conversation's variables: those it started with, then as its nodes wrote them
+    # (``flows/variables.py``); copied back to the conversation when its answer settles.
+    variables = models.JSONField(default=dict, blank=True)
     # A client's ``Idempotency-Key``: one run per key and API key, however often it is sent.
     idempotency_key = models.CharField(max_length=255, blank=True)
     outputs = models.JSONField(default=dict, blank=True)

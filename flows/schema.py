@@ -6,7 +6,8 @@ variables that do not exist, cycles, nodes in the wrong container, and size limi
 
 Two kinds of links feed a node's input ports: stored edges, and references. A text field's
 ``{{node_id.port}}`` makes the input port ``node_id.port``, wired here to that node's output
-(an implicit edge), so the editor's variable picker needs no edge. Every node also has the
+(an implicit edge), so the editor's variable picker needs no edge; ``{{conversation.name}}``
+reads a conversation variable instead (``flows/variables.py``). Every node also has the
 ``_trigger`` input ("run after"): any number of edges, no data; it hangs a node off a branch.
 
 Containers (iteration, loop) hold nodes whose ``parent`` they are. A node sees the nodes of its
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flows.nodes import node_types
 from flows.nodes.base import NodeConfig, NodeType, PortType, ports_compatible
+from flows.variables import CONVERSATION
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
 TRIGGER = "_trigger"
@@ -454,6 +456,8 @@ def _wire_references(wiring: _Wiring) -> None:
                 continue
             source, _, source_port = port.partition(".")
             reference = "{{" + port + "}}"
+            if source == CONVERSATION and source not in wiring.known:
+                continue  # a conversation variable: the executor fills it from the run
             if source not in wiring.known:
                 problems.append(
                     Problem(node.id, f"{reference} refers to a node {source!r} that does not exist")

@@ -33,6 +33,9 @@ class NodeOutput:
     output_tokens: int = 0
     # Anything the trace should show: the model that served, time to first token…
     details: dict[str, Any] = field(default_factory=dict)
+    # The run's conversation variables after this node, when it wrote some (an inline node's
+    # only: ``flows/variables.py``); None leaves them as they were.
+    variables: dict[str, Any] | None = None
 
 
 @dataclass

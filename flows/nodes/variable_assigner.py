@@ -3,6 +3,11 @@
 A value that is exactly one ``{{variable}}`` passes that input on as it is (an object stays an
 object); any other template is rendered as text first. Then the value is converted to the
 variable's type, and one that does not convert fails the node, naming the variable.
+
+With the ``conversation`` scope the values are also kept as conversation variables
+(``flows/variables.py``): later nodes read them as ``{{conversation.<name>}}``, and so do the
+conversation's later turns. A write past the conversation's limits fails the node and keeps
+nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
 from flows.runtime.conditions import to_bool, to_number, to_text
 from flows.runtime.templating import VARIABLE, render, variables
+from flows.variables import SYSTEM_VARIABLES, variables_merge
 
 ValueType = Literal["text", "number", "boolean", "json"]
 
@@ -36,12 +42,20 @@ class Assignment(BaseModel):
     value: str = Field(
         max_length=100_000,
         title="Value",
-        description="A template: {{variable}} or {{node_id.port}} placeholders are filled in.",
+        description="A template: {{variable}}, {{node_id.port}} and {{conversation.name}} (a "
+        "conversation variable) placeholders are filled in.",
     )
 
 
 class VariableAssignerConfig(NodeConfig):
     variables: list[Assignment] = Field(min_length=1, max_length=50, title="Variables")
+    scope: Literal["run", "conversation"] = Field(
+        default="run",
+        title="Scope",
+        description="run: the values are this run's outputs only. conversation: they are also "
+        "kept as conversation variables, read as {{conversation.name}} by later nodes and the "
+        "conversation's later turns (at most 100 variables, 64 KB in all).",
+    )
 
     @field_validator("variables")
     @classmethod
@@ -104,4 +118,9 @@ class VariableAssignerNode(NodeType):
             single = VARIABLE.fullmatch(assignment.value.strip())
             value = inputs.get(single.group(1)) if single else render(assignment.value, inputs)
             outputs[assignment.name] = convert(assignment.name, assignment.type, value)
-        return NodeOutput(outputs=outputs)
+        if config.scope == "run":
+            return NodeOutput(outputs=outputs)
+        kept = variables_merge(run_inputs.get(SYSTEM_VARIABLES) or {}, outputs)
+        return NodeOutput(
+            outputs=outputs, variables=kept, details={"conversation_variables": sorted(outputs)}
+        )

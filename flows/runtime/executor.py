@@ -38,6 +38,7 @@ from flows.schema import CheckedGraph, GraphError, Link, Node
 from flows.selectors import version_graph
 from flows.services import run_fail
 from flows.services.runs import run_tree_count
+from flows.variables import CONVERSATION, SYSTEM_VARIABLES, conversation_reads
 from studio import events
 
 
@@ -135,8 +136,13 @@ class _Advance:
         self.executed = len(self.results) if fresh or graph.flat else run.node_results.count()
         # Results made in this pass and not inserted yet: ``flush`` writes them in one statement.
         self.unsaved: list[NodeResult] = []
-        # What inline nodes read of the run: its inputs, and its history under a system key.
-        self.run_inputs = {**run.inputs, SYSTEM_HISTORY: run.history}
+        # What inline nodes read of the run: its inputs, and its history and conversation
+        # variables under system keys.
+        self.run_inputs = {
+            **run.inputs,
+            SYSTEM_HISTORY: run.history,
+            SYSTEM_VARIABLES: run.variables,
+        }
         self.outbox: list[tuple[str, str | None, dict | None]] = []
         self.to_dispatch: list[tuple[str, str]] = []
         self.created = 0
@@ -218,6 +224,9 @@ class _Advance:
             live += 1
             if link.target_port != "_trigger":
                 inputs[link.target_port] = value
+        if CONVERSATION not in self.graph.nodes:  # else ``{{conversation.x}}`` is that node's
+            for port, name in conversation_reads(node.inputs).items():
+                inputs[port] = self.run.variables.get(name)
         return inputs, live, dead
 
     def _source(self, link: Link, scope: _Scope) -> tuple[Any, bool] | None:
@@ -330,6 +339,8 @@ class _Advance:
             self._failed(node, key, inputs, error or "failed", time.monotonic() - started)
             return
         output = policy.succeeded(node, output)
+        if output.variables is not None:
+            self._keep_variables(output.variables)
         latency_ms = (time.monotonic() - started) * 1000
         result = self._store(
             node,
@@ -343,6 +354,13 @@ class _Advance:
             attempts=1,
         )
         self.outbox.append((events.NODE_FINISHED, key, finished_data(result, output)))
+
+    def _keep_variables(self, values: dict) -> None:
+        """The run's conversation variables as a node left them (checked by the node against
+        their limits), for the nodes after it and, once the run ends, its conversation."""
+        self.run.variables = values
+        self.run_inputs[SYSTEM_VARIABLES] = values
+        Run.objects.filter(id=self.run.id).update(variables=values)
 
     def _failed(self, node: Node, key: str, inputs: dict, reason: str, seconds: float) -> None:
         handled = policy.handled(node, reason)
@@ -608,7 +626,7 @@ def _locked(run_id: Any, known: Run | None) -> Run | None:
     """The run, its row locked for the pass; None if it is gone."""
     if known is not None:
         # Passes change only these; the rest of a run (its flow, version, inputs) never does.
-        mutable = ("status", "deadline_at", "started_at", "finished_at", "error")
+        mutable = ("status", "deadline_at", "started_at", "finished_at", "error", "variables")
         row = Run.objects.select_for_update().filter(id=run_id).values(*mutable).first()
         if row is None:
             return None

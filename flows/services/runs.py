@@ -26,6 +26,7 @@ from flows.nodes.fields import FieldSpec
 from flows.runtime import dispatch
 from flows.schema import CheckedGraph
 from flows.selectors import version_graph
+from flows.variables import variables_clean
 from studio import events
 from workspaces.models import ApiKey
 
@@ -75,12 +76,15 @@ def run_create(
     parent: Run | None = None,
     parent_node: str = "",
     history: list | None = None,
+    variables: dict | None = None,
     idempotency_key: str = "",
 ) -> Run:
     """A queued run of ``version``; the executor is enqueued once the row is committed.
     ``parent``: the run whose sub-flow node ``parent_node`` waits for this one; ValidationError
     (and the tree fails) when its tree has started as many runs as it may. ``history``: the
-    conversation's turns before this message (ValidationError when malformed or too long)."""
+    conversation's turns before this message (ValidationError when malformed or too long).
+    ``variables``: the conversation's variables (``flows/variables.py``; ValidationError past
+    their limits)."""
     graph = version_graph(version.id, version.graph)
     cleaned = run_inputs_clean(graph, inputs)
     run = Run.objects.create(
@@ -89,6 +93,7 @@ def run_create(
         flow_version=version,
         inputs=cleaned,
         history=history_clean(history),
+        variables=variables_clean(variables),
         idempotency_key=idempotency_key,
         source=source,
         created_by=user if user is not None and user.is_authenticated else None,
