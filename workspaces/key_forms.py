@@ -1,4 +1,5 @@
-"""Forms of the API keys page: a key's scopes (access per kind, chosen objects, expiry)."""
+"""Forms of the API keys page: a key's scopes (access per kind, chosen objects, expiry) and
+the request and token limits of a key or of the workspace."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from django.apps import apps
 from django.utils import timezone
 
 from studio import access
-from workspaces.models import FlowAccess, KnowledgeAccess, Workspace
+from workspaces.models import (
+    MAX_REQUESTS_PER_MINUTE,
+    MAX_TOKENS_PER_DAY,
+    FlowAccess,
+    KnowledgeAccess,
+    Workspace,
+)
 from workspaces.services import KeyScopes
 
 SELECTION = [("all", "All, now and later"), ("chosen", "Only the chosen ones")]
@@ -91,7 +98,38 @@ def _chosen(selection: str, objects) -> list[int] | None:
     return None if selection == "all" else [o.pk for o in objects]
 
 
-class KeyCreateForm(KeyScopeForm):
+class LimitsForm(forms.Form):
+    """Requests per minute and tokens per day; empty: no limit."""
+
+    requests_per_minute = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_REQUESTS_PER_MINUTE,
+        help_text="Empty: no limit.",
+    )
+    tokens_per_day = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_TOKENS_PER_DAY,
+        help_text="Input and output tokens of every model call, per UTC day. Empty: no limit.",
+    )
+
+    def limits(self) -> dict[str, int | None]:
+        return {
+            "requests_per_minute": self.cleaned_data["requests_per_minute"],
+            "tokens_per_day": self.cleaned_data["tokens_per_day"],
+        }
+
+
+def limits_initial(owner) -> dict:
+    """A limits form's starting values: the key's or workspace's limits as they are."""
+    return {
+        "requests_per_minute": owner.requests_per_minute,
+        "tokens_per_day": owner.tokens_per_day,
+    }
+
+
+class KeyCreateForm(KeyScopeForm, LimitsForm):
     name = forms.CharField(max_length=200)
 
     field_order = ["name"]

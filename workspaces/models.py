@@ -13,6 +13,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -25,9 +26,36 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+# Bounds of the request and token limits (``workspaces.quotas``): far above any real use, low
+# enough that counters and forms never meet an overflow.
+MAX_REQUESTS_PER_MINUTE = 1_000_000
+MAX_TOKENS_PER_DAY = 10**12
+
+
+def requests_per_minute_field() -> models.PositiveIntegerField:
+    """How many API requests a minute (UTC, fixed window) may admit; null: no limit."""
+    return models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REQUESTS_PER_MINUTE)],
+    )
+
+
+def tokens_per_day_field() -> models.PositiveBigIntegerField:
+    """How many model tokens (input + output) a UTC day may spend; null: no limit."""
+    return models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKENS_PER_DAY)],
+    )
+
+
 class Workspace(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    # Over every API key and member of the workspace together (``workspaces.quotas``).
+    requests_per_minute = requests_per_minute_field()
+    tokens_per_day = tokens_per_day_field()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -176,6 +204,9 @@ class ApiKey(WorkspaceOwned):
         max_length=8, choices=KnowledgeAccess.choices, default=KnowledgeAccess.NONE
     )
     knowledge_base_ids = models.JSONField(null=True, blank=True)
+    # This key's own limits; the workspace's apply as well (``workspaces.quotas``).
+    requests_per_minute = requests_per_minute_field()
+    tokens_per_day = tokens_per_day_field()
     expires_at = models.DateTimeField(null=True, blank=True)
     # A key made before keys had scopes: refused until an admin confirms that it keeps the
     # whole workspace (every run included), or re-scopes it.

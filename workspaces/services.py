@@ -32,6 +32,7 @@ from workspaces.models import (
     Workspace,
     hash_token,
 )
+from workspaces.quotas import limits_clean
 
 MEMBER_FIELDS = ("user", "role", "limited")
 CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
@@ -429,6 +430,8 @@ KEY_FIELDS = (
     "expires_at",
     "legacy",
     "legacy_confirmed_at",
+    "requests_per_minute",
+    "tokens_per_day",
 )
 
 
@@ -492,14 +495,22 @@ def _key_objects(workspace: Workspace, label: str, ids: list[int] | None, user):
 
 
 def api_key_create(
-    *, workspace: Workspace, name: str, user=None, scopes: KeyScopes = FULL_ACCESS
+    *,
+    workspace: Workspace,
+    name: str,
+    user=None,
+    scopes: KeyScopes = FULL_ACCESS,
+    requests_per_minute: int | None = None,
+    tokens_per_day: int | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key for ``workspace``. Returns the row and the key, which is never stored.
 
     A key made by ``user`` acts for them: it never does more than they may do at the time.
     One made without a user is the host's (``manage.py apikey``), bounded by its scopes only.
+    Its limits (None: none; ``workspaces.quotas``) are checked as the scopes are.
     """
     fields = _key_scopes_clean(workspace=workspace, scopes=scopes, user=user)
+    fields |= limits_clean(requests_per_minute, tokens_per_day)
     key, prefix, secret_hash = ApiKey.generate()
     with transaction.atomic():
         api_key = ApiKey.objects.create(

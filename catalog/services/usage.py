@@ -1,11 +1,15 @@
-"""Usage metering: one row per model call, written by whoever made the call."""
+"""Usage metering: one row per model call, written by whoever made the call; its tokens count
+against the daily quotas of its workspace and API key (``workspaces.quotas``)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
+
 from catalog.models import Model, Usage
+from workspaces.quotas import atokens_spend, tokens_spend
 
 _MILLION = Decimal(1_000_000)
 
@@ -52,17 +56,36 @@ def usage_row(
     )
 
 
+def _quota_tokens(row: Usage) -> int:
+    # What the quota counts is what costs: a cache hit or a failed call spends nothing.
+    return 0 if row.cache_hit or not row.ok else row.input_tokens + row.output_tokens
+
+
 async def ausage_record(**kwargs: Any) -> Usage:
-    """Record one call (``usage_row``'s arguments)."""
+    """Record one call (``usage_row``'s arguments) and spend its tokens."""
     row = usage_row(**kwargs)
     await row.asave(force_insert=True)
+    await atokens_spend(
+        workspace_id=row.workspace_id, api_key_id=row.api_key_id, tokens=_quota_tokens(row)
+    )
     return row
 
 
 def usage_record_many(rows: list[Usage]) -> None:
-    """Record calls kept by their caller to be written with its own transaction."""
+    """Record calls kept by their caller to be written with its own transaction; their tokens
+    are spent once it commits (a caller whose transaction fails records them again)."""
     if rows:
         Usage.objects.bulk_create(rows)
+        transaction.on_commit(lambda: _spend_many(rows))
+
+
+def _spend_many(rows: list[Usage]) -> None:
+    spent: dict[tuple[int, int | None], int] = {}
+    for row in rows:
+        subject = (row.workspace_id, row.api_key_id)
+        spent[subject] = spent.get(subject, 0) + _quota_tokens(row)
+    for (workspace_id, api_key_id), tokens in spent.items():
+        tokens_spend(workspace_id=workspace_id, api_key_id=api_key_id, tokens=tokens)
 
 
 def usage_record(**kwargs: Any) -> Usage:
