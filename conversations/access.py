@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from conversations.models import Conversation, Message
+from conversations.models import ChatSettings, Conversation, Message, Source
+from conversations.widget_tokens import WidgetSession
+from flows.models import Flow
 from studio.access import fetch, has_perm
+
+User = get_user_model()
 
 # What a conversation's own end user may do; a reviewer may only ``view``.
 ACTIONS = ("view", "send", "change", "delete")
@@ -55,3 +60,63 @@ def access_conversation(user, conversation_id: Any, action: str) -> Conversation
             return conversation
         raise PermissionDenied("only its own user may change a conversation")
     raise Http404
+
+
+# --- the embed widget ---------------------------------------------------------------------
+
+
+def access_widget_flow(
+    session: WidgetSession, embed_id: str, *, own_origin: str, origin: str | None
+) -> tuple[Flow, ChatSettings]:
+    """The flow a widget session may chat with, and its chat settings: the token's flow,
+    published, with its widget on, embedded on an origin its editors listed (or the studio's
+    own pages), reached from that origin or the studio's own (``origin``: the request's
+    ``Origin`` header, None when it sent none). A signed-in session's member must still be
+    allowed to run it. Http404 when the flow is not the token's or cannot be embedded,
+    PermissionDenied (its reason said) for the rest."""
+    settings = widget_settings(embed_id)
+    flow = settings.flow
+    if flow.id != session.flow_id:
+        raise Http404
+    if session.origin != own_origin and session.origin not in settings.allowed_origins:
+        raise PermissionDenied(f"This chat may not be embedded on {session.origin}.")
+    if origin is not None and origin not in (own_origin, session.origin):
+        raise PermissionDenied(f"Requests from {origin} may not use this chat.")
+    if session.user_id is not None:
+        user = User.objects.filter(pk=session.user_id, is_active=True).first()
+        if user is None or not has_perm(user, flow, "run"):
+            raise PermissionDenied("You may no longer use this chat: sign in again.")
+    elif settings.sign_in_required:
+        raise PermissionDenied("Sign in to use this chat.")
+    return flow, settings
+
+
+def widget_settings(embed_id: str) -> ChatSettings:
+    """The chat settings of the published flow whose widget is at ``embed_id``, if it is on;
+    Http404 otherwise (an unpublished flow, a widget turned off, an unknown id)."""
+    settings = (
+        ChatSettings.objects.select_related("flow", "flow__published_version")
+        .filter(embed_id=embed_id, embed_enabled=True, flow__published_version__isnull=False)
+        .first()
+    )
+    if settings is None:
+        raise Http404
+    return settings
+
+
+def access_widget_conversation(session: WidgetSession, conversation_id: Any) -> Conversation:
+    """A conversation of the widget session's end user with its flow; Http404 for any other."""
+    conversation = fetch(Conversation, "flow", id=conversation_id)
+    if (
+        conversation.source != Source.WIDGET
+        or conversation.flow_id != session.flow_id
+        or conversation.end_user != session.end_user
+    ):
+        raise Http404
+    return conversation
+
+
+def access_widget_message(session: WidgetSession, message_id: Any) -> Message:
+    message = fetch(Message, "conversation", id=message_id)
+    access_widget_conversation(session, message.conversation_id)
+    return message

@@ -97,6 +97,9 @@ class ChatSettings(models.Model):
     # The embed widget: off until an editor turns it on; the web sites (origins) that may
     # frame it; how it looks; whether its end users sign in with a studio account.
     embed_enabled = models.BooleanField(default=False)
+    # The widget's public address (``/embed/<embed_id>/``): random, so that the widgets of a
+    # studio cannot be listed by counting, and set when the widget is first turned on.
+    embed_id = models.CharField(max_length=24, unique=True, null=True, blank=True)
     allowed_origins = models.JSONField(default=list, blank=True)
     widget_title = models.CharField(max_length=100, blank=True)
     widget_colour = models.CharField(max_length=7, default="#2563eb")

@@ -1,10 +1,11 @@
-"""The chat pages (a member's own conversations with a flow) and the review of a flow's
-conversations by its editors."""
+"""The chat pages (a member's own conversations with a flow), the embed widget (its page,
+sessions and chat), the conversations API and the review of a flow's conversations by its
+editors."""
 
 from django.urls import path
 
 from conversations import api
-from conversations.views import chat, review, settings
+from conversations.views import chat, review, settings, widget, widget_chat
 
 app_name = "conversations"
 
@@ -35,6 +36,46 @@ urlpatterns = [
         "flows/<slug:slug>/conversations/<uuid:conversation_id>/",
         review.conversation_detail,
         name="review-detail",
+    ),
+    path("embed/<str:embed_id>/", widget.widget, name="widget"),
+    path("embed/<str:embed_id>/session", widget.widget_session, name="widget-session"),
+    path("embed/<str:embed_id>/sign-in", widget.widget_sign_in, name="widget-sign-in"),
+    path(
+        "embed/<str:embed_id>/conversations",
+        widget_chat.widget_conversations,
+        name="widget-conversations",
+    ),
+    path(
+        "embed/<str:embed_id>/new",
+        widget_chat.widget_conversation,
+        {"conversation_id": "new"},
+        name="widget-new",
+    ),
+    path(
+        "embed/<str:embed_id>/c/<uuid:conversation_id>/",
+        widget_chat.widget_conversation,
+        name="widget-conversation",
+    ),
+    path(
+        "embed/<str:embed_id>/c/<uuid:conversation_id>/delete",
+        widget_chat.widget_conversation_delete,
+        name="widget-conversation-delete",
+    ),
+    path("embed/<str:embed_id>/send", widget_chat.widget_send, name="widget-send"),
+    path(
+        "embed/<str:embed_id>/m/<int:message_id>/feedback",
+        widget_chat.widget_feedback,
+        name="widget-feedback",
+    ),
+    path(
+        "embed/<str:embed_id>/m/<int:message_id>/stop",
+        widget_chat.widget_stop,
+        name="widget-stop",
+    ),
+    path(
+        "embed/<str:embed_id>/m/<int:message_id>/regenerate",
+        widget_chat.widget_regenerate,
+        name="widget-regenerate",
     ),
     path("chat/<slug:slug>/", chat.chat, name="chat"),
     path("chat/<slug:slug>/send", chat.chat_send, name="chat-send"),

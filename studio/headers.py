@@ -43,9 +43,11 @@ PERMISSIONS_POLICY = ", ".join(
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?")
 
 
-def content_security_policy(request: HttpRequest) -> str:
+def content_security_policy(request: HttpRequest, **overrides: str) -> str:
     """The policy for ``request``'s page; its WebSockets (run events) go to the same host,
-    which browsers before CSP 3 do not count as 'self'."""
+    which browsers before CSP 3 do not count as 'self'. ``overrides``: directives a page sets
+    otherwise (``frame_ancestors=…`` for ``frame-ancestors``), for a view that sets the header
+    itself (the middleware then leaves it)."""
     connect = "'self'"
     try:
         host = request.get_host()
@@ -54,6 +56,7 @@ def content_security_policy(request: HttpRequest) -> str:
     if _HOST.fullmatch(host):
         connect += f" wss://{host}" if request.is_secure() else f" ws://{host} wss://{host}"
     policy = POLICY | {"connect-src": connect}
+    policy |= {name.replace("_", "-"): sources for name, sources in overrides.items()}
     return "; ".join(f"{directive} {sources}" for directive, sources in policy.items())
 
 

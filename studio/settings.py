@@ -100,7 +100,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "studio.urls"
-STUDIO_WEBSOCKET_ROUTES = ["flows.routing"]
+STUDIO_WEBSOCKET_ROUTES = ["flows.routing", "conversations.routing"]
 ASGI_APPLICATION = "studio.asgi.application"
 
 TEMPLATES = [

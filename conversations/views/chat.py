@@ -27,7 +27,21 @@ from conversations.services import (
 from flows import selectors as flow_selectors
 from flows.access import access_flow
 from flows.models import Flow, RunSource
+from studio.headers import content_security_policy
 from workspaces.access import current_workspace
+
+# The chat page's controls post to these routes, and its answers link to their runs.
+ROUTES = {
+    "feedback": "conversations:message-feedback",
+    "stop": "conversations:message-stop",
+    "regenerate": "conversations:message-regenerate",
+    "run_links": True,
+}
+
+
+def _render(request: HttpRequest, part: str, context: dict, status: int = 200) -> HttpResponse:
+    context = context | {"routes": ROUTES, "route_key": context["flow"].slug}
+    return render(request, f"conversations/chat.html{part}", context, status=status)
 
 
 def _page(request: HttpRequest, flow: Flow, conversation: Conversation | None) -> HttpResponse:
@@ -49,7 +63,12 @@ def _page(request: HttpRequest, flow: Flow, conversation: Conversation | None) -
         "answer_nodes": answer_nodes,
         "greeting": chat_settings_of(flow),
     }
-    return render(request, "conversations/chat.html", context)
+    response = _render(request, "", context)
+    if context["greeting"].remote_images:
+        # The flow allows answers to show images from other servers (https only).
+        images = "'self' data: https:"
+        response["Content-Security-Policy"] = content_security_policy(request, img_src=images)
+    return response
 
 
 @login_required
@@ -101,7 +120,7 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
     except ValidationError as exc:
         context["error"] = "; ".join(exc.messages)
     status = 400 if "error" in context else 200
-    response = render(request, "conversations/chat.html#sent", context, status=status)
+    response = _render(request, "#sent", context, status)
     if status == 200 and not conversation_id:
         # A reload (or a shared link) opens the conversation this message started.
         response["HX-Push-Url"] = reverse(
@@ -127,7 +146,7 @@ def message_feedback_view(request: HttpRequest, slug: str, message_id: int) -> H
         reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else "Bad rating."
         return HttpResponse(reason, status=400)
     context = {"flow": message.conversation.flow, "answer": message}
-    return render(request, "conversations/chat.html#feedback", context)
+    return _render(request, "#feedback", context)
 
 
 @login_required
@@ -153,7 +172,7 @@ def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) ->
         exchange = message_regenerate(answer=answer, source=RunSource.CHAT, user=request.user)
     except ValidationError as exc:
         context = {"flow": flow, "error": "; ".join(exc.messages)}
-        return render(request, "conversations/chat.html#sent", context, status=400)
+        return _render(request, "#sent", context, 400)
     context = {
         "flow": flow,
         "message": exchange.question.text,
@@ -164,7 +183,7 @@ def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) ->
         "question": exchange.question,
         "replaced": exchange.replaced,
     }
-    return render(request, "conversations/chat.html#sent", context)
+    return _render(request, "#sent", context)
 
 
 @login_required

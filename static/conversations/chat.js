@@ -10,7 +10,9 @@
   const TERMINAL = ["run.finished", "run.failed"];
   const MAX_RETRIES = 8;
 
+  // The embed widget (widget.js) follows its runs on its own socket, with its token.
   function socketUrl(runId, after) {
+    if (window.studioWidget) return window.studioWidget.socketUrl(runId, after);
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     return `${scheme}//${window.location.host}/ws/runs/${runId}/?after=${after}`;
   }
@@ -48,7 +50,9 @@
     if (list) list.scrollTop = list.scrollHeight;
   }
 
+  // A link to the run's page, where the page may show runs (not in the embed widget).
   function runLink(bubble, label) {
+    if (!bubble.dataset.runUrl) return "";
     const link = document.createElement("a");
     link.href = bubble.dataset.runUrl;
     link.className = "run-link";
@@ -211,10 +215,11 @@
     scrollToEnd();
   });
 
-  // A refused message (400: empty, unpublished flow) still renders its error bubble.
-  // beforeSwap fires on the swap target, so that is what names the chat's requests here.
+  // A refused message (400: empty, unpublished flow; 429: past a limit) still renders its
+  // error bubble. beforeSwap fires on the swap target, which names the chat's requests here.
+  const REFUSED = [400, 429];
   document.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.target.id === "messages" && event.detail.xhr.status === 400) {
+    if (event.detail.target.id === "messages" && REFUSED.includes(event.detail.xhr.status)) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }
@@ -235,7 +240,7 @@
     if (event.detail.successful) {
       form.reset();
       document.querySelectorAll("#messages .suggestions").forEach((list) => list.remove());
-    } else if (event.detail.xhr.status !== 400) {
+    } else if (!REFUSED.includes(event.detail.xhr.status)) {
       const bubble = document.createElement("div");
       bubble.className = "bubble assistant failed";
       bubble.setAttribute("role", "alert");

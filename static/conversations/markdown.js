@@ -3,7 +3,9 @@
 // - raw HTML in the answer is shown as text, never parsed (marked's `html` renderer escapes it);
 // - links keep only http(s) and mailto targets (no `javascript:`), and open in a new tab without
 //   the opener;
-// - no images: a remote image would call a server chosen by whoever wrote the text;
+// - no images, unless the flow allows remote images (`data-remote-images` on a container of the
+//   answer): a remote image calls a server chosen by whoever wrote the text; then only https
+//   images, sent without a referrer;
 // - no styles, forms, frames, SVG or MathML.
 (function () {
   "use strict";
@@ -16,10 +18,15 @@
       .replace(/"/g, "&quot;");
   }
 
-  const parser = new marked.Marked({
-    gfm: true,
-    breaks: true,
-    async: false,
+  const OPTIONS = { gfm: true, breaks: true, async: false };
+  const withImages = new marked.Marked(OPTIONS, {
+    renderer: {
+      html(token) {
+        return escapeHtml(token.text);
+      },
+    },
+  });
+  const parser = new marked.Marked(OPTIONS, {
     renderer: {
       html(token) {
         return escapeHtml(token.text);
@@ -36,15 +43,27 @@
     FORBID_ATTR: ["style"],
   };
 
+  const PURIFY_IMAGES = {
+    ...PURIFY,
+    FORBID_TAGS: PURIFY.FORBID_TAGS.filter((tag) => tag !== "img"),
+  };
+
   DOMPurify.addHook("afterSanitizeAttributes", (node) => {
     if (node.tagName === "A" && node.hasAttribute("href")) {
       node.setAttribute("target", "_blank");
       node.setAttribute("rel", "noopener noreferrer nofollow");
     }
+    if (node.tagName === "IMG") {
+      if (!/^https:/i.test(node.getAttribute("src") || "")) node.removeAttribute("src");
+      node.setAttribute("referrerpolicy", "no-referrer");
+      node.setAttribute("loading", "lazy");
+    }
   });
 
   function render(element, raw) {
-    element.innerHTML = DOMPurify.sanitize(parser.parse(raw), PURIFY);
+    const images = element.closest("[data-remote-images]") !== null;
+    const html = (images ? withImages : parser).parse(raw);
+    element.innerHTML = DOMPurify.sanitize(html, images ? PURIFY_IMAGES : PURIFY);
     element.classList.add("markdown");
   }
 

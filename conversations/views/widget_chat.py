@@ -1,0 +1,217 @@
+"""The embed widget's chat: the same conversations, bubbles and services as the chat page, for
+an end user named by the widget's token (``Authorization: Bearer``), never by a cookie.
+
+Each view is reached through ``widget_view``, which reads the token and checks the flow, the
+embedding web site and the request's origin (``access_widget_flow``) before the view runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from conversations.access import (
+    access_widget_conversation,
+    access_widget_flow,
+    access_widget_message,
+)
+from conversations.models import Conversation, Source
+from conversations.selectors import conversation_messages
+from conversations.services import (
+    conversation_delete,
+    conversation_start,
+    message_feedback,
+    message_regenerate,
+    message_send,
+    message_stop,
+    messages_settle,
+)
+from conversations.views.widget import own_origin, request_origin
+from conversations.widget import widget_admit
+from conversations.widget_tokens import TokenRefused, WidgetSession, bearer, token_read
+from flows import selectors as flow_selectors
+from flows.models import Flow, RunSource
+
+# The widget's controls post to these routes; its end users do not see runs.
+ROUTES = {
+    "feedback": "conversations:widget-feedback",
+    "stop": "conversations:widget-stop",
+    "regenerate": "conversations:widget-regenerate",
+    "run_links": False,
+}
+
+
+def widget_view(view: Callable) -> Callable:
+    """The view with the widget's ``flow``, ``settings`` and ``session``; 401 for a missing or
+    expired token (the widget asks for a new one), 403 for an origin or member refused."""
+
+    @csrf_exempt  # no cookie is read: the token is the credential
+    @wraps(view)
+    def checked(request: HttpRequest, embed_id: str, *args, **kwargs) -> HttpResponse:
+        try:
+            session = token_read(bearer(request.headers.get("Authorization")))
+            flow, settings = access_widget_flow(
+                session, embed_id, own_origin=own_origin(request), origin=request_origin(request)
+            )
+        except TokenRefused as exc:
+            return HttpResponse(str(exc), status=401, content_type="text/plain")
+        except PermissionDenied as exc:
+            return HttpResponse(str(exc), status=403, content_type="text/plain")
+        request.widget = (flow, settings, session)
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+def _render(request: HttpRequest, part: str, context: dict, status: int = 200) -> HttpResponse:
+    flow, settings, _ = request.widget
+    base = {"flow": flow, "routes": ROUTES, "route_key": settings.embed_id, "greeting": settings}
+    context = base | context
+    return render(request, f"conversations/chat.html{part}", context, status=status)
+
+
+def _answer_nodes(flow: Flow) -> str:
+    try:
+        return ",".join(sorted(flow_selectors.chat_binding(flow.published_version).answer_nodes))
+    except ValidationError:
+        return ""
+
+
+def _mine(session: WidgetSession, flow: Flow):
+    return Conversation.objects.filter(
+        flow=flow, source=Source.WIDGET, end_user=session.end_user
+    ).order_by("-updated_at")
+
+
+@require_GET
+@widget_view
+def widget_conversations(request: HttpRequest) -> HttpResponse:
+    """The end user's conversations with the flow, the latest first."""
+    flow, settings, session = request.widget
+    context = {"conversations": _mine(session, flow)[:50], "embed_id": settings.embed_id}
+    return render(request, "conversations/widget.html#conversation-list", context)
+
+
+@require_GET
+@widget_view
+def widget_conversation(request: HttpRequest, conversation_id) -> HttpResponse:
+    """A conversation's messages (or, for ``new``, the greeting of a new one)."""
+    flow, _, session = request.widget
+    conversation = None
+    messages = []
+    if conversation_id != "new":
+        conversation = access_widget_conversation(session, conversation_id)
+        messages_settle(conversation)
+        messages = conversation_messages(conversation)
+    context = {
+        "conversation": conversation,
+        "messages": messages,
+        "answer_nodes": _answer_nodes(flow),
+    }
+    return _render(request, "#history", context)
+
+
+@require_POST
+@widget_view
+def widget_send(request: HttpRequest) -> HttpResponse:
+    """Send a message in the form's conversation (a new one when it names none), within the end
+    user's and the workspace's limits (429 with Retry-After past them)."""
+    flow, settings, session = request.widget
+    text = request.POST.get("message", "")
+    context: dict = {"message": text.strip()}
+    conversation_id = request.POST.get("conversation", "")
+    try:
+        if conversation_id:
+            conversation = access_widget_conversation(session, conversation_id)
+        elif not text.strip():
+            raise ValidationError("Type a message first.")
+        refusal = widget_admit(session=session, flow=flow, settings=settings)
+        if refusal is not None:
+            context["error"] = refusal.message
+            response = _render(request, "#sent", context, 429)
+            response["Retry-After"] = str(refusal.retry_after)
+            return response
+        if not conversation_id:
+            conversation = conversation_start(
+                flow=flow, end_user=session.end_user, source=Source.WIDGET
+            )
+            if session.user_id is not None:
+                Conversation.objects.filter(id=conversation.id).update(user_id=session.user_id)
+        exchange = message_send(conversation=conversation, text=text, source=RunSource.CHAT)
+        context |= {
+            "conversation": conversation,
+            "question": exchange.question,
+            "run": exchange.run,
+            "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
+            "answer": exchange.answer,
+        }
+    except ValidationError as exc:
+        context["error"] = "; ".join(exc.messages)
+    return _render(request, "#sent", context, 400 if "error" in context else 200)
+
+
+@require_POST
+@widget_view
+def widget_feedback(request: HttpRequest, message_id: int) -> HttpResponse:
+    _, _, session = request.widget
+    message = access_widget_message(session, message_id)
+    given = request.POST.get("rating", "")
+    try:
+        rating = int(given) if given else message.feedback
+        if rating is None:
+            raise ValidationError("Choose 👍 or 👎 first.")
+        message_feedback(message=message, rating=rating, comment=request.POST.get("comment", ""))
+    except (ValueError, ValidationError) as exc:
+        reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else "Bad rating."
+        return HttpResponse(reason, status=400)
+    return _render(request, "#feedback", {"answer": message})
+
+
+@require_POST
+@widget_view
+def widget_stop(request: HttpRequest, message_id: int) -> HttpResponse:
+    _, _, session = request.widget
+    try:
+        message_stop(answer=access_widget_message(session, message_id))
+    except ValidationError as exc:
+        return HttpResponse("; ".join(exc.messages), status=400)
+    return HttpResponse(status=204)
+
+
+@require_POST
+@widget_view
+def widget_regenerate(request: HttpRequest, message_id: int) -> HttpResponse:
+    flow, settings, session = request.widget
+    answer = access_widget_message(session, message_id)
+    refusal = widget_admit(session=session, flow=flow, settings=settings)
+    if refusal is not None:
+        response = _render(request, "#sent", {"error": refusal.message}, 429)
+        response["Retry-After"] = str(refusal.retry_after)
+        return response
+    try:
+        exchange = message_regenerate(answer=answer, source=RunSource.CHAT)
+    except ValidationError as exc:
+        return _render(request, "#sent", {"error": "; ".join(exc.messages)}, 400)
+    context = {
+        "message": exchange.question.text,
+        "conversation": answer.conversation,
+        "run": exchange.run,
+        "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
+        "answer": exchange.answer,
+        "question": exchange.question,
+        "replaced": exchange.replaced,
+    }
+    return _render(request, "#sent", context)
+
+
+@require_POST
+@widget_view
+def widget_conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
+    _, _, session = request.widget
+    conversation_delete(conversation=access_widget_conversation(session, conversation_id))
+    return HttpResponse(status=204)
