@@ -3,7 +3,8 @@
 A run started from a conversation (the chat, the conversations API, ``/v1/chat/completions``'s
 ``messages``) carries the turns before its message in ``Run.history``, checked here. The input
 node offers them as a transcript (its ``history`` port), and model nodes with memory put the last
-of them before the message (``history_window``)."""
+of them before the message (``history_window``); an LLM node may summarise the turns that do not
+fit its budget (``history_split``, ``flows/nodes/memory.py``)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ def history_window(
     """The most recent turns a model is shown: at most ``last_turns`` exchanges (a user turn and
     the answer to it), then the oldest dropped until they fit ``max_tokens`` (counted roughly).
     Never starts with an answer whose question was dropped."""
+    return history_split(turns, last_turns=last_turns, max_tokens=max_tokens)[1]
+
+
+def history_split(
+    turns: list[dict], *, last_turns: int | None = None, max_tokens: int | None = None
+) -> tuple[list[dict], list[dict]]:
+    """``(dropped, kept)``: the turns ``history_window`` leaves out (the oldest) and those it
+    keeps (the most recent); together they are ``turns``."""
     kept = list(turns)
     if last_turns is not None:
         kept = kept[-2 * last_turns :] if last_turns > 0 else []
@@ -72,4 +81,4 @@ def history_window(
             kept.pop(0)
     while kept and kept[0]["role"] == "assistant":
         kept.pop(0)
-    return kept
+    return list(turns[: len(turns) - len(kept)]), kept

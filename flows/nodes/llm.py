@@ -14,8 +14,7 @@ from pydantic import Field, model_validator
 from catalog.engines.base import Adapter
 from catalog.models import Model
 from catalog.selectors.adapters import aadapter_for_model
-from flows.history import history_window
-from flows.nodes import model_call, register
+from flows.nodes import memory, model_call, register
 from flows.nodes.base import NodeContext, NodeOutput, NodeType, PortType
 from flows.nodes.model_call import ModelTargetConfig
 from flows.runtime.templating import render, variables
@@ -33,7 +32,8 @@ class LlmConfig(ModelTargetConfig):
         default="{{message}}",
         max_length=100_000,
         title="Prompt",
-        description="What the model is asked; {{variables}} are filled from other nodes.",
+        description="What the model is asked; {{variables}} are filled from other nodes, "
+        "{{conversation.name}} from the conversation's variables.",
     )
     system: str = Field(
         default="",
@@ -108,6 +108,13 @@ class LlmConfig(ModelTargetConfig):
         le=100_000,
         title="Memory budget",
         description="With memory by tokens: about how many tokens of recent turns.",
+    )
+    memory_overflow: Literal["drop", "summarise"] = Field(
+        default="drop",
+        title="Turns that do not fit",
+        description="With memory by tokens: drop the older turns, or summarise them with the "
+        "node's model into a short note before the recent ones (at most 200 tokens, kept and "
+        "extended from one message to the next).",
     )
 
     @model_validator(mode="after")
@@ -184,10 +191,14 @@ class LlmNode(NodeType):
             if version is None:
                 raise LookupError(f"prompt {config.library_prompt!r} has no usable version now")
             system, prompt = version.system, version.template
+        remembered = await memory.remembered(ctx, config, target)
         messages = []
-        if system:
-            messages.append({"role": "system", "content": render(system, inputs)})
-        messages += _remembered(config, ctx.history)
+        if system or remembered.summary:
+            content = render(system, inputs) if system else ""
+            if remembered.summary:
+                content = memory.with_summary(content, remembered.summary)
+            messages.append({"role": "system", "content": content})
+        messages += remembered.turns
         messages.append({"role": "user", "content": render(prompt, inputs)})
         result = await model_call.invoke(
             ctx,
@@ -207,10 +218,13 @@ class LlmNode(NodeType):
             details["adapter"] = adapter.name
         if version:
             details["prompt"] = f"{config.library_prompt} v{version.number}"
+        if remembered.details:
+            details["memory"] = remembered.details
         return NodeOutput(
             outputs={"text": result.text},
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
+            # The summary's call counts with the answer's: both are this node's.
+            input_tokens=result.input_tokens + remembered.input_tokens,
+            output_tokens=result.output_tokens + remembered.output_tokens,
             details=details,
         )
 
@@ -219,12 +233,3 @@ class LlmNode(NodeType):
         if found is None:
             raise LookupError(f"model {model.slug!r} has no adapter {config.adapter!r}")
         return Adapter(id=found.id, name=found.slug, weights=found.weights)
-
-
-def _remembered(config: LlmConfig, history: list[dict]) -> list[dict]:
-    """The conversation's turns the node's memory setting lets the model see."""
-    if config.memory == "turns":
-        return history_window(history, last_turns=config.memory_turns)
-    if config.memory == "tokens":
-        return history_window(history, max_tokens=config.memory_tokens)
-    return []

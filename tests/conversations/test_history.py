@@ -9,6 +9,7 @@ from flows.history import (
     MAX_CHARS,
     MAX_TURNS,
     history_clean,
+    history_split,
     history_transcript,
     history_window,
 )
@@ -79,3 +80,12 @@ def test_the_window_never_starts_with_an_answer_to_a_dropped_question():
     assert history_window(history, max_tokens=1) == []
     odd = [{"role": "assistant", "content": "greeting"}, *turns("q1", "a1")]
     assert history_window(odd) == turns("q1", "a1")
+
+
+def test_the_split_gives_the_dropped_turns_before_the_kept_ones():
+    history = turns("a" * 400, "b" * 400, "c" * 40, "d" * 40)
+    dropped, kept = history_split(history, max_tokens=100)
+    assert dropped == turns("a" * 400, "b" * 400)
+    assert kept == turns("c" * 40, "d" * 40)
+    assert history_split(history) == ([], history)
+    assert history_split(history, max_tokens=1) == (history, [])
