@@ -14,9 +14,11 @@ from conversations.services import conversation_start, message_send, messages_se
 from flows.models import NodeResult, Run, RunSource, RunStatus
 from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, run_create
+from flows.services.drafts import flow_draft_run
 from flows.variables import MAX_BYTES, MAX_VARIABLES
 from tests.flows.helpers import wait_for_run
-from tests.flows.nodes.graphs import edge, graph, node, run_graph
+from tests.flows.nodes.graphs import edge, graph, node
+from workspaces.services import api_key_create
 
 
 def _assigner(node_id: str, scope: str, **values: str) -> dict:
@@ -104,8 +106,6 @@ def test_a_failed_turn_changes_no_variable(worker, workspace, owner, echo_model)
 
 def test_the_api_shows_a_conversations_variables(worker, client, workspace, owner, echo_model):
     flow = _publish(workspace, owner, _greeter(echo_model), slug="greeter")
-    from workspaces.services import api_key_create
-
     key = api_key_create(workspace=workspace, name="tests")[1]
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     started = client.post(
@@ -195,12 +195,25 @@ def test_a_bad_name_is_refused_at_save_and_at_the_runs_start(db, workspace, owne
     assert not Run.objects.exists()
 
 
-def test_outside_a_conversation_the_writes_live_on_the_run(worker, workspace, owner, echo_model):
-    run = run_graph(
-        workspace=workspace, owner=owner, graph=_greeter(echo_model), inputs={"message": "Ada"}
+def test_outside_a_conversation_the_writes_live_on_the_run(
+    worker, client, workspace, owner, echo_model
+):
+    flow = _publish(workspace, owner, _greeter(echo_model), slug="greeter")
+    key = api_key_create(workspace=workspace, name="tests")[1]
+
+    # The editor's test run of the draft, and a run through the run API.
+    tested = wait_for_run(flow_draft_run(flow=flow, inputs={"message": "Ada"}, user=owner).id)
+    answered = client.post(
+        f"/api/v1/flows/{flow.slug}/runs",
+        {"inputs": {"message": "Bob"}},
+        "application/json",
+        headers={"Authorization": f"Bearer {key}"},
     )
 
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.outputs == {"text": "Hello : Ada", "seen": "Ada"}
-    assert run.variables == {"name": "Ada"}
+    assert tested.status == RunStatus.SUCCEEDED, tested.error
+    assert tested.outputs == {"text": "Hello : Ada", "seen": "Ada"}
+    assert tested.variables == {"name": "Ada"}
+    assert answered.status_code == 200, answered.content
+    assert answered.json()["outputs"] == {"text": "Hello : Bob", "seen": "Bob"}
+    assert Run.objects.get(id=answered.json()["run_id"]).variables == {"name": "Bob"}
     assert not Conversation.objects.exists()
