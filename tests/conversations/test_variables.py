@@ -217,3 +217,17 @@ def test_outside_a_conversation_the_writes_live_on_the_run(
     assert answered.json()["outputs"] == {"text": "Hello : Bob", "seen": "Bob"}
     assert Run.objects.get(id=answered.json()["run_id"]).variables == {"name": "Bob"}
     assert not Conversation.objects.exists()
+
+
+def test_a_jinja_template_reads_conversation_variables(worker, workspace, owner):
+    spec = graph(
+        _assigner("keep", "conversation", name="{{input_1.message}}"),
+        node("shout", "template", {"template": "{{ conversation.name | upper }}!"}),
+        edges=[edge("keep.name", "shout._trigger"), edge("shout.text", "output_1.text")],
+    )
+    flow = _publish(workspace, owner, spec)
+
+    run = wait_for_run(flow_draft_run(flow=flow, inputs={"message": "Ada"}, user=owner).id)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs == {"text": "ADA!"}
