@@ -58,9 +58,10 @@ return {0, 0, unpack(counts)}
 
 @dataclass(frozen=True)
 class Limit:
-    """What one subject may use; None: no limit of that kind (its requests are still counted).
-    ``subject``: a stable name such as ``key:12``, ``workspace:3`` or
-    ``widget:<flow_id>:<end_user>``; ``label`` names it in the refusal's message."""
+    """What one subject may use; None: no limit of that kind (its requests are still counted),
+    0: none at all. ``subject``: a stable name such as ``key:12``, ``workspace:3`` or
+    ``widget:<flow_id>:<end_user>`` (the counters' keys hold it: keep it short); ``label``
+    names it in the refusal's message ("This API key")."""
 
     subject: str
     requests_per_minute: int | None
