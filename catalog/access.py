@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
 from catalog.models import Credential, LoraAdapter, Model, Prompt, PromptVersion, Route
+from catalog.selectors.models import model_for_workspace
 from studio.access import check, fetch
-from workspaces.access import access_workspace
+from workspaces.access import access_workspace, key_refusal
+from workspaces.models import ApiKey, KnowledgeAccess
 
 
 def access_model(user, model_id: Any, perm: str) -> Model:
@@ -45,3 +50,46 @@ def access_prompt_version(user, version_id: Any, perm: str) -> PromptVersion:
     version = fetch(PromptVersion, "prompt", id=version_id)
     check(user, version.prompt, perm)
     return version
+
+
+def key_may_embed(api_key, model: Model) -> Model:
+    """``model`` if ``api_key`` may embed texts with it over ``/v1/embeddings``.
+
+    Keys have no scope for models; embedding is what retrieval does, so a key needs knowledge
+    access (read or write), and the member who made it must be allowed to use the model (a
+    host-issued key has no such member). Http404 for another workspace's model;
+    PermissionDenied with the reason otherwise."""
+    if model.workspace_id not in (None, api_key.workspace_id):
+        raise Http404
+    if api_key.knowledge_access == KnowledgeAccess.NONE:
+        raise PermissionDenied(
+            "This API key has no knowledge access; embeddings need at least read."
+        )
+    if api_key.created_by_id is not None:
+        try:
+            check(api_key.created_by, model, "use")
+        except (Http404, PermissionDenied):
+            raise PermissionDenied(
+                "The member who made this API key may not use this model."
+            ) from None
+    return model
+
+
+def access_api_embedding_model(api_key, slug: str) -> Model:
+    """The workspace's (or a shared) model named ``slug`` if the key may embed with it
+    (``key_may_embed``); Http404 when there is none. Its task is the caller's to check."""
+    model = model_for_workspace(api_key.workspace_id, slug)
+    if model is None:
+        raise Http404
+    return key_may_embed(api_key, model)
+
+
+def access_embedding_model_for_task(model_id: int, api_key_id: int) -> Model:
+    """The model of an embedding job, checked again on the worker: the key may have been
+    revoked, narrowed or expired since the request. Http404 or PermissionDenied."""
+    api_key = ApiKey.objects.select_related("created_by").filter(id=api_key_id).first()
+    if api_key is None:
+        raise PermissionDenied("the API key is gone")
+    if (reason := key_refusal(api_key)) is not None:
+        raise PermissionDenied(reason)
+    return key_may_embed(api_key, fetch(Model, id=model_id))

@@ -12,7 +12,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import EmptyPage, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -31,11 +30,10 @@ from conversations.services import (
 from flows.access import access_published_flow
 from flows.models import RunSource
 from flows.runtime.waiting import run_events, run_wait
-from studio.json_api import error, forbidden, parse_body
+from studio import openapi
+from studio.json_api import Page, PageQuery, error, forbidden, page_response, parse_body
 from studio.sse import sse_frames, sse_response
 from workspaces.authentication import authenticate
-
-PER_PAGE_MAX = 100
 
 
 class ConversationRequest(BaseModel):
@@ -56,13 +54,44 @@ class FeedbackRequest(BaseModel):
     comment: str = Field(default="", max_length=2000)
 
 
+class ConversationOut(BaseModel):
+    id: str
+    flow: str
+    user: str = Field(description="The client's end user it belongs to.")
+    title: str
+    variables: dict[str, Any] = {}
+    created_at: str
+    updated_at: str
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: str = Field(description="user or assistant.")
+    text: str
+    run_id: str | None
+    status: str = Field(description="done, or pending while its answer is being written.")
+    cut: bool
+    citations: list[dict[str, Any]]
+    feedback: int | None
+    feedback_comment: str
+    created_at: str
+
+
+class Exchange(BaseModel):
+    question: MessageOut
+    answer: MessageOut
+
+
+class ConversationsQuery(PageQuery):
+    user: str | None = Field(default=None, description="Only this end user's conversations.")
+
+
 def conversation_data(conversation: Conversation) -> dict[str, Any]:
     return {
         "id": str(conversation.id),
         "flow": conversation.flow.slug,
         "user": conversation.end_user,
         "title": conversation.title,
-        "variables": conversation.variables,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
     }
@@ -81,25 +110,6 @@ def message_data(message: Message) -> dict[str, Any]:
         "feedback_comment": message.feedback_comment,
         "created_at": message.created_at.isoformat(),
     }
-
-
-def _page(request: HttpRequest, items, shape) -> JsonResponse:
-    """One page of ``items``: ``?page=`` (from 1) and ``?per_page=`` (1 to 100, 20 if unset)."""
-    try:
-        number = int(request.GET.get("page", "1"))
-        per_page = int(request.GET.get("per_page", "20"))
-    except ValueError:
-        return error(400, "page and per_page must be whole numbers.")
-    if number < 1 or not 1 <= per_page <= PER_PAGE_MAX:
-        return error(400, f"page must be at least 1 and per_page between 1 and {PER_PAGE_MAX}.")
-    paginator = Paginator(items, per_page)
-    try:
-        page = paginator.page(number)
-        data = [shape(item) for item in page]
-        more = page.has_next()
-    except EmptyPage:
-        data, more = [], False
-    return JsonResponse({"data": data, "page": number, "per_page": per_page, "has_more": more})
 
 
 def _refused(exc: Exception) -> JsonResponse:
@@ -127,9 +137,25 @@ def _list(request: HttpRequest, api_key, slug: str) -> JsonResponse:
     mine = Conversation.objects.filter(flow=flow, api_key=api_key).select_related("flow")
     if "user" in request.GET:
         mine = mine.filter(end_user=request.GET["user"])
-    return _page(request, mine.order_by("-updated_at", "id"), conversation_data)
+    return page_response(request, mine.order_by("-updated_at", "id"), conversation_data)
 
 
+@openapi.operation(
+    "GET",
+    summary="List the key's conversations with a flow",
+    tag="Conversations",
+    query=ConversationsQuery,
+    answers=[openapi.Answer(200, "A page of conversations, latest first.", Page[ConversationOut])],
+    errors=(403, 404),
+)
+@openapi.operation(
+    "POST",
+    summary="Start a conversation with a published flow",
+    tag="Conversations",
+    body=ConversationRequest,
+    answers=[openapi.Answer(201, "The conversation.", ConversationOut)],
+    errors=(403, 404, 413),
+)
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 async def flow_conversations(request: HttpRequest, slug: str) -> HttpResponse:
@@ -161,6 +187,20 @@ def _read_or_delete(request: HttpRequest, api_key, conversation_id) -> HttpRespo
     return JsonResponse(conversation_data(conversation))
 
 
+@openapi.operation(
+    "GET",
+    summary="Read a conversation",
+    tag="Conversations",
+    answers=[openapi.Answer(200, "The conversation.", ConversationOut)],
+    errors=(403, 404),
+)
+@openapi.operation(
+    "DELETE",
+    summary="Delete a conversation and its messages",
+    tag="Conversations",
+    answers=[openapi.Answer(204, "Deleted.")],
+    errors=(403, 404),
+)
 @csrf_exempt
 @require_http_methods(["GET", "DELETE"])
 async def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
@@ -176,7 +216,7 @@ async def conversation_detail(request: HttpRequest, conversation_id) -> HttpResp
 def _messages(request: HttpRequest, api_key, conversation_id) -> JsonResponse:
     conversation = access_key_conversation(api_key, conversation_id)
     messages_settle(conversation)
-    return _page(request, conversation_messages(conversation), message_data)
+    return page_response(request, conversation_messages(conversation), message_data)
 
 
 def _send(api_key, conversation_id, text: str):
@@ -190,6 +230,26 @@ def _answered(exchange) -> dict[str, Any]:
     return {"question": message_data(exchange.question), "answer": message_data(answer)}
 
 
+@openapi.operation(
+    "GET",
+    summary="Read a conversation's messages",
+    tag="Conversations",
+    query=PageQuery,
+    answers=[openapi.Answer(200, "A page of messages, oldest first.", Page[MessageOut])],
+    errors=(403, 404),
+)
+@openapi.operation(
+    "POST",
+    summary="Send a message and get the answer",
+    tag="Conversations",
+    description="The message goes with the turns before it. The answer comes whole once its "
+    'run ends, or as the run\'s Server-Sent Events with `"stream": true`.',
+    body=MessageRequest,
+    answers=[
+        openapi.Answer(200, "Both turns, or the run's events (stream).", Exchange, events=True)
+    ],
+    errors=(400, 403, 404, 413),
+)
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 async def conversation_messages_view(request: HttpRequest, conversation_id) -> HttpResponse:
@@ -218,6 +278,14 @@ def _rate(api_key, message_id: int, body: FeedbackRequest) -> Message:
     return message_feedback(message=message, rating=body.rating, comment=body.comment)
 
 
+@openapi.operation(
+    "POST",
+    summary="Rate an answer",
+    tag="Conversations",
+    body=FeedbackRequest,
+    answers=[openapi.Answer(200, "The rated message.", MessageOut)],
+    errors=(400, 403, 404, 413),
+)
 @csrf_exempt
 @require_http_methods(["POST"])
 async def message_feedback_view(request: HttpRequest, message_id: int) -> HttpResponse:

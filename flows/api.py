@@ -24,6 +24,7 @@ from flows.runtime.waiting import run_events, run_payload, run_wait
 from flows.selectors import version_graph
 from flows.services import run_answer, run_create
 from flows.services.runs import run_inputs_clean
+from studio import openapi
 from studio.json_api import error, forbidden, parse_body
 from studio.sse import sse_frames, sse_response
 from workspaces.authentication import authenticate
@@ -40,6 +41,41 @@ class AnswerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     node: str = Field(max_length=200)
     values: dict[str, Any] = {}
+
+
+class RunOut(BaseModel):
+    """A run as the API answers it (``flows.runtime.waiting.run_payload``)."""
+
+    run_id: str
+    flow: str
+    version: int | None
+    status: str = Field(description="queued, running, waiting, succeeded or failed.")
+    outputs: dict[str, Any]
+    usage: dict[str, Any]
+    error: str | None
+    created_at: str
+    finished_at: str | None
+
+
+class EventsQuery(BaseModel):
+    after: int | None = Field(
+        default=None, ge=0, description="Resume after this sequence number (or Last-Event-ID)."
+    )
+
+
+class EventsHeaders(BaseModel):
+    last_event_id: str | None = Field(
+        default=None,
+        alias="Last-Event-ID",
+        description="Resume after this sequence number (a reconnecting EventSource sends it).",
+    )
+
+
+RUN_EVENTS = (
+    "Server-Sent Events: `id` is the sequence number, `event` the type (run.started, "
+    "node.started, token, node.finished, run.waiting, run.finished, run.failed…), `data` the "
+    "event as JSON."
+)
 
 
 def start_run(
@@ -64,6 +100,16 @@ def start_run(
 
 # ``Idempotency-Key``: printable ASCII, as Stripe's and the IETF draft's keys are.
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class IdempotencyHeaders(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY.pattern,
+        description="Makes a retry safe: the same key from the same API key answers with the run "
+        "the first request started (header Idempotent-Replayed: true).",
+    )
 
 
 class IdempotencyKeyReused(Exception):
@@ -116,6 +162,24 @@ def sse(run_id: Any, after: int = 0) -> AsyncIterator[str]:
     return sse_frames(run_events(run_id, after))
 
 
+@openapi.operation(
+    "POST",
+    summary="Start a run of a published flow",
+    tag="Runs",
+    description='Answers when the run ends, or at once as its events with `"stream": true`.',
+    body=RunRequest,
+    headers=IdempotencyHeaders,
+    answers=[
+        openapi.Answer(
+            200,
+            "The finished run, or its events (stream).",
+            RunOut,
+            events=True,
+            headers={"Idempotent-Replayed": "true when the answer is an earlier run's."},
+        )
+    ],
+    errors=(400, 403, 404, 413, 422),
+)
 @csrf_exempt
 @require_POST
 async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
@@ -165,12 +229,28 @@ async def _key_run(request: HttpRequest, run_id, perm: str) -> Run | HttpRespons
         return forbidden(exc)
 
 
+@openapi.operation(
+    "GET",
+    summary="Read a run",
+    tag="Runs",
+    answers=[openapi.Answer(200, "The run.", RunOut)],
+    errors=(403, 404),
+)
 @require_GET
 async def run_detail(request: HttpRequest, run_id) -> HttpResponse:
     run = await _key_run(request, run_id, "view")
     return run if isinstance(run, HttpResponse) else JsonResponse(run_payload(run))
 
 
+@openapi.operation(
+    "GET",
+    summary="Follow a run's events",
+    tag="Runs",
+    query=EventsQuery,
+    headers=EventsHeaders,
+    answers=[openapi.Answer(200, RUN_EVENTS, events=True)],
+    errors=(403, 404),
+)
 @require_GET
 async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
     """Follow a run's events, resuming after ``Last-Event-ID`` (or ``?after=``)."""
@@ -181,6 +261,14 @@ async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
     return sse_response(sse(run.id, int(after) if after.isdigit() else 0))
 
 
+@openapi.operation(
+    "POST",
+    summary="Answer a run's waiting human-input node",
+    tag="Runs",
+    body=AnswerRequest,
+    answers=[openapi.Answer(200, "The run after the answer.", RunOut)],
+    errors=(400, 403, 404, 413),
+)
 @csrf_exempt
 @require_POST
 async def run_answer_create(request: HttpRequest, run_id) -> HttpResponse:

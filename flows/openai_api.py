@@ -23,8 +23,8 @@ from flows.api import start_run
 from flows.models import Run, RunSource, RunStatus
 from flows.runtime.waiting import run_events, run_wait
 from flows.selectors import chat_binding, published_flows
-from studio import access, events
-from studio.json_api import error, forbidden, parse_body
+from studio import access, events, openapi
+from studio.json_api import PageQuery, error, forbidden, page_response, parse_body
 from studio.sse import sse_response
 from workspaces.authentication import authenticate
 
@@ -68,27 +68,81 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
 
 
+class ModelOut(BaseModel):
+    id: str = Field(description="The published flow's slug.")
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    """OpenAI's list; ``page``, ``per_page`` and ``has_more`` only when a page was asked for."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+    page: int | None = None
+    per_page: int | None = None
+    has_more: bool | None = None
+
+
+class CompletionMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int
+    message: CompletionMessage
+    finish_reason: str
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: CompletionUsage
+
+
 def _runnable_flows(api_key) -> list:
     """The published flows the key may run: a key without flow access lists none."""
     flows = published_flows(api_key.workspace_id)
     return list(access.scope(api_key, api_key.workspace_id, flows, "run").order_by("slug"))
 
 
+@openapi.operation(
+    "GET",
+    summary="List the published flows the key may run, as models",
+    tag="OpenAI-compatible",
+    description="OpenAI's clients read the whole list, so without `page` or `per_page` every "
+    "model is listed; with either, one page, with `page`, `per_page` and `has_more`.",
+    query=PageQuery,
+    answers=[openapi.Answer(200, "The models.", ModelList)],
+)
 @require_GET
 async def models(request: HttpRequest) -> HttpResponse:
     api_key = await authenticate(request)
     if isinstance(api_key, HttpResponse):
         return api_key
-    data = [
-        {
-            "id": flow.slug,
-            "object": "model",
-            "created": int(flow.created_at.timestamp()),
-            "owned_by": api_key.workspace.slug,
-        }
-        for flow in await sync_to_async(_runnable_flows)(api_key)
-    ]
-    return JsonResponse({"object": "list", "data": data})
+    flows = await sync_to_async(_runnable_flows)(api_key)
+    owner = api_key.workspace.slug
+
+    def shape(flow) -> dict:
+        created = int(flow.created_at.timestamp())
+        return ModelOut(id=flow.slug, created=created, owned_by=owner).model_dump()
+
+    if "page" in request.GET or "per_page" in request.GET:
+        return page_response(request, flows, shape, envelope={"object": "list"})
+    return JsonResponse(
+        ModelList(data=[shape(flow) for flow in flows]).model_dump(exclude_none=True)
+    )
 
 
 def _answer(run: Run) -> str:
@@ -106,6 +160,19 @@ def _usage(usage: dict) -> dict:
     }
 
 
+@openapi.operation(
+    "POST",
+    summary="Run a published flow as a chat model (OpenAI-compatible)",
+    tag="OpenAI-compatible",
+    description="`model` is a published flow's slug; the last user message is its input, the "
+    "earlier user and assistant turns its history. With `stream` the answer is OpenAI's "
+    "`chat.completion.chunk` events, ending with `data: [DONE]`.",
+    body=ChatRequest,
+    answers=[
+        openapi.Answer(200, "The completion, or its chunks (stream).", ChatCompletion, events=True)
+    ],
+    errors=(400, 403, 404, 413, 502),
+)
 @csrf_exempt
 @require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponse:

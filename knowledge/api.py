@@ -30,11 +30,15 @@ from knowledge.retrieval import MAX_QUERY_CHARS, RetrievalOptions
 from knowledge.search import MetadataFilters, Scalar
 from knowledge.services import documents as services
 from knowledge.services import queries
+from studio import openapi
 from studio.json_api import (
     BodyRefused,
+    Page,
+    PageQuery,
     declared_length,
     error,
     forbidden,
+    page_response,
     parse_body,
     read_json,
     validate,
@@ -74,19 +78,46 @@ class RetrieveRequest(BaseModel):
     filters: dict[str, Scalar | list[Scalar]] = {}
 
 
+class FileDocument(BaseModel):
+    """A multipart upload: the file, and its metadata as a JSON string."""
+
+    file: bytes
+    metadata: str = Field(default="", description="A JSON object, as text.")
+
+
+class DocumentOut(BaseModel):
+    id: int
+    name: str
+    status: str = Field(description="queued, processing, ready or failed.")
+    error: str
+    chunk_count: int
+    metadata: dict[str, Any]
+    source: str
+    url: str
+    size: int
+    updated_at: str
+
+
+class RetrieveOut(BaseModel):
+    chunks: list[dict[str, Any]] = Field(description="The best chunks, best first, as citations.")
+    timings_ms: dict[str, float]
+    mode: str
+    reranked: bool
+
+
 def document_payload(document: Document) -> dict[str, Any]:
-    return {
-        "id": document.id,
-        "name": document.name,
-        "status": document.status,
-        "error": document.error,
-        "chunk_count": document.chunk_count,
-        "metadata": document.metadata,
-        "source": document.source,
-        "url": document.url,
-        "size": document.size,
-        "updated_at": document.updated_at.isoformat(),
-    }
+    return DocumentOut(
+        id=document.id,
+        name=document.name,
+        status=document.status,
+        error=document.error,
+        chunk_count=document.chunk_count,
+        metadata=document.metadata,
+        source=document.source,
+        url=document.url,
+        size=document.size,
+        updated_at=document.updated_at.isoformat(),
+    ).model_dump()
 
 
 def _key_base(
@@ -180,6 +211,28 @@ def _add_json(request: HttpRequest, base: KnowledgeBase, api_key: ApiKey) -> Htt
     return _added(*added)
 
 
+@openapi.operation(
+    "GET",
+    summary="List a knowledge base's documents",
+    tag="Knowledge",
+    query=PageQuery,
+    answers=[openapi.Answer(200, "A page of documents, by name.", Page[DocumentOut])],
+    errors=(403, 404),
+)
+@openapi.operation(
+    "POST",
+    summary="Add a document (a file, a text or a URL)",
+    tag="Knowledge",
+    description="Answers at once with the document queued; ingestion runs on a worker. A "
+    "document of the same name is replaced.",
+    body=(TextDocument, UrlDocument),
+    form=FileDocument,
+    answers=[
+        openapi.Answer(201, "The document, queued.", DocumentOut),
+        openapi.Answer(200, "The same content was there already.", DocumentOut),
+    ],
+    errors=(400, 403, 404, 413),
+)
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def documents(request: HttpRequest, kb_slug: str) -> HttpResponse:
@@ -191,13 +244,34 @@ def documents(request: HttpRequest, kb_slug: str) -> HttpResponse:
         return found
     api_key, base = found
     if request.method == "GET":
-        listed = [document_payload(d) for d in selectors.documents_of(base)]
-        return JsonResponse({"documents": listed})
+        return page_response(request, selectors.documents_of(base), document_payload)
     if request.content_type == "multipart/form-data":
         return _add_file(request, base, api_key)
     return _add_json(request, base, api_key)
 
 
+@openapi.operation(
+    "GET",
+    summary="Read a document and its ingestion status",
+    tag="Knowledge",
+    answers=[openapi.Answer(200, "The document.", DocumentOut)],
+    errors=(403, 404),
+)
+@openapi.operation(
+    "PATCH",
+    summary="Replace a document's metadata",
+    tag="Knowledge",
+    body=DocumentPatch,
+    answers=[openapi.Answer(200, "The document.", DocumentOut)],
+    errors=(403, 404, 413),
+)
+@openapi.operation(
+    "DELETE",
+    summary="Delete a document and its chunks",
+    tag="Knowledge",
+    answers=[openapi.Answer(204, "Deleted.")],
+    errors=(403, 404),
+)
 @csrf_exempt
 @require_http_methods(["GET", "PATCH", "DELETE"])
 def document(request: HttpRequest, kb_slug: str, document_id: int) -> HttpResponse:
@@ -226,6 +300,14 @@ def document(request: HttpRequest, kb_slug: str, document_id: int) -> HttpRespon
     return JsonResponse(document_payload(doc))
 
 
+@openapi.operation(
+    "POST",
+    summary="Retrieve the chunks that best match a query",
+    tag="Knowledge",
+    body=RetrieveRequest,
+    answers=[openapi.Answer(200, "The chunks and how long each stage took.", RetrieveOut)],
+    errors=(400, 403, 404, 413, 502, 504),
+)
 @csrf_exempt
 @require_POST
 def retrieve(request: HttpRequest, kb_slug: str) -> HttpResponse:

@@ -1,25 +1,50 @@
 """Pieces every JSON API of the studio shares: errors in one shape (OpenAI's: 401 with the
-reason, 403 for a scope that does not reach), and request bodies validated by a pydantic schema
-with a size limit. Bearer API-key authentication is ``workspaces.authentication``'s."""
+reason, 403 for a scope that does not reach), request bodies validated by a pydantic schema
+with a size limit, and one way to paginate a list (``page_response``). Bearer API-key
+authentication is ``workspaces.authentication``'s; the OpenAPI document is ``studio.openapi``'s."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import EmptyPage, Paginator
 from django.http import HttpRequest, JsonResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as SchemaError
 
 MAX_BODY = 1_000_000
 TOO_LARGE = "The request body is larger than 1 MB."
 
+PER_PAGE_DEFAULT = 20
+PER_PAGE_MAX = 100
+
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="What went wrong, for a person to read.")
+    type: str = Field(
+        description="invalid_request_error, authentication_error, permission_error, "
+        "server_error or timeout_error."
+    )
+    code: str | None = Field(
+        default=None, description="A stable name of the error (model_not_found, …), or null."
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every error of the APIs, in OpenAI's shape."""
+
+    error: ErrorDetail
 
 
 def error(status: int, message: str, type_: str = "invalid_request_error", code=None):
-    return JsonResponse({"error": {"message": message, "type": type_, "code": code}}, status=status)
+    body = ErrorBody(error=ErrorDetail(message=message, type=type_, code=code))
+    return JsonResponse(body.model_dump(), status=status)
 
 
 def unauthorized(message: str = "Missing or invalid API key.") -> JsonResponse:
@@ -106,3 +131,63 @@ def parse_body(request: HttpRequest, schema: type[M]) -> M | JsonResponse:
         return read_body(request, schema)
     except BodyRefused as exc:
         return error(exc.status, exc.message)
+
+
+# --- pagination -----------------------------------------------------------------------------
+
+
+class PageQuery(BaseModel):
+    """The query parameters of every list of the APIs."""
+
+    model_config = ConfigDict(extra="ignore")
+    page: int = Field(default=1, ge=1, description="The page to read, from 1.")
+    per_page: int = Field(
+        default=PER_PAGE_DEFAULT,
+        ge=1,
+        le=PER_PAGE_MAX,
+        description=f"Items per page, 1 to {PER_PAGE_MAX}.",
+    )
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: its items, where it is, and whether another page follows."""
+
+    data: list[T]
+    page: int
+    per_page: int
+    has_more: bool
+
+
+def page_query(request: HttpRequest) -> PageQuery:
+    """``?page=`` and ``?per_page=``; ``BodyRefused`` (400) for values that are not whole
+    numbers in range."""
+    given = {name: request.GET[name] for name in ("page", "per_page") if name in request.GET}
+    try:
+        return PageQuery.model_validate(given)
+    except SchemaError:
+        raise BodyRefused(
+            400, f"page must be a whole number from 1, and per_page from 1 to {PER_PAGE_MAX}."
+        ) from None
+
+
+def page_response(
+    request: HttpRequest,
+    items: Sequence[Any],
+    shape: Callable[[Any], Any],
+    envelope: dict[str, Any] | None = None,
+) -> JsonResponse:
+    """One page of ``items`` (a queryset or a list), each item passed through ``shape``:
+    ``{"data", "page", "per_page", "has_more"}`` after the keys of ``envelope``; a page past
+    the end is empty. A 400 for paging values that are not whole numbers in range."""
+    try:
+        query = page_query(request)
+    except BodyRefused as exc:
+        return error(exc.status, exc.message)
+    page = Paginator(items, query.per_page)
+    try:
+        found = page.page(query.page)
+        data, more = [shape(item) for item in found], found.has_next()
+    except EmptyPage:
+        data, more = [], False
+    answer = {"data": data, "page": query.page, "per_page": query.per_page, "has_more": more}
+    return JsonResponse({**(envelope or {}), **answer})

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from studio.views import password_reset
+from studio.views import api_docs, password_reset
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -28,8 +28,11 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    # The public API's OpenAPI document and its interactive reference.
+    path("api/v1/schema/", api_docs.schema, name="api-schema"),
+    path("api/v1/docs/", api_docs.docs, name="api-docs"),
     # Each app's URLs, once: its names are "<app>:<name>".
-    path("catalog/", include("catalog.urls")),
+    path("", include("catalog.urls")),
     path("", include("knowledge.urls")),
     path("", include("workspaces.urls")),
     path("", include("flows.urls")),

@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from catalog.access import access_embedding_model_for_task
 from catalog.models import Model
-from catalog.services import playground
+from catalog.services import embeddings, playground
 from flows import services
 from flows.access import access_run_check, access_run_for_task
 from flows.models import NodeResult
@@ -161,3 +162,23 @@ def knowledge_query(job_id: str) -> None:
         queries.query_reply(job_id, error=f"retrieval failed: {exc}")
         return
     queries.query_reply(job_id, result=result)
+
+
+@shared_task(
+    name="workers.tasks.catalog_embed",
+    time_limit=embeddings.WAIT_S + 60,
+    soft_time_limit=embeddings.WAIT_S + 45,
+)
+def catalog_embed(job_id: str) -> None:
+    """Texts embedded for ``/v1/embeddings``, if the key may still embed with the model."""
+    job = embeddings.embedding_claim(job_id)
+    if job is None:
+        return  # expired, or a repeated delivery
+    try:
+        model = access_embedding_model_for_task(job.model_id, job.api_key_id)
+    except (Http404, PermissionDenied) as exc:
+        embeddings.embedding_reply(job_id, error=str(exc) or "the model is gone")
+        return
+    runtime = resident.runtime()
+    coro = embeddings.embedding_arun(job=job, model=model, engine_for=runtime.engine_for)
+    runtime.submit(coro).result(timeout=embeddings.WAIT_S + 30)

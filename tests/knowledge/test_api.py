@@ -78,10 +78,10 @@ def test_a_file_uploaded_with_metadata_is_ingested_listed_and_relabelled(
 
     listed = client.get(documents_url(), headers=auth)
     assert listed.status_code == 200
-    assert [(d["id"], d["name"], d["status"]) for d in listed.json()["documents"]] == [
+    assert [(d["id"], d["name"], d["status"]) for d in listed.json()["data"]] == [
         (document.id, "science.txt", "ready")
     ]
-    assert set(listed.json()["documents"][0]) >= {
+    assert set(listed.json()["data"][0]) >= {
         "id",
         "name",
         "status",
@@ -300,7 +300,7 @@ def test_a_read_only_key_reads_but_cannot_upload_relabel_or_delete(client, base,
 
     listed = client.get(documents_url(), headers=reader)
     assert listed.status_code == 200
-    assert [d["name"] for d in listed.json()["documents"]] == ["kept.txt"]
+    assert [d["name"] for d in listed.json()["data"]] == ["kept.txt"]
     for response in (
         upload_file(client, reader, "new.txt", SCIENCE),
         post_json(client, documents_url(), {"name": "new.txt", "text": SCIENCE}, reader),
