@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,6 +312,10 @@ async def _clients(conn, port: int, cookie: str, run_ids: list[str]) -> list[Str
         for task in still_open:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    for stream in streams:
+        if not stream.finished and not stream.error:
+            got = f"{stream.events} events" if stream.events else "no event"
+            stream.error = f"still open when the drain ended, {got} received"
     return streams, window
 
 
@@ -319,7 +324,7 @@ def clients_main(conn, port: int, cookie: str, run_ids: list[str]) -> None:
     passes, then send back the figures of all streams together."""
     streams, window = asyncio.run(_clients(conn, port, cookie, run_ids))
     latencies = [x for s in streams for x in s.latencies]
-    errors = [s.error for s in streams if s.error]
+    errors = Counter(s.error for s in streams if s.error)
     conn.send(
         {
             "events": sum(s.events for s in streams),
@@ -499,10 +504,8 @@ def report(levels: list[Level], rate: float, seconds: float, drain_s: float) -> 
         "CPU%: of one core, while the emitter ran; other: every other process on the machine."
     )
     for level in levels:
-        for error in level.received["errors"]:
-            print(
-                f"  n={level.streams}: {level.received['error_count']} streams failed, e.g. {error}"
-            )
+        for error, count in level.received["errors"]:
+            print(f"  n={level.streams}: {count} streams: {error}")
     print()
     for level in levels:
         f = figures(level)
