@@ -97,11 +97,11 @@ def widget_session(request: HttpRequest, embed_id: str) -> JsonResponse:
         response = error(429, "Too many new chat sessions: wait a minute.", "rate_limit_error")
         response["Retry-After"] = "60"
         return response
+    settings = widget_settings(embed_id)  # Http404 first: a widget that is off says nothing
+    flow = settings.flow
     try:
         body = read_body(request, SessionRequest, limit=10_000)
         origin = _session_origin(request, body.origin)
-        settings = widget_settings(embed_id)
-        flow = settings.flow
         renewed = bearer(request.headers.get("Authorization"))
         member_id = None
         if renewed:

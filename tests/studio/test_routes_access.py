@@ -53,6 +53,7 @@ from catalog.secrets import encrypt
 from catalog.services import model_create
 from conversations.models import ChatSettings, Conversation, Message
 from conversations.services import chat_settings_change, conversation_start, message_send
+from conversations.widget import EmbedSettings, embed_settings_change
 from flows.demo import assistant_graph
 from flows.models import Flow, FlowVersion, Run, RunSource
 from flows.services import flow_create, flow_publish, run_create
@@ -224,6 +225,22 @@ def victim(db) -> Victim:
     object_grant(obj=knowledge_base, subject=team, level="view", actor=owner)
     conversation = conversation_start(flow=flow, user=owner)
     chat_settings_change(flow=flow, opening=f"{MARKER} hello", suggestions=["one"], user=owner)
+    # A widget that was on and is now off: its address is known, and reaches nothing.
+    for enabled in (True, False):
+        embed_settings_change(
+            flow=flow,
+            user=owner,
+            embed=EmbedSettings(
+                enabled=enabled,
+                allowed_origins=["https://victim.example"],
+                title=f"{MARKER} widget",
+                colour="#123456",
+                sign_in_required=False,
+                remote_images=False,
+                requests_per_minute=None,
+                tokens_per_day=None,
+            ),
+        )
     exchange = message_send(
         conversation=conversation, text=f"{MARKER} asks", source=RunSource.CHAT, user=owner
     )
@@ -277,6 +294,7 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "chunk_id": lambda v, kind: v.chunk.id,
     "conversation_id": lambda v, kind: v.conversation.id,
     "message_id": lambda v, kind: v.answer.id,
+    "embed_id": lambda v, kind: ChatSettings.objects.get(flow=v.flow).embed_id,
     # Playground streams belong to whoever started them: a random id is never theirs.
     "stream_id": lambda v, kind: secrets.token_urlsafe(16),
     # Invitations are bearer links: only a random token can be "not theirs".
@@ -569,10 +587,10 @@ def _victim_state(v: Victim) -> dict[str, Any]:
             )
         ),
         "chat settings": {
-            (flow_id, opening, json.dumps(suggestions))
-            for flow_id, opening, suggestions in ChatSettings.objects.filter(
+            (flow_id, opening, json.dumps(suggestions), enabled, json.dumps(origins))
+            for flow_id, opening, suggestions, enabled, origins in ChatSettings.objects.filter(
                 flow__workspace=ws
-            ).values_list("flow_id", "opening", "suggestions")
+            ).values_list("flow_id", "opening", "suggestions", "embed_enabled", "allowed_origins")
         },
     }
     for kind in access.KINDS.values():
