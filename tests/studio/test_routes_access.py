@@ -418,6 +418,10 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
             {"name": "added.txt", "text": "overwritten"}, json=True
         ),
         "knowledge:api-kb-retrieve": lambda: Body({"query": "notes"}, json=True),
+        # Another workspace's model, by slug: only a refusal will do.
+        "catalog:openai-embeddings": lambda: Body(
+            {"model": v.model.slug, "input": "hello"}, json=True, names_victim=True
+        ),
     }
     return bodies[name]() if name in bodies else Body({})
 
