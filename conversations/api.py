@@ -136,6 +136,8 @@ def _list(request: HttpRequest, api_key, slug: str) -> JsonResponse:
     flow = access_published_flow(api_key, slug)
     mine = Conversation.objects.filter(flow=flow, api_key=api_key).select_related("flow")
     if "user" in request.GET:
+        if "\x00" in request.GET["user"]:  # no stored user holds one; PostgreSQL refuses it
+            return error(400, "user cannot hold a NUL character.")
         mine = mine.filter(end_user=request.GET["user"])
     return page_response(request, mine.order_by("-updated_at", "id"), conversation_data)
 

@@ -6,6 +6,7 @@ authentication is ``workspaces.authentication``'s; the OpenAPI document is ``stu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -79,10 +80,18 @@ def declared_length(request: HttpRequest) -> int:
         return 0
 
 
+# A JSON escape of NUL (an odd number of backslashes before u0000): PostgreSQL stores no NUL in
+# text, so a string holding one would fail at the database, as a 500, wherever it is saved.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_REFUSED = "The body holds a NUL character (\\u0000), which text cannot hold."
+
+
 def _raw_body(request: HttpRequest, limit: int, too_large: str) -> bytes:
     # Its declared length first: an oversized body is refused before it is read.
     if declared_length(request) > limit or len(request.body) > limit:
         raise BodyRefused(413, too_large)
+    if _NUL_ESCAPE.search(request.body):
+        raise BodyRefused(400, NUL_REFUSED)
     return request.body or b"{}"
 
 

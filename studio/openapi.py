@@ -36,6 +36,17 @@ ERRORS = {
     502: "The work failed on the worker (the message says why).",
     504: "No worker answered in time.",
 }
+# One Server-Sent Event of a stream (``id``: its sequence number, ``event``: its type, ``data``:
+# the event as JSON); OpenAPI 3.1 has no item schema for streams, so the media type's schema
+# describes each event, as tools that read streams (Schemathesis) take it.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "The event, as JSON."},
+    },
+}
 DESCRIPTION = """The studio's public API: run published flows (JSON or Server-Sent Events),
 hold conversations, manage and search knowledge bases, and the OpenAI-compatible
 `/v1/chat/completions` and `/v1/embeddings`.
@@ -204,7 +215,7 @@ def _content(answer: Answer, refs: dict) -> dict[str, Any]:
     if answer.model is not None:
         content["application/json"] = {"schema": refs[(answer.model, "serialization")]}
     if answer.events:
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+        content["text/event-stream"] = {"schema": SSE_EVENT}
     if answer.media:
         kind = "object" if answer.media.endswith("json") else "string"
         content[answer.media] = {"schema": {"type": kind}}

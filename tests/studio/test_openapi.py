@@ -23,6 +23,7 @@ from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from studio import openapi
 
@@ -142,6 +143,22 @@ def test_the_docs_page_loads_its_vendored_assets_without_inline_script(client):
     assert "//# sourceMappingURL" not in open(finders.find(VENDORED[1])).read()
 
 
+def test_a_nul_character_is_refused_before_the_database(client, api_key, echo_model, make_flow):
+    """Found by the fuzzing below: PostgreSQL's text holds no NUL, so saving one was a 500."""
+    make_flow(echo_model)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    url = "/api/v1/flows/assistant/conversations"
+    body = '{"user": "a\\u0000b"}'
+    refused = client.post(url, body, content_type="application/json", headers=auth)
+    assert refused.status_code == 400 and "NUL" in refused.json()["error"]["message"]
+    literal = client.post(
+        url, '{"user": "a\\\\u0000b"}', content_type="application/json", headers=auth
+    )
+    assert literal.status_code == 201 and literal.json()["user"] == "a\\u0000b"
+    listed = client.get(url, {"user": "a\x00b"}, headers=auth)
+    assert listed.status_code == 400
+
+
 # --- the answers are what the schema says ---------------------------------------------------
 
 
@@ -237,6 +254,8 @@ def real_objects(live_studio, workspace, owner, echo_model, make_flow):
     }
 
 
+# No 5xx, and every JSON answer (and each streamed event) is what the document says it is.
+CHECKS = [not_a_server_error, response_schema_conformance]
 # Small enough for the whole fuzzing to stay well under a minute on two cores.
 FUZZ = settings(
     max_examples=6,
@@ -273,7 +292,7 @@ def test_schemathesis_finds_no_server_error(live_studio, real_objects):
                 response = case.call(base_url=live_studio, timeout=30)
                 calls.append(response.status_code)
                 try:
-                    case.validate_response(response, checks=[not_a_server_error])
+                    case.validate_response(response, checks=CHECKS)
                 except (Failure, FailureGroup) as exc:
                     failures.append(f"{case.method} {case.formatted_path}: {exc}")
 
