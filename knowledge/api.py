@@ -32,12 +32,14 @@ from knowledge.services import documents as services
 from knowledge.services import queries
 from studio import openapi
 from studio.json_api import (
+    NUL_REFUSED,
     BodyRefused,
     Page,
     PageQuery,
     declared_length,
     error,
     forbidden,
+    holds_nul,
     page_response,
     parse_body,
     read_json,
@@ -164,6 +166,8 @@ def _add_file(request: HttpRequest, base: KnowledgeBase, api_key: ApiKey) -> Htt
         return error(400, 'Send the file in the multipart field "file".')
     if upload.size > limit:
         return too_large
+    if holds_nul(metadata_text):
+        return error(400, NUL_REFUSED)
     try:
         metadata = json.loads(metadata_text) if metadata_text.strip() else {}
     except json.JSONDecodeError as exc:

@@ -86,11 +86,17 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 NUL_REFUSED = "The body holds a NUL character (\\u0000), which text cannot hold."
 
 
+def holds_nul(json_text: bytes | str) -> bool:
+    """Whether JSON text holds a NUL character (escaped, or as it is)."""
+    raw = json_text.encode() if isinstance(json_text, str) else json_text
+    return b"\x00" in raw or _NUL_ESCAPE.search(raw) is not None
+
+
 def _raw_body(request: HttpRequest, limit: int, too_large: str) -> bytes:
     # Its declared length first: an oversized body is refused before it is read.
     if declared_length(request) > limit or len(request.body) > limit:
         raise BodyRefused(413, too_large)
-    if _NUL_ESCAPE.search(request.body):
+    if holds_nul(request.body):
         raise BodyRefused(400, NUL_REFUSED)
     return request.body or b"{}"
 

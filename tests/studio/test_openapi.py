@@ -143,8 +143,15 @@ def test_the_docs_page_loads_its_vendored_assets_without_inline_script(client):
     assert "//# sourceMappingURL" not in open(finders.find(VENDORED[1])).read()
 
 
-def test_a_nul_character_is_refused_before_the_database(client, api_key, echo_model, make_flow):
+def test_a_nul_character_is_refused_before_the_database(
+    client, workspace, owner, api_key, echo_model, make_flow
+):
     """Found by the fuzzing below: PostgreSQL's text holds no NUL, so saving one was a 500."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.services import model_create
+    from knowledge.services.bases import BaseSettings, kb_create
+
     make_flow(echo_model)
     auth = {"Authorization": f"Bearer {api_key}"}
     url = "/api/v1/flows/assistant/conversations"
@@ -157,6 +164,19 @@ def test_a_nul_character_is_refused_before_the_database(client, api_key, echo_mo
     assert literal.status_code == 201 and literal.json()["user"] == "a\\u0000b"
     listed = client.get(url, {"user": "a\x00b"}, headers=auth)
     assert listed.status_code == 400
+    embedder = model_create(
+        slug="echo-embed", name="Echo embed", task="embedding", engine="echo", workspace=workspace
+    )
+    kb_create(
+        workspace=workspace,
+        slug="docs",
+        values=BaseSettings(name="Docs", embedding_model=embedder),
+        actor=owner,
+    )
+    upload = SimpleUploadedFile("a.txt", b"text", content_type="text/plain")
+    data = {"file": upload, "metadata": '{"k": "\\u0000"}'}
+    refused = client.post("/api/v1/knowledge/docs/documents", data, headers=auth)
+    assert refused.status_code == 400 and "NUL" in refused.json()["error"]["message"]
 
 
 # --- the answers are what the schema says ---------------------------------------------------
