@@ -1,12 +1,12 @@
 """The streaming benchmark: how many run-event WebSocket streams one ASGI process holds.
 
-One daphne serves the studio, started as ``make up`` starts it (``studio.launch.web_command``).
-For each level N, the script stores N running runs of a published flow, opens N WebSockets on
-``/ws/runs/<id>/?after=0`` (``flows.consumers.RunConsumer``) with the session cookie of a
-signed-in member, and then plays the worker: it appends ``token`` events to every run's log
-through the studio's own append script (``studio.events``) at ``--rate`` tokens/s per stream
-(50 by default), each carrying the wall time it was emitted, then ends every run with
-``run.finished``, after which the server closes the sockets.
+One daphne serves the studio, started as ``make up`` starts it (``studio.launch.web_command``),
+a fresh one for each level. For each level N, the script stores N running runs of a published
+flow, opens N WebSockets on ``/ws/runs/<id>/?after=0`` (``flows.consumers.RunConsumer``) with
+the session cookie of a signed-in member, and then plays the worker: it appends ``token``
+events to every run's log through the studio's own append script (``studio.events``) at
+``--rate`` tokens/s per stream (50 by default), each carrying the wall time it was emitted, then
+ends every run with ``run.finished``, after which the server closes the sockets.
 
 The clients (one asyncio process, aiohttp) and the emitter (one process, a pipelined Redis
 client) run apart from the server, so that the server's process is measured alone: its RSS
@@ -144,7 +144,7 @@ def runs_finish(run_ids: list[str]) -> None:
 
 def start_web(stack: spine.Stack) -> None:
     stack.port = launch.free_port()
-    with open(spine.BENCH_DIR / "web.log", "w") as web_log:
+    with open(spine.BENCH_DIR / "web.log", "a") as web_log:
         stack.web = launch.start(
             launch.web_command(stack.port), stdout=web_log, stderr=subprocess.STDOUT
         )
@@ -336,8 +336,7 @@ def clients_main(conn, port: int, cookie: str, run_ids: list[str]) -> None:
             "gaps": sum(s.gaps for s in streams),
             "repeats": sum(s.repeats for s in streams),
             "unfinished": sum(1 for s in streams if not s.finished),
-            "errors": sorted(set(errors))[:5],
-            "error_count": len(errors),
+            "errors": errors.most_common(5),  # (what happened, to how many streams)
             "p50_ms": percentile(latencies, 50) if latencies else float("nan"),
             "p95_ms": percentile(latencies, 95) if latencies else float("nan"),
             "p99_ms": percentile(latencies, 99) if latencies else float("nan"),
@@ -386,13 +385,18 @@ def run_level(
     run_ids = runs_create(data, n)
     context = multiprocessing.get_context("spawn")
     emitter_conn, child = context.Pipe()
-    emitter = context.Process(target=emitter_main, args=(child, run_ids, rate, seconds))
+    emitter = context.Process(
+        target=emitter_main, args=(child, run_ids, rate, seconds), daemon=True
+    )
     emitter.start()
     assert emitter_conn.recv() == "ready"
     server = psutil.Process(stack.web.pid)
     rss_before = server.memory_info().rss
     clients_conn, child = context.Pipe()
-    clients = context.Process(target=clients_main, args=(child, stack.port, data.cookie, run_ids))
+    # Daemons: if this script dies, they do too.
+    clients = context.Process(
+        target=clients_main, args=(child, stack.port, data.cookie, run_ids), daemon=True
+    )
     clients.start()
     connect = clients_conn.recv()
     time.sleep(SETTLE_S)
@@ -566,16 +570,19 @@ def main() -> None:
     try:
         spine.start_servers(stack)
         print(f"stack      {spine.BENCH_DIR} (log: web.log)")
+        (spine.BENCH_DIR / "web.log").write_text("")  # the levels' servers append to it
         spine.migrate()
         data = prepare_data()
         if args.redis_maxclients:
             from studio import redis_client
 
             redis_client.client().config_set("maxclients", args.redis_maxclients)
-        start_web(stack)
-        print(f"serving    http://127.0.0.1:{stack.port}/ (daphne, pid {stack.web.pid})")
         for n in args.streams:
+            # A fresh server per level: its RSS before is a bare process's, whatever came before.
+            start_web(stack)
+            print(f"serving    http://127.0.0.1:{stack.port}/ (daphne, pid {stack.web.pid})")
             levels.append(run_level(stack, data, n, args.rate, args.seconds, args.drain))
+            launch.stop(stack.web)
             print(f"measured   {n} streams", flush=True)
     finally:
         stack.stop()
