@@ -92,6 +92,7 @@ def conversation_data(conversation: Conversation) -> dict[str, Any]:
         "flow": conversation.flow.slug,
         "user": conversation.end_user,
         "title": conversation.title,
+        "variables": conversation.variables,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
     }
@@ -186,6 +187,7 @@ def _read_or_delete(request: HttpRequest, api_key, conversation_id) -> HttpRespo
     if request.method == "DELETE":
         conversation_delete(conversation=conversation)
         return HttpResponse(status=204)
+    messages_settle(conversation)  # its variables as its last ended answer left them
     return JsonResponse(conversation_data(conversation))
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from conversations.models import ChatSettings, Conversation, Message, Role, Source
 from conversations.selectors import conversation_history
+from conversations.widget import widget_tokens_spend
 from flows import selectors as flow_selectors
 from flows.models import TERMINAL, Flow, NodeStatus, Run, RunStatus
 from flows.services import run_create, run_fail
@@ -97,16 +98,24 @@ def messages_settle(conversation: Conversation) -> None:
     pending = conversation.messages.filter(
         role=Role.ASSISTANT, settled=False, run__status__in=TERMINAL
     ).select_related("run")
+    settled = []
     for message in pending:
         run = message.run
         message.text = run_answer(run) if run.status == RunStatus.SUCCEEDED else ""
         message.cut = run.node_results.filter(details__finish_reason="length").exists()
         message.citations = run_citations(run) if message.text else []
         message.settled = True
-        message.save(update_fields=["text", "settled", "cut", "citations"])
+        # Conditional: of two requests settling the same answer at once, one does.
+        if not Message.objects.filter(id=message.id, settled=False).update(
+            text=message.text, cut=message.cut, citations=message.citations, settled=True
+        ):
+            continue
+        settled.append(message)
         if run.status == RunStatus.SUCCEEDED:
             conversation.variables = run.variables
             Conversation.objects.filter(id=conversation.id).update(variables=run.variables)
+    if conversation.source == Source.WIDGET:
+        widget_tokens_spend(conversation=conversation, answers=settled)
 
 
 # What an answer keeps of its sources: the citations the chat showed, each passage shortened.

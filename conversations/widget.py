@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from catalog.models import Usage
-from conversations.models import ChatSettings, Message
+from conversations.models import ChatSettings, Conversation, Message
 from conversations.widget_tokens import (
     TokenRefused,
     WidgetSession,
@@ -111,15 +111,15 @@ def widget_session_open(
     return OpenedSession(token_mint(session), token_ttl(), visitor)
 
 
-def end_user_subject(session: WidgetSession) -> str:
-    return f"widget:{session.flow_id}:{session.end_user}"
+def end_user_subject(flow_id: int, end_user: str) -> str:
+    return f"widget:{flow_id}:{end_user}"
 
 
 def widget_admit(*, session: WidgetSession, flow: Flow, settings: ChatSettings) -> Refusal | None:
     """Count one message of the widget's end user against their limits and the workspace's
     (atomically, in one Redis round trip), or the refusal, which counts against neither."""
     own = Limit(
-        end_user_subject(session),
+        end_user_subject(session.flow_id, session.end_user),
         settings.end_user_requests_per_minute,
         settings.end_user_tokens_per_day,
         label="This chat",
@@ -127,13 +127,14 @@ def widget_admit(*, session: WidgetSession, flow: Flow, settings: ChatSettings) 
     return quota_admit([own, workspace_limit(flow.workspace)])
 
 
-def widget_tokens_spend(*, session: WidgetSession, answers: list[Message]) -> None:
-    """Add the tokens of settled answers' runs to their end user's count of today (the
-    workspace's count is kept where each model call is recorded)."""
+def widget_tokens_spend(*, conversation: Conversation, answers: list[Message]) -> None:
+    """Add the tokens of a widget conversation's newly settled answers to its end user's count
+    of today (the workspace's count is kept where each model call is recorded)."""
     run_ids = [m.run_id for m in answers if m.run_id]
     if not run_ids:
         return
-    totals = Usage.objects.filter(run_id__in=run_ids).aggregate(
+    totals = Usage.objects.filter(run_id__in=run_ids, ok=True, cache_hit=False).aggregate(
         i=Sum("input_tokens"), o=Sum("output_tokens")
     )
-    quota_spend([end_user_subject(session)], (totals["i"] or 0) + (totals["o"] or 0))
+    subject = end_user_subject(conversation.flow_id, conversation.end_user)
+    quota_spend([subject], (totals["i"] or 0) + (totals["o"] or 0))

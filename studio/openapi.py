@@ -33,6 +33,10 @@ ERRORS = {
     404: "Not found, or outside the key's reach.",
     413: "The request body is larger than the limit.",
     422: "The Idempotency-Key was used for another request.",
+    429: (
+        "A limit of the key or its workspace is reached (requests a minute: rate_limit_exceeded; "
+        "tokens a day: insufficient_quota); Retry-After says in how many seconds to try again."
+    ),
     502: "The work failed on the worker (the message says why).",
     504: "No worker answered in time.",
 }
@@ -235,8 +239,11 @@ def _responses(op: Operation, refs: dict) -> dict[str, Any]:
             }
         responses[str(answer.status)] = response
     error = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
-    for status in (*op.errors, *(() if op.public else (401,))):
+    for status in (*op.errors, *(() if op.public else (401, 429))):
         responses.setdefault(str(status), {"description": ERRORS[status], "content": error})
+    if "429" in responses:
+        retry = {"description": "Whole seconds to wait.", "schema": {"type": "integer"}}
+        responses["429"].setdefault("headers", {"Retry-After": retry})
     return dict(sorted(responses.items()))
 
 

@@ -29,6 +29,7 @@ from flows.access import access_flow
 from flows.models import Flow, RunSource
 from studio.headers import content_security_policy
 from workspaces.access import current_workspace
+from workspaces.quotas import workspace_admit
 
 # The chat page's controls post to these routes, and its answers link to their runs.
 ROUTES = {
@@ -42,6 +43,13 @@ ROUTES = {
 def _render(request: HttpRequest, part: str, context: dict, status: int = 200) -> HttpResponse:
     context = context | {"routes": ROUTES, "route_key": context["flow"].slug}
     return render(request, f"conversations/chat.html{part}", context, status=status)
+
+
+def _refused(request: HttpRequest, context: dict, refusal) -> HttpResponse:
+    """The error bubble of a message past the workspace's limits (429, with Retry-After)."""
+    response = _render(request, "#sent", context | {"error": refusal.message}, 429)
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 def _page(request: HttpRequest, flow: Flow, conversation: Conversation | None) -> HttpResponse:
@@ -103,9 +111,11 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
             conversation = access_conversation(request.user, conversation_id, "send")
             if conversation.flow_id != flow.id:
                 raise ValidationError("That conversation belongs to another flow.")
-        else:
-            if not message.strip():
-                raise ValidationError("Type a message first.")
+        elif not message.strip():
+            raise ValidationError("Type a message first.")
+        if refusal := workspace_admit(flow.workspace):
+            return _refused(request, context, refusal)
+        if not conversation_id:
             conversation = conversation_start(flow=flow, user=request.user)
         exchange = message_send(
             conversation=conversation, text=message, source=RunSource.CHAT, user=request.user
@@ -168,6 +178,8 @@ def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) ->
     """Ask the last question again: the old exchange leaves the page, the new one streams."""
     flow = access_flow(request.user, current_workspace(request), slug, "run")
     answer = access_message(request.user, message_id, "send")
+    if refusal := workspace_admit(flow.workspace):
+        return _refused(request, {"flow": flow}, refusal)
     try:
         exchange = message_regenerate(answer=answer, source=RunSource.CHAT, user=request.user)
     except ValidationError as exc:

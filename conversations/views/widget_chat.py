@@ -128,6 +128,7 @@ def widget_send(request: HttpRequest) -> HttpResponse:
     try:
         if conversation_id:
             conversation = access_widget_conversation(session, conversation_id)
+            messages_settle(conversation)  # its last answer's tokens count before this message
         elif not text.strip():
             raise ValidationError("Type a message first.")
         refusal = widget_admit(session=session, flow=flow, settings=settings)

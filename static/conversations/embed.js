@@ -4,7 +4,7 @@
 // it adds a round button in the page's corner that opens the chat in a frame of the studio's
 // own origin. Nothing of the host page reaches the studio but its origin (the frame checks it
 // against the flow's list), and nothing of the studio reaches the host page. The button lives
-// in a closed shadow root, so the page's styles do not change it, nor its styles the page.
+// in a shadow root, so the page's styles do not change it, nor its styles the page.
 (function () {
   "use strict";
 
@@ -21,7 +21,7 @@
 
   const host = document.createElement("div");
   host.setAttribute("data-studio-chat", "");
-  const root = host.attachShadow({ mode: "closed" });
+  const root = host.attachShadow({ mode: "open" });
   const style = document.createElement("style");
   style.textContent = `
     :host { all: initial; }
@@ -59,6 +59,30 @@
     button.setAttribute("aria-label", open ? "Close the chat" : "Open the chat");
     button.textContent = open ? "×" : "💬";
   }
+
+  // The chat keeps its visitor's id and open conversation here, in this page's storage, when
+  // the browser keeps the studio's frame from storage of its own (third-party storage blocked).
+  // Only the studio's frame is listened to, and only the widget's two values are kept.
+  const KEPT = ["visitor", "conversation"];
+  const prefix = `studio-widget:${url.href}:`;
+  function kept(name) {
+    try { return window.localStorage.getItem(prefix + name); } catch (e) { return null; }
+  }
+  window.addEventListener("message", (event) => {
+    const frame = panel.querySelector("iframe");
+    if (!frame || event.source !== frame.contentWindow || event.origin !== url.origin) return;
+    const data = event.data || {};
+    if (data.type === "studio-widget-ready") {
+      const state = { type: "studio-widget-state" };
+      for (const name of KEPT) state[name] = kept(name);
+      frame.contentWindow.postMessage(state, url.origin);
+    } else if (data.type === "studio-widget-save" && KEPT.includes(data.name)) {
+      try {
+        if (data.value == null) window.localStorage.removeItem(prefix + data.name);
+        else window.localStorage.setItem(prefix + data.name, String(data.value).slice(0, 200));
+      } catch (e) { /* no storage here either: the visitor is new on each visit */ }
+    }
+  });
 
   button.addEventListener("click", () => toggle(panel.hidden));
   document.addEventListener("keydown", (event) => {

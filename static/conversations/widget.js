@@ -7,17 +7,55 @@
 
   const body = document.body;
   const embedId = body.dataset.embedId;
+  // What the widget keeps between visits (the visitor's secret, the open conversation): in
+  // its own storage, or, where the browser keeps a frame of another site from storage (third-
+  // party storage blocked), in the host page's, through the bubble script (embed.js).
+  const memory = {};
+  let own = true;
+  try {
+    window.localStorage.getItem("studio-widget");
+  } catch (e) {
+    own = false;
+  }
   const storage = {
     get(name) {
-      try { return window.localStorage.getItem(`studio-widget:${embedId}:${name}`); } catch (e) { return null; }
+      if (!own) return memory[name] ?? null;
+      return window.localStorage.getItem(`studio-widget:${embedId}:${name}`);
     },
     set(name, value) {
-      try {
-        if (value == null) window.localStorage.removeItem(`studio-widget:${embedId}:${name}`);
-        else window.localStorage.setItem(`studio-widget:${embedId}:${name}`, value);
-      } catch (e) { /* storage off: the visitor is new on each visit */ }
+      if (!own) {
+        memory[name] = value;
+        if (window.parent !== window) {
+          window.parent.postMessage({ type: "studio-widget-save", name, value }, hostOrigin());
+        }
+        return;
+      }
+      const key = `studio-widget:${embedId}:${name}`;
+      if (value == null) window.localStorage.removeItem(key);
+      else window.localStorage.setItem(key, value);
     },
   };
+
+  // Where the frame has no storage of its own, what the bubble script kept for it (or nothing
+  // after a moment: a plain iframe embed has no script to ask).
+  function restore() {
+    if (own || window.parent === window) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = window.setTimeout(resolve, 1000);
+      window.addEventListener("message", function kept(event) {
+        if (event.source !== window.parent || event.origin !== hostOrigin()) return;
+        if (!event.data || event.data.type !== "studio-widget-state") return;
+        window.removeEventListener("message", kept);
+        window.clearTimeout(timer);
+        for (const name of ["visitor", "conversation"]) {
+          if (typeof event.data[name] === "string") memory[name] = event.data[name];
+        }
+        resolve();
+      });
+      window.parent.postMessage({ type: "studio-widget-ready" }, hostOrigin());
+    });
+  }
+
   let token = null;
   let member = false;
   let renewal = null;
@@ -92,6 +130,7 @@
   }
 
   async function start() {
+    await restore();
     if (await openSession()) {
       loadList();
       openLast();

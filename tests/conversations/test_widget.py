@@ -411,3 +411,30 @@ def test_remote_images_are_allowed_only_where_the_flow_allows(client, owner, emb
     assert "img-src 'self' data: https:;" in client.get(page)["Content-Security-Policy"]
     assert "img-src 'self' data: https:;" in client.get(chat)["Content-Security-Policy"]
     assertContains(client.get(chat), "data-remote-images")
+
+
+def test_an_end_users_tokens_of_today_are_counted(client, worker, owner, embedded):
+    embed_settings_change(
+        flow=embedded.flow, user=owner, embed=_embed(allowed_origins=[SITE], tokens_per_day=5)
+    )
+    token = _token(client, embedded)
+    assert _send(client, embedded, token, "one two three four five six").status_code == 200
+    conversation = Conversation.objects.get()
+    wait_for_run(Run.objects.get().id)
+
+    refused = _send(client, embedded, token, "more", str(conversation.id))
+
+    assert refused.status_code == 429
+    assertContains(refused, "5 tokens of today", status_code=429)
+    assert conversation.messages.count() == 2
+
+
+def test_the_chat_page_keeps_to_the_workspaces_limit(client, owner, workspace, embedded):
+    workspace.requests_per_minute = 1
+    workspace.save(update_fields=["requests_per_minute"])
+    client.force_login(owner)
+    send = reverse("conversations:chat-send", args=[embedded.flow.slug])
+    assert client.post(send, {"message": "one"}).status_code == 200
+    refused = client.post(send, {"message": "two"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert Conversation.objects.count() == 1  # the refused message started nothing
