@@ -35,6 +35,7 @@ from flows.services.drafts import (
 from studio import access
 from studio.json_api import BodyRefused, read_body
 from workspaces.access import current_workspace
+from workspaces.quotas import workspace_admit
 
 # The graph's own limit, and room for the envelope around it.
 MAX_BODY = MAX_BYTES + 100_000
@@ -241,6 +242,10 @@ def editor_run(request: HttpRequest, slug: str) -> JsonResponse:
     body = _body(request, RunBody)
     if isinstance(body, JsonResponse):
         return body
+    if refusal := workspace_admit(workspace):
+        response = JsonResponse({"error": refusal.message}, status=429)
+        response["Retry-After"] = str(refusal.retry_after)
+        return response
     try:
         run = flow_draft_run(flow=flow, inputs=body.inputs, user=request.user)
     except GraphError as exc:

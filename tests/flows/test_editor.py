@@ -590,6 +590,18 @@ def test_test_inputs_are_checked_against_the_input_node(client, owner, flow):
     assert not flow.runs.exists()
 
 
+def test_a_test_run_past_the_workspaces_limit_gets_429(client, owner, workspace, flow):
+    workspace.requests_per_minute = 1
+    workspace.save(update_fields=["requests_per_minute"])
+    client.force_login(owner)
+    run = url("flow-editor-run", flow)
+    assert post_json(client, run, {"inputs": {"message": "hi"}}).status_code == 201
+    refused = post_json(client, run, {"inputs": {"message": "again"}})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "1 requests a minute" in refused.json()["error"]
+    assert flow.runs.count() == 1
+
+
 def test_running_the_draft_needs_run(client, viewer, make_member, outsider, flow):
     for user, status in [(viewer, 403), (outsider, 404), (make_member("operator"), 201)]:
         client.force_login(user)
