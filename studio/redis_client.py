@@ -6,6 +6,7 @@ redis.asyncio connections belong to the loop that made them, hence one client pe
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 
 import redis
@@ -34,3 +35,18 @@ def client() -> redis.Redis:
     if _sync_client is None:  # redis-py's pool is thread-safe: one client per process
         _sync_client = redis.Redis.from_url(settings.REDIS_URL)
     return _sync_client
+
+
+# A blocking pop waits in slices shorter than the socket timeout, which would cut it off.
+POP_SLICE_S = 4
+
+
+def pop_reply(key: str, timeout: float) -> bytes | None:
+    """The value pushed on list ``key`` within ``timeout`` seconds (BLPOP), or None: how a web
+    process waits for a worker's reply, however long the worker takes (a model loading)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        found = client().blpop([key], timeout=max(1, min(left, POP_SLICE_S)))
+        if found is not None:
+            return found[1]
+    return None

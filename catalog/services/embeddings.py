@@ -175,17 +175,12 @@ async def embedding_arun(
 def embedding_wait(job_id: str, timeout: float = WAIT_S) -> list[str]:
     """The job's vectors (little-endian float32, base64); EmbeddingTimeout when no worker
     answered, EmbeddingFailed with the worker's reason."""
-    deadline = time.monotonic() + timeout
-    found = None
-    while found is None and (left := deadline - time.monotonic()) > 0:
-        # In short slices: the shared client's socket timeout (redis-py's 5 s) would cut a
-        # longer BLPOP off while the worker loads the model.
-        found = redis_client.client().blpop([_reply_key(job_id)], timeout=max(1, min(left, 4)))
+    found = redis_client.pop_reply(_reply_key(job_id), timeout)
     if found is None:
         raise EmbeddingTimeout(
             f"no worker answered within {timeout:.0f} s; is a worker serving the model's queue?"
         )
-    reply = json.loads(found[1])
+    reply = json.loads(found)
     if reply.get("error"):
         raise EmbeddingFailed(reply["error"])
     return reply["vectors"]

@@ -86,13 +86,13 @@ def query_reply(job_id: str, *, result: Retrieval | None = None, error: str = ""
 
 def query_wait(job_id: str, timeout: float = WAIT_S) -> dict[str, Any]:
     """The job's reply (``{"result": …}`` or ``{"error": …}``); QueryTimeout if none came."""
-    found = redis_client.client().blpop([_reply_key(job_id)], timeout=timeout)
+    found = redis_client.pop_reply(_reply_key(job_id), timeout)
     if found is None:
         raise QueryTimeout(
             f"no retrieval worker answered within {timeout:.0f} s; is a worker serving the "
             "retrieval queue?"
         )
-    return json.loads(found[1])
+    return json.loads(found)
 
 
 def retrieval_payload(result: Retrieval | None) -> dict[str, Any]:
