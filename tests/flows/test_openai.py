@@ -34,6 +34,11 @@ def test_a_completion_answers_with_the_flows_output(client):
     run = Run.objects.get()
     assert run.source == RunSource.OPENAI
     assert run.inputs == {"message": "the last user message wins"}
+    # The turns before it are the conversation the flow's model nodes remember.
+    assert run.history == [
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+    ]
 
 
 @pytest.fixture
