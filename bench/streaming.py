@@ -265,7 +265,7 @@ async def _follow(session, url: str, headers: dict, stream: Stream, connected, l
         stream.error = f"closed with {ws.close_code} before run.finished"
 
 
-async def _clients(conn, port: int, cookie: str, run_ids: list[str]) -> list[Stream]:
+async def _clients(conn, port: int, cookie: str, run_ids: list[str]) -> tuple[list[Stream], dict]:
     import aiohttp
 
     headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://127.0.0.1:{port}"}
