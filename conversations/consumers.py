@@ -3,12 +3,14 @@
 The run socket of the chat page (``flows.consumers.RunConsumer``), for a widget's end user: the
 widget's token (in the query string: a browser cannot set headers on a WebSocket) instead of
 the studio's session, and the handshake's ``Origin`` checked against the flow's allowed web
-sites. Before every event the token's end user must still reach the run's conversation, so a
-widget turned off, or a web site removed from its list, stops its streams at once."""
+sites. The token's end user must still reach the run's conversation when the socket opens and
+every ``RECHECK_S`` seconds while it streams, so a widget turned off, or a web site removed from
+its list, stops its streams within seconds."""
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -53,7 +55,7 @@ class WidgetRunConsumer(RunConsumer):
         after = (query.get("after") or ["0"])[0]
         self.follower = asyncio.create_task(self._follow(int(after) if after.isdigit() else 0))
 
-    @database_sync_to_async
+    @partial(database_sync_to_async, thread_sensitive=False)
     def _allowed(self) -> bool:
         try:
             access_widget_flow(

@@ -1,15 +1,20 @@
 """The run WebSocket: ``/ws/runs/<id>/?after=<seq>`` replays what the client missed, then follows.
 
-Every message sent is preceded by a permission check on the run, so a user who loses access
-stops receiving at once. The socket also listens on its user's access group
-(``workspaces.notify``): a role change, a revoked grant or a deactivation makes it re-check even
-while the run is quiet.
+The socket listens on its user's access group (``workspaces.notify``): a role change, a revoked
+grant or a deactivation makes it re-check at once, streaming or quiet. Between notices a
+streaming socket re-checks its run every ``RECHECK_S`` seconds rather than before every event:
+a check per token would cap one process at a few dozen streams (``bench/streaming.py``).
+Checks run on a thread of their own, not on the one thread the process's other database work
+queues on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
+from functools import partial
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -20,8 +25,13 @@ from flows.access import access_run
 from flows.runtime.waiting import run_events
 from workspaces import notify
 
+logger = logging.getLogger(__name__)
+
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
+    # Between access notices, a streaming socket re-checks its run at most this often.
+    RECHECK_S = 10.0
+
     async def connect(self) -> None:
         self.user = self.scope["user"]
         self.run_id = str(self.scope["url_route"]["kwargs"]["run_id"])
@@ -54,7 +64,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         if not await self._allowed():
             await self.close(code=4403)
 
-    @database_sync_to_async
+    @partial(database_sync_to_async, thread_sensitive=False)
     def _allowed(self) -> bool:
         try:
             access_run(self.user, self.run_id, "view")
@@ -63,12 +73,24 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         return True
 
     async def _follow(self, after: int) -> None:
-        async for event in run_events(self.run_id, after):
-            if not await self._allowed():
-                await self.close(code=4403)
-                return
-            if event is not None:
-                await self.send_json(event)
+        checked = time.monotonic()
+        try:
+            async for event in run_events(self.run_id, after):
+                if time.monotonic() - checked >= self.RECHECK_S:
+                    if not await self._allowed():
+                        await self.close(code=4403)
+                        return
+                    checked = time.monotonic()
+                if event is not None:
+                    await self.send_json(event)
+        except Exception as exc:
+            # The client left while an event was on its way (daphne's ``Disconnected``): the
+            # disconnect that follows ends this task. Anything else is a fault, not a silent
+            # socket: the client reconnects from its last event.
+            if type(exc).__name__ != "Disconnected":
+                logger.exception("following run %s failed", self.run_id)
+                await self.close(code=1011)
+            return
         await self.close()  # the run has ended: nothing more will come
 
 

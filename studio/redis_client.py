@@ -16,6 +16,7 @@ from django.conf import settings
 # Longer than any ``XREAD BLOCK`` of the event followers: redis-py's default (5 s) would cut a
 # reader off while a model loads.
 SOCKET_TIMEOUT_S = 35.0
+MAX_CONNECTIONS = 100_000
 
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _sync_client: redis.Redis | None = None
@@ -25,7 +26,11 @@ def async_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_S)
+        # Each follower's XREAD BLOCK holds a connection while it waits: redis-py's default pool
+        # (100) would fail the 101st stream of a process.
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_S, max_connections=MAX_CONNECTIONS
+        )
         _async_clients[loop] = client
     return client
 

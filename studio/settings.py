@@ -183,7 +183,9 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # Longer than the layer's blocking pop (5 s): redis-py's own default, 5 s, ended a
             # quiet socket's every wait with a TimeoutError.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 35}],
+            # Its pool as large as the studio's own (redis_client.py): redis-py's default (100)
+            # refused the 101st socket's group_add during a burst of connects.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 35, "max_connections": 100_000}],
             # For consumers' groups (run events travel in their own Redis log, studio/events.py).
             # The default capacity (100) drops messages silently under a burst.
             "capacity": 5000,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from flows.models import TERMINAL, Run
 from flows.services import runs_fail_stale
@@ -20,8 +21,7 @@ async def run_events(run_id: Any, after: int = 0) -> AsyncIterator[dict | None]:
     """
     async for event in events.follow(run_id, after):
         if event is None:
-            await sync_to_async(runs_fail_stale)(run_id=run_id)
-            status = await Run.objects.filter(id=run_id).values_list("status", flat=True).afirst()
+            status = await _stale_status(run_id)
             if status in TERMINAL:
                 missed = await events.replay(run_id, after)
                 for item in missed:
@@ -30,6 +30,15 @@ async def run_events(run_id: Any, after: int = 0) -> AsyncIterator[dict | None]:
         else:
             after = event["seq"]
         yield event
+
+
+# Off the process's one thread-sensitive thread: with many quiet streams these checks would
+# queue there before every other socket's connect and access check.
+@partial(database_sync_to_async, thread_sensitive=False)
+def _stale_status(run_id: Any) -> str | None:
+    """The run's status, once it has been failed if it is overdue or its worker died."""
+    runs_fail_stale(run_id=run_id)
+    return Run.objects.filter(id=run_id).values_list("status", flat=True).first()
 
 
 async def run_wait(run: Run) -> Run:

@@ -53,6 +53,7 @@ def _socket(settings, run, token: str | None, origin: str | None) -> WebsocketCo
 async def _closed_with(ws) -> int:
     assert (await ws.connect())[0]  # accepted, then closed with the reason's code
     message = await ws.receive_output(timeout=10)
+    await ws.disconnect()
     assert message["type"] == "websocket.close"
     return message["code"]
 
