@@ -18,12 +18,12 @@ from conversations.services import (
     conversation_delete,
     conversation_rename,
     conversation_start,
-    message_feedback,
     message_regenerate,
     message_send,
     message_stop,
     messages_settle,
 )
+from conversations.views.exchanges import exchange_context, feedback_from_form
 from flows import selectors as flow_selectors
 from flows.access import access_flow
 from flows.models import Flow, RunSource
@@ -120,13 +120,7 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
         exchange = message_send(
             conversation=conversation, text=message, source=RunSource.CHAT, user=request.user
         )
-        context |= {
-            "conversation": conversation,
-            "question": exchange.question,
-            "run": exchange.run,
-            "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
-            "answer": exchange.answer,
-        }
+        context |= exchange_context(exchange, conversation)
     except ValidationError as exc:
         context["error"] = "; ".join(exc.messages)
     status = 400 if "error" in context else 200
@@ -145,16 +139,8 @@ def message_feedback_view(request: HttpRequest, slug: str, message_id: int) -> H
     """Thumbs up or down on an answer, with an optional comment; renders the answer's controls."""
     access_flow(request.user, current_workspace(request), slug, "run")
     message = access_message(request.user, message_id, "change")
-    given = request.POST.get("rating", "")
-    try:
-        # No rating: a comment sent with Enter, for the rating given before.
-        rating = int(given) if given else message.feedback
-        if rating is None:
-            raise ValidationError("Choose 👍 or 👎 first.")
-        message_feedback(message=message, rating=rating, comment=request.POST.get("comment", ""))
-    except (ValueError, ValidationError) as exc:
-        reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else "Bad rating."
-        return HttpResponse(reason, status=400)
+    if refused := feedback_from_form(message, request.POST):
+        return HttpResponse(refused, status=400)
     context = {"flow": message.conversation.flow, "answer": message}
     return _render(request, "#feedback", context)
 
@@ -185,16 +171,7 @@ def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) ->
     except ValidationError as exc:
         context = {"flow": flow, "error": "; ".join(exc.messages)}
         return _render(request, "#sent", context, 400)
-    context = {
-        "flow": flow,
-        "message": exchange.question.text,
-        "conversation": answer.conversation,
-        "run": exchange.run,
-        "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
-        "answer": exchange.answer,
-        "question": exchange.question,
-        "replaced": exchange.replaced,
-    }
+    context = {"flow": flow} | exchange_context(exchange, answer.conversation)
     return _render(request, "#sent", context)
 
 

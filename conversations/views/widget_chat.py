@@ -25,12 +25,12 @@ from conversations.selectors import conversation_messages
 from conversations.services import (
     conversation_delete,
     conversation_start,
-    message_feedback,
     message_regenerate,
     message_send,
     message_stop,
     messages_settle,
 )
+from conversations.views.exchanges import exchange_context, feedback_from_form
 from conversations.views.widget import own_origin, request_origin
 from conversations.widget import widget_admit
 from conversations.widget_tokens import TokenRefused, WidgetSession, bearer, token_read
@@ -144,13 +144,7 @@ def widget_send(request: HttpRequest) -> HttpResponse:
             if session.user_id is not None:
                 Conversation.objects.filter(id=conversation.id).update(user_id=session.user_id)
         exchange = message_send(conversation=conversation, text=text, source=RunSource.CHAT)
-        context |= {
-            "conversation": conversation,
-            "question": exchange.question,
-            "run": exchange.run,
-            "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
-            "answer": exchange.answer,
-        }
+        context |= exchange_context(exchange, conversation)
     except ValidationError as exc:
         context["error"] = "; ".join(exc.messages)
     return _render(request, "#sent", context, 400 if "error" in context else 200)
@@ -161,15 +155,8 @@ def widget_send(request: HttpRequest) -> HttpResponse:
 def widget_feedback(request: HttpRequest, message_id: int) -> HttpResponse:
     _, _, session = request.widget
     message = access_widget_message(session, message_id)
-    given = request.POST.get("rating", "")
-    try:
-        rating = int(given) if given else message.feedback
-        if rating is None:
-            raise ValidationError("Choose 👍 or 👎 first.")
-        message_feedback(message=message, rating=rating, comment=request.POST.get("comment", ""))
-    except (ValueError, ValidationError) as exc:
-        reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else "Bad rating."
-        return HttpResponse(reason, status=400)
+    if refused := feedback_from_form(message, request.POST):
+        return HttpResponse(refused, status=400)
     return _render(request, "#feedback", {"answer": message})
 
 
@@ -198,15 +185,7 @@ def widget_regenerate(request: HttpRequest, message_id: int) -> HttpResponse:
         exchange = message_regenerate(answer=answer, source=RunSource.CHAT)
     except ValidationError as exc:
         return _render(request, "#sent", {"error": "; ".join(exc.messages)}, 400)
-    context = {
-        "message": exchange.question.text,
-        "conversation": answer.conversation,
-        "run": exchange.run,
-        "answer_nodes": ",".join(sorted(exchange.answer_nodes)),
-        "answer": exchange.answer,
-        "question": exchange.question,
-        "replaced": exchange.replaced,
-    }
+    context = exchange_context(exchange, answer.conversation)
     return _render(request, "#sent", context)
 
 
