@@ -12,28 +12,22 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import llama_index.core
 from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter, TokenTextSplitter
 from llama_index.core.schema import TextNode
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from catalog.token_counts import encoding
 from knowledge.parsers.base import Section
 from knowledge.parsers.markdown import heading_title
 
 if TYPE_CHECKING:
-    import tiktoken
+    pass
 
-_TIKTOKEN_CACHE = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
-_ENCODING = "cl100k_base"
 # Not "/" (LlamaIndex's default): a heading such as "Input/Output" must stay one path element.
 _PATH_SEPARATOR = "\x1f"
-_encoding_lock = threading.Lock()
 
 
 class ChunkSettings(BaseModel):
@@ -71,7 +65,7 @@ class ChunkDraft:
 
 def count_tokens(text: str) -> int:
     """The number of tokens in ``text`` as the splitters count them."""
-    return len(_encoding().encode_ordinary(text))
+    return len(encoding().encode_ordinary(text))
 
 
 def chunk_sections(sections: list[Section], settings: ChunkSettings) -> list[ChunkDraft]:
@@ -142,32 +136,10 @@ def _splitter(
     return splitter_class(
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,
-        tokenizer=_encoding().encode_ordinary,
+        tokenizer=encoding().encode_ordinary,
     )
 
 
 @functools.cache
 def _markdown_parser() -> MarkdownNodeParser:
     return MarkdownNodeParser(header_path_separator=_PATH_SEPARATOR)
-
-
-@functools.cache
-def _encoding() -> tiktoken.Encoding:
-    """The shared encoding, loaded from the shipped cache.
-
-    Our own rather than LlamaIndex's global tokenizer, which any library may replace and which
-    would silently change chunk boundaries. tiktoken finds its cache only through an environment
-    variable, so it is set for the load under a lock and then restored.
-    """
-    import tiktoken
-
-    with _encoding_lock:
-        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(_TIKTOKEN_CACHE)
-        try:
-            return tiktoken.get_encoding(_ENCODING)
-        finally:
-            if previous is None:
-                del os.environ["TIKTOKEN_CACHE_DIR"]
-            else:
-                os.environ["TIKTOKEN_CACHE_DIR"] = previous

@@ -16,23 +16,18 @@ from __future__ import annotations
 
 import array
 import base64
-import importlib.util
 import json
-import os
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any
 
 from catalog.engines.base import Engine
 from catalog.models import Model
 from catalog.selectors.models import model_queue
 from catalog.services.usage import ausage_record
+from catalog.token_counts import encoding
 from studio import redis_client
 from studio.celery import app
 
@@ -43,8 +38,6 @@ WAIT_S = 120.0
 MAX_INPUTS = 2048
 MAX_INPUT_TOKENS = 8192
 MAX_INPUT_CHARS = 100_000
-_ENCODING = "cl100k_base"
-_encoding_lock = threading.Lock()
 
 
 class EmbeddingTimeout(Exception):
@@ -65,31 +58,9 @@ class EmbeddingJob:
     input_tokens: int
 
 
-@cache
-def _encoding() -> Any:
-    """tiktoken's encoding, from the cache inside llama-index-core (found without importing
-    it). tiktoken reads its cache folder from an environment variable only, so the variable is
-    set for the load under a lock and then restored."""
-    import tiktoken
-
-    package = importlib.util.find_spec("llama_index.core")
-    folder = Path(package.submodule_search_locations[0]) / "_static" / "tiktoken_cache"
-    with _encoding_lock:
-        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
-        try:
-            return tiktoken.get_encoding(_ENCODING)
-        finally:
-            if previous is None:
-                del os.environ["TIKTOKEN_CACHE_DIR"]
-            else:
-                os.environ["TIKTOKEN_CACHE_DIR"] = previous
-
-
 def embedding_tokens(texts: list[str]) -> list[int]:
     """The number of tokens of each text."""
-    encoding = _encoding()
-    return [len(tokens) for tokens in encoding.encode_ordinary_batch(texts)]
+    return [len(tokens) for tokens in encoding().encode_ordinary_batch(texts)]
 
 
 def _job_key(job_id: str) -> str:
