@@ -1,5 +1,6 @@
 """Security headers on every response: a Content-Security-Policy that runs no inline script,
-and a Permissions-Policy. Django's SecurityMiddleware sets the others (settings.py)."""
+and a Permissions-Policy; and the headers a request's handling set in
+``request.extra_headers``. Django's SecurityMiddleware sets the others (settings.py)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,10 @@ def content_security_policy(request: HttpRequest, **overrides: str) -> str:
 def _add_headers(request: HttpRequest, response: HttpResponseBase) -> None:
     response.headers.setdefault("Content-Security-Policy", content_security_policy(request))
     response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+    # Headers the request's handling asked for before its view answered (the rate-limit counts
+    # an API key's authentication learns), so that a streamed answer carries them too.
+    for name, value in getattr(request, "extra_headers", {}).items():
+        response.headers.setdefault(name, value)
 
 
 @sync_and_async_middleware

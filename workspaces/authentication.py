@@ -4,11 +4,8 @@ why not (401 for a key that may not act, 429 for a limit reached)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from asgiref.sync import iscoroutinefunction, sync_to_async
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
-from django.utils.decorators import sync_and_async_middleware
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, JsonResponse
 
 from studio.json_api import error, unauthorized
 from studio.quotas import Admission, Refusal
@@ -61,36 +58,10 @@ def authenticate_sync(request: HttpRequest) -> ApiKey | JsonResponse:
     admission = api_key_admit(api_key)
     if admission.refusal is not None:
         return too_many_requests(admission.refusal)
-    # The counts are known only here: ``rate_limit_headers_middleware`` puts them on the answer.
-    request.rate_limit_headers = rate_limit_headers(api_key, admission)
+    # The counts are known only here: ``studio.headers``' middleware puts them on the answer.
+    request.extra_headers = rate_limit_headers(api_key, admission)
     return api_key
 
 
 async def authenticate(request: HttpRequest) -> ApiKey | JsonResponse:
     return await sync_to_async(authenticate_sync)(request)
-
-
-def _add_rate_limit_headers(request: HttpRequest, response: HttpResponseBase) -> None:
-    for name, value in getattr(request, "rate_limit_headers", {}).items():
-        response.headers.setdefault(name, value)
-
-
-@sync_and_async_middleware
-def rate_limit_headers_middleware(get_response: Callable) -> Callable:
-    """Puts the limit and what is left of it on an API answer whose key had a limit, as
-    OpenAI's ``X-RateLimit-*-Requests`` headers (a streamed answer gets them too)."""
-    if iscoroutinefunction(get_response):
-
-        async def middleware(request: HttpRequest) -> HttpResponseBase:
-            response = await get_response(request)
-            _add_rate_limit_headers(request, response)
-            return response
-
-    else:
-
-        def middleware(request: HttpRequest) -> HttpResponseBase:
-            response = get_response(request)
-            _add_rate_limit_headers(request, response)
-            return response
-
-    return middleware
