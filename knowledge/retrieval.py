@@ -192,10 +192,11 @@ async def _search(
         clock.stop(name, started)
         return hits
 
+    exact = search.exact_scan(knowledge_base.chunk_total)
     dense_hits = keyword_hits = None
     if vector is not None and (mode == SearchMode.DENSE or explain):
         dense_hits = await timed(
-            "dense", search.dense, dimensions=dims, vector=vector, limit=wanted
+            "dense", search.dense, dimensions=dims, vector=vector, limit=wanted, exact=exact
         )
     if mode == SearchMode.KEYWORD or explain:
         keyword_hits = await timed("keyword", search.keyword, query=plan.query, limit=wanted)
@@ -208,6 +209,7 @@ async def _search(
             query=plan.query,
             limit=wanted,
             candidates=max(wanted, 100),
+            exact=exact,
         )
     elif mode == SearchMode.DENSE:
         hits = dense_hits or []

@@ -4,7 +4,10 @@ Every query is filtered in SQL by knowledge base, by the chunk being searchable 
 by metadata filters, so a filter never starves the result:
 - dense: cosine distance on the HNSW index of the base's embedding dimension, with pgvector's
   iterative index scans (``hnsw.iterative_scan``), so that the index keeps scanning until enough
-  rows pass the filters;
+  rows pass the filters. A small base (``exact_scan``) is scanned exactly instead: the index
+  is shared by every base, so for a base that holds a sliver of it the approximate walk can give
+  up (``MAX_SCAN_TUPLES``) or miss a row among other bases' near neighbours, and reading a few
+  thousand rows through the base's B-tree costs less than that walk;
 - keyword: BM25 (``knowledge/keywords.py``) as the inner product of the chunk's ``sparsevec`` of
   term weights and the query's idfs. The retrieval worker scores it in memory from the base's
   postings (``knowledge/keyword_index.py``) when it holds them at the generation the search's
@@ -45,6 +48,8 @@ from knowledge.fusion import fuse
 from knowledge.keywords import DIMENSIONS, query_terms, score_bound
 
 EF_SEARCH = 100
+# Bases of up to this many chunks are scanned exactly: every row, no index walk to give up.
+EXACT_MAX_CHUNKS = 5_000
 # How many rows an iterative scan may visit before it gives up (pgvector's default: 20,000).
 MAX_SCAN_TUPLES = 20_000
 
@@ -97,11 +102,22 @@ def _filters_sql(filters: dict[str, Any]) -> tuple[str, list[Any]]:
 _BASE = "c.knowledge_base_id = %s AND c.searchable AND c.enabled"
 
 
-def _dense_sql(dimensions: int, filters: dict[str, Any]) -> tuple[str, list[Any]]:
+def exact_scan(chunk_total: int) -> bool:
+    """Whether a base of ``chunk_total`` chunks is searched exactly rather than by the index."""
+    return chunk_total <= EXACT_MAX_CHUNKS
+
+
+def _dense_sql(
+    dimensions: int, filters: dict[str, Any], *, exact: bool = False
+) -> tuple[str, list[Any]]:
     # The expression and the dimensions predicate match the partial index exactly
-    # (knowledge/vector_index.py), or PostgreSQL would not use it.
+    # (knowledge/vector_index.py), or PostgreSQL would not use it; the exact scan writes the
+    # distance without the cast so that it cannot, and reads the base's rows by its B-tree.
     dims = int(dimensions)
-    distance = f"c.embedding::vector({dims}) <=> %s::vector({dims})"
+    if exact:
+        distance = f"c.embedding <=> %s::vector({dims})"
+    else:
+        distance = f"c.embedding::vector({dims}) <=> %s::vector({dims})"
     where, params = _filters_sql(filters)
     sql = (
         f"SELECT c.id, {distance} AS distance FROM knowledge_chunk c "
@@ -258,11 +274,13 @@ def _execute_dense(
     vector: list[float],
     filters: dict[str, Any],
     limit: int,
+    exact: bool,
 ) -> None:
     """Run the dense query on ``cursor`` (in a pipeline: send it); its rows are (chunk id,
     cosine distance), nearest first."""
-    inner, filter_params = _dense_sql(dimensions, filters)
-    _scan_settings(cursor)
+    inner, filter_params = _dense_sql(dimensions, filters, exact=exact)
+    if not exact:
+        _scan_settings(cursor)
     cursor.execute(
         f"WITH r AS MATERIALIZED ({inner}) SELECT id, distance FROM r ORDER BY distance",
         [Vector(vector).to_text(), knowledge_base_id, *filter_params, limit],
@@ -270,11 +288,18 @@ def _execute_dense(
 
 
 def dense(
-    *, knowledge_base_id: int, dimensions: int, vector: list[float], limit: int, filters=None
+    *,
+    knowledge_base_id: int,
+    dimensions: int,
+    vector: list[float],
+    limit: int,
+    filters=None,
+    exact: bool = False,
 ) -> list[Hit]:
-    """The ``limit`` chunks nearest to ``vector``; score is cosine similarity (1 − distance)."""
+    """The ``limit`` chunks nearest to ``vector``; score is cosine similarity (1 − distance).
+    ``exact`` scans every row of the base instead of walking the index (``exact_scan``)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        _execute_dense(cursor, knowledge_base_id, dimensions, vector, filters or {}, limit)
+        _execute_dense(cursor, knowledge_base_id, dimensions, vector, filters or {}, limit, exact)
         rows = cursor.fetchall()
     return [Hit(chunk_id=i, score=1.0 - d, rank=n) for n, (i, d) in enumerate(rows, 1)]
 
@@ -296,6 +321,7 @@ def hybrid(
     limit: int,
     candidates: int = 100,
     filters=None,
+    exact: bool = False,
 ) -> list[FusedHit]:
     """Dense and keyword results (``candidates`` each) fused by reciprocal rank fusion
     (``knowledge/fusion.py``). The dense query is sent first; the keyword ranking is found
@@ -304,7 +330,9 @@ def hybrid(
     with _snapshot() as cursor:
         keyword_rows = _keyword_ranking(cursor, knowledge_base_id, query, filters)
         with _pipelined(), connection.cursor() as dense_cursor:
-            _execute_dense(dense_cursor, knowledge_base_id, dimensions, vector, filters, candidates)
+            _execute_dense(
+                dense_cursor, knowledge_base_id, dimensions, vector, filters, candidates, exact
+            )
             found = keyword_rows(candidates)
             nearest = dense_cursor.fetchall()
     return [

@@ -170,6 +170,28 @@ def test_dense_search_uses_the_hnsw_index(base):
     assert "chunk_embedding_384" in plan
 
 
+def test_a_small_base_is_scanned_exactly_not_through_the_shared_index(base):
+    """The HNSW index holds every base's chunks; a walk through it can give up before it meets
+    the few rows of a small base, so a small base reads its own rows and misses none."""
+    assert search.exact_scan(base.chunk_total) and not search.exact_scan(10**6)
+    sql, params = search._dense_sql(384, {}, exact=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN " + sql, [search.Vector(_embed_query("x")).to_text(), base.id, *params, 5]
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "chunk_embedding_384" not in plan and "chunk_kb_document" in plan
+    every = Chunk.objects.filter(knowledge_base=base).count()
+    result = retrieve(
+        knowledge_base=base,
+        query="Where is the Eiffel Tower?",
+        options=RetrievalOptions(top_k=every, mode="dense", score_threshold=-1.0),
+        engine_for=engine_for(),
+    )
+    assert len(result.citations) == every > 1
+
+
 def test_retrieval_reranks_with_a_cross_encoder_and_explains_each_stage(base, owner, tiny_reranker):
     kb_update(
         knowledge_base=base,
