@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.utils.safestring import SafeString
 from pydantic import BaseModel, ConfigDict, Field
+
+from flows.graph_picture import graph_svg
 
 MODEL = "__MODEL__"
 KNOWLEDGE_BASE = "__KNOWLEDGE_BASE__"
@@ -61,6 +64,11 @@ class Starter:
     @property
     def needs_knowledge_base(self) -> bool:
         return _uses(self.graph, KNOWLEDGE_BASE)
+
+    @property
+    def picture(self) -> SafeString:
+        """The graph drawn as a small SVG, for the starter's card on the new flow page."""
+        return graph_svg(self.graph, title=f"The graph of “{self.name}”")
 
     def graph_for(self, *, model: str = "", knowledge_base: str = "") -> dict[str, Any]:
         """A fresh copy of the graph with the chosen model and knowledge base slugs in place

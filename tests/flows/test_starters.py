@@ -33,7 +33,7 @@ def node_types(graph: dict) -> list[str]:
 # --- the starters ------------------------------------------------------------------------------
 
 
-def test_the_starters_are_blank_and_the_four_templates_in_order():
+def test_the_starters_are_blank_and_the_seven_templates_in_order():
     found = starters()
 
     assert list(found) == [
@@ -42,6 +42,9 @@ def test_the_starters_are_blank_and_the_four_templates_in_order():
         "classify_route",
         "summarise",
         "extract_fields",
+        "translate",
+        "draft_review",
+        "extract_reply",
     ]
     assert node_types(found["blank"].graph) == ["input", "output"]
     assert node_types(found["knowledge_chat"].graph) == [
@@ -59,7 +62,12 @@ def test_the_starters_are_blank_and_the_four_templates_in_order():
         (True, False),
         (True, False),
         (True, False),
+        (True, False),
+        (True, False),
+        (True, False),
     ]
+    assert node_types(found["draft_review"].graph).count("llm") == 2
+    assert "template" in node_types(found["extract_reply"].graph)
 
 
 def test_a_starter_graph_gets_the_chosen_slugs_and_the_file_stays_a_template():
@@ -257,3 +265,55 @@ def test_the_routing_starter_answers_on_the_chosen_branch_only(
     statuses = dict(NodeResult.objects.filter(run=run).values_list("node_id", "status"))
     assert statuses["llm_t"] == NodeStatus.SUCCEEDED
     assert statuses["llm_b"] == statuses["llm_o"] == NodeStatus.SKIPPED
+
+
+# The inputs each starter is run with; the echo model answers with the user message it is sent,
+# so an extractor is given the JSON a model would answer.
+RUN_INPUTS = {
+    "blank": ({"message": "Hello"}, {"text": "Hello"}),
+    "knowledge_chat": ({"message": "Where is tea grown?"}, {"text": "Where is tea grown?"}),
+    "classify_route": ({"message": "a technical fault"}, {"text": "a technical fault"}),
+    "summarise": ({"document": "Tea."}, {}),
+    "extract_fields": (
+        {"text": '{"name": "Ada", "email": "ada@example.com", "amount": "12"}'},
+        {"json": {"name": "Ada", "email": "ada@example.com", "company": None, "amount": 12}},
+    ),
+    "translate": ({"text": "Good morning", "language": "French"}, {}),
+    "draft_review": ({"brief": "A note about the move"}, {}),
+    "extract_reply": ({"message": '{"name": "Ada", "request": "a refund"}'}, {}),
+}
+
+
+def test_every_starter_has_inputs_to_run_with():
+    assert set(RUN_INPUTS) == set(starters())
+
+
+@pytest.mark.parametrize("key", list(starters()))
+def test_every_starter_runs_on_the_echo_model(key, worker, workspace, owner, echo_model, base):
+    inputs, expected = RUN_INPUTS[key]
+    graph = starters()[key].graph_for(model="echo", knowledge_base="handbook")
+    flow = flow_create_with_draft(workspace=workspace, name=key, graph=graph, user=owner)
+    flow = flow_publish(flow=flow, user=owner)
+
+    run = wait_for_run(
+        run_create(flow=flow, version=flow.published_version, inputs=inputs, source="studio").id
+    )
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs
+    for port, value in expected.items():
+        assert run.outputs[port] == value
+
+
+def test_the_new_starters_answer_from_their_inputs(worker, workspace, owner, echo_model):
+    translated = _run(workspace, owner, "translate", {"text": "Good morning", "language": "French"})
+    reviewed = _run(workspace, owner, "draft_review", {"brief": "A note about the move"})
+    replied = _run(
+        workspace, owner, "extract_reply", {"message": '{"name": "Ada", "request": "a refund"}'}
+    )
+
+    assert translated.outputs["text"] == "Translate the text below into French.\n\nGood morning"
+    # The reviewer is sent the drafter's answer, which the echo model made the brief itself.
+    assert reviewed.outputs["text"] == "Improve this draft:\n\nA note about the move"
+    assert replied.outputs["text"].startswith("Dear Ada,")
+    assert "your request (a refund)" in replied.outputs["text"]
