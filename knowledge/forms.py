@@ -20,6 +20,7 @@ from knowledge.search import MetadataFilters
 from knowledge.services.bases import BaseSettings
 from knowledge.services.chunks import MAX_CHUNK_CHARS
 from knowledge.services.documents import MAX_TEXT_CHARS, metadata_clean
+from studio.slugs import SlugFromNameMixin
 
 MAX_LINES_CHARS = 50_000
 
@@ -65,7 +66,7 @@ class KeyValuesField(forms.CharField):
         return key_values_parse(super().clean(value) or "", repeats=self.repeats)
 
 
-class KnowledgeBaseForm(forms.Form):
+class KnowledgeBaseForm(SlugFromNameMixin, forms.Form):
     """A base's settings. ``slug`` is asked only on creation; the embedding model is fixed
     (``lock_embedding``) once the base holds documents."""
 
@@ -105,13 +106,19 @@ class KnowledgeBaseForm(forms.Form):
         rerankers,
         creating: bool,
         lock_embedding: bool = False,
+        workspace_id: int | None = None,
         **kwargs,
     ) -> None:
+        """``workspace_id``: where a new base goes, so that a slug made from the name is free
+        there (without it, a taken slug is the service's error)."""
         super().__init__(*args, **kwargs)
         self.fields["embedding_model"].queryset = embedding_models
         self.fields["reranker"].queryset = rerankers
         if not creating:
             del self.fields["slug"]
+        elif workspace_id is not None:
+            self.slug_taken = KnowledgeBase.objects.filter(workspace_id=workspace_id)
+        self.slug_from_name_setup()
         if lock_embedding:
             self.fields["embedding_model"].disabled = True
 

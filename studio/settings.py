@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.forms",  # the widgets' templates, for FORM_RENDERER below
     "channels",
     "django_htmx",
     "template_partials",
@@ -116,6 +117,9 @@ TEMPLATES = [
         },
     },
 ]
+
+# One field layout for every form ({{ form }}, {{ field.as_field_group }}): templates/studio/forms/.
+FORM_RENDERER = "studio.forms_rendering.StudioFormRenderer"
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.postgres_url()
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}

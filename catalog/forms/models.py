@@ -18,6 +18,7 @@ from catalog.engines import engine_kinds
 from catalog.models import Credential, Model, Source, Status, Task
 from catalog.selectors.credentials import credentials_attachable, may_manage_credentials
 from catalog.services.models import DTYPES
+from studio.slugs import SlugFromNameMixin
 
 MAX_CARD_LENGTH = 100_000
 
@@ -63,7 +64,7 @@ def _parse_json(text: str) -> Any:
         raise ValidationError(f"This is not valid JSON ({exc}).") from None
 
 
-class ModelEntryForm(forms.Form):
+class ModelEntryForm(SlugFromNameMixin, forms.Form):
     """A catalog entry's fields. The credentials offered are those ``user`` may attach in the
     entry's workspace (``workspace_id``; None, a shared entry: none), plus the entry's own
     (``current``) so that keeping it is not an error: only an admin who manages credentials
@@ -138,6 +139,8 @@ class ModelEntryForm(forms.Form):
         self, *args, workspace_id: int | None, user, current: Credential | None = None, **kwargs
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.slug_taken = Model.objects.filter(workspace_id=workspace_id)
+        self.slug_from_name_setup()
         self.fields["engine"].choices = [(kind, kind) for kind in engine_kinds()]
         credentials = credentials_attachable(user, workspace_id)
         if current is not None:
@@ -203,10 +206,14 @@ class ModelEntryForm(forms.Form):
         return {name: self.cleaned_data[name] for name in self.changed_data}
 
 
-class AdapterForm(forms.Form):
+class AdapterForm(SlugFromNameMixin, forms.Form):
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(max_length=100)
     weights = forms.CharField(
         max_length=500, help_text="A Hugging Face repo id or a local folder of the adapter."
     )
     description = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.slug_from_name_setup()

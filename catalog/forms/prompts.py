@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from django import forms
 
+from catalog.models import Prompt
 from catalog.services.prompts import MAX_TEXT
+from studio.slugs import SlugFromNameMixin
 
 _CODE = {"class": "code", "spellcheck": "false"}
 
@@ -36,7 +38,7 @@ class PromptVersionForm(PromptTextForm):
     )
 
 
-class PromptCreateForm(PromptTextForm):
+class PromptCreateForm(SlugFromNameMixin, PromptTextForm):
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(
         max_length=100, help_text="How flows name the prompt (library_prompt); cannot change."
@@ -46,3 +48,11 @@ class PromptCreateForm(PromptTextForm):
     )
 
     field_order = ["name", "slug", "description", "system", "template"]
+
+    def __init__(self, *args, workspace_id: int | None = None, **kwargs) -> None:
+        """``workspace_id``: where the prompt goes, so that a slug made from the name is one
+        no prompt there has yet (without it, a taken slug is the service's error)."""
+        super().__init__(*args, **kwargs)
+        if workspace_id is not None:
+            self.slug_taken = Prompt.objects.filter(workspace_id=workspace_id)
+        self.slug_from_name_setup()

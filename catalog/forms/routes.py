@@ -7,13 +7,14 @@ from django import forms
 from catalog.models import Model, Route, Strategy
 from catalog.services.routes import TargetSpec
 from studio import access
+from studio.slugs import SlugFromNameMixin
 
 MAX_TARGETS = 6
 
 
-class RouteForm(forms.Form):
-    slug = forms.SlugField(max_length=100, help_text="Flows name the route by this.")
+class RouteForm(SlugFromNameMixin, forms.Form):
     name = forms.CharField(max_length=200)
+    slug = forms.SlugField(max_length=100, help_text="Flows name the route by this.")
     strategy = forms.ChoiceField(choices=Strategy.choices, initial=Strategy.FALLBACK)
     timeout_s = forms.FloatField(
         min_value=0.1,
@@ -24,8 +25,18 @@ class RouteForm(forms.Form):
     )
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
-    def __init__(self, *args, user, models, route: Route | None = None, **kwargs):
-        """``models``: the models offered (those the user may use in the workspace)."""
+    def __init__(
+        self,
+        *args,
+        user,
+        models,
+        route: Route | None = None,
+        workspace_id: int | None = None,
+        **kwargs,
+    ):
+        """``models``: the models offered (those the user may use in the workspace);
+        ``workspace_id``: where a new route goes, so that a slug made from the name is free
+        there (without it, a taken slug is the service's error)."""
         if route is not None:  # also when posted: the disabled slug reads its initial value
             kwargs.setdefault("initial", _initial(route))
         super().__init__(*args, **kwargs)
@@ -41,6 +52,9 @@ class RouteForm(forms.Form):
             )
         if route is not None:
             self.fields["slug"].disabled = True
+        if workspace_id is not None:
+            self.slug_taken = Route.objects.filter(workspace_id=workspace_id)
+        self.slug_from_name_setup()
 
     def target_rows(self) -> list[tuple]:
         return [(self[f"model_{i}"], self[f"weight_{i}"]) for i in range(1, MAX_TARGETS + 1)]
