@@ -22,6 +22,7 @@ from flows.services import (
     flow_settings_change,
     flow_version_save,
 )
+from flows.views.api_panel import api_snippets
 from studio import access
 from workspaces.access import current_workspace
 
@@ -29,7 +30,8 @@ from workspaces.access import current_workspace
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("flows:flow-list")
+    # The home page lists every app's things, so the app that may use all of them serves it.
+    return redirect("conversations:home")
 
 
 @login_required
@@ -77,6 +79,7 @@ def _render_detail(
             _graph_json(flow.published_version.graph) if flow.published_version else ""
         ),
         "errors": errors or [],
+        "api_snippets": api_snippets(request, flow),
     }
     return render(request, "flows/detail.html", context, status=status)
 

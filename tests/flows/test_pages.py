@@ -391,3 +391,74 @@ def test_viewer_cannot_manage_keys(client, viewer, workspace):
     assert client.post(reverse("workspaces:key-create"), {"name": "x"}).status_code == 403
     assert client.post(reverse("workspaces:key-revoke", args=[hidden.id])).status_code == 404
     assert list(ApiKey.objects.values_list("name", flat=True)) == ["hidden-from-viewers"]
+
+
+# --- the API panel ----------------------------------------------------------------------------
+
+
+def _snippets(page) -> dict[str, str]:
+    return {s.key: s.code for s in page.context["api_snippets"]}
+
+
+def test_the_api_panel_shows_requests_with_the_flows_address_and_slug(client, owner, flow):
+    client.force_login(owner)
+
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+
+    snippets = _snippets(page)
+    assert list(snippets) == ["curl", "httpx", "openai", "fetch"]
+    runs_url = f"http://testserver/api/v1/flows/{flow.slug}/runs"
+    assert snippets["curl"].startswith(f"curl {runs_url} \\\n")
+    assert f'"{runs_url}"' in snippets["httpx"] and f'"{runs_url}"' in snippets["fetch"]
+    assert 'base_url="http://testserver/v1"' in snippets["openai"]
+    assert f'model="{flow.slug}"' in snippets["openai"]
+    assertContains(page, '<section class="api-panel" id="api">')
+    assertContains(page, 'data-copy="api-curl"')
+    assertContains(page, "flows/copy.js")
+
+
+def test_an_unpublished_flow_has_no_api_panel(client, owner, make_flow, echo_model):
+    flow = make_flow(echo_model, publish=False)
+    client.force_login(owner)
+
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+
+    assert page.context["api_snippets"] == []
+    assertNotContains(page, 'id="api"')
+
+
+def test_the_curl_body_runs_the_flow(client, owner, flow, api_key, worker):
+    client.force_login(owner)
+    curl = _snippets(client.get(reverse("flows:flow-detail", args=[flow.slug])))["curl"]
+    url = curl.split()[1]
+    body = json.loads(curl.split(" -d '", 1)[1].removesuffix("'"))
+
+    response = client.post(
+        url.removeprefix("http://testserver"),
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api_key}",
+    )
+
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert answer["status"] == "succeeded"
+    assert answer["outputs"]["text"] == "Hello!"  # the echo model answers the example message
+
+
+def test_the_openai_snippet_names_a_model_the_openai_endpoint_runs(
+    client, owner, flow, api_key, worker
+):
+    client.force_login(owner)
+    code = _snippets(client.get(reverse("flows:flow-detail", args=[flow.slug])))["openai"]
+    model = code.split('model="', 1)[1].split('"', 1)[0]
+
+    response = client.post(
+        "/v1/chat/completions",
+        {"model": model, "messages": [{"role": "user", "content": "Hello!"}]},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api_key}",
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["choices"][0]["message"]["content"] == "Hello!"
