@@ -1,15 +1,18 @@
-"""The chat pages (a member's own conversations with a flow), the embed widget (its page,
-sessions and chat), the conversations API and the review of a flow's conversations by its
-editors."""
+"""The home page and the apps list, the chat pages (a member's own conversations with a flow),
+the embed widget (its page, sessions and chat), the conversations API and the review of a
+flow's conversations by its editors."""
 
 from django.urls import path
 
 from conversations import api
-from conversations.views import chat, review, settings, widget, widget_chat
+from conversations.views import chat, home, review, settings, widget, widget_chat
 
 app_name = "conversations"
 
 urlpatterns = [
+    # The page a member lands on ("/" sends them here) and the apps they may chat with.
+    path("home/", home.home, name="home"),
+    path("apps/", home.apps, name="apps"),
     path(
         "api/v1/flows/<slug:slug>/conversations",
         api.flow_conversations,

@@ -232,6 +232,8 @@ STUDIO_PASSWORD_RESET_PER_HOUR = int(os.environ.get("STUDIO_PASSWORD_RESET_PER_H
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "flows:home"
 LOGOUT_REDIRECT_URL = "login"
+# A refused form's CSRF check answers in the studio's layout, with the way back.
+CSRF_FAILURE_VIEW = "studio.views.errors.csrf_failure"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

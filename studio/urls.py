@@ -38,3 +38,8 @@ urlpatterns = [
     path("", include("flows.urls")),
     path("", include("conversations.urls")),
 ]
+
+# The error pages, in the studio's layout (JSON under /api/ and /v1/).
+handler404 = "studio.views.errors.page_not_found"
+handler403 = "studio.views.errors.permission_denied"
+handler500 = "studio.views.errors.server_error"

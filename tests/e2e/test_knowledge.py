@@ -26,6 +26,7 @@ The Eiffel Tower in Paris was completed in 1889 for the World's Fair.
 
 def test_a_base_is_created_filled_and_queried_in_the_browser(page, owner, embedding_model):
     log_in(page, "olive", PASSWORD)
+    page.get_by_role("button", name="Build").click()
     page.get_by_role("link", name="Knowledge", exact=True).click()
     page.get_by_role("link", name="New knowledge base").click()
     page.get_by_label("Name", exact=True).fill("Field guide")

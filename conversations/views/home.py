@@ -1,0 +1,71 @@
+"""The home page a member lands on after logging in (what the studio is for and the next steps),
+and the Apps page: every published app the member may chat with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from flows import selectors as flow_selectors
+from flows.starters import starters
+from studio import access
+from workspaces.access import current_workspace
+from workspaces.models import Workspace
+
+
+@dataclass(frozen=True)
+class ChatApp:
+    """One thing a member can chat with. Only published flows today; agents join as another
+    ``kind`` with their own URLs, and the pages that list apps need no change."""
+
+    kind: str
+    name: str
+    slug: str
+    chat_url: str
+    open_url: str
+
+
+def chat_apps(user, workspace: Workspace) -> list[ChatApp]:
+    """The published flows of ``workspace`` that ``user`` may run, by name."""
+    flows = access.scope(
+        user, workspace.id, flow_selectors.published_flows(workspace.id), "run"
+    ).order_by("name")
+    return [
+        ChatApp(
+            kind="flow",
+            name=flow.name,
+            slug=flow.slug,
+            chat_url=reverse("conversations:chat", args=[flow.slug]),
+            open_url=reverse("flows:flow-detail", args=[flow.slug]),
+        )
+        for flow in flows
+    ]
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    workspace = current_workspace(request)
+    flows = access.scope(
+        request.user, workspace.id, flow_selectors.flows_for_workspace(workspace.id)
+    )
+    context = {
+        "workspace": workspace,
+        "apps": chat_apps(request.user, workspace)[:3],
+        "latest_flow": flows.order_by("-id").first(),
+        "starters": list(starters().values())[:4],
+    }
+    return render(request, "conversations/home.html", context)
+
+
+@login_required
+@require_GET
+def apps(request: HttpRequest) -> HttpResponse:
+    workspace = current_workspace(request)
+    context = {"workspace": workspace, "apps": chat_apps(request.user, workspace)}
+    return render(request, "conversations/apps.html", context)
