@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from workspaces import selectors
 from workspaces.access import access_workspace, current_workspace
 from workspaces.audit import audit_csv_rows
+from workspaces.audit_changes import audit_changes
 from workspaces.forms import AuditFilterForm
 
 
@@ -29,6 +30,8 @@ def _events(request: HttpRequest):
 def audit_list(request: HttpRequest) -> HttpResponse:
     workspace, form, events = _events(request)
     page = Paginator(events, 100).get_page(request.GET.get("page"))
+    for event in page:
+        event.changes = audit_changes(event.before, event.after)
     query = request.GET.copy()
     query.pop("page", None)
     context = {"workspace": workspace, "form": form, "page": page, "query": query.urlencode()}
