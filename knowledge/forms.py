@@ -19,7 +19,7 @@ from knowledge.retrieval import MAX_QUERY_CHARS, RetrievalOptions
 from knowledge.search import MetadataFilters
 from knowledge.services.bases import BaseSettings
 from knowledge.services.chunks import MAX_CHUNK_CHARS
-from knowledge.services.documents import MAX_TEXT_CHARS, metadata_clean
+from knowledge.services.documents import MAX_PASTE_CHARS, metadata_clean, paste_too_long
 from studio.slugs import SlugFromNameMixin
 
 MAX_LINES_CHARS = 50_000
@@ -205,13 +205,35 @@ class UploadForm(_OwnIds):
 
 
 class TextForm(_OwnIds):
+    """Pasted text. No ``maxlength`` on the box: the browser would cut a long paste silently;
+    the page's script (``static/knowledge/paste.js``) says how big it is and holds the button
+    back past ``MAX_PASTE_CHARS``, and a text over it is refused here and not shown again."""
+
     ids = "text"
 
     name = forms.CharField(max_length=300, help_text="Ending in .md, the text is read as Markdown.")
     text = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 8}), max_length=MAX_TEXT_CHARS, strip=False
+        widget=forms.Textarea(attrs={"rows": 8, "data-max-chars": MAX_PASTE_CHARS}),
+        strip=False,
+        help_text=f"At most {MAX_PASTE_CHARS:,} characters; upload a file for more.",
     )
     metadata = MetadataField()
+
+    def clean_text(self) -> str:
+        text = self.cleaned_data["text"]
+        if reason := paste_too_long(text):
+            raise ValidationError(
+                f"{reason[0].upper()}{reason[1:]}. Nothing was added, and the text is not kept "
+                "here: paste a shorter part, or upload it as a file."
+            )
+        return text
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.is_bound and paste_too_long(self.data.get("text", "")):
+            # Not echoed back into the page: the refused text would weigh it down as much.
+            self.data = self.data.copy()
+            self.data["text"] = ""
 
 
 class UrlForm(_OwnIds):

@@ -94,6 +94,7 @@ class DocumentStatus(models.TextChoices):
     EMBEDDING = "embedding", "Embedding"
     READY = "ready", "Ready"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class DocumentSource(models.TextChoices):

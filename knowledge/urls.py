@@ -39,6 +39,11 @@ urlpatterns = [
         name="document-reingest",
     ),
     path(
+        "knowledge/documents/<int:document_id>/cancel",
+        documents.document_cancel_view,
+        name="document-cancel",
+    ),
+    path(
         "knowledge/documents/<int:document_id>/delete",
         documents.document_remove,
         name="document-delete",

@@ -16,7 +16,15 @@ from django.db import transaction
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as SchemaError
 
-from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
+from knowledge import events
+from knowledge.models import (
+    IN_PROGRESS,
+    Chunk,
+    Document,
+    DocumentSource,
+    DocumentStatus,
+    KnowledgeBase,
+)
 from knowledge.parsers import parser_for
 from knowledge.parsers.base import ParseError
 from knowledge.selectors import ingestion_queue
@@ -25,7 +33,10 @@ from studio.celery import app
 from workspaces.audit import audit_record
 
 INGEST_TASK = "workers.tasks.ingest_document"
-MAX_TEXT_CHARS = 5_000_000
+# A paste is held in the page, the request and the form: a larger text goes in as a file.
+MAX_PASTE_CHARS = 200_000
+# Past about this many chunks the paste form warns that ingestion will take a while.
+PASTE_WARN_CHUNKS = 500
 MetadataValue = str | int | float | bool
 
 
@@ -179,6 +190,21 @@ def document_add_file(
     )
 
 
+def paste_too_long(text: str) -> str:
+    """Why ``text`` is too long to paste, in words naming the limit, or ""."""
+    if len(text) <= MAX_PASTE_CHARS:
+        return ""
+    return (
+        f"the pasted text is {len(text):,} characters; a paste is at most "
+        f"{MAX_PASTE_CHARS:,} characters: upload it as a file for more"
+    )
+
+
+def paste_check(text: str) -> None:
+    if reason := paste_too_long(text):
+        raise ValidationError(reason)
+
+
 def document_add_text(
     *,
     knowledge_base: KnowledgeBase,
@@ -193,8 +219,7 @@ def document_add_text(
         name += ".txt"
     if not text.strip():
         raise ValidationError("the text is empty")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValidationError(f"pasted text is at most {MAX_TEXT_CHARS:,} characters")
+    paste_check(text)
     markdown = name.lower().endswith((".md", ".markdown"))
     return _store(
         knowledge_base=knowledge_base,
@@ -261,6 +286,33 @@ def document_reingest(*, document: Document, actor=None) -> Document:
         )
         _enqueue(document)
     return document
+
+
+def document_cancel(*, document: Document, actor=None) -> bool:
+    """Stop the document's ingestion: its worker sees the status at its next batch and stops
+    (``Superseded``); the partial chunks of the running generation go now, and any the worker
+    writes meanwhile when it stops. A previous generation stays searchable. False if it was no
+    longer being ingested."""
+    with transaction.atomic():
+        cancelled = Document.objects.filter(id=document.id, status__in=IN_PROGRESS).update(
+            status=DocumentStatus.CANCELLED, error="Cancelled before it finished."
+        )
+        if not cancelled:
+            return False
+        document.refresh_from_db()
+        Chunk.objects.filter(
+            document=document, generation=document.generation, searchable=False
+        ).delete()
+        audit_record(
+            workspace=document.knowledge_base.workspace_id,
+            actor=actor,
+            action="document.cancel",
+            target=document,
+        )
+        events.document_changed(
+            document_id=document.id, knowledge_base_id=document.knowledge_base_id
+        )
+    return True
 
 
 def document_metadata_update(*, document: Document, metadata: Any, actor=None) -> Document:

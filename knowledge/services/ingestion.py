@@ -107,6 +107,7 @@ def document_ingest(*, document_id: int, embed: Embed) -> None:
         _publish(document)
     except Superseded:
         log.info("ingestion of document %s superseded", document_id)
+        _drop_if_cancelled(document)
     except (IngestionError, ParseError) as exc:
         _fail(document, str(exc))
     except Exception as exc:
@@ -309,6 +310,17 @@ def _publish(document: Document) -> None:
             error="",
         )
         _changed(document)
+
+
+def _drop_if_cancelled(document: Document) -> None:
+    """A cancelled ingestion leaves nothing behind: the batches written after the cancel
+    (``document_cancel`` deleted those before it) go too."""
+    if Document.objects.filter(
+        id=document.id, generation=document.generation, status=DocumentStatus.CANCELLED
+    ).exists():
+        Chunk.objects.filter(
+            document=document, generation=document.generation, searchable=False
+        ).delete()
 
 
 def _fail(document: Document, reason: str) -> None:

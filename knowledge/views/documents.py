@@ -59,6 +59,7 @@ def _render_detail(request: HttpRequest, base: KnowledgeBase, status: int = 200,
         "text_form": forms.get("text_form") or TextForm(),
         "url_form": forms.get("url_form") or UrlForm(),
         "max_mb": settings.STUDIO_KNOWLEDGE_MAX_FILE_MB,
+        "warn_chunks": services.PASTE_WARN_CHUNKS,
         "extensions": supported_extensions(),
         "notice": forms.get("notice", ""),
     }
@@ -201,6 +202,21 @@ def document_reingest_view(request: HttpRequest, document_id: int) -> HttpRespon
 
 @login_required
 @require_POST
+def document_cancel_view(request: HttpRequest, document_id: int) -> HttpResponse:
+    """Stop a document's ingestion (a change to its base, as adding is): its worker stops at its
+    next batch and its partial chunks go."""
+    document = access_document(request.user, document_id, "change")
+    if not services.document_cancel(document=document, actor=request.user):
+        return _done(request, document.knowledge_base_id, f"{document.name} was not being ingested")
+    if not request.htmx:
+        messages.success(request, f"Cancelled the ingestion of {document.name}.")
+    if request.POST.get("next") == "document":
+        return redirect("knowledge:document-detail", document_id=document.id)
+    return _done(request, document.knowledge_base_id)
+
+
+@login_required
+@require_POST
 def document_remove(request: HttpRequest, document_id: int) -> HttpResponse:
     """Delete a document and its chunks: a change to its base (``change``), as adding is."""
     document = access_document(request.user, document_id, "change")
@@ -221,9 +237,11 @@ def _render_document(
     failed_chunk: Chunk | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    if wants_partial(request, "document-status"):
-        return render(request, f"{DOCUMENT}#status", {"document": document})
     base = document.knowledge_base
+    can_change = access.has_perm(request.user, base, "change")
+    if wants_partial(request, "document-status"):
+        context = {"document": document, "can_change": can_change}
+        return render(request, f"{DOCUMENT}#status", context)
     page = Paginator(selectors.document_chunks(document), CHUNKS_PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -238,7 +256,7 @@ def _render_document(
         "document": document,
         "page": page,
         "chunks": chunks,
-        "can_change": access.has_perm(request.user, base, "change"),
+        "can_change": can_change,
         "metadata_form": metadata_form
         or MetadataForm(initial={"metadata": key_values_text(document.metadata)}),
     }
