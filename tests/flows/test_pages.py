@@ -10,8 +10,9 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from catalog.services import model_create
 from flows.demo import assistant_graph
-from flows.models import FlowVersion, RunSource
+from flows.models import Flow, FlowVersion, RunSource
 from flows.services import run_create, run_fail
+from flows.services.drafts import flow_draft_save
 from tests.conftest import PASSWORD
 from workspaces.models import ApiKey
 from workspaces.services import api_key_create, workspace_create
@@ -462,3 +463,57 @@ def test_the_openai_snippet_names_a_model_the_openai_endpoint_runs(
 
     assert response.status_code == 200, response.content
     assert response.json()["choices"][0]["message"]["content"] == "Hello!"
+
+
+# --- version numbers and greyed buttons -------------------------------------------------------
+
+
+def _new_flow(client, workspace) -> Flow:
+    client.post(reverse("flows:flow-new"), {"starter": "blank", "name": "Mine"})
+    return Flow.objects.get(workspace=workspace)
+
+
+def test_a_new_flow_published_unchanged_from_its_page_is_version_1(client, owner, workspace):
+    client.force_login(owner)
+    flow = _new_flow(client, workspace)
+    # The editor autosaves the draft as it opens it (with the schema's defaults filled in).
+    flow_draft_save(flow=flow, graph=flow.draft, user=owner)
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+    assertContains(page, "Publish v1")
+    assertContains(page, '<span class="why-disabled" id="why-no-chat">Publish a version')
+
+    response = client.post(reverse("flows:flow-publish", args=[flow.slug]), follow=True)
+
+    flow.refresh_from_db()
+    assert flow.published_version.number == 1
+    assert flow.versions.filter(number__isnull=False).count() == 1
+    assertContains(response, "Published version 1.")
+    assertContains(response, "Version <strong>1</strong> runs on the chat page")
+
+
+def test_publishing_from_the_page_publishes_the_editors_changed_draft(client, owner, workspace):
+    client.force_login(owner)
+    flow = _new_flow(client, workspace)
+    graph = json.loads(json.dumps(flow.draft))
+    graph["nodes"][1]["config"]["fields"][0]["label"] = "Reply"
+    flow_draft_save(flow=flow, graph=graph, user=owner)
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+    assertContains(page, "Publish the draft as v2")
+    assertContains(page, "The editor's draft has changes that v1 has not")
+
+    response = client.post(reverse("flows:flow-publish", args=[flow.slug]), follow=True)
+
+    flow.refresh_from_db()
+    assert flow.published_version.number == 2
+    assert flow.published_version.graph["nodes"][1]["config"]["fields"][0]["label"] == "Reply"
+    assertContains(response, "Published version 2.")
+
+
+def test_a_greyed_publish_button_says_why(client, owner, flow):
+    client.force_login(owner)
+
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+
+    assertContains(page, 'disabled aria-describedby="why-no-publish"')
+    assertContains(page, "Nothing new to publish: v1 is live")
+    assertNotContains(page, "why-no-chat")  # published: the chat link is live
