@@ -15,9 +15,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conversations.access import access_key_conversation, access_key_message
+from conversations.limits import message_too_long
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_messages
 from conversations.services import (
@@ -44,8 +45,15 @@ class ConversationRequest(BaseModel):
 
 class MessageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=200_000)
+    text: str = Field(min_length=1)
     stream: bool = False
+
+    @field_validator("text")
+    @classmethod
+    def _within_the_limit(cls, text: str) -> str:
+        if reason := message_too_long(text):
+            raise ValueError(reason)
+        return text
 
 
 class FeedbackRequest(BaseModel):

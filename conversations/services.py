@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from conversations.limits import message_text_check
 from conversations.models import ChatSettings, Conversation, Message, Role, Source
 from conversations.selectors import conversation_history
 from conversations.widget import widget_tokens_spend
@@ -56,6 +57,7 @@ def message_send(
     and store both turns (the answer's text arrives with the run's end: ``messages_settle``).
     ValidationError when the flow cannot chat or the text is empty."""
     flow = conversation.flow
+    message_text_check(text)
     text = text.strip()
     if not text:
         raise ValidationError("Type a message first.")

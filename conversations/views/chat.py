@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from conversations.access import access_conversation, access_message
+from conversations.limits import MAX_MESSAGE_CHARS, message_too_long
 from conversations.models import Conversation
 from conversations.selectors import chat_settings_of, conversation_messages, conversations_of
 from conversations.services import (
@@ -70,6 +71,7 @@ def _page(request: HttpRequest, flow: Flow, conversation: Conversation | None) -
         "messages": messages,
         "answer_nodes": answer_nodes,
         "greeting": chat_settings_of(flow),
+        "max_message_chars": MAX_MESSAGE_CHARS,
     }
     response = _render(request, "", context)
     if context["greeting"].remote_images:
@@ -104,6 +106,9 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
     render its two bubbles, and the conversation's id for the next message."""
     flow = access_flow(request.user, current_workspace(request), slug, "run")
     message = request.POST.get("message", "")
+    if too_long := message_too_long(message):
+        # Refused before anything is stored, and not echoed back as a bubble.
+        return _render(request, "#sent", {"flow": flow, "error": too_long}, 400)
     context: dict = {"flow": flow, "message": message.strip()}
     conversation_id = request.POST.get("conversation", "")
     try:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field
 
 from conversations.access import access_widget_flow, widget_settings
+from conversations.limits import MAX_MESSAGE_CHARS
 from conversations.models import ChatSettings
 from conversations.origins import origin_of
 from conversations.widget import widget_session_open
@@ -61,6 +62,7 @@ def widget(request: HttpRequest, embed_id: str) -> HttpResponse:
         "settings": settings,
         "embed_id": embed_id,
         "title": settings.widget_title or settings.flow.name,
+        "max_message_chars": MAX_MESSAGE_CHARS,
     }
     response = render(request, "conversations/widget.html", context)
     response["Content-Security-Policy"] = _policy(request, settings)

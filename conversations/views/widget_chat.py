@@ -20,6 +20,7 @@ from conversations.access import (
     access_widget_flow,
     access_widget_message,
 )
+from conversations.limits import message_too_long
 from conversations.models import Conversation, Source
 from conversations.selectors import conversation_messages
 from conversations.services import (
@@ -123,6 +124,9 @@ def widget_send(request: HttpRequest) -> HttpResponse:
     user's and the workspace's limits (429 with Retry-After past them)."""
     flow, settings, session = request.widget
     text = request.POST.get("message", "")
+    if too_long := message_too_long(text):
+        # Refused before anything is stored or counted, and not echoed back as a bubble.
+        return _render(request, "#sent", {"error": too_long}, 400)
     context: dict = {"message": text.strip()}
     conversation_id = request.POST.get("conversation", "")
     try:

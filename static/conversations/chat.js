@@ -234,6 +234,47 @@
     form.requestSubmit();
   });
 
+  // A message past the limit (the same as the server's) is not sent: the page says why and the
+  // Send button waits until it is short enough. Nothing is cut.
+  const numbers = new Intl.NumberFormat("en");
+
+  function overLimit(form) {
+    const box = form.querySelector("input[name=message]");
+    const max = Number(box.dataset.maxChars);
+    return max > 0 && box.value.length > max ? { length: box.value.length, max } : null;
+  }
+
+  function checkLength(form) {
+    const over = overLimit(form);
+    const box = form.querySelector("input[name=message]");
+    const button = form.querySelector("button[type=submit]");
+    const note = document.getElementById("message-limit");
+    if (note) {
+      note.hidden = !over;
+      note.textContent = over
+        ? `The message is ${numbers.format(over.length)} characters; a message is at most ${numbers.format(over.max)}. Shorten it to send it.`
+        : "";
+    }
+    box.setAttribute("aria-invalid", over ? "true" : "false");
+    if (button && !box.disabled) {
+      button.disabled = Boolean(over);
+      button.title = over ? "The message is too long to send" : "";
+    }
+  }
+
+  document.addEventListener("input", (event) => {
+    const form = event.target.closest("#chat-form");
+    if (form && event.target.name === "message") checkLength(form);
+  });
+
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const form = event.detail.elt;
+    if (form.id === "chat-form" && overLimit(form)) {
+      event.preventDefault();
+      checkLength(form);
+    }
+  });
+
   document.addEventListener("htmx:afterRequest", (event) => {
     const form = event.detail.elt;
     if (form.id !== "chat-form") return;
@@ -247,6 +288,7 @@
       bubble.textContent = `The message could not be sent (HTTP ${event.detail.xhr.status || "error"}).`;
       document.getElementById("messages").append(bubble);
     }
+    checkLength(form);
     form.querySelector("input[name=message]").focus();
     scrollToEnd();
   });
