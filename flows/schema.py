@@ -92,9 +92,13 @@ class GraphSpec(BaseModel):
 
 @dataclass(frozen=True)
 class Problem:
+    """``warning``: listed and counted in the editor, but no bar to saving, running or
+    publishing (a node connected to nothing)."""
+
     node: str | None
     message: str
     edge: str | None = None
+    warning: bool = False
 
     def __str__(self) -> str:
         if self.node:
@@ -102,7 +106,8 @@ class Problem:
         return f"edge {self.edge}: {self.message}" if self.edge else f"graph: {self.message}"
 
     def as_dict(self) -> dict:
-        return {"node": self.node, "edge": self.edge, "message": self.message}
+        found = {"node": self.node, "edge": self.edge, "message": self.message}
+        return found | {"warning": True} if self.warning else found
 
 
 class GraphError(ValueError):
@@ -201,8 +206,8 @@ def check_graph(data: Any, workspace: Any = None, user: Any = None) -> CheckedGr
     """Validate a graph; raise ``GraphError`` listing every problem found. With ``user``, also
     what that user may not use (a catalog model not shared with a limited member)."""
     graph, problems, _ = _check(data, workspace, user)
-    if problems or graph is None:
-        raise GraphError(problems)
+    if graph is None:
+        raise GraphError([p for p in problems if not p.warning])
     return graph
 
 
@@ -251,9 +256,29 @@ def _check(data: Any, workspace: Any, user: Any):
         if not top:
             problems.append(Problem(None, f"it needs an {kind} node"))
     order = _order(nodes, links, problems)
+    warnings = _unconnected_nodes(spec, nodes, links)
     if problems:
-        return None, problems, ports
-    return CheckedGraph(nodes=nodes, edges=links, order=order), problems, ports
+        return None, problems + warnings, ports
+    return CheckedGraph(nodes=nodes, edges=links, order=order), warnings, ports
+
+
+def _unconnected_nodes(spec: GraphSpec, nodes: dict[str, Node], links: list[Link]) -> list[Problem]:
+    """Nodes that nothing reads and that read nothing: they would never run. Stored edges the
+    check refused still count, as their own problems already point at the node."""
+    if len(nodes) < 2:
+        return []
+    touched = {end for e in spec.edges for end in (e.source, e.target)}
+    touched |= {end for link in links for end in (link.source, link.target)}
+    for node in nodes.values():
+        for reference in node.kind.collects(node.config):
+            touched |= {node.id, reference.partition(".")[0]}
+    return [
+        Problem(
+            node_id, "is connected to nothing: connect it to the flow or delete it", warning=True
+        )
+        for node_id in nodes
+        if node_id not in touched
+    ]
 
 
 def _nodes(spec: GraphSpec, workspace: Any, user: Any, problems: list[Problem]) -> dict:
@@ -408,7 +433,8 @@ def _wire_edge(wiring: _Wiring, edge: EdgeSpec, name: str) -> None:
         and not inner
         and edge.source_port not in nodes[edge.source].outputs
     ):
-        problems.append(Problem(edge.source, f"has no output port {edge.source_port!r}"))
+        # The edge rides along so that the editor draws it as the problem it is.
+        problems.append(Problem(edge.source, f"has no output port {edge.source_port!r}", name))
         wiring.fed.add((edge.target, edge.target_port))
         return
     if why:
@@ -418,16 +444,24 @@ def _wire_edge(wiring: _Wiring, edge: EdgeSpec, name: str) -> None:
     if edge.target_port == TRIGGER:
         wiring.links.append(Link(edge.source, edge.source_port, edge.target, TRIGGER, inner=inner))
         return
-    _wire_input(wiring, edge, out_type, inner)
+    _wire_input(wiring, edge, name, out_type, inner)
 
 
-def _wire_input(wiring: _Wiring, edge: EdgeSpec, out_type: PortType | None, inner: bool) -> None:
+def _wire_input(
+    wiring: _Wiring, edge: EdgeSpec, name: str, out_type: PortType | None, inner: bool
+) -> None:
     """An edge into a data input: the port must exist, take the source's type, and have no
-    other edge."""
+    other edge. An edge into a port the settings no longer make is kept by the editor (nothing
+    is lost silently) and named here, with its edge, until it is removed or the port is back."""
     target, port, problems = wiring.nodes[edge.target], edge.target_port, wiring.problems
     in_type = target.inputs.get(port)
     if in_type is None:
-        problems.append(Problem(target.id, f"has no input port {port!r}"))
+        message = (
+            f"has no input port {port!r}: its settings no longer use {{{{{port}}}}}; the "
+            f"connection from {edge.source}.{edge.source_port} is kept until you remove it "
+            "or use the variable again"
+        )
+        problems.append(Problem(target.id, message, name))
         return
     if not ports_compatible(out_type, in_type):
         problems.append(

@@ -88,6 +88,13 @@ class Reference:
     text: str  # node_id.port
     type: str
     source: str  # what the canvas calls the source node
+    # The input port an edge already carries it into: the picker writes the short {{port}},
+    # the way a new node's prompt reads its input; without one, {{node_id.port}} wires itself.
+    port: str = ""
+
+    @property
+    def variable(self) -> str:
+        return "{{" + (self.port or self.text) + "}}"
 
 
 @dataclass

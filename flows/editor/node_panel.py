@@ -26,7 +26,7 @@ from flows.editor.palette import node_ports
 from flows.editor.redaction import config_redacted
 from flows.nodes import node_types
 from flows.nodes.base import NodeType
-from flows.schema import NodePolicy, graph_report
+from flows.schema import TRIGGER, NodePolicy, graph_report
 from knowledge.selectors import knowledge_bases_visible
 from studio import access
 
@@ -107,6 +107,14 @@ def references(graph: dict, ports: dict[str, dict], node_id: str) -> list[Refere
                 stack.append(source)
     visible_levels = {parent.get(node_id), *around, None}
 
+    # What edges already carry into the node: those outputs are read by the port's short name.
+    wired: dict[str, str] = {}
+    for edge in graph.get("edges", []):
+        if isinstance(edge, dict) and edge.get("target") == node_id:
+            port = edge.get("target_port")
+            if isinstance(port, str) and port != TRIGGER and "." not in port:
+                wired.setdefault(f"{edge.get('source')}.{edge.get('source_port')}", port)
+
     def label(nid: str) -> str:
         title = nodes[nid].get("title")
         return f"{title} ({nid})" if title else nid
@@ -116,10 +124,13 @@ def references(graph: dict, ports: dict[str, dict], node_id: str) -> list[Refere
         if nid in upstream and nid != node_id and nid not in around:
             if parent.get(nid) in visible_levels:
                 for port, type_ in ports.get(nid, {}).get("outputs", {}).items():
-                    found.append(Reference(f"{nid}.{port}", type_, label(nid)))
+                    text = f"{nid}.{port}"
+                    found.append(Reference(text, type_, label(nid), wired.get(text, "")))
     for container in around:
         for port, type_ in ports.get(container, {}).get("inner", {}).items():
-            found.append(Reference(f"{container}.{port}", type_, f"{label(container)}, inside"))
+            text = f"{container}.{port}"
+            where = f"{label(container)}, inside"
+            found.append(Reference(text, type_, where, wired.get(text, "")))
     for nid in nodes:
         if parent.get(nid) == node_id:
             for port, type_ in ports.get(nid, {}).get("outputs", {}).items():

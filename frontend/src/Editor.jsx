@@ -42,7 +42,7 @@ import { EditorContext, nodeTypes } from "./nodes.jsx";
 import { DRAG_TYPE, Palette } from "./Palette.jsx";
 import { connectPanel } from "./panel.js";
 import { RunPanel } from "./RunPanel.jsx";
-import { PublishForm, Toolbar } from "./Toolbar.jsx";
+import { ProblemList, PublishForm, Toolbar } from "./Toolbar.jsx";
 import { useDraft } from "./useDraft.js";
 import { canvasId, useTestRun } from "./useTestRun.js";
 
@@ -73,6 +73,43 @@ function graphProblems(report) {
     .map((p) => (p.edge ? `Edge ${p.edge}: ${p.message}` : p.message));
 }
 
+/** Every problem of the report, as the toolbar lists them: the one list the node badges, the
+ * settings panel and the count all come from (the server's graph check). */
+function allProblems(report, nodes) {
+  const titles = new Map(nodes.map((n) => [n.id, n.data.title || n.id]));
+  return (report?.problems || []).map((p) => ({
+    node: p.node,
+    warning: Boolean(p.warning),
+    text: p.node ? `${titles.get(p.node) || p.node}: ${p.message}` : p.edge ? `Edge ${p.edge}: ${p.message}` : p.message,
+  }));
+}
+
+/** The ports that edges still name but that their nodes' settings no longer make: the edges
+ * are kept (shown as problems) and these handles drawn so that they stay visible. */
+function missingPorts(nodes, edges) {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const missing = new Map();
+  const add = (id, side, port) => {
+    if (!missing.has(id)) missing.set(id, { inputs: [], outputs: [] });
+    const list = missing.get(id)[side];
+    if (!list.includes(port)) list.push(port);
+  };
+  const stale = new Set();
+  for (const edge of edges) {
+    const source = byId.get(edge.source);
+    const target = byId.get(edge.target);
+    if (source && handleType(source, edge.sourceHandle, "source") === null) {
+      add(source.id, "outputs", edge.sourceHandle || "");
+      stale.add(edge.id);
+    }
+    if (target && handleType(target, edge.targetHandle, "target") === null) {
+      add(target.id, "inputs", edge.targetHandle || "");
+      stale.add(edge.id);
+    }
+  }
+  return { missing, stale };
+}
+
 function withReport(nodes, report) {
   if (!report) return nodes;
   const problems = nodeProblems(report);
@@ -87,10 +124,6 @@ function withReport(nodes, report) {
     }
     return { ...node, data: { ...node.data, ports, problems: mine } };
   });
-}
-
-function handleExists(node, handle, direction) {
-  return handleType(node, handle, direction) !== null;
 }
 
 function isTyping(target) {
@@ -126,6 +159,7 @@ function Canvas({ data }) {
   const [notice, setNotice] = useState(null);
   const [runOpen, setRunOpen] = useState(false);
   const [publishOpen, setPublishOpen] = useState(false);
+  const [problemsOpen, setProblemsOpen] = useState(false);
   const pasteCount = useRef(0);
   const changedPorts = useRef(new Set());
   const selected = useRef(null);
@@ -220,14 +254,9 @@ function Canvas({ data }) {
         },
       };
       const nodes = current.nodes.map((n) => (n.id === node.id ? node : n));
-      const byId = new Map(nodes.map((n) => [n.id, n]));
-      // A port the new settings removed takes its edges along (undo brings them back).
-      const edges = current.edges.filter(
-        (e) =>
-          handleExists(byId.get(e.source), e.sourceHandle, "source") &&
-          handleExists(byId.get(e.target), e.targetHandle, "target")
-      );
-      commit({ nodes, edges });
+      // A port the new settings removed keeps its edges: they show as problems until the
+      // person removes them or uses the variable again, so no connection is lost unseen.
+      commit({ nodes, edges: current.edges });
     },
     [commit, readOnly]
   );
@@ -567,15 +596,31 @@ function Canvas({ data }) {
 
   // --- rendering -----------------------------------------------------------------------------
 
+  const dangling = useMemo(() => missingPorts(flow.nodes, flow.edges), [flow]);
+
+  const shownNodes = useMemo(
+    () =>
+      flow.nodes.map((node) =>
+        dangling.missing.has(node.id)
+          ? { ...node, data: { ...node.data, missing: dangling.missing.get(node.id) } }
+          : node
+      ),
+    [flow, dangling]
+  );
+
   const shownEdges = useMemo(() => {
     const problemEdges = new Set(
       (lastReport.current?.problems || []).filter((p) => p.edge).map((p) => p.edge)
     );
-    const stored = flow.edges.map((edge) =>
-      problemEdges.has(edge.id) ? { ...edge, className: `${edge.className || ""} edge-problem` } : edge
-    );
+    const stored = flow.edges.map((edge) => {
+      const extra = [
+        problemEdges.has(edge.id) || dangling.stale.has(edge.id) ? "edge-problem" : "",
+        dangling.stale.has(edge.id) ? "edge-stale" : "",
+      ].filter(Boolean);
+      return extra.length ? { ...edge, className: [edge.className, ...extra].filter(Boolean).join(" ") } : edge;
+    });
     return [...stored, ...referenceEdges(flow.nodes)];
-  }, [flow]);
+  }, [flow, dangling]);
 
   const inputFields = useMemo(() => {
     const input = flow.nodes.find((n) => n.data.kind === "input");
@@ -583,7 +628,7 @@ function Canvas({ data }) {
     return Array.isArray(fields) ? fields.filter((f) => f && typeof f.name === "string") : [];
   }, [flow.nodes]);
 
-  const problemCount = (lastReport.current?.problems || []).length;
+  const problemList = allProblems(lastReport.current, flow.nodes);
 
   return (
     <EditorContext.Provider value={context}>
@@ -593,7 +638,8 @@ function Canvas({ data }) {
           canPublish={can.publish}
           history={historyState}
           save={saveState}
-          problemCount={problemCount}
+          problems={problemList}
+          problemsOpen={problemsOpen && problemList.length > 0}
           runOpen={runOpen}
           actions={{
             undo,
@@ -604,9 +650,13 @@ function Canvas({ data }) {
             remove: removeSelected,
             fit: () => fitView({ padding: 0.2, duration: 200 }),
             toggleRun: () => setRunOpen(!runOpen),
+            toggleProblems: () => setProblemsOpen(!problemsOpen),
             togglePublish: () => setPublishOpen(!publishOpen),
           }}
         />
+        {problemsOpen && problemList.length > 0 && (
+          <ProblemList problems={problemList} onSelect={selectNode} onClose={() => setProblemsOpen(false)} />
+        )}
         {publishOpen && <PublishForm onPublish={publish} onCancel={() => setPublishOpen(false)} />}
         {notice && (
           <p className="editor-notice" role="status">
@@ -622,7 +672,7 @@ function Canvas({ data }) {
           {!readOnly && <Palette groups={groups} onAdd={addInView} />}
           <div className="canvas" ref={wrapper} onDragOver={onDragOver} onDrop={onDrop}>
             <ReactFlow
-              nodes={flow.nodes}
+              nodes={shownNodes}
               edges={shownEdges}
               nodeTypes={nodeTypes}
               onNodesChange={onNodesChange}

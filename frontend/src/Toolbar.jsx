@@ -18,9 +18,17 @@ function savedLabel(save) {
   }[save.state];
 }
 
-export function Toolbar({ readOnly, canPublish, history, save, problemCount, actions, runOpen }) {
+function countLabel(problems) {
+  if (!problems.length) return "No problems";
+  return `${problems.length} problem${problems.length === 1 ? "" : "s"}`;
+}
+
+/** One row, never wrapped: the editing actions scroll sideways when the window is narrow, while
+ * the draft's state, its problems, test runs and publishing stay in view. */
+export function Toolbar({ readOnly, canPublish, history, save, problems, problemsOpen, actions, runOpen }) {
   return (
     <div className="editor-toolbar" role="toolbar" aria-label="Editor">
+      <div className="toolbar-actions">
       {!readOnly && (
         <>
           <button type="button" onClick={actions.undo} disabled={!history.undo} title="Undo (Ctrl+Z)">Undo</button>
@@ -32,6 +40,7 @@ export function Toolbar({ readOnly, canPublish, history, save, problemCount, act
         </>
       )}
       <button type="button" onClick={actions.fit}>Fit view</button>
+      </div>
       <span className="toolbar-spacer" />
       {readOnly ? (
         <span className="badge muted">Read only</span>
@@ -40,9 +49,11 @@ export function Toolbar({ readOnly, canPublish, history, save, problemCount, act
           {savedLabel(save)}
         </span>
       )}
-      <span className={`badge ${problemCount ? "error" : "ok"}`} data-testid="problem-count">
-        {problemCount ? `${problemCount} problem${problemCount === 1 ? "" : "s"}` : "No problems"}
-      </span>
+      <button type="button" className={`badge problem-count ${problems.length ? "error" : "ok"}`}
+        data-testid="problem-count" aria-expanded={problemsOpen} aria-controls="editor-problems"
+        disabled={!problems.length} onClick={actions.toggleProblems} title="List the problems">
+        {countLabel(problems)}
+      </button>
       <button type="button" onClick={actions.toggleRun} aria-expanded={runOpen}>Test run</button>
       {canPublish && (
         <button type="button" className="primary" onClick={actions.togglePublish}>Publish…</button>
@@ -73,5 +84,25 @@ export function PublishForm({ onPublish, onCancel }) {
       </button>
       <button type="button" className="link" onClick={onCancel}>Cancel</button>
     </form>
+  );
+}
+
+/** Every problem of the draft, the toolbar's count spelled out; a node's problem selects it. */
+export function ProblemList({ problems, onSelect, onClose }) {
+  return (
+    <div className="problem-list" id="editor-problems" role="region" aria-label="Problems of the draft">
+      <ul>
+        {problems.map((problem, index) => (
+          <li key={index} className={problem.warning ? "warning" : "error"}>
+            {problem.node ? (
+              <button type="button" className="link" onClick={() => onSelect(problem.node)}>{problem.text}</button>
+            ) : (
+              problem.text
+            )}
+          </li>
+        ))}
+      </ul>
+      <button type="button" className="link" onClick={onClose}>Close</button>
+    </div>
   );
 }

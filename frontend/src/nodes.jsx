@@ -100,21 +100,45 @@ function Header({ id, data, entry, connectable }) {
   );
 }
 
+/** A port the node's settings no longer make but an edge still names: drawn (so the edge stays
+ * visible, as a problem) and not connectable. */
+function MissingPort({ name, side }) {
+  return (
+    <div className={`port port-${side} port-missing`} data-port={name}>
+      <Handle
+        type={side === "in" ? "target" : "source"}
+        position={side === "in" ? Position.Left : Position.Right}
+        id={name}
+        className="handle handle-missing"
+        isConnectable={false}
+        title={`${name}: no longer used; remove the connection or use {{${name}}} again`}
+      />
+      <span className="port-name">{name}</span>
+      <span className="port-type">gone</span>
+    </div>
+  );
+}
+
 function Ports({ data, connectable }) {
   const inputs = Object.entries(data.ports?.inputs || {});
   const outputs = Object.entries(data.ports?.outputs || {});
-  if (!inputs.length && !outputs.length) return null;
+  const missing = data.missing || { inputs: [], outputs: [] };
+  if (!inputs.length && !outputs.length && !missing.inputs.length && !missing.outputs.length) {
+    return null;
+  }
   return (
     <div className="node-ports">
       <div className="ports-in">
         {inputs.map(([name, type]) => (
           <PortRow key={name} name={name} type={type} side="in" connectable={connectable} />
         ))}
+        {missing.inputs.map((name) => <MissingPort key={name} name={name} side="in" />)}
       </div>
       <div className="ports-out">
         {outputs.map(([name, type]) => (
           <PortRow key={name} name={name} type={type} side="out" connectable={connectable} />
         ))}
+        {missing.outputs.map((name) => <MissingPort key={name} name={name} side="out" />)}
       </div>
     </div>
   );

@@ -284,7 +284,9 @@ def test_the_node_panel_renders_the_schema_with_labels_pickers_and_catalog_choic
     assertContains(response, '<option value="echo" selected>Echo (echo)</option>')
     assertNotContains(response, "other-ws-model")
     # The variable picker offers the upstream node's outputs, never a downstream one's.
-    assertContains(response, 'data-insert="{{input_1.message}}"')
+    # The edge input_1.message → message is there: the picker writes the short {{message}}.
+    assertContains(response, 'data-insert="{{message}}"')
+    assertContains(response, "Write {{name}} to use an input; {{node_id.name}} also works.")
     assertNotContains(response, "output_1.")
     # Numbers, and the failure handling section with its choices.
     assertContains(response, 'type="number" id="f-config-max_tokens"')
