@@ -15,6 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 from flows import selectors
 from flows.access import access_flow
 from flows.editor.redaction import graph_redacted
+from flows.graph_picture import graph_svg
 from flows.models import Flow, FlowVersion
 from flows.schema import GraphError, GraphSpec
 from flows.services import (
@@ -95,6 +96,11 @@ def _render_detail(
         "graph_text": graph_text,
         "published_graph": (
             _graph_json(flow.published_version.graph) if flow.published_version else ""
+        ),
+        "published_picture": (
+            graph_svg(flow.published_version.graph, title=f"The graph of {flow.name}")
+            if flow.published_version
+            else ""
         ),
         "errors": errors or [],
         "api_snippets": api_snippets(request, flow),

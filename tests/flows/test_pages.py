@@ -517,3 +517,15 @@ def test_a_greyed_publish_button_says_why(client, owner, flow):
     assertContains(page, 'disabled aria-describedby="why-no-publish"')
     assertContains(page, "Nothing new to publish: v1 is live")
     assertNotContains(page, "why-no-chat")  # published: the chat link is live
+
+
+def test_the_published_version_is_drawn_and_each_version_shows_its_note(client, owner, workspace):
+    client.force_login(owner)
+    flow = _new_flow(client, workspace)
+    client.post(reverse("flows:flow-publish", args=[flow.slug]))
+
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+
+    assertContains(page, '<div class="flow-picture"><svg class="graph-picture"')
+    assertContains(page, "<title>The graph of Mine</title>")
+    assertContains(page, "<td>Created from the starter “Blank”</td>", html=True)
