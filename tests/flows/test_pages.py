@@ -529,3 +529,19 @@ def test_the_published_version_is_drawn_and_each_version_shows_its_note(client, 
     assertContains(page, '<div class="flow-picture"><svg class="graph-picture"')
     assertContains(page, "<title>The graph of Mine</title>")
     assertContains(page, "<td>Created from the starter “Blank”</td>", html=True)
+
+
+def test_a_member_who_may_edit_but_not_delete_sees_a_greyed_delete_with_the_reason(
+    client, make_member, owner, flow
+):
+    from workspaces.sharing import object_grant
+
+    editor = make_member("editor", limited=True)
+    object_grant(obj=flow, subject=editor, level="edit", actor=owner)
+    client.force_login(editor)
+
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+
+    assertNotContains(page, reverse("flows:flow-delete", args=[flow.slug]))
+    assertContains(page, 'disabled aria-describedby="why-no-delete"')
+    assertContains(page, "You may edit this flow but not delete it")
