@@ -39,6 +39,18 @@ def redis_server():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def quick_password_hashing():
+    """Users are made with one PBKDF2 iteration (tests/hashers.py); the real hasher still reads
+    them, so logging in through the web server works as it does for any user."""
+    from django.test import override_settings
+
+    with override_settings(
+        PASSWORD_HASHERS=["tests.hashers.OneIterationPBKDF2", *settings.PASSWORD_HASHERS]
+    ):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def fast_timings():
     settings.STUDIO_HEARTBEAT_S = float(FAST_TIMINGS["STUDIO_HEARTBEAT_S"])
     settings.STUDIO_HEARTBEAT_STALE_S = float(FAST_TIMINGS["STUDIO_HEARTBEAT_STALE_S"])
