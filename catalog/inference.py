@@ -268,6 +268,8 @@ async def _answer_from_engine(
     streaming = _Streaming()
     try:
         engine = await engine_for(model)
+        # Refused before it runs: a prompt the model cannot take would be cut or fail inside.
+        engine.context_check(meter.request, model=model.name)
         await streaming.consume(engine.stream(meter.request), on_token, timeout_s)
     except Exception as exc:  # _FirstTokenTimeout included
         error = (

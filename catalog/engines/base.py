@@ -110,8 +110,32 @@ class EngineError(Exception):
     """A failure the user should read: bad weights, a model that cannot load, a refused request."""
 
 
+class ContextTooLong(EngineError):
+    """A prompt that, with room for its answer, is longer than the model takes: refused before
+    it runs rather than cut or left to fail inside the engine."""
+
+
+def context_refusal(*, prompt_tokens: int, max_tokens: int, limit: int, model: str) -> str:
+    return (
+        f"the prompt is {prompt_tokens:,} tokens; {model} takes at most {limit:,} "
+        f"(including the answer's max tokens, {max_tokens:,})"
+    )
+
+
+# Each message's role and separators, as chat formats wrap a message (OpenAI's own estimate).
+MESSAGE_OVERHEAD_TOKENS = 4
+
+
 class NoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _bytes_bound(request: GenerationRequest) -> int:
+    """The most tokens the shared encoding can make of the prompt: a token is at least a byte."""
+    return sum(
+        len(str(m.get("content") or "").encode()) + MESSAGE_OVERHEAD_TOKENS
+        for m in request.messages
+    )
 
 
 class Engine:
@@ -142,6 +166,9 @@ class Engine:
     # weights through them: such engines are built one at a time per process (``TORCH_LOADS``).
     loads_torch: ClassVar[bool] = False
     Settings: ClassVar[type[BaseModel]] = NoSettings
+    # True when ``prompt_tokens`` counts with the model's own tokenizer and chat template;
+    # else it is the shared encoding's count, never more than the text's UTF-8 bytes.
+    exact_tokens: ClassVar[bool] = False
 
     @classmethod
     def queue_for(cls, settings: dict) -> str:
@@ -170,6 +197,37 @@ class Engine:
             finish_reason=last.finish_reason or "stop",
             tool_calls=last.tool_calls,
         )
+
+    def context_limit(self) -> int:
+        """The most tokens a prompt and its answer may hold together: the catalog entry's
+        context length (engines that know their model's own limit take the smaller)."""
+        return self.spec.context_length
+
+    def prompt_tokens(self, request: GenerationRequest) -> int:
+        """The prompt's length in tokens: the studio's shared encoding (``token_counts``), which
+        an engine with a tokenizer of its own replaces with an exact count."""
+        from catalog.token_counts import encoding
+
+        encode = encoding().encode
+        return sum(
+            len(encode(str(m.get("content") or ""), disallowed_special=()))
+            + MESSAGE_OVERHEAD_TOKENS
+            for m in request.messages
+        )
+
+    def context_check(self, request: GenerationRequest, *, model: str) -> None:
+        """ContextTooLong, naming both numbers, when the prompt and ``max_tokens`` of answer do
+        not fit the model's context; called before anything is generated."""
+        limit = self.context_limit()
+        if not self.exact_tokens and _bytes_bound(request) + request.max_tokens <= limit:
+            return  # fits whatever the encoding: most prompts are never tokenized here
+        tokens = self.prompt_tokens(request)
+        if tokens + request.max_tokens > limit:
+            raise ContextTooLong(
+                context_refusal(
+                    prompt_tokens=tokens, max_tokens=request.max_tokens, limit=limit, model=model
+                )
+            )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """One L2-normalised vector per text, in order (see the class docstring)."""

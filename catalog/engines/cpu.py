@@ -48,6 +48,7 @@ class CpuEngine(Engine):
     kind = "cpu"
     loads_torch = True
     Settings = CpuSettings
+    exact_tokens = True
 
     def __init__(self, spec: EngineSpec) -> None:
         super().__init__(spec)
@@ -68,6 +69,14 @@ class CpuEngine(Engine):
             threads=self.settings.threads or default_threads(),
             max_prefill_tokens=self.settings.max_prefill_tokens,
         )
+
+    def context_limit(self) -> int:
+        """The catalog entry's context length, or the model's own positions if fewer."""
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        return min(self.spec.context_length, positions or self.spec.context_length)
+
+    def prompt_tokens(self, request: GenerationRequest) -> int:
+        return len(self._prompt_ids(request))
 
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
         if self.tokenizer.chat_template:

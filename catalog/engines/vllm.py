@@ -34,7 +34,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from catalog.bundled import resolve_weights
 from catalog.engines import register
-from catalog.engines.base import Adapter, Chunk, Engine, EngineError, EngineSpec, GenerationRequest
+from catalog.engines.base import (
+    Adapter,
+    Chunk,
+    ContextTooLong,
+    Engine,
+    EngineError,
+    EngineSpec,
+    GenerationRequest,
+    context_refusal,
+)
 
 GPU_QUEUE = "gpu"
 _QUEUE = re.compile(r"gpu(\.[A-Za-z0-9][A-Za-z0-9_.-]{0,62})?")
@@ -112,6 +121,7 @@ class VllmEngine(Engine):
     queue = GPU_QUEUE
     supports_adapters = True
     Settings = VllmSettings
+    exact_tokens = True
 
     @classmethod
     def queue_for(cls, settings: dict) -> str:
@@ -147,6 +157,12 @@ class VllmEngine(Engine):
             # Bad weights, an unknown quantization, too little GPU memory for the context…
             raise EngineError(f"vLLM could not load {spec.weights!r}: {exc}") from exc
         self.max_model_len = self.engine.model_config.max_model_len
+
+    def context_limit(self) -> int:
+        return self.max_model_len
+
+    def context_check(self, request: GenerationRequest, *, model: str) -> None:
+        """Checked exactly in ``stream`` instead, on the tokens vLLM's own renderer makes."""
 
     async def _render(self, request: GenerationRequest) -> Any:
         """The chat messages through the model's chat template, tokenized: vLLM's engine input."""
@@ -206,13 +222,17 @@ class VllmEngine(Engine):
         except Exception as exc:  # a template or a tool list that vLLM refuses, a long prompt
             raise EngineError(f"could not prepare the prompt: {exc}") from exc
         input_tokens = len(engine_input.get("prompt_token_ids") or ())
-        room = self.max_model_len - input_tokens
-        if room < 1:
-            raise EngineError(
-                f"the prompt has {input_tokens} tokens; the model's context is {self.max_model_len}"
+        if input_tokens + request.max_tokens > self.max_model_len:
+            raise ContextTooLong(
+                context_refusal(
+                    prompt_tokens=input_tokens,
+                    max_tokens=request.max_tokens,
+                    limit=self.max_model_len,
+                    model=self.spec.weights,
+                )
             )
         sampling = SamplingParams(
-            max_tokens=min(request.max_tokens, room),
+            max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
             repetition_penalty=request.repetition_penalty,
