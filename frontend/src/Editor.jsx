@@ -186,6 +186,7 @@ function Canvas({ data }) {
     (report) => {
       lastReport.current = report;
       setProblems(graphProblems(report));
+      panel.current?.showProblems((id) => nodeProblems(report).get(id) || []);
       setState({ ...state.current, nodes: withReport(state.current.nodes, report) });
     },
     [setState]

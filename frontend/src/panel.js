@@ -147,7 +147,44 @@ export function connectPanel({ panelUrl, currentGraph, onNodeConfig }) {
       selectedNode = null;
       if (panel) hint(`${count} nodes selected. Select one to see its settings.`);
     },
+    /** The selected node's problems from the draft's latest report (the toolbar's list): the
+     * panel says what the toolbar counts even after an edit on the canvas. A form with inline
+     * errors keeps its own list, which leaves out what those errors already say. */
+    showProblems(problemsOf) {
+      const current = form();
+      if (!current || current.dataset.node !== selectedNode) return;
+      if (current.querySelector(".field-error, .form-errors")) return;
+      showNodeProblems(current, problemsOf(selectedNode));
+    },
   };
+}
+
+function showNodeProblems(form, messages) {
+  let box = form.querySelector(".node-problems-panel");
+  if (!messages.length) {
+    box?.remove();
+    return;
+  }
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "node-problems-panel";
+    const title = document.createElement("h3");
+    title.textContent = "Problems of this node in the flow";
+    const list = document.createElement("ul");
+    list.className = "problems";
+    box.append(title, list);
+    const fieldset = form.querySelector("fieldset");
+    if (fieldset) fieldset.after(box);
+    else form.append(box);
+  }
+  const list = box.querySelector("ul.problems");
+  list.replaceChildren(
+    ...messages.map((message) => {
+      const item = document.createElement("li");
+      item.textContent = message;
+      return item;
+    })
+  );
 }
 
 function span(field, at) {

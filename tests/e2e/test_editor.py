@@ -126,21 +126,23 @@ def test_a_person_builds_runs_and_publishes_a_flow(page, owner, new_flow):
     prompt.press("End")
     panel.get_by_label("Insert a variable into Prompt").click()
     panel.get_by_role("menuitem", name="input_1.message").click()
-    expect(panel.get_by_label("Prompt", exact=True)).to_have_value("Reply: {{input_1.message}}")
+    expect(panel.get_by_label("Prompt", exact=True)).to_have_value("Reply: {{message}}")
 
-    # The reference wires itself (a dashed edge) and replaces the edge into {{message}}.
+    # The picker writes the short {{message}}: it reads the edge already drawn into the port.
     llm = page.locator('.react-flow__node[data-id="llm_1"]')
-    expect(llm.locator('[data-handleid="input_1.message"]')).to_have_count(1)
-    expect(llm.locator('[data-handleid="message"]')).to_have_count(0)
-    expect(page.locator(".react-flow__edge.reference-edge")).to_have_count(1)
+    expect(llm.locator('[data-handleid="message"]')).to_have_count(1)
+    expect(page.locator(".react-flow__edge.reference-edge")).to_have_count(0)
     saved(page)
     expect(page.get_by_test_id("problem-count")).to_have_text("No problems")
 
     new_flow.refresh_from_db()
     llm_node = next(n for n in new_flow.draft["nodes"] if n["id"] == "llm_1")
-    assert llm_node["config"]["prompt"] == "Reply: {{input_1.message}}"
+    assert llm_node["config"]["prompt"] == "Reply: {{message}}"
     assert llm_node["config"]["model"] == "slower"
-    assert [(e["source"], e["target"]) for e in new_flow.draft["edges"]] == [("llm_1", "output_1")]
+    assert sorted((e["source"], e["target"]) for e in new_flow.draft["edges"]) == [
+        ("input_1", "llm_1"),
+        ("llm_1", "output_1"),
+    ]
 
     # A test run with an input typed in the run panel: the answer streams in.
     page.get_by_role("button", name="Test run").first.click()

@@ -78,7 +78,17 @@ def test_a_prompt_that_drops_its_variable_keeps_the_edge_as_a_problem(page, owne
     panel = settings_of(page, "llm_1")
     expect(panel.locator(".node-problems-panel li")).to_have_text(wanted)
 
+    # The edit is undoable like any other, and redoable.
+    toolbar = page.get_by_role("toolbar", name="Editor")
+    toolbar.get_by_role("button", name="Undo").click()
+    expect(stale).to_have_count(0)
+    expect(count).to_have_text("No problems", timeout=10_000)
+    toolbar.get_by_role("button", name="Redo").click()
+    expect(stale).to_have_count(1)
+    expect(count).to_have_text("1 problem", timeout=10_000)
+
     # Using the variable again heals the connection: nothing was lost.
+    panel = settings_of(page, "llm_1")
     prompt = panel.get_by_label("Prompt", exact=True)
     prompt.fill("Say hello to {{message}}")
     prompt.press("Tab")
