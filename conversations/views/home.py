@@ -58,7 +58,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "workspace": workspace,
         "apps": chat_apps(request.user, workspace)[:3],
         "latest_flow": flows.order_by("-id").first(),
-        "starters": list(starters().values())[:4],
+        # "Create a flow" already starts blank: the templates are the starters with content.
+        "starters": [s for s in starters().values() if s.key != "blank"][:4],
     }
     return render(request, "conversations/home.html", context)
 
