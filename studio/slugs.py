@@ -56,6 +56,8 @@ class SlugFromNameMixin:
         if slug is None or "name" not in fields or slug.disabled:
             return
         slug.required = False
+        # Not labelled "(optional)": it is never left without a value, only filled for you.
+        slug.auto_filled = True
         slug.widget.attrs["data-slug-from"] = self["name"].auto_id  # type: ignore[index]
         note = "Left empty, it is made from the name."
         slug.help_text = f"{slug.help_text} {note}".strip() if slug.help_text else note
