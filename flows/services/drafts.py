@@ -33,11 +33,7 @@ def flow_draft_current(flow: Flow) -> dict:
     """What the editor opens: the draft, else the latest numbered version's graph."""
     if flow.draft is not None:
         return flow.draft
-    latest = (
-        flow.versions.filter(kind=VersionKind.VERSION, number__isnull=False)
-        .order_by("-number")
-        .first()
-    )
+    latest = _latest_version(flow)
     return latest.graph if latest else dict(EMPTY_GRAPH)
 
 
@@ -99,12 +95,41 @@ def flow_draft_run(*, flow: Flow, inputs: Any, user=None) -> Run:
     )
 
 
+def _latest_version(flow: Flow) -> FlowVersion | None:
+    return (
+        flow.versions.filter(kind=VersionKind.VERSION, number__isnull=False)
+        .order_by("-number")
+        .first()
+    )
+
+
+def _comparable(graph: Any) -> dict | None:
+    try:
+        return GraphSpec.model_validate(graph).model_dump(mode="json")
+    except ValidationError:
+        return None
+
+
+def draft_changed(flow: Flow, latest: FlowVersion | None = None) -> bool:
+    """Whether the editor's draft holds changes that no numbered version has. The draft is
+    stored with the schema's defaults filled in, so both sides are compared in that form."""
+    latest = latest or _latest_version(flow)
+    if flow.draft is None or latest is None:
+        return False
+    return _comparable(flow.draft) != _comparable(latest.graph)
+
+
 def flow_publish_draft(*, flow: Flow, user=None, note: str = "") -> FlowVersion:
-    """Save the draft as the next numbered version and publish it, both audited. GraphError
-    (nothing saved, nothing published) when the draft does not pass the graph check. The API
-    and chat keep serving the published version while the draft changes afterwards."""
+    """Publish the draft, audited: as the next numbered version when it changed, else the latest
+    version as it is (so a new flow published unchanged is version 1). GraphError (nothing
+    saved, nothing published) when the draft does not pass the graph check. The API and chat
+    keep serving the published version while the draft changes afterwards."""
     graph = flow_draft_current(flow)
     with transaction.atomic():
-        version = flow_version_save(flow=flow, graph=graph, user=user, note=note)
+        latest = _latest_version(flow)
+        if latest is not None and not draft_changed(flow, latest):
+            version = latest
+        else:
+            version = flow_version_save(flow=flow, graph=graph, user=user, note=note)
         flow_publish(flow=flow, version=version, user=user)
     return version

@@ -10,21 +10,19 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from pydantic import ValidationError as PydanticValidationError
 
 from flows import selectors
 from flows.access import access_flow
 from flows.editor.redaction import graph_redacted
 from flows.graph_picture import graph_svg
-from flows.models import Flow, FlowVersion
-from flows.schema import GraphError, GraphSpec
+from flows.models import Flow
+from flows.schema import GraphError
 from flows.services import (
     flow_delete,
-    flow_publish,
     flow_settings_change,
     flow_version_save,
 )
-from flows.services.drafts import flow_publish_draft
+from flows.services.drafts import draft_changed, flow_publish_draft
 from flows.views.api_panel import api_snippets
 from studio import access
 from workspaces.access import current_workspace
@@ -49,22 +47,6 @@ def _graph_json(graph: dict) -> str:
     # PostgreSQL's jsonb sorts keys by length ("edges" first); nodes first reads better.
     graph = graph_redacted(graph)
     return json.dumps({"nodes": graph.get("nodes"), **graph}, indent=2)
-
-
-def _normalised(graph: dict) -> dict | None:
-    try:
-        return GraphSpec.model_validate(graph).model_dump(mode="json")
-    except PydanticValidationError:
-        return None
-
-
-def _draft_changed(flow: Flow, latest: FlowVersion | None) -> bool:
-    """Whether the editor's draft holds changes that no numbered version has: publishing then
-    publishes the draft as the next version, as the editor does. The draft is stored with the
-    schema's defaults filled in, so both sides are compared in that form."""
-    if flow.draft is None or latest is None:
-        return False
-    return _normalised(flow.draft) != _normalised(latest.graph)
 
 
 def _render_detail(
@@ -104,7 +86,7 @@ def _render_detail(
         ),
         "errors": errors or [],
         "api_snippets": api_snippets(request, flow),
-        "draft_changed": _draft_changed(flow, latest),
+        "draft_changed": draft_changed(flow, latest),
     }
     return render(request, "flows/detail.html", context, status=status)
 
@@ -154,16 +136,11 @@ def flow_settings(request: HttpRequest, slug: str) -> HttpResponse:
 def flow_publish_latest(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = current_workspace(request)
     flow = access_flow(request.user, workspace, slug, "publish")
-    latest = flow.versions.filter(number__isnull=False).order_by("-number").first()
     try:
-        # What the user sees as the flow is the editor's draft: publishing the latest numbered
-        # version while the draft holds other changes would publish something else. An
-        # unchanged draft publishes the latest version as it is (a new flow's is version 1).
-        if _draft_changed(flow, latest):
-            flow_publish_draft(flow=flow, user=request.user)
-            flow.refresh_from_db()
-        else:
-            flow = flow_publish(flow=flow, user=request.user)
+        # What the user sees as the flow is the editor's draft: a changed draft is published as
+        # the next version, an unchanged one publishes the latest (a new flow's is version 1).
+        flow_publish_draft(flow=flow, user=request.user)
+        flow.refresh_from_db()
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
     except GraphError as exc:

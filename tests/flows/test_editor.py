@@ -702,11 +702,17 @@ def test_publishing_needs_publish(client, viewer, make_member, outsider, flow):
     assert flow.published_version.number == 1
 
 
-def test_publishing_without_a_draft_publishes_the_latest_graph_again(owner, flow):
+def test_publishing_an_unchanged_draft_publishes_the_latest_version_as_it_is(owner, flow):
+    """A new flow published from the editor unchanged is version 1, not a copy numbered 2."""
+    flow_draft_save(flow=flow, graph=FlowVersion.objects.get(flow=flow, number=1).graph, user=None)
     version = flow_publish_draft(flow=flow, user=owner, note="same again")
 
-    assert version.number == 2
-    assert version.graph == FlowVersion.objects.get(flow=flow, number=1).graph
+    assert version.number == 1
+    assert not FlowVersion.objects.filter(flow=flow, number=2).exists()
+    flow.refresh_from_db()
+    assert flow.published_version == version
+    flow_draft_save(flow=flow, graph=with_prompt("Better: {{message}}"), user=None)
+    assert flow_publish_draft(flow=flow, user=owner).number == 2
 
 
 def test_a_published_flow_keeps_serving_its_version_while_the_draft_changes(
