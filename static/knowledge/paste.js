@@ -55,6 +55,7 @@
     const out = document.getElementById("paste-size");
     const button = form.querySelector("button[type=submit]");
     if (!box || !out || !button) return;
+    box.closest(".field")?.append(out); // under the box it measures, not under the metadata
     box.setAttribute("aria-describedby", `${box.getAttribute("aria-describedby") || ""} paste-size`.trim());
     const refresh = () => update(form, box, out, button);
     box.addEventListener("input", refresh);

@@ -46,6 +46,7 @@ def test_the_paste_form_shows_size_and_chunks_and_holds_back_a_big_paste(
     form.get_by_label("Text").fill("y" * (MAX_PASTE_CHARS + 1))
     expect(size).to_contain_text(f"at most {MAX_PASTE_CHARS:,} characters; upload it as a file")
     expect(add).to_be_disabled()
+    page.locator("#add-documents").screenshot(path="/tmp/paste-limit.png")
     assert not Document.objects.exists()
 
 
@@ -61,6 +62,7 @@ def test_the_chat_box_holds_back_a_message_past_the_limit(page, owner, echo_mode
     expect(note).to_be_visible()
     expect(note).to_contain_text(f"a message is at most {MAX_MESSAGE_CHARS:,}")
     expect(send).to_be_disabled()
+    page.screenshot(path="/tmp/chat-limit.png")
     box.press("Enter")  # nothing is sent, the box keeps the whole text
     expect(box).to_have_value("z" * (MAX_MESSAGE_CHARS + 1))
     assert not Message.objects.exists()
