@@ -56,7 +56,9 @@
     }
     document.addEventListener("keydown", function (event) {
       if (event.key !== "Escape") return;
-      var open = document.querySelector(".nav-button[aria-expanded='true']");
+      // The innermost open thing closes first: a group, then the phone's menu.
+      var open = document.querySelector(".nav-button[aria-expanded='true']") ||
+        document.querySelector(".nav-toggle[aria-expanded='true']");
       if (open) {
         setOpen(open, false);
         open.focus();

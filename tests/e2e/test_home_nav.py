@@ -3,6 +3,8 @@ what they may chat with, and the top bar's grouped menus."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
@@ -22,6 +24,8 @@ def test_home_offers_next_steps_after_login(page, owner, echo_model, make_flow):
     for name in ["Create a flow", "Add a knowledge base", "Make an API key", "All starters"]:
         expect(steps.get_by_role("link", name=name)).to_be_visible()
     expect(steps.get_by_role("link", name="Open Assistant in the editor")).to_be_visible()
+    starter = steps.locator("a[href*='#starter-']").first
+    expect(starter).to_have_attribute("href", re.compile("^" + reverse("flows:flow-new")))
     steps.get_by_role("link", name="Chat with Assistant").click()
     page.wait_for_url("**" + reverse("conversations:chat", args=["assistant"]))
 

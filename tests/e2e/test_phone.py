@@ -36,6 +36,9 @@ def test_the_navigation_folds_into_a_menu_button(phone, owner):
 
     menu.click()
     expect(menu).to_have_attribute("aria-expanded", "true")
+    phone.keyboard.press("Escape")
+    expect(phone.get_by_role("button", name="Build")).to_be_hidden()
+    menu.click()
     phone.get_by_role("button", name="Admin").click()
     phone.get_by_role("link", name="API keys").click()
     phone.wait_for_url("**" + reverse("workspaces:key-list"))
