@@ -88,9 +88,14 @@ class Reference:
     text: str  # node_id.port
     type: str
     source: str  # what the canvas calls the source node
-    # The input port an edge already carries it into: the picker writes the short {{port}},
-    # the way a new node's prompt reads its input; without one, {{node_id.port}} wires itself.
+    # The short {{port}} the picker writes, the way a new node's prompt reads its input: the
+    # input port an edge already carries it into, or (``wire``) one the canvas connects as it
+    # is picked. Without one, {{node_id.port}}, which wires itself.
     port: str = ""
+    wire: bool = False
+    # False: a container's inner ports and its own nodes, read as {{node_id.port}} unless an
+    # edge already carries them in.
+    wirable: bool = True
 
     @property
     def variable(self) -> str:

@@ -5,8 +5,8 @@ its pickers offer, and the outputs its variable pickers list."""
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,6 +30,8 @@ from flows.schema import TRIGGER, NodePolicy, graph_report
 from knowledge.selectors import knowledge_bases_visible
 from studio import access
 
+# Outputs the picker may wire to a short {{name}}: the ports a template makes take text.
+WIRABLE = ("text", "any")
 NODE_PORT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)\.[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -107,14 +109,6 @@ def references(graph: dict, ports: dict[str, dict], node_id: str) -> list[Refere
                 stack.append(source)
     visible_levels = {parent.get(node_id), *around, None}
 
-    # What edges already carry into the node: those outputs are read by the port's short name.
-    wired: dict[str, str] = {}
-    for edge in graph.get("edges", []):
-        if isinstance(edge, dict) and edge.get("target") == node_id:
-            port = edge.get("target_port")
-            if isinstance(port, str) and port != TRIGGER and "." not in port:
-                wired.setdefault(f"{edge.get('source')}.{edge.get('source_port')}", port)
-
     def label(nid: str) -> str:
         title = nodes[nid].get("title")
         return f"{title} ({nid})" if title else nid
@@ -124,18 +118,42 @@ def references(graph: dict, ports: dict[str, dict], node_id: str) -> list[Refere
         if nid in upstream and nid != node_id and nid not in around:
             if parent.get(nid) in visible_levels:
                 for port, type_ in ports.get(nid, {}).get("outputs", {}).items():
-                    text = f"{nid}.{port}"
-                    found.append(Reference(text, type_, label(nid), wired.get(text, "")))
+                    found.append(Reference(f"{nid}.{port}", type_, label(nid)))
     for container in around:
         for port, type_ in ports.get(container, {}).get("inner", {}).items():
-            text = f"{container}.{port}"
             where = f"{label(container)}, inside"
-            found.append(Reference(text, type_, where, wired.get(text, "")))
+            found.append(Reference(f"{container}.{port}", type_, where, wirable=False))
     for nid in nodes:
         if parent.get(nid) == node_id:
             for port, type_ in ports.get(nid, {}).get("outputs", {}).items():
-                found.append(Reference(f"{nid}.{port}", type_, f"{label(nid)}, inside"))
-    return found
+                where = f"{label(nid)}, inside"
+                found.append(Reference(f"{nid}.{port}", type_, where, wirable=False))
+    return _short_names(graph, node_id, found)
+
+
+def _short_names(graph: dict, node_id: str, found: list[Reference]) -> list[Reference]:
+    """Each reference with the short ``{{port}}`` the picker writes: the input port an edge
+    already carries it into, else its own port name, wired by the canvas as it is picked (a
+    text output, a name no edge into the node uses and no other offered output shares). The
+    rest keep ``{{node_id.port}}``, which wires itself."""
+    wired: dict[str, str] = {}
+    fed: set[str] = set()
+    for edge in graph.get("edges", []):
+        if isinstance(edge, dict) and edge.get("target") == node_id:
+            port = edge.get("target_port")
+            if isinstance(port, str) and port != TRIGGER and "." not in port:
+                wired.setdefault(f"{edge.get('source')}.{edge.get('source_port')}", port)
+                fed.add(port)
+    names = Counter(ref.text.partition(".")[2] for ref in found if ref.text not in wired)
+    shown = []
+    for ref in found:
+        name = ref.text.partition(".")[2]
+        if ref.text in wired:
+            ref = replace(ref, port=wired[ref.text])
+        elif ref.wirable and ref.type in WIRABLE and name not in fed and names[name] == 1:
+            ref = replace(ref, port=name, wire=True)
+        shown.append(ref)
+    return shown
 
 
 # --- the panel of a node in a graph ---------------------------------------------------------

@@ -126,6 +126,25 @@ function withReport(nodes, report) {
   });
 }
 
+/** The edge a variable picked as a short `{{port}}` needs: from the output it names into the
+ * node's new port, when that port exists, takes the output's type and has no edge yet. */
+function wiredEdge(wire, nodes, edges) {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const source = byId.get(wire.source);
+  const target = byId.get(wire.node);
+  const out = handleType(source, wire.sourcePort, "source");
+  const into = handleType(target, wire.port, "target");
+  if (out === null || into === null || !compatible(out, into)) return null;
+  if (edges.some((e) => e.target === wire.node && e.targetHandle === wire.port)) return null;
+  return {
+    id: nextEdgeId(new Set(edges.map((e) => e.id))),
+    source: wire.source,
+    target: wire.node,
+    sourceHandle: wire.sourcePort,
+    targetHandle: wire.port,
+  };
+}
+
 function isTyping(target) {
   return Boolean(
     target?.closest?.("input, textarea, select, [contenteditable='true'], #node-panel, .run-panel, dialog")
@@ -239,6 +258,9 @@ function Canvas({ data }) {
 
   // --- the settings panel --------------------------------------------------------------------
 
+  // A variable picked as a short {{name}} whose edge the canvas draws with the new settings.
+  const pendingWire = useRef(null);
+
   const applyNodeConfig = useCallback(
     (detail) => {
       const current = state.current;
@@ -257,7 +279,10 @@ function Canvas({ data }) {
       const nodes = current.nodes.map((n) => (n.id === node.id ? node : n));
       // A port the new settings removed keeps its edges: they show as problems until the
       // person removes them or uses the variable again, so no connection is lost unseen.
-      commit({ nodes, edges: current.edges });
+      const wire = pendingWire.current;
+      const edge = wire?.node === node.id ? wiredEdge(wire, nodes, current.edges) : null;
+      if (wire?.node === node.id) pendingWire.current = null;
+      commit({ nodes, edges: edge ? [...current.edges, edge] : current.edges });
     },
     [commit, readOnly]
   );
@@ -271,6 +296,9 @@ function Canvas({ data }) {
       currentGraph: () => toGraph(state.current.nodes, state.current.edges),
       // Registered once: it must reach the latest callback.
       onNodeConfig: (detail) => applyRef.current(detail),
+      onWire: (wire) => {
+        if (!readOnly) pendingWire.current = wire;
+      },
     });
     panel.current.open(null);
   }, []);

@@ -3,7 +3,9 @@
 // The island asks for a node's form (`open`); every request from the panel carries the current
 // graph (the form's `graph` field is filled as the request leaves); the server answers with the
 // form again (errors inline) and a `studio:node-config` event carrying the node's cleaned
-// settings, which the island applies. Variable pickers insert `{{node.port}}` at the cursor.
+// settings, which the island applies. Variable pickers insert a variable at the cursor: the short
+// `{{port}}` where an edge carries the output in (or the canvas draws one as it is picked), else
+// `{{node.port}}`.
 //
 // The form applies itself on every change, so a response may arrive while the person goes on
 // typing or has a picker open: what they typed meanwhile, the open pickers and the cursor
@@ -27,7 +29,7 @@ function changed(field) {
   field.dispatchEvent(new Event("change", { bubbles: true }));
 }
 
-export function connectPanel({ panelUrl, currentGraph, onNodeConfig }) {
+export function connectPanel({ panelUrl, currentGraph, onNodeConfig, onWire }) {
   const panel = document.getElementById(PANEL_ID);
   let selectedNode = null;
   let sent = null; // the form's values when its request left
@@ -108,6 +110,17 @@ export function connectPanel({ panelUrl, currentGraph, onNodeConfig }) {
     const field = document.getElementById(button.dataset.target);
     if (!field) return;
     const at = caret?.id === field.id ? caret : null;
+    if (button.dataset.wire && selectedNode) {
+      // A short {{name}} for an output no edge carries in yet: the canvas draws that edge once
+      // the settings with the new port come back.
+      const [source, sourcePort] = button.dataset.wire.split(".", 2);
+      onWire({
+        node: selectedNode,
+        source,
+        sourcePort,
+        port: button.dataset.wirePort,
+      });
+    }
     if (button.dataset.mode === "reference" && field.tagName === "INPUT") {
       replaceValue(field, button.dataset.insert);
     } else if (button.dataset.mode === "reference") {

@@ -118,22 +118,60 @@ def test_a_node_connected_to_nothing_is_a_counted_problem(page, owner, flow):
     )
 
 
+def chain(flow, owner) -> None:
+    """input_1 → llm_1 → llm_2 (its prompt "{{text}}") → output_1, as the draft."""
+    from flows.services.drafts import flow_draft_save
+
+    graph = assistant_graph(model="echo")
+    second = {
+        "id": "llm_2",
+        "type": "llm",
+        "position": {"x": 560, "y": 240},
+        "config": {"model": "echo", "prompt": "{{text}}"},
+    }
+    graph["nodes"].insert(2, second)
+    for edge in graph["edges"]:
+        if edge["target"] == "output_1":
+            edge["source"] = "llm_2"
+    graph["edges"].append(
+        {
+            "id": "e9",
+            "source": "llm_1",
+            "source_port": "text",
+            "target": "llm_2",
+            "target_port": "text",
+        }
+    )
+    flow_draft_save(flow=flow, graph=graph, user=owner)
+
+
 def test_the_variable_picker_writes_the_short_name_and_says_both_work(page, owner, flow):
-    open_editor(page, flow)
-    panel = settings_of(page, "llm_1")
+    chain(flow, owner)
+    log_in(page, "olive", PASSWORD)
+    page.goto(f"/flows/{flow.slug}/edit")
+    expect(page.locator(".react-flow__edge")).to_have_count(3)
+    panel = settings_of(page, "llm_2")
     prompt = panel.get_by_label("Prompt", exact=True)
-    prompt.fill("Reply to ")
-    prompt.press("End")
-    panel.get_by_label("Insert a variable into Prompt").click()
-    panel.get_by_role("menuitem", name="{{message}}").click()
-    expect(prompt).to_have_value("Reply to {{message}}")
     expect(panel.locator("#f-config-prompt-help")).to_contain_text(
         "Write {{name}} to use an input; {{node_id.name}} also works."
     )
-    # The short name reads the connection already drawn: no second wire, no problem.
+    prompt.fill("{{text}} for ")
+    prompt.press("End")
+    # An output two nodes up: the short {{message}}, and the canvas draws its edge.
+    panel.get_by_label("Insert a variable into Prompt").click()
+    panel.get_by_role("menuitem", name="{{message}} from input_1.message").click()
+    expect(prompt).to_have_value("{{text}} for {{message}}")
+    expect(page.locator(".react-flow__edge:not(.reference-edge)")).to_have_count(4)
     expect(page.locator(".react-flow__edge.reference-edge")).to_have_count(0)
     saved(page)
     expect(page.get_by_test_id("problem-count")).to_have_text("No problems")
+    flow.refresh_from_db()
+    into_llm_2 = [
+        (e["source"], e["source_port"], e["target_port"])
+        for e in flow.draft["edges"]
+        if e["target"] == "llm_2"
+    ]
+    assert sorted(into_llm_2) == [("input_1", "message", "message"), ("llm_1", "text", "text")]
 
 
 def test_the_open_run_panel_leaves_the_canvas_its_room(page, owner, flow):

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from django.urls import reverse
-from pytest_django.asserts import assertContains, assertNotContains
+from pytest_django.asserts import assertContains
 
 from flows.demo import assistant_graph
 from flows.schema import GraphError, check_graph, graph_report
@@ -73,7 +73,7 @@ def picker_of(client, flow, graph: dict):
     return client.post(address, {"node": "llm_1", "graph": json.dumps(graph)})
 
 
-def test_the_picker_writes_the_port_an_edge_feeds_and_the_long_form_otherwise(client, owner, flow):
+def test_the_picker_writes_short_names_and_the_long_form_where_a_name_is_taken(client, owner, flow):
     client.force_login(owner)
     graph = assistant_graph(model="echo")
     graph["edges"] = [
@@ -90,15 +90,35 @@ def test_the_picker_writes_the_port_an_edge_feeds_and_the_long_form_otherwise(cl
 
     wired = picker_of(client, flow, graph)
 
-    assertContains(wired, 'data-insert="{{question}}"')
-    assertNotContains(wired, 'data-insert="{{input_1.message}}"')
+    # An edge carries input_1.message into the port question: the picker writes {{question}}.
+    assertContains(wired, 'data-insert="{{question}}" title=')
+    assertContains(wired, "Write {{name}} to use an input; {{node_id.name}} also works.")
 
-    # Read through a reference, not an edge: the picker writes the form that wires itself.
+    # Read through a reference, no edge: the short name, with the edge the canvas draws.
     graph["edges"] = [e for e in graph["edges"] if e["target"] != "llm_1"]
     graph["nodes"][1]["config"]["prompt"] = "{{input_1.message}}"
     referenced = picker_of(client, flow, graph)
-    assertContains(referenced, 'data-insert="{{input_1.message}}"')
-    assertContains(referenced, "Write {{name}} to use an input; {{node_id.name}} also works.")
+    assertContains(
+        referenced,
+        'data-insert="{{message}}" data-wire="input_1.message" data-wire-port="message"',
+    )
+
+    # The name message already carries another output: the long form, which wires itself.
+    graph["nodes"].append(
+        {"id": "llm_0", "type": "llm", "config": {"model": "echo", "prompt": "Hi"}}
+    )
+    graph["edges"].append(
+        {
+            "id": "e9",
+            "source": "llm_0",
+            "source_port": "text",
+            "target": "llm_1",
+            "target_port": "message",
+        }
+    )
+    taken = picker_of(client, flow, graph)
+    assertContains(taken, 'data-insert="{{input_1.message}}" title=')
+    assertContains(taken, 'data-insert="{{message}}" title=')  # llm_0.text, by its edge
 
 
 def test_the_panel_lists_the_kept_edge_as_the_toolbar_does(client, owner, flow):
