@@ -88,7 +88,7 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def prompt_new(request: HttpRequest) -> HttpResponse:
     workspace = access_workspace(request.user, current_workspace(request).id, "catalog.add_prompt")
-    form = PromptCreateForm(_data(request))
+    form = PromptCreateForm(_data(request), workspace_id=workspace.id)
     if request.method == "POST" and form.is_valid():
         try:
             prompt = prompt_create(workspace=workspace, actor=request.user, **form.cleaned_data)

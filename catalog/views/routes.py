@@ -48,7 +48,9 @@ def route_new(request: HttpRequest) -> HttpResponse:
     workspace = current_workspace(request)
     access_workspace(request.user, workspace.id, "catalog.add_route")
     models = route_models_offered(request.user, workspace.id)
-    form = RouteForm(request.POST or None, user=request.user, models=models)
+    form = RouteForm(
+        request.POST or None, user=request.user, models=models, workspace_id=workspace.id
+    )
 
     def save(data: dict) -> None:
         route_create(

@@ -37,6 +37,7 @@ def _form(
         _data(request),
         embedding_models=selectors.models_usable(user, workspace_id, Task.EMBEDDING, embedding),
         rerankers=selectors.models_usable(user, workspace_id, Task.RERANK, rerank),
+        workspace_id=workspace_id,
         **kwargs,
     )
 

@@ -72,12 +72,14 @@ def test_a_name_without_letters_asks_for_a_slug(client, owner, workspace):
 
 def test_a_prompt_left_without_a_slug_gets_one_from_its_name(client, owner, workspace):
     client.force_login(owner)
-    response = client.post(
-        reverse("catalog:prompt-create"),
-        {"name": "Ticket Triage", "slug": "", "system": "", "template": "Sort {{ ticket }}"},
-    )
-    assert response.status_code == 302
-    assert Prompt.objects.get(workspace=workspace).slug == "ticket-triage"
+    for _ in range(2):
+        response = client.post(
+            reverse("catalog:prompt-create"),
+            {"name": "Ticket Triage", "slug": "", "system": "", "template": "Sort {{ ticket }}"},
+        )
+        assert response.status_code == 302
+    slugs = set(Prompt.objects.filter(workspace=workspace).values_list("slug", flat=True))
+    assert slugs == {"ticket-triage", "ticket-triage-2"}
 
 
 def test_the_form_pages_put_the_name_first_and_tie_the_slug_to_it(client, owner, workspace):
@@ -94,19 +96,19 @@ def test_a_knowledge_base_left_without_a_slug_gets_one_from_its_name(
     client.force_login(owner)
     page = client.get(reverse("knowledge:kb-create")).content.decode()
     assert 'data-slug-from="id_name"' in page
-    response = client.post(
-        reverse("knowledge:kb-create"),
-        {
-            "name": "Staff Handbook",
-            "slug": "",
-            "embedding_model": embedding_model.id,
-            "splitter": "sentence",
-            "chunk_size": "200",
-            "chunk_overlap": "20",
-            "search_mode": "dense",
-            "top_k": "5",
-            "score_threshold": "0",
-        },
-    )
-    assert response.status_code == 302, response.content.decode()[:3000]
-    assert KnowledgeBase.objects.get(workspace=workspace).slug == "staff-handbook"
+    form = {
+        "name": "Staff Handbook",
+        "slug": "",
+        "embedding_model": embedding_model.id,
+        "splitter": "sentence",
+        "chunk_size": "200",
+        "chunk_overlap": "20",
+        "search_mode": "dense",
+        "top_k": "5",
+        "score_threshold": "0",
+    }
+    for _ in range(2):
+        response = client.post(reverse("knowledge:kb-create"), form)
+        assert response.status_code == 302, response.content.decode()[:3000]
+    slugs = set(KnowledgeBase.objects.filter(workspace=workspace).values_list("slug", flat=True))
+    assert slugs == {"staff-handbook", "staff-handbook-2"}
