@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-MAX_MESSAGE_CHARS = 200_000
+from flows.services.runs import MAX_TEXT_CHARS
+
+# A message is a flow's text input: one limit for both.
+MAX_MESSAGE_CHARS = MAX_TEXT_CHARS
 
 
 def message_too_long(text: str) -> str:

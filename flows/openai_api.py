@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field
 
+from catalog.engines.base import is_context_refusal
 from flows.access import access_published_flow
 from flows.api import start_run
 from flows.models import Run, RunSource, RunStatus
@@ -211,6 +212,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return sse_response(chunks)
     run = await run_wait(run)
     if run.status != RunStatus.SUCCEEDED:
+        if is_context_refusal(run.error):
+            return error(400, run.error, "invalid_request_error", "context_length_exceeded")
         return error(502, f"The flow run failed: {run.error}", "server_error", "run_failed")
     return JsonResponse(
         {
@@ -252,11 +255,20 @@ async def _stream(
             streamed = True
             yield chunk({"content": event["data"]["text"]})
         elif event["type"] == events.RUN_FAILED:
-            message = {
-                "message": f"The flow run failed: {event['data'].get('reason')}",
-                "type": "server_error",
-                "code": "run_failed",
-            }
+            reason = event["data"].get("reason")
+            message = (
+                {
+                    "message": reason,
+                    "type": "invalid_request_error",
+                    "code": "context_length_exceeded",
+                }
+                if is_context_refusal(reason)
+                else {
+                    "message": f"The flow run failed: {reason}",
+                    "type": "server_error",
+                    "code": "run_failed",
+                }
+            )
             yield f"data: {json.dumps({'error': message})}\n\n"
             return
         elif event["type"] == events.RUN_FINISHED:

@@ -115,6 +115,15 @@ class ContextTooLong(EngineError):
     it runs rather than cut or left to fail inside the engine."""
 
 
+# In every context refusal's text: how a run's recorded error is told apart from other failures
+# (the OpenAI-compatible API answers it 400 context_length_exceeded, as OpenAI does).
+CONTEXT_REFUSAL_MARK = "(including the answer's max tokens"
+
+
+def is_context_refusal(error: str | None) -> bool:
+    return bool(error) and CONTEXT_REFUSAL_MARK in error
+
+
 def context_refusal(*, prompt_tokens: int, max_tokens: int, limit: int, model: str) -> str:
     return (
         f"the prompt is {prompt_tokens:,} tokens; {model} takes at most {limit:,} "

@@ -30,6 +30,9 @@ from flows.variables import variables_clean
 from studio import events
 from workspaces.models import ApiKey
 
+# The longest text input a run takes (a chat message is one: conversations/limits.py).
+MAX_TEXT_CHARS = 200_000
+
 
 def run_inputs_clean(graph: CheckedGraph, inputs: Any) -> dict:
     """The run's inputs checked against the input node's fields; ValidationError if wrong."""
@@ -59,8 +62,8 @@ def fields_clean(fields: list[FieldSpec], values: Any, what: str) -> dict:
         }.get(spec.type, True)
         if not ok:
             raise ValidationError(f"{what} {name!r} must be {spec.type}")
-        if spec.type == "text" and len(value) > 200_000:
-            raise ValidationError(f"{what} {name!r} is longer than 200,000 characters")
+        if spec.type == "text" and len(value) > MAX_TEXT_CHARS:
+            raise ValidationError(f"{what} {name!r} is longer than {MAX_TEXT_CHARS:,} characters")
         cleaned[name] = value
     return cleaned
 

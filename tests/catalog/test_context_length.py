@@ -62,7 +62,8 @@ def test_the_openai_compatible_api_answers_with_the_reason(
         content_type="application/json",
         headers={"Authorization": f"Bearer {api_key}"},
     )
-    assert response.status_code in {400, 502}
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "context_length_exceeded"
     assert REFUSAL.search(response.json()["error"]["message"])
 
 
