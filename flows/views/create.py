@@ -83,6 +83,15 @@ def _creatable(request: HttpRequest) -> Workspace:
     return access_workspace(request.user, current_workspace(request).id, ADD_FLOW)
 
 
+def _new_form(request: HttpRequest, workspace: Workspace) -> NewFlowForm:
+    """The empty form, with the starter a link chose (``?starter=<key>``) picked."""
+    form = NewFlowForm(user=request.user, workspace=workspace)
+    chosen = request.GET.get("starter", "")
+    if chosen in form.starters:
+        form.fields["starter"].initial = chosen
+    return form
+
+
 def _render_new(
     request: HttpRequest,
     workspace: Workspace,
@@ -94,7 +103,7 @@ def _render_new(
 ) -> HttpResponse:
     context = {
         "workspace": workspace,
-        "form": form or NewFlowForm(user=request.user, workspace=workspace),
+        "form": form or _new_form(request, workspace),
         "import_form": ImportForm(),
         "starters": list(starters().values()),
         "errors": errors or [],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -545,3 +546,13 @@ def test_a_member_who_may_edit_but_not_delete_sees_a_greyed_delete_with_the_reas
     assertNotContains(page, reverse("flows:flow-delete", args=[flow.slug]))
     assertContains(page, 'disabled aria-describedby="why-no-delete"')
     assertContains(page, "You may edit this flow but not delete it")
+
+
+def test_a_starter_link_opens_the_new_flow_page_with_that_starter_chosen(client, owner):
+    client.force_login(owner)
+    page = client.get(reverse("flows:flow-new"), {"starter": "translate"}).content.decode()
+    chosen = re.findall(r'value="([a-z_]+)" id="starter-[a-z_]+"[^>]*checked>', page)
+    assert chosen == ["translate"]
+    page = client.get(reverse("flows:flow-new"), {"starter": "../nope"}).content.decode()
+    chosen = re.findall(r'value="([a-z_]+)" id="starter-[a-z_]+"[^>]*checked>', page)
+    assert chosen == ["blank"]
