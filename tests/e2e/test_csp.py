@@ -58,6 +58,12 @@ def test_the_main_pages_work_under_the_policy(
     log_in(page, "olive", PASSWORD)
 
     for url, ready in [
+        (reverse("conversations:home"), page.locator("main h1")),
+        (reverse("conversations:apps"), page.get_by_role("link", name="Chat").first),
+        (reverse("flows:flow-new"), page.locator(".starter-card").first),
+        (reverse("flows:flow-detail", args=["assistant"]), page.locator("main h1")),
+        (reverse("knowledge:kb-create"), page.locator("main form")),
+        (reverse("workspaces:audit-list"), page.locator("main")),
         (reverse("flows:flow-list"), page.get_by_role("link", name="Assistant")),
         (reverse("flows:flow-editor", args=["assistant"]), page.locator(".react-flow__node").first),
         (reverse("catalog:model-list"), page.get_by_role("link", name="Echo", exact=True)),
