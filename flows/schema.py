@@ -2,7 +2,9 @@
 
 A graph is refused with problems that name the node (or edge) at fault: unknown node types, bad
 configs, dangling edges, unknown ports, type mismatches, unconnected inputs, references to
-variables that do not exist, cycles, nodes in the wrong container, and size limits.
+variables that do not exist, cycles, nodes in the wrong container, and size limits. An edge into
+a port the node's settings no longer make names its edge, so that the editor keeps and shows it.
+A node connected to nothing is a warning: reported with the rest, never a reason to refuse.
 
 Two kinds of links feed a node's input ports: stored edges, and references. A text field's
 ``{{node_id.port}}`` makes the input port ``node_id.port``, wired here to that node's output
