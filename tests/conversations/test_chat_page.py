@@ -156,3 +156,12 @@ def test_the_flows_editors_review_its_conversations_and_others_do_not(
     assertContains(shown, "spot on")
     assertContains(shown, "Read only.")
     assertNotContains(shown, 'id="chat-form"')
+
+
+def test_an_unpublished_flows_greyed_send_says_why(client, db, owner, echo_model, make_flow):
+    make_flow(echo_model, slug="draft-only", publish=False)
+    client.force_login(owner)
+    page = client.get(reverse("conversations:chat", args=["draft-only"]))
+    assertContains(page, 'id="not-published"')
+    assertContains(page, 'disabled title="Publish the flow first')
+    assertContains(page, 'aria-describedby="not-published"')
