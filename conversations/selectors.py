@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
 
 from conversations.models import ChatSettings, Conversation, Message, Role
+from flows import selectors as flow_selectors
 from flows.history import MAX_CHARS, MAX_TURNS
 from flows.models import Flow
+from studio import access
+from workspaces.models import Workspace
 
 
 def chat_settings_of(flow: Flow) -> ChatSettings:
@@ -49,3 +55,32 @@ def conversation_history(conversation: Conversation) -> list[dict]:
     while turns and turns[0]["role"] == Role.ASSISTANT:
         turns.pop(0)
     return turns
+
+
+@dataclass(frozen=True)
+class ChatApp:
+    """One thing a member can chat with. Only published flows today; agents join as another
+    ``kind`` with their own URLs, and the pages that list apps need no change."""
+
+    kind: str
+    name: str
+    slug: str
+    chat_url: str
+    open_url: str
+
+
+def chat_apps(user, workspace: Workspace) -> list[ChatApp]:
+    """The published flows of ``workspace`` that ``user`` may run, by name."""
+    flows = access.scope(
+        user, workspace.id, flow_selectors.published_flows(workspace.id), "run"
+    ).order_by("name")
+    return [
+        ChatApp(
+            kind="flow",
+            name=flow.name,
+            slug=flow.slug,
+            chat_url=reverse("conversations:chat", args=[flow.slug]),
+            open_url=reverse("flows:flow-detail", args=[flow.slug]),
+        )
+        for flow in flows
+    ]

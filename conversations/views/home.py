@@ -3,48 +3,16 @@ and the Apps page: every published app the member may chat with."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from conversations.selectors import chat_apps
 from flows import selectors as flow_selectors
 from flows.starters import starters
 from studio import access
 from workspaces.access import current_workspace
-from workspaces.models import Workspace
-
-
-@dataclass(frozen=True)
-class ChatApp:
-    """One thing a member can chat with. Only published flows today; agents join as another
-    ``kind`` with their own URLs, and the pages that list apps need no change."""
-
-    kind: str
-    name: str
-    slug: str
-    chat_url: str
-    open_url: str
-
-
-def chat_apps(user, workspace: Workspace) -> list[ChatApp]:
-    """The published flows of ``workspace`` that ``user`` may run, by name."""
-    flows = access.scope(
-        user, workspace.id, flow_selectors.published_flows(workspace.id), "run"
-    ).order_by("name")
-    return [
-        ChatApp(
-            kind="flow",
-            name=flow.name,
-            slug=flow.slug,
-            chat_url=reverse("conversations:chat", args=[flow.slug]),
-            open_url=reverse("flows:flow-detail", args=[flow.slug]),
-        )
-        for flow in flows
-    ]
 
 
 @login_required
