@@ -96,6 +96,8 @@ def _refusal(config: HttpRequestConfig, params: HttpRequestParams) -> str | None
         return f"the URL cannot be read ({exc})"
     if url.scheme not in ("http", "https"):
         return "the URL must start with http:// or https://"
+    if not url.host:
+        return "the URL has no host"
     if url.userinfo:
         return "the URL may not hold a user name or password"
     if not host_allowed(url.host, config.hosts):
