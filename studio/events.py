@@ -39,6 +39,14 @@ NODE_LOADING = "node.loading"  # the node's model is being loaded on its worker 
 RUN_WAITING = "run.waiting"  # a human-input node waits for a person's answer
 RUN_FINISHED = "run.finished"
 RUN_FAILED = "run.failed"
+# An agent's steps (agents/loop.py), in the run's log beside its tokens:
+AGENT_STEP = "agent.step"  # step n starts: {"step"}
+AGENT_THOUGHT = "agent.thought"  # what the model said before calling tools: {"step", "text"}
+TOOL_CALL = "tool.call"  # {"step", "key", "tool", "arguments"}
+TOOL_RESULT = "tool.result"  # {"step", "key", "tool", "content" (shortened), "details"}
+# The run waits for a person to approve a tool call: {"step", "key", "tool", "arguments"}.
+APPROVAL_NEEDED = "approval.needed"
+AGENT_FINISHED = "agent.finished"  # {"outcome": done|limited|failed, "reason", "steps", "tokens"}
 TERMINAL_TYPES = (RUN_FINISHED, RUN_FAILED)
 FOLLOW_IDLE_S = 5.0  # a follower hears None after this long without an event
 # A token entry holds the tokens made within this long of its first one…
