@@ -105,15 +105,27 @@ def _refusal(config: HttpRequestConfig, params: HttpRequestParams) -> str | None
     return None
 
 
-def _request(params: HttpRequestParams) -> dict[str, Any]:
-    parts: dict[str, Any] = {"method": params.method, "url": params.url}
+def _request(params: HttpRequestParams, idempotency_key: str | None) -> dict[str, Any]:
+    headers: dict[str, str] = {}
+    parts: dict[str, Any] = {"method": params.method, "url": params.url, "headers": headers}
     if params.query:
         parts["params"] = params.query
     if params.body is not None:
         content_type = "text/plain" if isinstance(params.body, str) else "application/json"
         parts["content"] = _encoded(params.body).encode()
-        parts["headers"] = {"Content-Type": f"{content_type}; charset=utf-8"}
+        headers["Content-Type"] = f"{content_type}; charset=utf-8"
+    if params.method == "POST" and idempotency_key:
+        # The same for a call repeated after a worker died mid-step: an API that honours the
+        # header does the side effect once.
+        headers["Idempotency-Key"] = idempotency_key
     return parts
+
+
+def _text(raw: bytes, encoding: str | None) -> str:
+    try:
+        return raw.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset the server named that Python does not know
+        return raw.decode("utf-8", errors="replace")
 
 
 async def _read_head(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
@@ -169,7 +181,7 @@ class HttpRequest(Tool):
                     max_redirects=MAX_REDIRECTS,
                     event_hooks={"request": [listed_hosts_only]},
                 ) as client,
-                client.stream(**_request(params)) as response,
+                client.stream(**_request(params, ctx.idempotency_key)) as response,
             ):
                 raw, truncated = await _read_head(response, config.max_response_kb * 1024)
         except (TimeoutError, httpx.TimeoutException):
@@ -180,7 +192,7 @@ class HttpRequest(Tool):
             return _failed(f"more than {MAX_REDIRECTS} redirects")
         except httpx.HTTPError as exc:
             return _failed(str(exc) or type(exc).__name__)
-        text = raw.decode(response.encoding or "utf-8", errors="replace")
+        text = _text(raw, response.charset_encoding)
         if truncated:
             text += f"\n[… cut at {config.max_response_kb} kB]"
         # The URL asked for: the response's own names the address egress connected to.
