@@ -23,6 +23,7 @@ from knowledge.services.documents import document_add_text
 from knowledge.services.ingestion import document_ingest
 from studio import events
 from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.catalog.remote_server import Reply
 from tests.knowledge.helpers import PARAGRAPHS, engine_for, in_process_embed
 
 QUESTION = [{"role": "user", "content": "What produces ATP?"}]
@@ -352,3 +353,21 @@ def test_react_runs_a_model_without_native_tools(
     assert dict(run.events)[events.AGENT_THOUGHT]["text"] == "I should look it up."
     assert run.streamed() == "Mitochondria do."
     assert json.loads(json.dumps(outcome.state.model_dump(mode="json")))["status"] == "done"
+
+
+def test_a_tool_set_up_wrongly_is_told_to_the_model_and_a_refused_call_fails_the_run(
+    scripted, model, base, workspace, owner
+):
+    scripted.plan(calls(SEARCH), answer("I cannot search."))
+    broken = spec_for(tool={"config": {"knowledge_base": "facts", "top_k": 0}})
+    outcome = Run(model, workspace, owner).start(broken)
+    assert outcome.status == Status.DONE
+    (result,) = tool_messages(scripted, 1)
+    assert "The tool search is not set up correctly (top_k:" in result["content"]
+    assert "tools" not in scripted.chats()[0].json  # not offered while its settings are wrong
+
+    scripted.plan(Reply(status=400, body='{"error": {"message": "model not found"}}'))
+    run = Run(model, workspace, owner)
+    failed = run.start(spec_for())
+    assert failed.status == Status.FAILED and "answered 400: model not found" in failed.reason
+    assert run.events[-1][1]["outcome"] == "failed"
