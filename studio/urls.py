@@ -36,6 +36,7 @@ urlpatterns = [
     path("", include("knowledge.urls")),
     path("", include("workspaces.urls")),
     path("", include("flows.urls")),
+    path("", include("agents.urls")),
     path("", include("conversations.urls")),
 ]
 

@@ -4,8 +4,8 @@ Every route of the URL configuration (read from the resolver, not from a hand-ke
 called with GET and POST by people who have no business with a "victim" workspace: an anonymous
 visitor, a bearer of another workspace's API key, the owner of another workspace, a viewer and the
 owner of acme, and a signed-in user of no workspace at all. Each call names the victim's objects
-(its flow, run, model, key, membership, team, team member, knowledge base, document, chunk, or a
-random invitation token).
+(its flow, run, model, key, membership, team, team member, knowledge base, document, chunk, agent,
+or a random invitation token).
 
 What the test guarantees:
 
@@ -17,7 +17,8 @@ What the test guarantees:
   answers a member of their own workspace, but never a 5xx, and nothing it returns mentions the
   victim (every victim name, slug, username and email carries ``MARKER``).
 - After every call, the victim's rows are as they were: flows, versions, publication, runs,
-  models, keys, memberships, users, teams, grants, invitations and its audit log.
+  models, keys, memberships, users, teams, grants, invitations, agents and their versions, and
+  its audit log.
 
 A route whose URL takes a parameter missing from ``URL_VALUES`` fails the test until a value is
 added there, so a new route cannot go unchecked.
@@ -47,6 +48,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
+from agents.models import Agent, AgentVersion
+from agents.services import agent_create, agent_draft_save, agent_publish
 from catalog.models import Credential, LoraAdapter, Model, Prompt, PromptVersion, Usage
 from catalog.models import Route as CatalogRoute
 from catalog.secrets import encrypt
@@ -115,6 +118,7 @@ class Victim:
     chunk: Chunk
     conversation: Conversation
     answer: Message
+    agent: Agent
 
     def object_of_kind(self, kind: str) -> DjangoModel:
         objects: dict[str, DjangoModel] = {
@@ -124,6 +128,7 @@ class Victim:
             "route": self.route,
             "prompt": self.prompt,
             "kb": self.knowledge_base,
+            "agent": self.agent,
         }
         if kind not in objects:
             pytest.fail(
@@ -244,7 +249,14 @@ def victim(db) -> Victim:
     exchange = message_send(
         conversation=conversation, text=f"{MARKER} asks", source=RunSource.CHAT, user=owner
     )
+    agent = agent_create(
+        workspace=workspace, name=f"{MARKER} agent", slug=f"{MARKER}-agent", actor=owner
+    )
+    agent_draft_save(agent=agent, spec={"model": model.slug}, actor=owner)
+    agent_publish(agent=agent, actor=owner)
+    object_grant(obj=agent, subject=member, level="view", actor=owner)
     return Victim(
+        agent=agent,
         conversation=conversation,
         answer=exchange.answer,
         knowledge_base=knowledge_base,
@@ -290,6 +302,7 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "version_id": lambda v, kind: v.prompt_version.id,
     "knowledge_base_id": lambda v, kind: v.knowledge_base.id,
     "kb_slug": lambda v, kind: v.knowledge_base.slug,
+    "agent_slug": lambda v, kind: v.agent.slug,
     "document_id": lambda v, kind: v.document.id,
     "chunk_id": lambda v, kind: v.chunk.id,
     "conversation_id": lambda v, kind: v.conversation.id,
@@ -407,6 +420,22 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
         ),
         "catalog:adapter-create": lambda: Body({"name": "A", "slug": "a", "weights": "org/a"}),
         "knowledge:kb-create": lambda: Body(kb_settings | {"slug": "new-kb"}),
+        "agents:agent-new": lambda: Body({"name": "New agent"}),
+        "agents:agent-save": lambda: Body(
+            {
+                "name": "Renamed",
+                "target": f"model:{v.model.slug}",
+                "strategy": "auto",
+                "window_tokens": "2000",
+                "max_steps": "8",
+                "max_tokens": "20000",
+                "max_seconds": "120",
+                "max_tool_calls_per_step": "4",
+                "tools-TOTAL_FORMS": "0",
+                "tools-INITIAL_FORMS": "0",
+            }
+        ),
+        "agents:agent-publish": lambda: Body({"note": "hijacked"}),
         "knowledge:kb-edit": lambda: Body(kb_settings),
         "knowledge:kb-add-text": lambda: Body({"name": "added.txt", "text": "overwritten"}),
         "knowledge:kb-add-url": lambda: Body({"url": "https://example.com/added"}),
@@ -589,6 +618,20 @@ def _victim_state(v: Victim) -> dict[str, Any]:
             Message.objects.filter(conversation__workspace=ws).values_list(
                 "id", "text", "feedback", "feedback_comment"
             )
+        ),
+        "agents": set(
+            Agent.objects.filter(workspace=ws).values_list(
+                "id", "slug", "name", "published_version_id"
+            )
+        ),
+        "agent drafts": [
+            json.dumps(draft, sort_keys=True)
+            for draft in Agent.objects.filter(workspace=ws)
+            .order_by("id")
+            .values_list("draft", flat=True)
+        ],
+        "agent versions": set(
+            AgentVersion.objects.filter(agent__workspace=ws).values_list("id", "number", "note")
         ),
         "chat settings": {
             (flow_id, opening, json.dumps(suggestions), enabled, json.dumps(origins))

@@ -1,0 +1,17 @@
+"""The agent pages."""
+
+from django.urls import path
+
+from agents.views import agents, builder, versions
+
+app_name = "agents"
+
+urlpatterns = [
+    path("agents/", agents.agent_list, name="agent-list"),
+    path("agents/new", agents.agent_new, name="agent-new"),
+    path("agents/<slug:agent_slug>/", builder.agent_detail, name="agent-detail"),
+    path("agents/<slug:agent_slug>/save", builder.agent_save, name="agent-save"),
+    path("agents/<slug:agent_slug>/publish", builder.agent_publish_view, name="agent-publish"),
+    path("agents/<slug:agent_slug>/versions/", versions.agent_versions, name="agent-versions"),
+    path("agents/<slug:agent_slug>/delete", versions.agent_remove, name="agent-delete"),
+]
