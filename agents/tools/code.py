@@ -47,8 +47,13 @@ class CodeToolConfig(ToolConfig):
 
     @field_validator("code")
     @classmethod
-    def _code_parses(cls, code: str) -> str:
-        return _parses(code) if code else code
+    def _code_defines_main(cls, code: str) -> str:
+        if code and not any(
+            isinstance(n, ast.FunctionDef) and n.name == "main"
+            for n in ast.parse(_parses(code)).body
+        ):
+            raise ValueError("define a function main(...) at the top level")
+        return code
 
 
 class CodeToolParams(ToolParams):

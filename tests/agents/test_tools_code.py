@@ -64,6 +64,8 @@ def test_code_that_cannot_run_is_refused_before_the_sandbox(arguments, message):
     assert message in run(arguments).content
 
 
-def test_the_author_cannot_fix_code_that_does_not_parse():
+def test_the_author_cannot_fix_code_that_does_not_parse_or_has_no_main():
     with pytest.raises(ValidationError, match="line 1"):
         CODE.Config(code="def main(:")
+    with pytest.raises(ValidationError, match="define a function main"):
+        CODE.Config(code="print('hello')")
