@@ -7,7 +7,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from agents import selectors
 from agents.access import access_agent
@@ -32,6 +34,7 @@ def _forms(request: HttpRequest, agent: Agent, data=None):
 
 
 def _render(request, agent: Agent, form, formset, status: int = 200) -> HttpResponse:
+    """The builder page, or only its settings form for an htmx save."""
     actions = access.object_actions(request.user, agent)
     latest = selectors.agent_latest_version(agent)
     context = {
@@ -46,7 +49,8 @@ def _render(request, agent: Agent, form, formset, status: int = 200) -> HttpResp
         "can_delete": "delete" in actions,
         "can_share": "share" in actions,
     }
-    return render(request, "agents/builder.html", context, status=status)
+    template = "agents/builder.html#settings" if request.htmx else "agents/builder.html"
+    return render(request, template, context, status=status)
 
 
 @login_required
@@ -77,7 +81,9 @@ def agent_save(request: HttpRequest, agent_slug: str) -> HttpResponse:
             problems_place(exc.problems, form, formset)
         else:
             messages.success(request, "Saved the draft.")
-            return redirect("agents:agent-detail", agent_slug=agent.slug)
+            url = reverse("agents:agent-detail", kwargs={"agent_slug": agent.slug})
+            # The whole page changes (the publish button, the badges): htmx loads it anew.
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     return _render(request, agent, form, formset, status=400)
 
 

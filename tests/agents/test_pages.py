@@ -112,6 +112,20 @@ def test_a_refused_save_shows_the_errors_and_keeps_the_typed_values(client, owne
     assert agent.draft["instructions"]["text"] == ""
 
 
+def test_an_htmx_save_swaps_only_the_form_or_reloads_the_page(client, owner, agent):
+    client.force_login(owner)
+    url = reverse("agents:agent-save", args=["helper"])
+    refused = client.post(url, _settings(max_steps="0"), headers={"HX-Request": "true"})
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    assert body.lstrip().startswith("<form") and "<html" not in body
+    assert "Nothing was saved" in body
+    saved = client.post(url, _settings(opening="Hi there"), headers={"HX-Request": "true"})
+    assert saved["HX-Redirect"] == reverse("agents:agent-detail", args=["helper"])
+    agent.refresh_from_db()
+    assert agent.draft["opening"] == "Hi there"
+
+
 def test_a_tool_the_workspace_cannot_serve_is_shown_on_its_row(client, owner, agent):
     client.force_login(owner)
     data = _settings(
