@@ -36,7 +36,7 @@ from agents.state import AgentState, Status, ToolCall, ToolOutcome
 from agents.strategies import strategy_for
 from agents.strategies.base import Decision, delimited
 from agents.tools import tools
-from agents.tools.base import Tool, ToolContext, ToolParams
+from agents.tools.base import Tool, ToolContext, ToolParams, ToolResult, params_from_model
 from catalog.engines.base import EngineError, GenerationRequest
 from catalog.inference import ainvoke
 from catalog.models import Model
@@ -301,10 +301,12 @@ class _Loop:
             return None
         self.state.started.append(call.key)
         await self.env.checkpoint(self.state)
-        ctx = ToolContext(self.env.workspace_id, self.env.user_id, self.env.engine_for)
-        # Tools with side effects send the key along so that a repeated call is not done twice
-        # (set as an attribute: it reaches tools whose context declares it).
-        ctx.idempotency_key = call.key  # type: ignore[attr-defined]
+        ctx = ToolContext(
+            self.env.workspace_id,
+            self.env.user_id,
+            self.env.engine_for,
+            idempotency_key=call.key,  # a tool with side effects sends it along
+        )
         try:
             result = await self._timed(tool.arun(ctx, config, params))
         except _LimitReached:
@@ -399,15 +401,10 @@ def _checked(tool: Tool, use: ToolUse, call: ToolCall) -> tuple[Any, ToolParams]
         config = tool.Config.model_validate(use.config)
     except ValidationError as exc:
         return _error(f"The tool {call.name} is not set up correctly ({_problems(exc)}).")
-    raw = call.arguments.strip() or "{}"
-    try:
-        params = tool.Params.model_validate_json(raw)
-    except ValidationError as exc:
-        return _error(
-            f"The call to {call.name} was not made: {_problems(exc)}. Correct the arguments "
-            "(one JSON object) and call it again.",
-            kind="arguments",
-        )
+    # One reading of a model's arguments for every tool: bounded, then validated.
+    params = params_from_model(call.name, tool.Params, call.arguments)
+    if isinstance(params, ToolResult):
+        return ToolOutcome(content=params.content, details=params.details)
     return config, params
 
 

@@ -174,7 +174,7 @@ def test_bad_arguments_and_an_unknown_tool_are_told_to_the_model(
         4,
     )
     malformed, unknown = (m["content"] for m in tool_messages(scripted, 1))
-    assert "The call to search was not made" in malformed and "Invalid JSON" in malformed
+    assert "The call to search was not made: the arguments are not valid JSON" in malformed
     assert "There is no tool named 'browse'. The tools are: search." in unknown
     wrong_type = tool_messages(scripted, 2)[-1]["content"]
     assert "query: Input should be a valid string" in wrong_type
