@@ -74,10 +74,13 @@ class Tool:
         """Errors in the author's configuration (a base that is not in the workspace)."""
         return []
 
-    def arguments(self, raw: str | Mapping[str, Any] | None) -> ToolParams | ToolResult:
+    def arguments(
+        self, raw: str | Mapping[str, Any] | None, *, name: str | None = None
+    ) -> ToolParams | ToolResult:
         """The model's raw arguments (JSON text or an object) as ``Params``, or a ToolResult
-        telling the model what was wrong, so that it can correct the call."""
-        return params_from_model(self.name, self.Params, raw)
+        telling the model what was wrong, so that it can correct the call. ``name``: the name
+        the model knows the tool by, when the author gave it another (``ToolUse.name``)."""
+        return params_from_model(name or self.name, self.Params, raw)
 
     async def arun(self, ctx: ToolContext, config: ToolConfig, params: ToolParams) -> ToolResult:
         raise NotImplementedError

@@ -51,6 +51,9 @@ def test_good_arguments_become_params_from_text_or_an_object():
     calculator = tools()["calculator"]
     assert calculator.arguments('{"expression": "1+1"}').expression == "1+1"
     assert calculator.arguments({"expression": "2*3"}).expression == "2*3"
+    # The error names the tool as the model knows it, when the author renamed it.
+    renamed = calculator.arguments("{}", name="sums")
+    assert renamed.content.startswith("The call to sums was not made: expression: Field required")
     # No arguments at all is an empty object: the clock needs none.
     assert tools()["current_time"].arguments("").timezone is None
 
