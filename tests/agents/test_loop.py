@@ -371,3 +371,26 @@ def test_a_tool_set_up_wrongly_is_told_to_the_model_and_a_refused_call_fails_the
     failed = run.start(spec_for())
     assert failed.status == Status.FAILED and "answered 400: model not found" in failed.reason
     assert run.events[-1][1]["outcome"] == "failed"
+
+
+def test_a_tool_with_side_effects_receives_the_calls_idempotency_key(
+    scripted, model, workspace, owner, settings
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    post = json.dumps({"url": f"{scripted.url}/orders", "method": "POST", "body": {"n": 1}})
+    # The scripted server answers the model and the tool's POST alike, in order.
+    scripted.plan(calls(("order", post)), answer("Order ", "taken."), answer("Ordered."))
+    spec = spec_for(
+        tool={
+            "tool": "http_request",
+            "name": "order",
+            "config": {"hosts": ["127.0.0.1"], "methods": ["POST"]},
+        }
+    )
+    outcome = Run(model, workspace, owner).start(spec)
+    assert (outcome.status, outcome.answer) == (Status.DONE, "Ordered.")
+    chat, order, _ = scripted.requests
+    assert order.path == "/orders" and order.json == {"n": 1}
+    assert {k.lower(): v for k, v in order.headers.items()}["idempotency-key"] == "run-1:1:0"
+    (result,) = tool_messages(scripted, 1)
+    assert result["content"].startswith('<tool_result name="order">\nHTTP 200')
