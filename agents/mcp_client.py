@@ -46,9 +46,10 @@ class McpError(Exception):
 
 
 class _LimitedStream(httpx2.AsyncByteStream):
-    def __init__(self, response: httpx.Response, limit: int) -> None:
+    def __init__(self, response: httpx.Response, limit: int, transport: _EgressTransport) -> None:
         self._response = response
         self._limit = limit
+        self._transport = transport
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
@@ -56,7 +57,9 @@ class _LimitedStream(httpx2.AsyncByteStream):
         async for chunk in self._response.aiter_raw():
             received += len(chunk)
             if received > self._limit:
-                raise httpx2.ReadError(f"the server's answer is larger than {self._limit:,} bytes")
+                problem = f"sent an answer larger than {self._limit:,} bytes"
+                self._transport.problem = problem
+                raise httpx2.ReadError(problem)
             yield chunk
 
     async def aclose(self) -> None:
@@ -71,9 +74,10 @@ class _EgressTransport(httpx2.AsyncBaseTransport):
     def __init__(self, client: httpx.AsyncClient, limits: Limits) -> None:
         self._client = client
         self._limits = limits
-        # The SDK turns an HTTP error into a bare "error response": the status is kept here
-        # for the message (a 401 tells the author to look at the credential).
-        self.error_status: int | None = None
+        # The SDK turns an HTTP error into a bare "error response", and an answer cut short
+        # into "stream ended": what really happened is kept here for the message (a 401 tells
+        # the author to look at the credential).
+        self.problem: str | None = None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
@@ -95,11 +99,12 @@ class _EgressTransport(httpx2.AsyncBaseTransport):
             raise httpx2.ConnectError(str(exc), request=request) from None
         # Only messages (POST): a server may refuse the optional event stream (GET) with 405.
         if response.status_code >= 400 and request.method == "POST":
-            self.error_status = response.status_code
+            hint = " (check the credential)" if response.status_code in (401, 403) else ""
+            self.problem = f"answered HTTP {response.status_code}{hint}"
         return httpx2.Response(
             response.status_code,
             headers=response.headers.raw,
-            stream=_LimitedStream(response, self._limits.response_bytes),
+            stream=_LimitedStream(response, self._limits.response_bytes, self),
         )
 
     async def aclose(self) -> None:
@@ -122,16 +127,15 @@ def _leaves(error: BaseException) -> list[BaseException]:
     return [error]
 
 
-def _reason(error: BaseException, url: str, status: int | None) -> str:
+def _reason(error: BaseException, url: str, problem: str | None) -> str:
     """The sentence for a failure: the SDK wraps transport errors in task groups and its own
     errors, so the most telling leaf is chosen."""
     from mcp.shared.exceptions import MCPError
     from mcp_types import REQUEST_TIMEOUT
 
     leaves = _leaves(error)
-    if status is not None:
-        hint = " (check the credential)" if status in (401, 403) else ""
-        return f"the MCP server at {url} answered HTTP {status}{hint}"
+    if problem is not None:
+        return f"the MCP server at {url} {problem}"
     for leaf in leaves:
         timed_out = isinstance(leaf, MCPError) and leaf.code == REQUEST_TIMEOUT
         if timed_out or isinstance(leaf, httpx2.TimeoutException | TimeoutError):
@@ -178,7 +182,7 @@ async def connect(
     except McpError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes one readable sentence
-        reason = _reason(exc, url, transport.error_status)
+        reason = _reason(exc, url, transport.problem)
         log.info("%s", reason, exc_info=log.isEnabledFor(logging.DEBUG))
         raise McpError(reason) from None
 
