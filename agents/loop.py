@@ -125,7 +125,9 @@ async def agent_resume(
         state.results[call.key] = ToolOutcome(content=refusal, details={"error": "rejected"})
     else:
         raise ValueError(f"unknown decision {decision!r}: approve or reject")
-    state.status, state.waiting_on = Status.RUNNING, None
+    if state.waiting_since is not None:
+        state.started_at += max(env.clock() - state.waiting_since, 0.0)
+    state.status, state.waiting_on, state.waiting_since = Status.RUNNING, None, None
     loop = _Loop(spec, env, state)
     if decision == "reject":
         await loop.result_event(call)
@@ -317,6 +319,7 @@ class _Loop:
 
     async def _wait_for(self, call: ToolCall) -> AgentOutcome:
         self.state.status, self.state.waiting_on = Status.WAITING, call.key
+        self.state.waiting_since = self.env.clock()
         pending = self._call_data(call)
         await self.env.emit(events.APPROVAL_NEEDED, pending)
         await self.env.checkpoint(self.state)

@@ -58,6 +58,8 @@ class AgentState(BaseModel):
     started: list[str] = Field(default_factory=list)
     approved: list[str] = Field(default_factory=list)
     waiting_on: str | None = None  # the key of the call a person must approve
+    # When the wait began: the time a person takes does not count against the run's time limit.
+    waiting_since: float | None = None
     answer: str = ""
     reason: str = ""
 

@@ -227,8 +227,9 @@ def test_a_call_needing_approval_waits_for_a_person(
     scripted, model, base, workspace, owner, decision
 ):
     scripted.plan(calls(SEARCH), answer("Here is what I found."))
-    spec = spec_for(tool={"needs_approval": True})
-    run = Run(model, workspace, owner)
+    spec = spec_for(tool={"needs_approval": True}, limits={"max_seconds": 60})
+    now = [1000.0]
+    run = Run(model, workspace, owner, clock=lambda: now[0])
     waiting = run.start(spec)
     assert waiting.status == Status.WAITING
     assert waiting.pending == {
@@ -239,6 +240,7 @@ def test_a_call_needing_approval_waits_for_a_person(
     }
     assert run.types()[-1] == events.APPROVAL_NEEDED and events.TOOL_RESULT not in run.types()
     assert len(scripted.chats()) == 1
+    now[0] += 3600  # the person answers an hour later: not the run's time
     done = run.resume(spec, waiting.state, decision, note="not now")
     assert (done.status, done.answer) == (Status.DONE, "Here is what I found.")
     (result,) = tool_messages(scripted, 1)
