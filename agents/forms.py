@@ -64,6 +64,7 @@ class AgentSettingsForm(forms.Form):
     )
     instructions = forms.CharField(
         required=False,
+        label="Text",
         max_length=MAX_INSTRUCTIONS_CHARS,
         widget=forms.Textarea(attrs={"rows": 8}),
         help_text="What the agent is for and how it should behave. Ignored when a library "
@@ -235,6 +236,11 @@ class ToolForm(forms.Form):
 
 
 class BaseToolFormSet(forms.BaseFormSet):
+    def add_fields(self, form, index) -> None:
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            form.fields["DELETE"].label = "Remove"
+
     def uses(self) -> list[dict[str, Any]]:
         """The rows kept (a row marked for removal, or left without a tool, is dropped)."""
         return [

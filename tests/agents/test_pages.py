@@ -239,6 +239,20 @@ def test_a_grant_opens_the_builder_to_a_limited_member(client, owner, agent, mak
     assertContains(client.get(reverse("agents:agent-detail", args=["helper"])), "Helper")
 
 
+def test_the_access_page_shares_an_agent(client, owner, agent, make_member):
+    limited = make_member("viewer", limited=True)
+    client.force_login(owner)
+    url = reverse("workspaces:share", args=["agent", agent.id])
+    assertContains(client.get(url), "Helper")
+    response = client.post(
+        reverse("workspaces:share-grant", args=["agent", agent.id]),
+        {"subject": f"user:{limited.id}", "level": "use"},
+    )
+    assertRedirects(response, url, fetch_redirect_response=False)
+    client.force_login(limited)
+    assert client.get(reverse("agents:agent-detail", args=["helper"])).status_code == 200
+
+
 def test_delete_asks_then_deletes(client, owner, agent):
     agent_publish(agent=agent, actor=owner)
     client.force_login(owner)
