@@ -56,6 +56,8 @@ from catalog.selectors.credentials import (
 MAX_RESULT_CHARS = 20_000
 MAX_DESCRIPTION_CHARS = 1_000
 MAX_SCHEMA_CHARS = 8_000
+# The most remote tools one server adds to a model's prompt.
+MAX_REMOTE_TOOLS = 50
 # OpenAI's rule for function names.
 MAX_FUNCTION_NAME = 64
 _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_-]")
@@ -137,6 +139,25 @@ def _parameters(schema: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return schema, ""
 
 
+def _function(prefix: str, host: str, remote: Any) -> RemoteFunction:
+    parameters, note = _parameters(remote.input_schema)
+    # The server's words, not the author's: said so, for the model and for whoever reads the trace.
+    description = (
+        (remote.description or remote.name)[:MAX_DESCRIPTION_CHARS]
+        + note
+        + f" (A tool of the MCP server at {host}.)"
+    )
+    definition = {
+        "type": "function",
+        "function": {
+            "name": function_name(prefix, remote.name),
+            "description": description,
+            "parameters": parameters,
+        },
+    }
+    return RemoteFunction(remote_name=remote.name, definition=definition)
+
+
 def _untrusted(config: McpConfig, tool: str, text: str) -> str:
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + f"\n[cut: the answer is longer than {MAX_RESULT_CHARS:,}]"
@@ -173,12 +194,14 @@ class Mcp(Tool):
             ]
         return []
 
-    async def _options(self, ctx: ToolContext, config: McpConfig) -> dict[str, Any]:
+    async def _options(
+        self, ctx: ToolContext, config: McpConfig, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """The headers and hooks for the server; PermissionError when the credential may not
         be sent there. Each request (redirects too) is checked against its allowed hosts."""
         limits = Limits(call_seconds=config.call_seconds, total_seconds=config.call_seconds * 2)
         if not config.credential:
-            return {"limits": limits}
+            return {"limits": limits, "headers": headers or {}}
         secret, allowed = await acredential_for_request(
             ctx.workspace_id, config.credential, config.host()
         )
@@ -193,7 +216,7 @@ class Mcp(Tool):
         value = f"Bearer {secret}" if config.credential_as == "bearer" else secret
         return {
             "limits": limits,
-            "headers": {header: value},
+            "headers": {**(headers or {}), header: value},
             "event_hooks": {"request": [only_allowed_hosts]},
         }
 
@@ -204,23 +227,13 @@ class Mcp(Tool):
             options = await self._options(ctx, config)
         except PermissionError as exc:
             raise McpError(str(exc)) from None
-        listed = await list_tools(config.url, **options)
-        functions = []
-        for remote in listed:
-            if not config.allows(remote.name):
-                continue
-            parameters, note = _parameters(remote.input_schema)
-            description = (remote.description or remote.name)[:MAX_DESCRIPTION_CHARS] + note
-            definition = {
-                "type": "function",
-                "function": {
-                    "name": function_name(prefix, remote.name),
-                    "description": description,
-                    "parameters": parameters,
-                },
-            }
-            functions.append(RemoteFunction(remote_name=remote.name, definition=definition))
-        return functions
+        functions: dict[str, RemoteFunction] = {}
+        for remote in await list_tools(config.url, **options):
+            name = function_name(prefix, remote.name)
+            # Two remote names that read alike once cut to a function name: the first is kept.
+            if config.allows(remote.name) and len(remote.name) <= 128 and name not in functions:
+                functions[name] = _function(prefix, config.host(), remote)
+        return list(functions.values())[:MAX_REMOTE_TOOLS]
 
     async def arun(self, ctx: ToolContext, config: McpConfig, params: McpParams) -> ToolResult:
         details = {"server": config.host(), "tool": params.tool}
@@ -229,7 +242,9 @@ class Mcp(Tool):
                 content=f"The tool {params.tool!r} is not one this agent may use.", details=details
             )
         try:
-            options = await self._options(ctx, config)
+            # A server that honours it does not repeat a call retried after a worker died.
+            key = {"Idempotency-Key": ctx.idempotency_key} if ctx.idempotency_key else {}
+            options = await self._options(ctx, config, key)
             result = await call_tool(config.url, params.tool, params.arguments, **options)
         except (McpError, PermissionError) as exc:
             return ToolResult(content=f"The MCP tool could not run: {exc}", details=details)

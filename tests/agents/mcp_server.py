@@ -1,7 +1,7 @@
 """A small MCP server for the MCP tool's tests, built with the official SDK and served over
-streamable HTTP: ``python tests/agents/mcp_server.py PORT``. Its tools add, echo, wait and fail; it
-answers 401 when the ``MCP_TEST_TOKEN`` environment variable is set and a request does not carry
-it as a bearer token."""
+streamable HTTP: ``python tests/agents/mcp_server.py PORT``. Its tools: add, echo, wait,
+idempotency_key and fail. It answers 401 when the ``MCP_TEST_TOKEN`` environment variable is set
+and a request does not carry it as a bearer token."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import anyio
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("studio-test-tools")
 
@@ -32,6 +32,12 @@ async def wait(seconds: float) -> str:
     """Answer after some seconds."""
     await anyio.sleep(seconds)
     return "done"
+
+
+@server.tool()
+def idempotency_key(ctx: Context) -> str:
+    """The Idempotency-Key header the call came with."""
+    return (ctx.headers or {}).get("idempotency-key", "(none)")
 
 
 @server.tool()

@@ -67,17 +67,22 @@ def loopback_allowed(settings):
     settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
 
 
-def _ctx(workspace_id: int = 1) -> ToolContext:
+def _ctx(workspace_id: int = 1, idempotency_key: str | None = None) -> ToolContext:
     async def no_engine(_):
         raise AssertionError("the MCP tool uses no model")
 
-    return ToolContext(workspace_id=workspace_id, user_id=None, engine_for=no_engine)
+    return ToolContext(
+        workspace_id=workspace_id,
+        user_id=None,
+        engine_for=no_engine,
+        idempotency_key=idempotency_key,
+    )
 
 
-def _call(config: dict, tool: str, arguments: dict, workspace_id: int = 1):
+def _call(config: dict, tool: str, arguments: dict, workspace_id: int = 1, key: str | None = None):
     mcp = tools()["mcp"]
     params = mcp.Params(tool=tool, arguments=arguments)
-    return async_to_sync(mcp.arun)(_ctx(workspace_id), mcp.Config(**config), params)
+    return async_to_sync(mcp.arun)(_ctx(workspace_id, key), mcp.Config(**config), params)
 
 
 def _list(config: dict, prefix: str = "mcp", workspace_id: int = 1):
@@ -88,9 +93,15 @@ def _list(config: dict, prefix: str = "mcp", workspace_id: int = 1):
 def test_remote_tools_are_listed_as_prefixed_functions(mcp_server, loopback_allowed):
     functions = _list({"url": mcp_server}, prefix="calc")
     by_name = {f.definition["function"]["name"]: f for f in functions}
-    assert set(by_name) == {"calc__add", "calc__echo", "calc__fail", "calc__wait"}
+    assert set(by_name) == {
+        "calc__add",
+        "calc__echo",
+        "calc__fail",
+        "calc__idempotency_key",
+        "calc__wait",
+    }
     add = by_name["calc__add"].definition["function"]
-    assert add["description"] == "Add two whole numbers."
+    assert add["description"] == "Add two whole numbers. (A tool of the MCP server at 127.0.0.1.)"
     assert add["parameters"]["required"] == ["a", "b"]
     assert add["parameters"]["properties"]["a"]["type"] == "integer"
     params = by_name["calc__add"].arguments('{"a": 1, "b": 2}')
@@ -111,6 +122,13 @@ def test_calling_a_remote_tool_returns_its_answer_as_delimited_untrusted_data(
     assert forged.details == {"server": "127.0.0.1", "tool": "echo"}
     long = _call({"url": mcp_server}, "echo", {"text": "x" * (MAX_RESULT_CHARS + 500)})
     assert "x" * MAX_RESULT_CHARS + "\n[cut: the answer is longer than 20,000]" in long.content
+
+
+def test_a_call_carries_its_idempotency_key(mcp_server, loopback_allowed):
+    keyed = _call({"url": mcp_server}, "idempotency_key", {}, key="run-7:step-2:call-1")
+    assert "\nrun-7:step-2:call-1\n</tool_output>" in keyed.content
+    unkeyed = _call({"url": mcp_server}, "idempotency_key", {})
+    assert "\n(none)\n</tool_output>" in unkeyed.content
 
 
 def test_a_failing_tool_and_an_unknown_tool_come_back_as_errors_to_read(
@@ -182,7 +200,7 @@ def test_a_workspace_credential_is_sent_only_where_it_may_go(
     assert mcp.check(mcp.Config(**config), workspace) == []
     added = _call(config, "add", {"a": 1, "b": 2}, workspace.id)
     assert "\n3\n</tool_output>" in added.content
-    assert len(_list(config, workspace_id=workspace.id)) == 4
+    assert len(_list(config, workspace_id=workspace.id)) == 5
 
 
 def test_an_answer_larger_than_the_response_bound_is_refused(mcp_server, loopback_allowed):
