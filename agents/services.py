@@ -187,11 +187,12 @@ def agent_publish(*, agent: Agent, actor=None, note: str = "") -> AgentVersion:
     the latest as it is. The draft is checked again (what it names may have gone since it was
     saved); SpecRefused, nothing published, if it no longer passes. ValidationError when the
     agent has no draft yet."""
-    if agent.draft is None:
-        raise ValidationError("Save the agent's settings before publishing it.")
-    spec = agent_spec_check(spec=agent.draft, workspace=agent.workspace, user=actor)
     with transaction.atomic():
+        # The stored draft, not the caller's copy: another save may have come in between.
         locked = Agent.objects.select_for_update().get(id=agent.id)
+        if locked.draft is None:
+            raise ValidationError("Save the agent's settings before publishing it.")
+        spec = agent_spec_check(spec=locked.draft, workspace=agent.workspace, user=actor)
         before = locked.published_version.number if locked.published_version else None
         latest = locked.versions.order_by("-number").first()
         if latest is not None and latest.spec == spec:

@@ -87,6 +87,17 @@ def test_a_refused_save_keeps_the_stored_draft(agent, owner, echo_model):
     assert agent.draft["limits"]["max_steps"] == 8
 
 
+def test_publishing_checks_the_draft_again(agent, owner, workspace):
+    house = model_create(slug="house", name="House", engine="echo", workspace=workspace)
+    agent_draft_save(agent=agent, spec=_spec("house"), actor=owner)
+    house.delete()
+    with pytest.raises(SpecRefused) as refused:
+        agent_publish(agent=agent, actor=owner)
+    assert _problems(refused.value) == ["model: model 'house' is not in this workspace's catalog"]
+    agent.refresh_from_db()
+    assert agent.published_version is None and not AgentVersion.objects.exists()
+
+
 def test_a_spec_needs_a_model_or_a_route(agent, owner):
     with pytest.raises(SpecRefused) as refused:
         agent_draft_save(agent=agent, spec={"instructions": {"text": "x"}}, actor=owner)
