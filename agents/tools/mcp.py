@@ -6,7 +6,8 @@ How the loop uses it (``tool = tools()["mcp"]``, ``use`` the agent's ``ToolUse``
 - ``await tool.remote_tools(ctx, config, prefix=use.exposed_name)`` lists the server's allowed
   tools as ``RemoteFunction``s: ``.definition`` is an OpenAI function definition named
   ``<prefix>__<remote name>`` (so two servers, or a server and a studio tool, cannot clash),
-  with the remote description and input JSON schema, both size-bounded. Raises ``McpError``
+  with the remote description and input JSON schema, both size-bounded, at most
+  ``MAX_REMOTE_TOOLS`` (``ctx`` names the workspace whose credential is sent). Raises ``McpError``
   (a readable sentence) when the server cannot be listed: the loop shows it and goes on without
   that server's tools.
 - When the model calls one of those functions, ``function.arguments(raw)`` gives the
@@ -15,7 +16,11 @@ How the loop uses it (``tool = tools()["mcp"]``, ``use`` the agent's ``ToolUse``
   config, params)`` calls it. ``arun`` never raises for the server's faults: an unreachable
   server, a refused address, a timeout, a protocol error or the tool's own error come back as
   the ``ToolResult``'s content. The remote text is returned inside the tools' untrusted-data
-  delimiters (``base.untrusted``), cut to ``MAX_RESULT_CHARS``.
+  delimiters (``base.untrusted``), cut to ``MAX_RESULT_CHARS``. ``ctx.idempotency_key`` goes
+  to the server as the ``Idempotency-Key`` header.
+
+Every request goes through ``studio/egress.py`` for user-driven fetches
+(``STUDIO_EGRESS_ALLOW_FETCH``): ``agents/mcp_client.py``.
 
 ``definition(config)`` (the generic one function, ``{tool, arguments}``) remains for a strategy
 that lists tools without asking the server first.
