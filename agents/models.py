@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from pgvector.django import VectorField
 
 from workspaces.models import WorkspaceOwned, grant_models
 
@@ -64,3 +65,42 @@ class AgentVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent} v{self.number}"
+
+
+class FactSource(models.TextChoices):
+    TOOL = "tool", "Remembered by the agent"
+    EXTRACTION = "extraction", "Extracted from the conversation"
+
+
+class Fact(models.Model):
+    """Something an agent remembers about one end user, recalled by relevance (``agents.memory``).
+
+    No vector index: recall always filters by agent and subject, whose facts are few (capped at
+    ``agents.memory.MAX_FACTS_PER_SUBJECT``), so an exact scan of the rows the B-tree on (agent,
+    subject) finds is both exact and cheaper than an HNSW walk over every subject's facts.
+    """
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="facts", db_index=False)
+    # Whom the fact is about: "user:<id>" for a member, "visitor:<hash>" for a widget visitor.
+    subject = models.CharField(max_length=200)
+    text = models.TextField()
+    # Untyped: its dimension is the embedding model's; ``model_key`` says which model, and only
+    # vectors of the same model are compared.
+    embedding = VectorField()
+    model_key = models.CharField(max_length=64)
+    source = models.CharField(max_length=16, choices=FactSource.choices, default=FactSource.TOOL)
+    # The agent run that stored it, as text (blank: not stored by a run).
+    run_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["agent", "subject", "created_at"], name="fact_agent_subject")
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:80]
