@@ -6,6 +6,7 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
+        import agents.nodes.agent  # noqa: F401  # registers the flows' agent node
         from studio import access, roles
 
         access.register_kind(

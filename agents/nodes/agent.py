@@ -1,0 +1,174 @@
+"""The agent node: runs a published agent as one node of a flow, on the worker that serves its
+model, streaming its steps (tool calls, results, the answer's tokens) on the run's events.
+
+The node runs a published version of the agent (the one published now, or a pinned number),
+never its draft. Its state is checkpointed on the node's stored result (``agents/runtime.py``),
+so a node retried after a lost worker resumes without repeating a tool call. A limit ends the
+node with the limit's message as its answer (outcome ``limited``, the run goes on); a model
+that cannot be called fails the node with the reason. A tool call that needs a person's
+approval fails the node too, saying so: a dispatched node cannot yet make the run wait.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from pydantic import Field, ValidationError
+
+from agents.loop import agent_run
+from agents.models import Agent, AgentVersion
+from agents.runtime import agent_env, state_load
+from agents.spec import AgentSpec
+from agents.state import Status
+from flows.nodes import model_call, register
+from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
+from studio import access
+
+MAX_HISTORY = 50  # turns of the ``history`` input the agent reads (the most recent)
+
+
+class AgentNodeConfig(NodeConfig):
+    agent: str = Field(
+        min_length=1, max_length=100, title="Agent", description="An agent of the workspace."
+    )
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        title="Version",
+        description="Pin a published version; empty: the version published when the node runs.",
+    )
+    # Every input port of a node must be connected: the history port is there when asked for.
+    history: bool = Field(
+        default=False,
+        title="History input",
+        description="Give the agent the conversation before the message (a JSON list of "
+        "{role, content} turns) on a second input.",
+    )
+
+
+def _version(workspace_id: int, config: AgentNodeConfig) -> tuple[Agent | None, Any]:
+    """The agent and the version the node runs (None when the agent has none to run)."""
+    agent = (
+        Agent.objects.select_related("published_version")
+        .filter(workspace_id=workspace_id, slug=config.agent)
+        .first()
+    )
+    if agent is None:
+        return None, None
+    if config.version is None:
+        return agent, agent.published_version
+    return agent, AgentVersion.objects.filter(agent=agent, number=config.version).first()
+
+
+def _unavailable(config: AgentNodeConfig) -> str:
+    # One message for a missing agent, an unpublished one and one the user may not use.
+    wanted = f"version {config.version}" if config.version else "published version"
+    return f"agent {config.agent!r} has no {wanted} that this flow may use"
+
+
+def _spec(version: AgentVersion) -> AgentSpec:
+    try:
+        return AgentSpec.model_validate(version.spec)
+    except ValidationError:
+        raise ValueError(f"agent version {version.number} no longer reads as an agent") from None
+
+
+def _history(value: Any) -> list[dict[str, str]]:
+    """The ``history`` input as chat turns: a list of ``{"role", "content"}`` (user or
+    assistant); anything else is left out."""
+    if not isinstance(value, list):
+        return []
+    turns = [
+        {"role": item["role"], "content": item["content"]}
+        for item in value
+        if isinstance(item, dict)
+        and item.get("role") in ("user", "assistant")
+        and isinstance(item.get("content"), str)
+    ]
+    return turns[-MAX_HISTORY:]
+
+
+def _may_use(user_id: int | None, agent: Agent) -> bool:
+    if user_id is None:
+        return True  # an API key's run: the flow's author was checked when it was saved
+    user = get_user_model().objects.filter(id=user_id).first()
+    return user is not None and access.has_perm(user, agent, "use")
+
+
+@register
+class AgentNode(NodeType):
+    type = "agent"
+    label = "Agent"
+    group = "Models"
+    description = "Runs a published agent (its tools, its steps) and gives its answer."
+    Config = AgentNodeConfig
+
+    def input_ports(self, config: AgentNodeConfig) -> dict[str, PortType]:
+        if config.history:
+            return {"message": "text", "history": "json"}
+        return {"message": "text"}
+
+    def output_ports(self, config: AgentNodeConfig) -> dict[str, PortType]:
+        return {"answer": "text", "steps": "number", "outcome": "text"}
+
+    def check(self, config: AgentNodeConfig, workspace: Any, user: Any = None) -> list[str]:
+        agent, version = _version(workspace.id, config)
+        if version is None or (user is not None and not access.has_perm(user, agent, "use")):
+            return [_unavailable(config)]
+        try:
+            spec = _spec(version)
+        except ValueError as exc:
+            return [f"agent {config.agent!r}: {exc}"]
+        problems = model_call.target_problems(spec, workspace, user)  # type: ignore[arg-type]
+        return [f"agent {config.agent!r}: {p}" for p in problems]
+
+    def queue(self, config: AgentNodeConfig, workspace_id: int) -> str | None:
+        _, version = _version(workspace_id, config)
+        if version is None:
+            return "inference"  # the node fails there with the reason
+        try:
+            spec = _spec(version)
+        except ValueError:
+            return "inference"
+        return model_call.target_queue(spec, workspace_id)  # type: ignore[arg-type]
+
+    async def arun(
+        self, ctx: NodeContext, config: AgentNodeConfig, inputs: dict[str, Any]
+    ) -> NodeOutput:
+        agent, version = await sync_to_async(_version)(ctx.workspace_id, config)
+        if version is None or not await sync_to_async(_may_use)(ctx.user_id, agent):
+            raise LookupError(_unavailable(config))
+        spec = _spec(version)
+        env = await agent_env(ctx, spec)
+        message = inputs.get("message")
+        messages = [
+            *_history(inputs.get("history")),
+            {"role": "user", "content": "" if message is None else str(message)},
+        ]
+        outcome = await agent_run(spec, messages, env=env, state=await state_load(ctx))
+        if outcome.status == Status.FAILED:
+            raise RuntimeError(f"the agent could not answer: {outcome.reason}")
+        if outcome.status == Status.WAITING:
+            tool = (outcome.pending or {}).get("tool", "a tool")
+            raise RuntimeError(
+                f"the agent's call to {tool} needs a person's approval, which an agent node "
+                "cannot wait for: turn off approval for that tool, or run the agent on its own"
+            )
+        state = outcome.state
+        return NodeOutput(
+            outputs={
+                "answer": outcome.answer,
+                "steps": state.steps,
+                "outcome": str(outcome.status),
+            },
+            details={
+                "agent": config.agent,
+                "version": version.number,
+                "outcome": str(outcome.status),
+                "reason": outcome.reason,
+                "steps": state.steps,
+                "tokens": state.tokens,
+            },
+        )

@@ -1,0 +1,164 @@
+"""The agent node: a published agent runs as one node of a flow on the real worker, its model a
+scripted OpenAI server at the network boundary; its steps and its streamed answer are on the
+run's events, a limit gives outcome ``limited``, and an agent that is not published (or a model
+that cannot answer) fails the run with the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.models import Agent
+from agents.services import agent_create, agent_publish
+from catalog.services import model_create
+from flows.models import NodeResult, RunSource, RunStatus
+from flows.nodes import node_types
+from flows.schema import GraphError, check_graph
+from flows.services import flow_create, flow_publish, run_create
+from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.catalog.remote_server import Reply
+from tests.flows.helpers import logged_events, wait_for_run
+from tests.flows.nodes.graphs import edge, graph, node, run_graph
+
+CALCULATE = ("calculator", '{"expression": "6 * 7"}')
+
+
+@pytest.fixture(scope="module")
+def server():
+    scripted = ScriptedModel().start()
+    yield scripted
+    scripted.stop()
+
+
+@pytest.fixture
+def model(worker_may_call_loopback, worker, server, workspace, owner):
+    return model_create(
+        slug="remote",
+        name="Remote",
+        engine="openai_compatible",
+        weights="served-model",
+        settings={"base_url": f"{server.url}/v1", "retries": 0},
+        workspace=workspace,
+        actor=owner,
+    )
+
+
+def published_agent(workspace, owner, slug: str = "maths", **spec) -> Agent:
+    spec = {
+        "instructions": {"text": "Compute with the calculator."},
+        "model": "remote",
+        "tools": [{"tool": "calculator"}],
+        **spec,
+    }
+    agent = agent_create(workspace=workspace, name=slug.title(), slug=slug, spec=spec, actor=owner)
+    agent_publish(agent=agent, actor=owner)
+    return agent
+
+
+def agent_graph(slug: str = "maths", **config) -> dict:
+    """input (message) → agent → output (answer, steps, outcome)."""
+    return graph(
+        node("agent_1", "agent", {"agent": slug, **config}),
+        edges=[
+            edge("input_1.message", "agent_1.message"),
+            edge("agent_1.answer", "output_1.text"),
+            edge("agent_1.steps", "output_1.steps"),
+            edge("agent_1.outcome", "output_1.outcome"),
+        ],
+        outputs={"text": "text", "steps": "number", "outcome": "text"},
+    )
+
+
+def test_ports_and_the_history_input_when_asked_for():
+    kind = node_types()["agent"]
+    plain = kind.Config.model_validate({"agent": "maths"})
+    assert kind.input_ports(plain) == {"message": "text"}
+    with_history = kind.Config.model_validate({"agent": "maths", "history": True})
+    assert kind.input_ports(with_history) == {"message": "text", "history": "json"}
+    assert kind.output_ports(plain) == {"answer": "text", "steps": "number", "outcome": "text"}
+
+
+def test_a_flow_refuses_an_agent_that_is_not_published(db, workspace, owner):
+    model_create(slug="remote", name="Remote", engine="echo", workspace=workspace, actor=owner)
+    agent_create(
+        workspace=workspace,
+        name="Draft only",
+        slug="draft-only",
+        spec={"model": "remote", "tools": [{"tool": "calculator"}]},
+        actor=owner,
+    )
+    with pytest.raises(GraphError) as caught:
+        check_graph(agent_graph("draft-only"), workspace=workspace, user=owner)
+    wanted = "node 'agent_1': agent 'draft-only' has no published version that this flow may use"
+    assert wanted in caught.value.errors, caught.value.errors
+
+
+def test_the_agent_calls_a_tool_and_its_answer_streams(model, server, workspace, owner):
+    published_agent(workspace, owner)
+    server.plan(calls(CALCULATE), answer("Six times seven ", "is 42."))
+
+    run = run_graph(
+        workspace=workspace, owner=owner, graph=agent_graph(), inputs={"message": "6 × 7?"}
+    )
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs == {"text": "Six times seven is 42.", "steps": 2, "outcome": "done"}
+    result = NodeResult.objects.get(run=run, node_id="agent_1")
+    assert result.details["agent"] == "maths" and result.details["version"] == 1
+    assert "agent_state" not in result.details  # the checkpoint is not kept once it is done
+    logged = [e for e in logged_events(run.id) if e.get("node") == "agent_1"]
+    types = [e["type"] for e in logged]
+    assert types.index("tool.call") < types.index("tool.result") < types.index("token")
+    call = next(e for e in logged if e["type"] == "tool.call")
+    assert call["data"]["tool"] == "calculator"
+    assert call["data"]["arguments"] == {"expression": "6 * 7"}
+    tool_result = next(e for e in logged if e["type"] == "tool.result")
+    assert "42" in tool_result["data"]["content"]
+    streamed = "".join(e["data"]["text"] for e in logged if e["type"] == "token")
+    assert streamed == "Six times seven is 42."
+    # The model read the calculator's result on its second call.
+    assert "42" in str(server.messages(1)[-1]["content"])
+
+
+def test_a_limit_ends_the_node_with_outcome_limited(model, server, workspace, owner):
+    published_agent(workspace, owner, limits={"max_steps": 1})
+    server.plan(calls(CALCULATE), answer("never asked"))
+
+    run = run_graph(
+        workspace=workspace, owner=owner, graph=agent_graph(), inputs={"message": "6 × 7?"}
+    )
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs["outcome"] == "limited"
+    assert "limit of 1 steps" in run.outputs["text"]
+    assert len(server.chats()) == 1
+
+
+def test_an_agent_no_longer_published_fails_the_run_saying_so(model, server, workspace, owner):
+    agent = published_agent(workspace, owner)
+    server.plan(answer("never asked"))
+    flow = flow_create(
+        workspace=workspace, slug="withdrawn", name="Withdrawn", graph=agent_graph(), user=owner
+    )
+    flow = flow_publish(flow=flow, user=owner)
+    # Withdrawn after the flow was published (no service withdraws one yet: the row says so).
+    Agent.objects.filter(id=agent.id).update(published_version=None)
+    run = run_create(
+        flow=flow, version=flow.published_version, inputs={"message": "hi"}, source=RunSource.STUDIO
+    )
+    run = wait_for_run(run.id)
+
+    assert run.status == RunStatus.FAILED
+    assert "agent 'maths' has no published version that this flow may use" in run.error
+    assert server.chats() == []
+
+
+def test_a_model_error_fails_the_run_with_the_reason(model, server, workspace, owner):
+    published_agent(workspace, owner)
+    server.plan(Reply(status=400, body='{"error": {"message": "the key was refused"}}'))
+
+    run = run_graph(
+        workspace=workspace, owner=owner, graph=agent_graph(), inputs={"message": "6 × 7?"}
+    )
+
+    assert run.status == RunStatus.FAILED
+    assert "the agent could not answer" in run.error, run.error
