@@ -43,6 +43,10 @@ class ToolContext:
     # The same for every retry of one tool call (the loop's run, step and call): a tool with
     # side effects sends it along, so that a call repeated after a killed worker is not done twice.
     idempotency_key: str | None = None
+    # The agent that runs and the end user it speaks with ("user:<id>", "visitor:<hash>"), for
+    # the memory tools (None: an anonymous call, which has no memory).
+    agent_id: int | None = None
+    subject: str | None = None
 
 
 @dataclass
