@@ -2,11 +2,14 @@
 
 from django.urls import path
 
-from agents.views import agents, builder, versions
+from agents import mcp_server
+from agents.views import agents, builder, memory, versions
 
 app_name = "agents"
 
 urlpatterns = [
+    # The MCP server: a workspace's published flows as tools, for a bearer of an API key.
+    path("mcp/", mcp_server.endpoint, name="mcp"),
     path("agents/", agents.agent_list, name="agent-list"),
     path("agents/new", agents.agent_new, name="agent-new"),
     path("agents/<slug:agent_slug>/", builder.agent_detail, name="agent-detail"),
@@ -14,4 +17,6 @@ urlpatterns = [
     path("agents/<slug:agent_slug>/publish", builder.agent_publish_view, name="agent-publish"),
     path("agents/<slug:agent_slug>/versions/", versions.agent_versions, name="agent-versions"),
     path("agents/<slug:agent_slug>/delete", versions.agent_remove, name="agent-delete"),
+    path("agents/<slug:agent_slug>/memory/", memory.agent_memory, name="agent-memory"),
+    path("agents/<slug:agent_slug>/my-memory/", memory.my_memory, name="my-memory"),
 ]
