@@ -5,6 +5,8 @@ that cannot answer) fails the run with the reason."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from agents.models import Agent
@@ -16,7 +18,7 @@ from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, run_create
 from tests.agents.scripted_model import ScriptedModel, answer, calls
 from tests.catalog.remote_server import Reply
-from tests.flows.helpers import logged_events, wait_for_run
+from tests.flows.helpers import logged_events, wait_for_event, wait_for_run
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
 CALCULATE = ("calculator", '{"expression": "6 * 7"}')
@@ -162,3 +164,40 @@ def test_a_model_error_fails_the_run_with_the_reason(model, server, workspace, o
 
     assert run.status == RunStatus.FAILED
     assert "the agent could not answer" in run.error, run.error
+
+
+def test_a_worker_killed_mid_step_resumes_without_repeating_the_tool_call(
+    model, server, worker, workspace, owner
+):
+    published_agent(workspace, owner)
+    stalled = answer("never heard")
+    stalled.delay_s = 20  # the second step's model call is cut off by the kill
+    server.plan(calls(CALCULATE), stalled, answer("It is 42."))
+    flow = flow_create(
+        workspace=workspace, slug="durable", name="Durable", graph=agent_graph(), user=owner
+    )
+    flow = flow_publish(flow=flow, user=owner)
+    run = run_create(
+        flow=flow,
+        version=flow.published_version,
+        inputs={"message": "6 × 7?"},
+        source=RunSource.STUDIO,
+    )
+    wait_for_event(run.id, "tool.result")
+    deadline = time.monotonic() + 20
+    while len(server.chats()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stored = NodeResult.objects.get(run=run, node_id="agent_1").details["agent_state"]
+    assert stored["steps"] == 1 and "42" in str(stored["messages"][-1])  # checkpointed
+    worker.kill()
+
+    worker.start()  # its reaper finds the node whose heartbeat stopped and dispatches it again
+    run = wait_for_run(run.id, timeout=60)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs == {"text": "It is 42.", "steps": 2, "outcome": "done"}
+    assert NodeResult.objects.get(run=run, node_id="agent_1").attempts == 2
+    assert [e["type"] for e in logged_events(run.id)].count("tool.call") == 1
+    # Three model calls: the first step's was not made again, the cut-off one was retried.
+    assert len(server.chats()) == 3
+    assert "42" in str(server.messages(2)[-1]["content"])
