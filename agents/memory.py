@@ -221,3 +221,21 @@ def facts_by_subject(agent: Agent, *, limit: int = 1_000) -> list[tuple[str, lis
     for fact in facts:
         grouped.setdefault(fact.subject, []).append(fact)
     return list(grouped.items())
+
+
+def subject_labels(subjects: list[str]) -> dict[str, str]:
+    """How each subject reads on a page: a member's username, a visitor's short hash."""
+    from django.contrib.auth import get_user_model
+
+    ids = [int(s[5:]) for s in subjects if s.startswith("user:") and s[5:].isdigit()]
+    names = dict(get_user_model().objects.filter(id__in=ids).values_list("id", "username"))
+    labels = {}
+    for subject in subjects:
+        kind, _, rest = subject.partition(":")
+        if kind == "user" and rest.isdigit() and int(rest) in names:
+            labels[subject] = names[int(rest)]
+        elif kind == "visitor":
+            labels[subject] = f"Visitor {rest[:8]}"
+        else:
+            labels[subject] = subject
+    return labels
