@@ -139,3 +139,13 @@ def test_the_endpoint_takes_one_bounded_post(studio, api_key):
     big = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * 1_100_000}}
     answer = httpx.post(f"{studio}/mcp/", json=big, headers=headers, trust_env=False)
     assert answer.status_code == 413
+
+
+def test_a_failed_run_is_a_tool_error_with_the_reason(live_studio, api_key, make_flow):
+    from catalog.services import model_create
+
+    make_flow(model_create(slug="broken", name="Broken", engine="cpu", weights="/nonexistent"))
+    result = _call(live_studio, api_key, "assistant", {"message": "hi"})
+    assert result.is_error
+    assert result.content[0].text.startswith("The flow run failed: node 'llm_1' failed:")
+    assert Run.objects.get().status == "failed"
