@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from agents.mcp_client import McpError
 from agents.spec import AgentSpec, ToolUse
 from agents.state import AgentState, Status, ToolCall, ToolOutcome
 from agents.strategies import strategy_for
@@ -142,9 +143,13 @@ class _Loop:
         self.strategy = strategy_for(spec.strategy, env.candidates[0].model)
         self.uses: dict[str, ToolUse] = {use.exposed_name: use for use in spec.tools}
         self.definitions = self._definitions()
+        # The functions of remote servers (MCP), by the name the model calls: their tool use
+        # and the way back to the remote name. Listed once per ``drive``.
+        self.remote: dict[str, tuple[ToolUse, Any]] = {}
         self.shown = ""  # the streamed part of the current step's answer
 
     async def drive(self) -> AgentOutcome:
+        await self._list_remote()
         try:
             while True:
                 if self.state.calls:
@@ -180,6 +185,47 @@ class _Loop:
             definition["function"]["name"] = use.exposed_name
             found.append(definition)
         return found
+
+    async def _list_remote(self) -> None:
+        """Offer each tool that fronts a remote server (``remote_tools``, MCP) as the server's
+        own functions instead of its one generic function. A server that cannot be listed is
+        left out, the model told nothing of it; the trace says why."""
+        registry = tools()
+        for use in self.spec.tools:
+            tool = registry.get(use.tool)
+            if tool is None or not hasattr(tool, "remote_tools"):
+                continue
+            self.definitions = [
+                d for d in self.definitions if d["function"]["name"] != use.exposed_name
+            ]
+            try:
+                config = tool.Config.model_validate(use.config)
+                functions = await tool.remote_tools(
+                    self._context(), config, prefix=use.exposed_name
+                )
+            except (ValidationError, McpError) as exc:
+                await self.env.emit(
+                    events.TOOL_RESULT,
+                    {
+                        "step": self.state.steps,
+                        "key": "",
+                        "tool": use.exposed_name,
+                        "content": f"The tools of this server could not be listed: {exc}",
+                        "details": {"error": "list"},
+                    },
+                )
+                continue
+            for function in functions:
+                self.remote[function.definition["function"]["name"]] = (use, function)
+                self.definitions.append(function.definition)
+
+    def _context(self, idempotency_key: str | None = None) -> ToolContext:
+        return ToolContext(
+            self.env.workspace_id,
+            self.env.user_id,
+            self.env.engine_for,
+            idempotency_key=idempotency_key,  # a tool with side effects sends it along
+        )
 
     def _request(self, model: Model) -> GenerationRequest:
         defaults = model.sampling or {}
@@ -284,12 +330,13 @@ class _Loop:
             await self.env.emit(events.TOOL_CALL, self._call_data(call))
         if call.refusal:
             return ToolOutcome(content=call.refusal, details={"error": "refused"})
-        use = self.uses.get(call.name)
+        remote = self.remote.get(call.name)
+        use = remote[0] if remote else self.uses.get(call.name)
         tool = tools().get(use.tool) if use else None
         if use is None or tool is None:
-            names = ", ".join(self.uses) or "none"
+            names = ", ".join([*self.uses, *self.remote]) or "none"
             return _error(f"There is no tool named {call.name!r}. The tools are: {names}.")
-        checked = _checked(tool, use, call)
+        checked = _checked(tool, use, call, remote[1] if remote else None)
         if isinstance(checked, ToolOutcome):
             return checked
         config, params = checked
@@ -303,14 +350,8 @@ class _Loop:
             return None
         self.state.started.append(call.key)
         await self.env.checkpoint(self.state)
-        ctx = ToolContext(
-            self.env.workspace_id,
-            self.env.user_id,
-            self.env.engine_for,
-            idempotency_key=call.key,  # a tool with side effects sends it along
-        )
         try:
-            result = await self._timed(tool.arun(ctx, config, params))
+            result = await self._timed(tool.arun(self._context(call.key), config, params))
         except _LimitReached:
             raise
         except Exception as exc:  # a failing tool: the model reads why and may try otherwise
@@ -398,14 +439,20 @@ def _error(content: str, *, kind: str = "error") -> ToolOutcome:
     return ToolOutcome(content=content, details={"error": kind})
 
 
-def _checked(tool: Tool, use: ToolUse, call: ToolCall) -> tuple[Any, ToolParams] | ToolOutcome:
-    """The author's settings and the model's arguments, validated; else what the model is told."""
+def _checked(
+    tool: Tool, use: ToolUse, call: ToolCall, remote: Any = None
+) -> tuple[Any, ToolParams] | ToolOutcome:
+    """The author's settings and the model's arguments, validated; else what the model is told.
+    ``remote``: the remote function called (its arguments are the remote tool's own)."""
     try:
         config = tool.Config.model_validate(use.config)
     except ValidationError as exc:
         return _error(f"The tool {call.name} is not set up correctly ({_problems(exc)}).")
     # One reading of a model's arguments for every tool: bounded, then validated.
-    params = params_from_model(call.name, tool.Params, call.arguments)
+    if remote is not None:
+        params = remote.arguments(call.arguments)
+    else:
+        params = params_from_model(call.name, tool.Params, call.arguments)
     if isinstance(params, ToolResult):
         return ToolOutcome(content=params.content, details=params.details)
     return config, params

@@ -396,3 +396,53 @@ def test_a_tool_with_side_effects_receives_the_calls_idempotency_key(
     assert {k.lower(): v for k, v in order.headers.items()}["idempotency-key"] == "run-1:1:0"
     (result,) = tool_messages(scripted, 1)
     assert result["content"].startswith('<tool_result name="order">\nHTTP 200')
+
+
+@pytest.fixture(scope="module")
+def mcp_url():
+    from tests.agents.test_mcp_client import _serve
+
+    process, url = _serve({"MCP_TEST_TOKEN": ""})
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def mcp_spec(url: str) -> AgentSpec:
+    return spec_for(tool={"tool": "mcp", "name": "maths", "config": {"url": url, "tools": ["add"]}})
+
+
+def test_an_mcp_server_s_tools_are_offered_and_called_as_functions_of_their_own(
+    scripted, model, workspace, owner, settings, mcp_url
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    scripted.plan(calls(("maths__add", '{"a": 2, "b": 3}')), answer("It is 5."))
+
+    run = Run(model, workspace, owner)
+    outcome = run.start(mcp_spec(mcp_url))
+
+    assert (outcome.status, outcome.answer) == (Status.DONE, "It is 5.")
+    # The allowed remote tool, named after the author's tool; not the generic function.
+    offered = [t["function"]["name"] for t in scripted.chats()[0].json["tools"]]
+    assert offered == ["maths__add"]
+    result = next(d for t, d in run.events if t == events.TOOL_RESULT)
+    assert result["tool"] == "maths__add" and "5" in result["content"]
+    assert result["details"]["tool"] == "add"
+    (message,) = tool_messages(scripted, 1)
+    assert "5" in message["content"]
+
+
+def test_an_mcp_server_that_cannot_be_listed_is_left_out_saying_why(
+    scripted, model, workspace, owner, settings
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    scripted.plan(answer("No tools today."))
+
+    run = Run(model, workspace, owner)
+    outcome = run.start(mcp_spec("http://127.0.0.1:9/mcp"))  # nothing listens there
+
+    assert (outcome.status, outcome.answer) == (Status.DONE, "No tools today.")
+    assert "tools" not in scripted.chats()[0].json
+    listed = next(d for t, d in run.events if t == events.TOOL_RESULT)
+    assert listed["tool"] == "maths" and listed["details"] == {"error": "list"}
+    assert listed["content"].startswith("The tools of this server could not be listed: ")
