@@ -131,3 +131,20 @@ def test_deleting_a_fact_of_another_subject_deletes_nothing(agent, owner, embedd
     assert fact_delete(agent=agent, fact_id=fact.id, actor=owner, subject=ALICE)
     assert not Fact.objects.filter(id=fact.id).exists()
     assert user_subject(7) == "user:7"
+
+
+def test_facts_of_another_embedding_model_are_never_compared(agent, embedding_model):
+    # A fact embedded by a model since replaced (another dimension): recall and dedupe skip it
+    # rather than fail on vectors that cannot be compared.
+    fact_remember(
+        agent=agent,
+        subject=ALICE,
+        text="The user is left-handed.",
+        vector=[1.0, 0.0, 0.0],
+        model_key="retired-model",
+    )
+    assert _call("remember", agent, ALICE, fact="The user is left-handed!").content == (
+        "Remembered."
+    )
+    recalled = _call("recall", agent, ALICE, query="handedness")
+    assert _listed(recalled) == ["- The user is left-handed!"]
