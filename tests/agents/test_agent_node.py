@@ -94,6 +94,21 @@ def test_a_flow_refuses_an_agent_that_is_not_published(db, workspace, owner):
     assert wanted in caught.value.errors, caught.value.errors
 
 
+def test_a_member_who_may_not_use_the_agent_reads_the_same_refusal(db, workspace, owner, viewer):
+    model_create(slug="remote", name="Remote", engine="echo", workspace=workspace, actor=owner)
+    published_agent(workspace, owner)
+    check_graph(agent_graph(), workspace=workspace, user=owner)  # the author may
+    with pytest.raises(GraphError) as caught:
+        check_graph(agent_graph(), workspace=workspace, user=viewer)
+    wanted = "node 'agent_1': agent 'maths' has no published version that this flow may use"
+    assert wanted in caught.value.errors, caught.value.errors
+    with pytest.raises(GraphError) as pinned:
+        check_graph(agent_graph(version=2), workspace=workspace, user=owner)
+    assert "node 'agent_1': agent 'maths' has no version 2 that this flow may use" in (
+        pinned.value.errors
+    )
+
+
 def test_the_agent_calls_a_tool_and_its_answer_streams(model, server, workspace, owner):
     published_agent(workspace, owner)
     server.plan(calls(CALCULATE), answer("Six times seven ", "is 42."))
