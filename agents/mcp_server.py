@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import mcp_types
 from asgiref.sync import sync_to_async
@@ -23,7 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as SchemaError
 
 from flows.access import access_published_flow
@@ -36,6 +36,8 @@ from studio.json_api import BodyRefused, read_json
 from workspaces.authentication import authenticate
 from workspaces.models import ApiKey
 
+M = TypeVar("M", bound=BaseModel)
+
 SERVER_NAME = "studio"
 SERVER_VERSION = "1"
 INSTRUCTIONS = "Each tool runs one published flow of the workspace and answers with its output."
@@ -44,6 +46,8 @@ INSTRUCTIONS = "Each tool runs one published flow of the workspace and answers w
 # always meets it; a flow whose slug somehow does not is left out rather than renamed, so that
 # a tool's name always is the slug to run.
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+MESSAGE = TypeAdapter(mcp_types.JSONRPCMessage)
 
 # The JSON schema of each input field type; ``json`` and ``any`` take any value.
 FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -143,7 +147,7 @@ async def tool_call(api_key: ApiKey, params: dict[str, Any] | None) -> dict[str,
 # --- protocol ---------------------------------------------------------------------------------
 
 
-def _validated(model, params: dict[str, Any] | None):
+def _validated(model: type[M], params: dict[str, Any] | None) -> M:
     try:
         return model.model_validate(params or {})
     except SchemaError as exc:
@@ -185,7 +189,7 @@ def _error(request_id: Any, exc: RpcError) -> JsonResponse:
     return JsonResponse(body, status=exc.status)
 
 
-def _message(request: HttpRequest):
+def _message(request: HttpRequest) -> mcp_types.JSONRPCMessage:
     """The one JSON-RPC message of the POST, validated; RpcError for anything else (a batch
     included: the protocol since 2025-06-18 sends one message per POST)."""
     version = request.headers.get("MCP-Protocol-Version")
@@ -198,7 +202,7 @@ def _message(request: HttpRequest):
         code = mcp_types.PARSE_ERROR if exc.status == 400 else mcp_types.INVALID_REQUEST
         raise RpcError(code, exc.message, status=exc.status) from None
     try:
-        return TypeAdapter(mcp_types.JSONRPCMessage).validate_python(data)
+        return MESSAGE.validate_python(data)
     except SchemaError:
         raise RpcError(mcp_types.INVALID_REQUEST, "Not one JSON-RPC message.", status=400) from None
 

@@ -139,6 +139,16 @@ def test_the_endpoint_takes_one_bounded_post(studio, api_key):
     big = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * 1_100_000}}
     answer = httpx.post(f"{studio}/mcp/", json=big, headers=headers, trust_env=False)
     assert answer.status_code == 413
+    unknown = {"jsonrpc": "2.0", "id": 7, "method": "prompts/list"}
+    answer = httpx.post(f"{studio}/mcp/", json=unknown, headers=headers, trust_env=False)
+    assert answer.json() == {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "error": {"code": -32601, "message": "Method not found: prompts/list"},
+    }
+    newer = {**headers, "MCP-Protocol-Version": "2099-01-01"}
+    answer = httpx.post(f"{studio}/mcp/", json=unknown, headers=newer, trust_env=False)
+    assert answer.status_code == 400
 
 
 def test_a_failed_run_is_a_tool_error_with_the_reason(live_studio, api_key, make_flow):
