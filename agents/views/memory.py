@@ -16,8 +16,9 @@ from workspaces.access import current_workspace
 
 
 def _fact_id(request: HttpRequest) -> int | None:
+    # ASCII digits that fit a bigint: anything else names no fact (and never reaches SQL).
     value = request.POST.get("fact", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def _deleted(request: HttpRequest, agent: Agent, subject: str | None) -> None:

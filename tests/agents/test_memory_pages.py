@@ -46,6 +46,9 @@ def test_an_editor_sees_every_end_users_facts_and_deletes_one(client, owner, vie
     assert response.status_code == 302
     assert not Fact.objects.filter(id=facts["viewer"].id).exists()
     assert Fact.objects.count() == 2
+    for junk in ("9" * 30, "\u00b2", "-1", ""):
+        assert client.post(url, {"fact": junk}).status_code == 302
+    assert Fact.objects.count() == 2
     assert AuditEvent.objects.filter(action="agent.fact_delete").count() == 1
     assert client.put(url).status_code == 405
 
