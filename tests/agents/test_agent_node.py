@@ -20,6 +20,7 @@ from tests.agents.scripted_model import ScriptedModel, answer, calls
 from tests.catalog.remote_server import Reply
 from tests.flows.helpers import logged_events, wait_for_event, wait_for_run
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
+from workspaces.sharing import object_grant
 
 CALCULATE = ("calculator", '{"expression": "6 * 7"}')
 
@@ -216,3 +217,55 @@ def test_a_worker_killed_mid_step_resumes_without_repeating_the_tool_call(
     # Three model calls: the first step's was not made again, the cut-off one was retried.
     assert len(server.chats()) == 3
     assert "42" in str(server.messages(2)[-1]["content"])
+
+
+def test_the_history_input_gives_the_agent_the_turns_before(model, server, workspace, owner):
+    published_agent(workspace, owner)
+    server.plan(answer("You asked about seven."))
+    data = agent_graph(history=True)
+    data["nodes"][0]["config"]["fields"].append({"name": "history", "type": "json"})
+    data["edges"].append(edge("input_1.history", "agent_1.history"))
+    turns = [
+        {"role": "user", "content": "Remember seven."},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "system", "content": "not a turn: left out"},
+    ]
+
+    run = run_graph(
+        workspace=workspace,
+        owner=owner,
+        graph=data,
+        inputs={"message": "What did I ask?", "history": turns},
+    )
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    sent = server.messages(0)
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert [m["content"] for m in sent[1:]] == ["Remember seven.", "Noted.", "What did I ask?"]
+
+
+def test_a_run_started_by_a_member_who_may_not_use_the_agent_fails(
+    model, server, workspace, owner, make_member
+):
+    published_agent(workspace, owner)
+    server.plan(answer("never asked"))
+    flow = flow_create(
+        workspace=workspace, slug="theirs", name="Theirs", graph=agent_graph(), user=owner
+    )
+    flow = flow_publish(flow=flow, user=owner)
+    # Shared the flow, not the agent.
+    member = make_member("operator", limited=True)
+    object_grant(obj=flow, subject=member, level="use", actor=owner)
+
+    run = run_create(
+        flow=flow,
+        version=flow.published_version,
+        inputs={"message": "hi"},
+        source=RunSource.STUDIO,
+        user=member,
+    )
+    run = wait_for_run(run.id)
+
+    assert run.status == RunStatus.FAILED
+    assert "agent 'maths' has no published version that this flow may use" in run.error
+    assert server.chats() == []
