@@ -13,7 +13,6 @@ TODO: published agents join as tools once they run through the API (issue 18).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, TypeVar
 
@@ -30,7 +29,7 @@ from flows.access import access_published_flow
 from flows.api import start_run
 from flows.models import Flow, Run, RunSource, RunStatus
 from flows.runtime.waiting import run_wait
-from flows.selectors import published_flows, version_graph
+from flows.selectors import published_flows, run_answer_text, version_graph
 from studio import access
 from studio.json_api import BodyRefused, read_json
 from workspaces.authentication import authenticate
@@ -113,15 +112,6 @@ def _start(api_key: ApiKey, name: str, arguments: dict[str, Any]) -> Run:
     return start_run(flow=flow, inputs=arguments, api_key=api_key, source=RunSource.API)
 
 
-def _answer(run: Run) -> str:
-    """The run's answer as text: its ``text`` output, else its first text output, else all of
-    its outputs as JSON (as the OpenAI-compatible API answers)."""
-    if "text" in run.outputs:
-        return str(run.outputs["text"] or "")
-    values = [v for v in run.outputs.values() if isinstance(v, str)]
-    return values[0] if values else json.dumps(run.outputs)
-
-
 def _result(text: str, *, failed: bool) -> dict[str, Any]:
     result = mcp_types.CallToolResult(content=[mcp_types.TextContent(text=text)], is_error=failed)
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -141,7 +131,7 @@ async def tool_call(api_key: ApiKey, params: dict[str, Any] | None) -> dict[str,
     run = await run_wait(run)
     if run.status != RunStatus.SUCCEEDED:
         return _result(f"The flow run failed: {run.error or run.status}", failed=True)
-    return _result(_answer(run), failed=False)
+    return _result(run_answer_text(run), failed=False)
 
 
 # --- protocol ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from flows.access import access_published_flow
 from flows.api import start_run
 from flows.models import Run, RunSource, RunStatus
 from flows.runtime.waiting import run_events, run_wait
-from flows.selectors import chat_binding, published_flows
+from flows.selectors import chat_binding, published_flows, run_answer_text
 from studio import access, events, openapi
 from studio.json_api import PageQuery, error, forbidden, page_response, parse_body
 from studio.sse import sse_response
@@ -146,13 +146,6 @@ async def models(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _answer(run: Run) -> str:
-    if "text" in run.outputs:
-        return str(run.outputs["text"] or "")
-    values = [v for v in run.outputs.values() if isinstance(v, str)]
-    return values[0] if values else json.dumps(run.outputs)
-
-
 def _usage(usage: dict) -> dict:
     return {
         "prompt_tokens": usage.get("input_tokens", 0),
@@ -224,7 +217,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": _answer(run)},
+                    "message": {"role": "assistant", "content": run_answer_text(run)},
                     "finish_reason": "stop",
                 }
             ],
@@ -274,7 +267,7 @@ async def _stream(
         elif event["type"] == events.RUN_FINISHED:
             if not streamed:  # a flow without streaming nodes: send its answer whole
                 run = await Run.objects.aget(id=run_id)
-                yield chunk({"content": _answer(run)})
+                yield chunk({"content": run_answer_text(run)})
             yield chunk({}, "stop")
             if usage:
                 payload = {

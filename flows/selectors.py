@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -91,3 +92,12 @@ def published_flow(workspace_id: int, slug: str) -> Flow | None:
 def run_by_id(run_id: UUID | str) -> Run | None:
     """The run of that id, or None once it was deleted."""
     return Run.objects.filter(id=run_id).first()
+
+
+def run_answer_text(run: Run) -> str:
+    """The run's answer as text, as the APIs that answer in text give it: its ``text`` output,
+    else its first text output, else all of its outputs as JSON."""
+    if "text" in run.outputs:
+        return str(run.outputs["text"] or "")
+    values = [v for v in run.outputs.values() if isinstance(v, str)]
+    return values[0] if values else json.dumps(run.outputs)

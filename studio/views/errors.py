@@ -1,5 +1,5 @@
 """The studio's error pages (404, 403, 500 and a refused form's CSRF check), inside its layout
-with a way back; the APIs under ``/api/`` and ``/v1/`` answer the same errors as JSON."""
+with a way back; the APIs under ``/api/``, ``/v1/`` and ``/mcp/`` answer the same errors as JSON."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.template import loader
 
 from studio import json_api
 
-API_PREFIXES = ("/api/", "/v1/")
+API_PREFIXES = ("/api/", "/v1/", "/mcp/")
 
 
 def _is_api(request: HttpRequest) -> bool:

@@ -55,7 +55,9 @@ def test_server_error_page_renders_without_any_context():
     assert f'href="{reverse("flows:home")}"' in body
 
 
-@pytest.mark.parametrize("path", ["/api/v1/no-such-endpoint", "/v1/no-such-endpoint"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/no-such-endpoint", "/v1/no-such-endpoint", "/mcp/no-such-endpoint"]
+)
 def test_api_urls_still_answer_json_errors(client, path):
     response = client.get(path)
     assert response.status_code == 404
