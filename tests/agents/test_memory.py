@@ -148,3 +148,32 @@ def test_facts_of_another_embedding_model_are_never_compared(agent, embedding_mo
     )
     recalled = _call("recall", agent, ALICE, query="handedness")
     assert _listed(recalled) == ["- The user is left-handed!"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fact_remembered_while_the_same_is_being_stored_waits_and_is_a_duplicate(
+    workspace, owner
+):
+    import threading
+
+    from django.db import connection, transaction
+
+    agent = agent_create(workspace=workspace, name="Racer", slug="racer", actor=owner)
+    pilot = {"subject": ALICE, "text": "The user is a pilot.", "vector": [0.5] * 384}
+    outcomes = []
+
+    def remember() -> None:
+        try:
+            outcomes.append(fact_remember(agent=agent, model_key="race", **pilot).duplicate)
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=remember)
+    with transaction.atomic():
+        assert not fact_remember(agent=agent, model_key="race", **pilot).duplicate
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive()  # waits for the first one's transaction
+    other.join(timeout=10)
+    assert outcomes == [True]
+    assert facts_of(agent=agent, subject=ALICE).count() == 1
