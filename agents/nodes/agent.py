@@ -17,14 +17,14 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from pydantic import Field, ValidationError
 
-from agents.loop import agent_run
+from agents.loop import AgentOutcome, agent_run
 from agents.models import Agent, AgentVersion
 from agents.runtime import agent_env, state_load
 from agents.spec import AgentSpec
 from agents.state import Status
 from flows.nodes import model_call, register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
-from studio import access
+from studio import access, events
 
 MAX_HISTORY = 50  # turns of the ``history`` input the agent reads (the most recent)
 
@@ -147,7 +147,14 @@ class AgentNode(NodeType):
             *_history(inputs.get("history")),
             {"role": "user", "content": "" if message is None else str(message)},
         ]
-        outcome = await agent_run(spec, messages, env=env, state=await state_load(ctx))
+        state = await state_load(ctx)
+        if state is not None and state.status in (Status.DONE, Status.LIMITED):
+            # A retry after the worker was lost between the agent's end and the node's result:
+            # its answer is given again (the retry reset the streamed text), not asked again.
+            await ctx.emit(events.TOKEN, {"text": state.answer})
+            outcome = AgentOutcome(state.status, state.answer, state.reason, state)
+        else:
+            outcome = await agent_run(spec, messages, env=env, state=state)
         if outcome.status == Status.FAILED:
             raise RuntimeError(f"the agent could not answer: {outcome.reason}")
         if outcome.status == Status.WAITING:

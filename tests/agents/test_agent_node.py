@@ -8,18 +8,22 @@ from __future__ import annotations
 import time
 
 import pytest
+from asgiref.sync import async_to_sync
 
 from agents.models import Agent
 from agents.services import agent_create, agent_publish
+from agents.state import AgentState, Status
 from catalog.services import model_create
-from flows.models import NodeResult, RunSource, RunStatus
+from flows.models import NodeResult, NodeStatus, RunSource, RunStatus
 from flows.nodes import node_types
+from flows.nodes.base import NodeContext
 from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, run_create
 from tests.agents.scripted_model import ScriptedModel, answer, calls
 from tests.catalog.remote_server import Reply
 from tests.flows.helpers import logged_events, wait_for_event, wait_for_run
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
+from tests.knowledge.helpers import engine_for
 from workspaces.sharing import object_grant
 
 CALCULATE = ("calculator", '{"expression": "6 * 7"}')
@@ -269,3 +273,67 @@ def test_a_run_started_by_a_member_who_may_not_use_the_agent_fails(
     assert run.status == RunStatus.FAILED
     assert "agent 'maths' has no published version that this flow may use" in run.error
     assert server.chats() == []
+
+
+def test_a_call_that_needs_approval_fails_the_node_saying_so(model, server, workspace, owner):
+    published_agent(workspace, owner, tools=[{"tool": "calculator", "needs_approval": True}])
+    server.plan(calls(CALCULATE), answer("never asked"))
+
+    run = run_graph(
+        workspace=workspace, owner=owner, graph=agent_graph(), inputs={"message": "6 × 7?"}
+    )
+
+    assert run.status == RunStatus.FAILED
+    assert "the agent's call to calculator needs a person's approval" in run.error, run.error
+    types = [e["type"] for e in logged_events(run.id)]
+    assert "approval.needed" in types and "tool.result" not in types
+
+
+def test_a_retry_after_the_agent_ended_gives_its_answer_again_without_asking(db, workspace, owner):
+    # The worker was lost after the agent's last checkpoint, before the node's result was
+    # stored: the retried node finds the ended state and answers from it, no model called.
+    model_create(slug="remote", name="Remote", engine="echo", workspace=workspace, actor=owner)
+    published_agent(workspace, owner)
+    flow = flow_create(
+        workspace=workspace, slug="ended", name="Ended", graph=agent_graph(), user=owner
+    )
+    flow = flow_publish(flow=flow, user=owner)
+    run = run_create(
+        flow=flow, version=flow.published_version, inputs={"message": "6 × 7?"}, source="studio"
+    )
+    ended = AgentState(
+        run_id=f"{run.id}:agent_1",
+        status=Status.DONE,
+        steps=2,
+        tokens=60,
+        started_at=0.0,
+        messages=[],
+        answer="It is 42.",
+    )
+    NodeResult.objects.create(
+        run=run,
+        node_id="agent_1",
+        node_type="agent",
+        status=NodeStatus.RUNNING,
+        details={"agent_state": ended.model_dump(mode="json")},
+    )
+    emitted: list[tuple[str, dict]] = []
+
+    async def emit(type_: str, data: dict) -> None:
+        emitted.append((type_, data))
+
+    ctx = NodeContext(
+        run_id=str(run.id),
+        node_id="agent_1",
+        workspace_id=workspace.id,
+        emit=emit,
+        engine_for=engine_for(),
+        user_id=owner.id,
+    )
+    kind = node_types()["agent"]
+    config = kind.Config.model_validate({"agent": "maths"})
+
+    output = async_to_sync(kind.arun)(ctx, config, {"message": "6 × 7?"})
+
+    assert output.outputs == {"answer": "It is 42.", "steps": 2, "outcome": "done"}
+    assert emitted == [("token", {"text": "It is 42."})]
