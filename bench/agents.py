@@ -11,8 +11,12 @@ request (body read → last byte written) and adds that up per run.
 The studio side is the real path of an agent run: ``agents.loop.agent_run`` with a catalog
 ``openai_compatible`` entry whose ``base_url`` points at the server, reached through
 ``catalog.inference.ainvoke`` and the worker's resident engines (``workers.resident``), a usage
-row written per model call, and the real calculator tool. ``emit`` keeps the events in a list
-and ``checkpoint`` serialises the state to JSON (what storing it costs, without the store).
+row written per model call, and the real calculator tool. Two paths (``--paths``): ``loop``,
+where ``emit`` keeps the events in a list and ``checkpoint`` only serialises the state, and
+``node``, where the agent runs as the flow's agent node runs it on a worker: its environment from
+``agents.runtime.agent_env``, its events published on a run's log in Redis (tokens coalesced, as
+the executor does), its state stored on the node's result row at every checkpoint. The node
+path's runs and node rows are created before each level (the benchmark plays the executor).
 
 A step is one model call and the tool calls it asked for. Each run does ``--steps`` steps
 (``--steps - 1`` with ``--calls`` calculator calls each, then the answer). At each concurrency
@@ -26,7 +30,8 @@ Everything runs in an isolated stack under ``var/bench-agents/`` (``STUDIO_BENCH
 embedded PostgreSQL and Redis unless ``DATABASE_URL`` / ``REDIS_URL`` are set. Run it from the
 repository root::
 
-    .venv/bin/python bench/agents.py [--runs 100] [--steps 4] [--concurrency 1,16] [--profile]
+    .venv/bin/python bench/agents.py [--runs 100] [--steps 4] [--concurrency 1,16]
+        [--paths loop,node] [--profile]
 """
 
 from __future__ import annotations
@@ -62,6 +67,12 @@ WORKSPACE = "bench-agents"
 USERNAME = "bench-agent-runner"
 MODEL = "bench-agents-scripted"
 WEIGHTS = "bench-scripted-model"
+FLOW = "agents"
+NODE = "agent_1"
+# ``loop``: emit keeps the events in a list, checkpoint only serialises the state. ``node``: as
+# the flow's agent node runs it on a worker: its environment (``agents.runtime.agent_env``),
+# the events published on the run's log in Redis, the state stored on the node's result row.
+PATHS = ("loop", "node")
 EXPRESSION = "(17 + 25) * 3 - sqrt(16)"
 ANSWER_PIECES = ("The result", " is 122.")
 # The issue's target: the studio's own time per step, at one agent at a time.
@@ -212,6 +223,8 @@ class Data:
     workspace_id: int
     user_id: int
     model: Any  # the catalog entry (catalog.models.Model)
+    flow_id: int  # the flow whose runs hold the node path's agent nodes
+    version_id: int
 
 
 def allow_loopback_models() -> None:
@@ -232,6 +245,9 @@ def prepare_data(server_url: str) -> Data:
 
     from catalog.models import Model
     from catalog.services import model_create, model_update
+    from flows.demo import assistant_graph
+    from flows.models import Flow
+    from flows.services import flow_create, flow_publish
     from workspaces.models import Workspace
     from workspaces.services import member_add, workspace_create
 
@@ -255,7 +271,49 @@ def prepare_data(server_url: str) -> Data:
         )
     elif model.settings != settings:
         model = model_update(model=model, settings=settings)
-    return Data(workspace_id=workspace.id, user_id=user.id, model=model)
+    flow = Flow.objects.filter(workspace=workspace, slug=FLOW).first()
+    if flow is None:
+        flow = flow_create(
+            workspace=workspace, slug=FLOW, name="Agents", graph=assistant_graph(model=MODEL)
+        )
+        flow = flow_publish(flow=flow)
+    return Data(workspace.id, user.id, model, flow.id, flow.published_version_id)
+
+
+def node_rows_create(data: Data, n: int) -> list[str]:
+    """``n`` running runs, each with its agent node running: where the node path's agents
+    store their state. No task is enqueued: the benchmark plays the worker."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from flows.models import NodeResult, NodeStatus, Run, RunSource, RunStatus
+
+    deadline = timezone.now() + timedelta(hours=1)
+    runs = Run.objects.bulk_create(
+        Run(
+            workspace_id=data.workspace_id,
+            flow_id=data.flow_id,
+            flow_version_id=data.version_id,
+            status=RunStatus.RUNNING,
+            source=RunSource.STUDIO,
+            created_by_id=data.user_id,
+            deadline_at=deadline,
+        )
+        for _ in range(n)
+    )
+    NodeResult.objects.bulk_create(
+        NodeResult(run=run, node_id=NODE, node_type="agent", status=NodeStatus.RUNNING)
+        for run in runs
+    )
+    return [str(run.id) for run in runs]
+
+
+def node_rows_finish(run_ids: list[str]) -> None:
+    from flows.models import NodeResult, NodeStatus, Run, RunStatus
+
+    NodeResult.objects.filter(run_id__in=run_ids).update(status=NodeStatus.SUCCEEDED)
+    Run.objects.filter(id__in=run_ids).update(status=RunStatus.SUCCEEDED)
 
 
 def agent_spec(steps: int, calls: int) -> Any:
@@ -291,16 +349,35 @@ class Runner:
         self.data, self.steps, self.calls = data, steps, calls
         self.spec = agent_spec(steps, calls)
         self.engines = Resident()
+        self.path = "loop"
+        self.node_runs: list[str] = []  # the node path's prepared runs, one per agent run
         self.count = 0
 
     async def once(self, _client: int = 0) -> Sample:
-        from agents.loop import AgentEnv, agent_run
-        from agents.state import AgentState, Status
-        from catalog.router import Candidate
+        from agents.loop import agent_run
+        from agents.state import Status
 
         self.count += 1
         tag = f"{os.getpid()}-{self.count}"
         events: list[tuple[str, dict]] = []
+        if self.path == "node":
+            env, done = await self._node_env(self.node_runs.pop(), events)
+        else:
+            env, done = self._loop_env(tag, events), None
+        message = f"run {tag}: {self.steps} steps, {self.calls} calls. What is {EXPRESSION}?"
+        started = time.perf_counter()
+        outcome = await agent_run(self.spec, [{"role": "user", "content": message}], env=env)
+        if done is not None:
+            await done()
+        wall_s = time.perf_counter() - started
+        if outcome.status != Status.DONE or outcome.state.steps != self.steps:
+            raise RuntimeError(f"run {tag} ended {outcome.status} ({outcome.reason})")
+        return Sample(tag, wall_s, outcome.state.steps, len(events))
+
+    def _loop_env(self, tag: str, events: list[tuple[str, dict]]) -> Any:
+        from agents.loop import AgentEnv
+        from agents.state import AgentState
+        from catalog.router import Candidate
 
         async def emit(type_: str, data: dict[str, Any]) -> None:
             events.append((type_, data))
@@ -308,7 +385,7 @@ class Runner:
         async def checkpoint(state: AgentState) -> None:
             state.model_dump_json()
 
-        env = AgentEnv(
+        return AgentEnv(
             workspace_id=self.data.workspace_id,
             user_id=self.data.user_id,
             run_id=tag,
@@ -317,17 +394,41 @@ class Runner:
             emit=emit,
             checkpoint=checkpoint,
         )
-        message = f"run {tag}: {self.steps} steps, {self.calls} calls. What is {EXPRESSION}?"
-        started = time.perf_counter()
-        outcome = await agent_run(self.spec, [{"role": "user", "content": message}], env=env)
-        wall_s = time.perf_counter() - started
-        if outcome.status != Status.DONE or outcome.state.steps != self.steps:
-            raise RuntimeError(f"run {tag} ended {outcome.status} ({outcome.reason})")
-        return Sample(tag, wall_s, outcome.state.steps, len(events))
+
+    async def _node_env(self, run_id: str, events: list[tuple[str, dict]]) -> tuple[Any, Any]:
+        """The agent node's environment, with its emit as the executor gives it to a node
+        (``flows.runtime.node_execution``: tokens coalesced, every other event published);
+        and what the executor does when the node ends (its last tokens logged)."""
+        from agents.runtime import agent_env
+        from flows.nodes.base import NodeContext
+        from studio import events as run_events
+
+        tokens = run_events.TokenBuffer(run_id, NODE)
+
+        async def emit(type_: str, data: dict[str, Any]) -> None:
+            events.append((type_, data))
+            if type_ == run_events.TOKEN and data.keys() == {"text"}:
+                await tokens.add(data["text"])
+                return
+            await tokens.flush()
+            await run_events.publish(run_id, type_, NODE, data)
+
+        ctx = NodeContext(
+            run_id=run_id,
+            node_id=NODE,
+            workspace_id=self.data.workspace_id,
+            emit=emit,
+            engine_for=self.engines.engine_for,
+            flow_id=self.data.flow_id,
+            flow_slug=FLOW,
+            user_id=self.data.user_id,
+        )
+        return await agent_env(ctx, self.spec), tokens.flush
 
 
 @dataclass
 class Level:
+    path: str
     concurrency: int
     samples: list[Sample]
     wall_s: float
@@ -346,23 +447,33 @@ class Level:
         return 1000 * sum(self.server_s.values()) / max(self.steps, 1)
 
 
-async def run_level(runner: Runner, url: str, runs: int, concurrency: int) -> Level:
+async def run_level(runner: Runner, url: str, runs: int, concurrency: int, path: str) -> Level:
+    from asgiref.sync import sync_to_async
+
+    runner.path = path
+    if path == "node":
+        runner.node_runs = await sync_to_async(node_rows_create)(runner.data, runs + WARMUP_RUNS)
+    prepared = list(runner.node_runs)
     await back_to_back(list(range(WARMUP_RUNS)), runner.once, WARMUP_RUNS)
     await asyncio.to_thread(server_report, url)  # the warm-up's figures are dropped
     samples, wall_s = await back_to_back(list(range(concurrency)), runner.once, runs)
     figures = await asyncio.to_thread(server_report, url)
-    return Level(concurrency, samples, wall_s, figures["spent"], figures["requests"])
+    if prepared:
+        await sync_to_async(node_rows_finish)(prepared)
+    return Level(path, concurrency, samples, wall_s, figures["spent"], figures["requests"])
 
 
-async def profile_level(runner: Runner, url: str, runs: int) -> None:
+async def profile_level(runner: Runner, url: str, runs: int, path: str) -> None:
     """One level at C=1 under cProfile (this thread only: the database calls made in
     ``sync_to_async``'s thread show as time waiting for it)."""
     profiler = cProfile.Profile()
     profiler.enable()
-    level = await run_level(runner, url, runs, 1)
+    level = await run_level(runner, url, runs, 1, path)
     profiler.disable()
     ms = percentile(level.step_ms(), 50)
-    print(f"\nprofile: c=1, {level.steps} steps, ms_per_step_p50={ms:.1f} under cProfile")
+    print(
+        f"\nprofile: path={path} c=1, {level.steps} steps, ms_per_step_p50={ms:.1f} under cProfile"
+    )
     stats = pstats.Stats(profiler, stream=sys.stdout)
     print(f"top {PROFILE_LINES} of the studio's own functions by cumulative time")
     stats.sort_stats("cumulative").print_stats(STUDIO_CODE, PROFILE_LINES)
@@ -373,12 +484,14 @@ async def profile_level(runner: Runner, url: str, runs: int) -> None:
 async def measure(runner: Runner, url: str, args: argparse.Namespace) -> None:
     """Every level, then the profile, in one event loop (the engines' connections live in it)."""
     levels = []
-    for concurrency in args.concurrency:
-        levels.append(await run_level(runner, url, args.runs, concurrency))
-        print(f"measured   c={concurrency}", flush=True)
+    for path in args.paths:
+        for concurrency in args.concurrency:
+            levels.append(await run_level(runner, url, args.runs, concurrency, path))
+            print(f"measured   path={path} c={concurrency}", flush=True)
     report(levels, args.steps, args.calls)
     if args.profile:
-        await profile_level(runner, url, args.runs)
+        for path in args.paths:
+            await profile_level(runner, url, args.runs, path)
 
 
 # --- Report ---------------------------------------------------------------------------------
@@ -392,7 +505,8 @@ def report(levels: list[Level], steps: int, calls: int) -> None:
     for level in levels:
         ms = level.step_ms()
         print(
-            f"agents c={level.concurrency} runs={len(level.samples)} steps={level.steps} "
+            f"agents c={level.concurrency} path={level.path} runs={len(level.samples)} "
+            f"steps={level.steps} "
             f"model_calls={level.requests} ms_per_step_p50={percentile(ms, 50):.1f} "
             f"p95={percentile(ms, 95):.1f} steps_s={level.steps / level.wall_s:.1f} "
             f"server_ms_per_step={level.server_ms_per_step():.2f}"
@@ -401,7 +515,7 @@ def report(levels: list[Level], steps: int, calls: int) -> None:
         if level.concurrency == 1:
             p50 = percentile(level.step_ms(), 50)
             verdict = "met" if p50 <= TARGET_MS else "NOT met"
-            print(f"target c=1: ms_per_step_p50 <= {TARGET_MS:g}: {verdict}")
+            print(f"target c=1 path={level.path}: ms_per_step_p50 <= {TARGET_MS:g}: {verdict}")
 
 
 # --- Main -----------------------------------------------------------------------------------
@@ -419,11 +533,19 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated numbers of concurrent agents (default 1,16)",
     )
     parser.add_argument(
+        "--paths",
+        type=lambda text: [p for p in text.split(",") if p.strip()],
+        default=list(PATHS),
+        help="comma-separated: loop (in-memory events and state), node (the agent node's)",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="then profile a level at c=1 (cProfile)"
     )
     args = parser.parse_args()
     if args.runs < 1 or not args.concurrency or min(args.concurrency) < 1:
         parser.error("--runs and each concurrency level must be at least 1")
+    if not args.paths or set(args.paths) - set(PATHS):
+        parser.error(f"--paths: some of {', '.join(PATHS)}")
     if not 2 <= args.steps <= 50 or not 1 <= args.calls <= 16:
         parser.error("--steps must be 2 to 50 and --calls 1 to 16")
     return args
