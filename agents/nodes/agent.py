@@ -22,6 +22,7 @@ from agents.models import Agent, AgentVersion
 from agents.runtime import agent_env, state_load
 from agents.spec import AgentSpec
 from agents.state import Status
+from flows.history import history_window
 from flows.nodes import model_call, register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
 from studio import access, events
@@ -75,9 +76,10 @@ def _spec(version: AgentVersion) -> AgentSpec:
         raise ValueError(f"agent version {version.number} no longer reads as an agent") from None
 
 
-def _history(value: Any) -> list[dict[str, str]]:
+def history_turns(value: Any, window_tokens: int) -> list[dict[str, str]]:
     """The ``history`` input as chat turns: a list of ``{"role", "content"}`` (user or
-    assistant); anything else is left out."""
+    assistant; anything else left out), the most recent that fit the agent's short-term memory
+    window (``spec.memory.window_tokens``, counted roughly as the flows' memory counts)."""
     if not isinstance(value, list):
         return []
     turns = [
@@ -87,7 +89,7 @@ def _history(value: Any) -> list[dict[str, str]]:
         and item.get("role") in ("user", "assistant")
         and isinstance(item.get("content"), str)
     ]
-    return turns[-MAX_HISTORY:]
+    return history_window(turns[-MAX_HISTORY:], max_tokens=window_tokens)
 
 
 def _may_use(user_id: int | None, agent: Agent) -> bool:
@@ -144,7 +146,7 @@ class AgentNode(NodeType):
         env = await agent_env(ctx, spec)
         message = inputs.get("message")
         messages = [
-            *_history(inputs.get("history")),
+            *history_turns(inputs.get("history"), spec.memory.window_tokens),
             {"role": "user", "content": "" if message is None else str(message)},
         ]
         state = await state_load(ctx)

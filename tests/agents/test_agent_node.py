@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from agents.models import Agent
+from agents.nodes.agent import history_turns
 from agents.services import agent_create, agent_publish
 from agents.state import AgentState, Status
 from catalog.services import model_create
@@ -337,3 +338,18 @@ def test_a_retry_after_the_agent_ended_gives_its_answer_again_without_asking(db,
 
     assert output.outputs == {"answer": "It is 42.", "steps": 2, "outcome": "done"}
     assert emitted == [("token", {"text": "It is 42."})]
+
+
+def test_the_history_keeps_the_recent_turns_that_fit_the_agent_s_memory_window():
+    turns = [
+        {"role": "user", "content": "old question " * 40},
+        {"role": "assistant", "content": "old answer " * 40},
+        {"role": "user", "content": "Remember seven."},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "tool", "content": "not a turn"},
+        "not a turn either",
+    ]
+    assert history_turns(turns, 2_000) == turns[:4]
+    assert history_turns(turns, 20) == turns[2:4]
+    assert history_turns(turns, 0) == []
+    assert history_turns("not a list", 2_000) == []
