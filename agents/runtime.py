@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
+
 from agents.loop import AgentEnv
 from agents.spec import AgentSpec
 from agents.state import AgentState
@@ -25,7 +27,7 @@ from flows.nodes.base import NodeContext
 STATE_KEY = "agent_state"
 
 
-def _stored(ctx: NodeContext):
+def _stored(ctx: NodeContext) -> QuerySet[NodeResult]:
     return NodeResult.objects.filter(run_id=ctx.run_id, node_id=ctx.node_id)
 
 
