@@ -72,6 +72,10 @@ class AgentEnv:
     first_token_timeout_s: float | None = None
     use_cache: bool = False
     usage: dict[str, Any] = field(default_factory=dict)  # what usage rows record besides
+    # Long-term memory: the agent, and who the facts are about ("user:<id>"; None: anonymous,
+    # no memory). With ``spec.memory.long_term`` the model is offered remember and recall.
+    agent_id: int | None = None
+    subject: str | None = None
 
 
 @dataclass
@@ -135,13 +139,26 @@ async def agent_resume(
     return await loop.drive()
 
 
+MEMORY_TOOLS = ("remember", "recall")
+
+
+def _with_memory_tools(spec: AgentSpec, env: AgentEnv) -> AgentSpec:
+    """``spec`` with the long-term memory tools added (those the author did not add already)
+    when its memory is on and the run knows the agent and whom it talks with."""
+    if not (spec.memory.long_term and env.agent_id and env.subject):
+        return spec
+    present = {use.tool for use in spec.tools}
+    added = [ToolUse(tool=name) for name in MEMORY_TOOLS if name not in present]
+    return spec.model_copy(update={"tools": [*spec.tools, *added]}) if added else spec
+
+
 class _Loop:
     def __init__(self, spec: AgentSpec, env: AgentEnv, state: AgentState) -> None:
         if not env.candidates:
             raise ValueError("an agent run needs a model to call")
-        self.spec, self.env, self.state = spec, env, state
+        self.spec, self.env, self.state = _with_memory_tools(spec, env), env, state
         self.strategy = strategy_for(spec.strategy, env.candidates[0].model)
-        self.uses: dict[str, ToolUse] = {use.exposed_name: use for use in spec.tools}
+        self.uses: dict[str, ToolUse] = {use.exposed_name: use for use in self.spec.tools}
         self.definitions = self._definitions()
         # The functions of remote servers (MCP), by the name the model calls: their tool use
         # and the way back to the remote name. Listed once per ``drive``.
@@ -225,6 +242,8 @@ class _Loop:
             self.env.user_id,
             self.env.engine_for,
             idempotency_key=idempotency_key,  # a tool with side effects sends it along
+            agent_id=self.env.agent_id,
+            subject=self.env.subject,
         )
 
     def _request(self, model: Model) -> GenerationRequest:

@@ -18,6 +18,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from agents.loop import AgentEnv
+from agents.memory import user_subject
 from agents.spec import AgentSpec
 from agents.state import AgentState
 from flows.models import NodeResult, NodeStatus
@@ -53,7 +54,7 @@ async def _instructions(ctx: NodeContext, spec: AgentSpec) -> str | None:
     return version.system or version.template
 
 
-async def agent_env(ctx: NodeContext, spec: AgentSpec) -> AgentEnv:
+async def agent_env(ctx: NodeContext, spec: AgentSpec, agent_id: int | None = None) -> AgentEnv:
     """The environment of ``spec``'s run as node ``ctx.node_id``; LookupError when its model,
     route or library prompt is gone."""
     target = await model_call.resolve(ctx, spec)  # type: ignore[arg-type]  # same two fields
@@ -85,4 +86,7 @@ async def agent_env(ctx: NodeContext, spec: AgentSpec) -> AgentEnv:
         first_token_timeout_s=route.timeout_s if route else None,
         use_cache=False,  # an agent's steps depend on tool results: never served from cache
         usage=usage,
+        agent_id=agent_id,
+        # A member's facts; an anonymous run (an API key, a widget visitor) has no memory yet.
+        subject=user_subject(ctx.user_id) if ctx.user_id is not None else None,
     )

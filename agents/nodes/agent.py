@@ -143,7 +143,7 @@ class AgentNode(NodeType):
         if version is None or not await sync_to_async(_may_use)(ctx.user_id, agent):
             raise LookupError(_unavailable(config))
         spec = _spec(version)
-        env = await agent_env(ctx, spec)
+        env = await agent_env(ctx, spec, agent_id=agent.id)
         message = inputs.get("message")
         messages = [
             *history_turns(inputs.get("history"), spec.memory.window_tokens),

@@ -446,3 +446,36 @@ def test_an_mcp_server_that_cannot_be_listed_is_left_out_saying_why(
     listed = next(d for t, d in run.events if t == events.TOOL_RESULT)
     assert listed["tool"] == "maths" and listed["details"] == {"error": "list"}
     assert listed["content"].startswith("The tools of this server could not be listed: ")
+
+
+def test_long_term_memory_is_offered_and_recalled_in_a_new_conversation(
+    scripted, model, workspace, owner, embedding_model
+):
+    """With long-term memory on, a member's agent gets remember and recall; a fact saved in one
+    conversation comes back in the next. An anonymous run is offered neither."""
+    from agents.memory import user_subject
+    from agents.services import agent_create
+
+    agent = agent_create(workspace=workspace, name="Keeper", slug="keeper", actor=owner)
+    spec = AgentSpec.model_validate(
+        {"instructions": {"text": "Remember."}, "model": "remote", "memory": {"long_term": True}}
+    )
+    member = {"agent_id": agent.id, "subject": user_subject(owner.id)}
+    scripted.plan(
+        calls(("remember", '{"fact": "The user keeps bees on a roof in Lyon."}')), answer("Noted.")
+    )
+    assert Run(model, workspace, owner, **member).start(spec).status == Status.DONE
+    offered = [t["function"]["name"] for t in scripted.chats()[0].json["tools"]]
+    assert offered == ["remember", "recall"]
+
+    scripted.plan(
+        calls(("recall", '{"query": "What are the user\'s hobbies?"}')), answer("You keep bees.")
+    )
+    assert Run(model, workspace, owner, **member).start(spec).answer == "You keep bees."
+    chats = scripted.chats()
+    (recalled,) = [m for m in chats[-1].json["messages"] if m["role"] == "tool"]
+    assert "keeps bees on a roof in Lyon" in recalled["content"]
+
+    scripted.plan(answer("Hello."))
+    Run(model, workspace, owner).start(spec)  # no agent or end user: no memory
+    assert "tools" not in scripted.chats()[-1].json or not scripted.chats()[-1].json["tools"]
