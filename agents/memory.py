@@ -201,6 +201,19 @@ def agent_of(*, workspace_id: int, agent_id: int) -> Agent | None:
     return Agent.objects.filter(workspace_id=workspace_id, id=agent_id).first()
 
 
+UNAVAILABLE = "Memory is not available in this conversation: the end user is anonymous."
+
+
+async def amemory_agent(
+    *, workspace_id: int, agent_id: int | None, subject: str | None
+) -> Agent | None:
+    """The agent whose memory a tool call reads or writes; None for an anonymous call (no
+    end user) or an agent that is gone: the tools then answer ``UNAVAILABLE``."""
+    if subject is None or agent_id is None:
+        return None
+    return await sync_to_async(agent_of)(workspace_id=workspace_id, agent_id=agent_id)
+
+
 # --- selectors ------------------------------------------------------------------------------
 
 

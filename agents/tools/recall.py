@@ -6,10 +6,9 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from pydantic import Field
 
-from agents.memory import aembedded, agent_of, fact_recall
+from agents.memory import UNAVAILABLE, aembedded, amemory_agent, fact_recall
 from agents.tools import register
 from agents.tools.base import Tool, ToolConfig, ToolContext, ToolParams, ToolResult, untrusted
-from agents.tools.remember import UNAVAILABLE
 
 
 class RecallParams(ToolParams):
@@ -35,9 +34,9 @@ class Recall(Tool):
     async def arun(
         self, ctx: ToolContext, config: RecallConfig, params: RecallParams
     ) -> ToolResult:
-        if ctx.subject is None or ctx.agent_id is None:
-            return ToolResult(content=UNAVAILABLE)
-        agent = await sync_to_async(agent_of)(workspace_id=ctx.workspace_id, agent_id=ctx.agent_id)
+        agent = await amemory_agent(
+            workspace_id=ctx.workspace_id, agent_id=ctx.agent_id, subject=ctx.subject
+        )
         if agent is None:
             return ToolResult(content=UNAVAILABLE)
         vector, model_key = await aembedded(ctx.engine_for, params.query)

@@ -5,11 +5,16 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from pydantic import Field
 
-from agents.memory import MAX_FACT_CHARS, FactRefused, aembedded, agent_of, fact_remember
+from agents.memory import (
+    MAX_FACT_CHARS,
+    UNAVAILABLE,
+    FactRefused,
+    aembedded,
+    amemory_agent,
+    fact_remember,
+)
 from agents.tools import register
 from agents.tools.base import Tool, ToolConfig, ToolContext, ToolParams, ToolResult
-
-UNAVAILABLE = "Memory is not available in this conversation: the end user is anonymous."
 
 
 class RememberParams(ToolParams):
@@ -33,9 +38,9 @@ class Remember(Tool):
     async def arun(
         self, ctx: ToolContext, config: ToolConfig, params: RememberParams
     ) -> ToolResult:
-        if ctx.subject is None or ctx.agent_id is None:
-            return ToolResult(content=UNAVAILABLE)
-        agent = await sync_to_async(agent_of)(workspace_id=ctx.workspace_id, agent_id=ctx.agent_id)
+        agent = await amemory_agent(
+            workspace_id=ctx.workspace_id, agent_id=ctx.agent_id, subject=ctx.subject
+        )
         if agent is None:
             return ToolResult(content=UNAVAILABLE)
         vector, model_key = await aembedded(ctx.engine_for, params.fact)
