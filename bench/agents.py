@@ -62,6 +62,7 @@ import spine  # noqa: E402  (sets the bench's var dir before Django loads)
 
 from bench.figures import percentile  # noqa: E402
 from bench.load import back_to_back  # noqa: E402
+from bench.openai_wire import allow_loopback_models, chunk, reply  # noqa: E402
 
 WORKSPACE = "bench-agents"
 USERNAME = "bench-agent-runner"
@@ -89,15 +90,6 @@ PLAN = re.compile(r"^run (?P<tag>\S+): (?P<steps>\d+) steps, (?P<calls>\d+) call
 # --- The scripted model server (its own process) --------------------------------------------
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion.chunk",
-        "model": WEIGHTS,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-
-
 def _sse(events: list[dict[str, Any]], usage: tuple[int, int]) -> bytes:
     events = [*events, {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "choices": []}]
     events[-1]["usage"] = {
@@ -113,21 +105,21 @@ def tool_calls_reply(step: int, calls: int) -> bytes:
     """``calls`` calculator calls, each one's arguments in two pieces, as servers stream them."""
     arguments = json.dumps({"expression": EXPRESSION})
     half = len(arguments) // 2
-    events = [_chunk({"role": "assistant", "content": None})]
+    events = [chunk(WEIGHTS, {"role": "assistant", "content": None})]
     for index in range(calls):
         function = {"name": "calculator", "arguments": arguments[:half]}
         first = {"index": index, "id": f"call_{step}_{index}", "type": "function"}
-        events.append(_chunk({"tool_calls": [first | {"function": function}]}))
+        events.append(chunk(WEIGHTS, {"tool_calls": [first | {"function": function}]}))
         rest = {"index": index, "function": {"arguments": arguments[half:]}}
-        events.append(_chunk({"tool_calls": [rest]}))
-    events.append(_chunk({}, "tool_calls"))
+        events.append(chunk(WEIGHTS, {"tool_calls": [rest]}))
+    events.append(chunk(WEIGHTS, {}, "tool_calls"))
     return _sse(events, (40, 12 * calls))
 
 
 def answer_reply() -> bytes:
-    events = [_chunk({"role": "assistant", "content": ""})]
-    events += [_chunk({"content": piece}) for piece in ANSWER_PIECES]
-    events.append(_chunk({}, "stop"))
+    events = [chunk(WEIGHTS, {"role": "assistant", "content": ""})]
+    events += [chunk(WEIGHTS, {"content": piece}) for piece in ANSWER_PIECES]
+    events.append(chunk(WEIGHTS, {}, "stop"))
     return _sse(events, (60, len(ANSWER_PIECES)))
 
 
@@ -177,19 +169,12 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         tag, data = reply_for(json.loads(raw or b"{}"))
-        self._answer("text/event-stream", data)
+        reply(self, 200, "text/event-stream", data)
         self.wfile.flush()
         self.server.add(tag, time.perf_counter() - started)
 
     def do_GET(self) -> None:  # noqa: N802 - the bench reads the server's own figures
-        self._answer("application/json", self.server.report())
-
-    def _answer(self, content_type: str, data: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply(self, 200, "application/json", self.server.report())
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -225,13 +210,6 @@ class Data:
     model: Any  # the catalog entry (catalog.models.Model)
     flow_id: int  # the flow whose runs hold the node path's agent nodes
     version_id: int
-
-
-def allow_loopback_models() -> None:
-    """Let the studio's egress reach the scripted server (it refuses loopback by default)."""
-    allowed = [a for a in os.environ.get("STUDIO_EGRESS_ALLOW_MODELS", "").split(",") if a]
-    if "127.0.0.1" not in allowed:
-        os.environ["STUDIO_EGRESS_ALLOW_MODELS"] = ",".join([*allowed, "127.0.0.1"])
 
 
 def prepare_data(server_url: str) -> Data:

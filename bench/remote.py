@@ -36,7 +36,6 @@ import copy
 import itertools
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -53,6 +52,7 @@ import spine  # noqa: E402  (sets the bench's var dir before Django loads)
 
 from bench.figures import percentile  # noqa: E402
 from bench.load import back_to_back  # noqa: E402
+from bench.openai_wire import allow_loopback_models, chunk, reply  # noqa: E402
 
 WORKSPACE = "bench-remote"
 MODEL = "bench-remote"
@@ -71,24 +71,15 @@ REQUEST_TIMEOUT_S = 120.0
 # --- The fake model server ------------------------------------------------------------------
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion.chunk",
-        "model": WEIGHTS,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-
-
 def _usage() -> dict[str, int]:
     return {"prompt_tokens": 12, "completion_tokens": len(ANSWER_PIECES), "total_tokens": 17}
 
 
 def streamed_answer() -> bytes:
     """The SSE body of a streamed completion: role, one delta per piece, finish, usage, DONE."""
-    events = [_chunk({"role": "assistant", "content": ""})]
-    events += [_chunk({"content": piece}) for piece in ANSWER_PIECES]
-    events.append(_chunk({}, "stop"))
+    events = [chunk(WEIGHTS, {"role": "assistant", "content": ""})]
+    events += [chunk(WEIGHTS, {"content": piece}) for piece in ANSWER_PIECES]
+    events.append(chunk(WEIGHTS, {}, "stop"))
     events.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "choices": []})
     events[-1]["usage"] = _usage()
     lines = [f"data: {json.dumps(event)}\n\n" for event in events] + ["data: [DONE]\n\n"]
@@ -155,25 +146,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if not self.path.endswith("/chat/completions"):
-            self._answer(404, "application/json", b'{"error": {"message": "not found"}}')
+            reply(self, 404, "application/json", b'{"error": {"message": "not found"}}')
             return
         try:
             body = json.loads(raw)
         except ValueError:
-            self._answer(400, "application/json", b'{"error": {"message": "not JSON"}}')
+            reply(self, 400, "application/json", b'{"error": {"message": "not JSON"}}')
             return
         self.server.received(body, {k.lower(): v for k, v in self.headers.items()})
         if body.get("stream"):
-            self._answer(200, "text/event-stream", self.server.streamed)
+            reply(self, 200, "text/event-stream", self.server.streamed)
         else:
-            self._answer(200, "application/json", self.server.whole)
-
-    def _answer(self, status: int, content_type: str, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            reply(self, 200, "application/json", self.server.whole)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -458,13 +442,6 @@ def parse_args() -> argparse.Namespace:
     if args.runs < 1 or not args.concurrency or min(args.concurrency) < 1:
         parser.error("--runs and each concurrency level must be at least 1")
     return args
-
-
-def allow_loopback_models() -> None:
-    """Let the studio's egress reach the fake server (it refuses loopback by default)."""
-    allowed = [a for a in os.environ.get("STUDIO_EGRESS_ALLOW_MODELS", "").split(",") if a]
-    if "127.0.0.1" not in allowed:
-        os.environ["STUDIO_EGRESS_ALLOW_MODELS"] = ",".join([*allowed, "127.0.0.1"])
 
 
 def main() -> None:
