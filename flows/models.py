@@ -10,10 +10,19 @@ from django.db import models
 from workspaces.models import WorkspaceOwned, grant_models
 
 
+class FlowKind(models.TextChoices):
+    FLOW = "flow", "Flow"
+    # The graph that serves a published agent (input, the agent, output), made and kept by
+    # ``agents`` when the agent is published. Not listed or edited as a flow; its access is the
+    # agent's (``flows.access.owner_checks``).
+    AGENT = "agent", "Agent"
+
+
 class Flow(WorkspaceOwned):
     slug = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=FlowKind.choices, default=FlowKind.FLOW)
     # The version that the chat page, the API and the OpenAI-compatible endpoint run.
     published_version = models.ForeignKey(
         "FlowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -98,6 +107,8 @@ class RunSource(models.TextChoices):
     OPENAI = "openai", "OpenAI-compatible API"
     STUDIO = "studio", "Studio"
     SUBFLOW = "subflow", "Sub-flow of another run"
+    WIDGET = "widget", "Embed widget"
+    MCP = "mcp", "MCP client"
 
 
 class Run(WorkspaceOwned):
