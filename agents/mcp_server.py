@@ -109,7 +109,7 @@ def _start(api_key: ApiKey, name: str, arguments: dict[str, Any]) -> Run:
         flow = access_published_flow(api_key, name)
     except Http404:
         raise RpcError(mcp_types.INVALID_PARAMS, f"Unknown tool: {name}") from None
-    return start_run(flow=flow, inputs=arguments, api_key=api_key, source=RunSource.API)
+    return start_run(flow=flow, inputs=arguments, api_key=api_key, source=RunSource.MCP)
 
 
 def _result(text: str, *, failed: bool) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -83,6 +84,15 @@ def _answer_nodes(flow: Flow) -> str:
         return ""
 
 
+def _member(session: WidgetSession):
+    """The member a signed-in widget speaks for (``access_widget_flow`` has checked that they
+    may still run the flow), so that their conversations and runs are theirs; None for a
+    visitor."""
+    if session.user_id is None:
+        return None
+    return get_user_model().objects.filter(pk=session.user_id).first()
+
+
 def _mine(session: WidgetSession, flow: Flow):
     return Conversation.objects.filter(
         flow=flow, source=Source.WIDGET, end_user=session.end_user
@@ -141,13 +151,14 @@ def widget_send(request: HttpRequest) -> HttpResponse:
             response = _render(request, "#sent", context, 429)
             response["Retry-After"] = str(refusal.retry_after)
             return response
+        member = _member(session)
         if not conversation_id:
             conversation = conversation_start(
-                flow=flow, end_user=session.end_user, source=Source.WIDGET
+                flow=flow, user=member, end_user=session.end_user, source=Source.WIDGET
             )
-            if session.user_id is not None:
-                Conversation.objects.filter(id=conversation.id).update(user_id=session.user_id)
-        exchange = message_send(conversation=conversation, text=text, source=RunSource.CHAT)
+        exchange = message_send(
+            conversation=conversation, text=text, source=RunSource.WIDGET, user=member
+        )
         context |= exchange_context(exchange, conversation)
     except ValidationError as exc:
         context["error"] = "; ".join(exc.messages)
@@ -186,7 +197,7 @@ def widget_regenerate(request: HttpRequest, message_id: int) -> HttpResponse:
         response["Retry-After"] = str(refusal.retry_after)
         return response
     try:
-        exchange = message_regenerate(answer=answer, source=RunSource.CHAT)
+        exchange = message_regenerate(answer=answer, source=RunSource.WIDGET, user=_member(session))
     except ValidationError as exc:
         return _render(request, "#sent", {"error": "; ".join(exc.messages)}, 400)
     context = exchange_context(exchange, answer.conversation)

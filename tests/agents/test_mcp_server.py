@@ -89,7 +89,7 @@ def test_calling_a_tool_runs_the_published_flow_and_answers_its_output(studio, a
     assert not result.is_error
     assert result.content[0].text == "hello from an MCP client"
     run = Run.objects.get()
-    assert run.source == RunSource.API
+    assert run.source == RunSource.MCP
     assert run.api_key_id == ApiKey.objects.get().id
     assert run.flow_version_id == run.flow.published_version_id
     assert run.usage["output_tokens"] == 5

@@ -19,7 +19,7 @@ from conversations.models import ChatSettings, Conversation, Source
 from conversations.origins import OriginError, origin_normalise, origins_parse
 from conversations.widget import EmbedSettings, embed_settings_change, widget_admit
 from conversations.widget_tokens import PREFIX, SALT, WidgetSession, token_mint, token_read
-from flows.models import Run
+from flows.models import Run, RunSource
 from tests.flows.helpers import wait_for_run
 from workspaces.models import AuditEvent
 
@@ -285,6 +285,32 @@ def test_a_widget_that_needs_sign_in_refuses_visitors(client, owner, embedded):
     assert token_read(renewed.json()["token"]).user_id == owner.pk
 
 
+def test_a_signed_in_member_chats_as_themself_and_regenerates(client, owner, embedded):
+    embed_settings_change(
+        flow=embedded.flow, user=owner, embed=_embed(allowed_origins=[SITE], sign_in_required=True)
+    )
+    client.force_login(owner)
+    page = client.get(
+        reverse("conversations:widget-sign-in", args=[embedded.embed_id]), {"origin": SITE}
+    )
+    token = page.content.decode().split('data-token="')[1].split('"')[0]
+    client.logout()
+
+    assert _send(client, embedded, token, "a member asks").status_code == 200
+
+    conversation = Conversation.objects.get()
+    assert conversation.user == owner and conversation.end_user == f"member:{owner.pk}"
+    first = Run.objects.get()
+    assert (first.source, first.created_by) == (RunSource.WIDGET, owner)
+    answer = conversation.messages.get(role="assistant")
+    regenerate = reverse("conversations:widget-regenerate", args=[embedded.embed_id, answer.id])
+    again = client.post(regenerate, headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 200
+    second = Run.objects.exclude(id=first.id).get()
+    assert (second.source, second.created_by) == (RunSource.WIDGET, owner)
+    assert conversation.messages.count() == 2
+
+
 def test_new_sessions_from_one_address_are_throttled(client, embedded):
     statuses = [_session(client, embedded).status_code for _ in range(31)]
     assert statuses[:30] == [200] * 30 and statuses[30] == 429
@@ -305,7 +331,9 @@ def test_a_visitor_chats_and_keeps_their_conversations(client, worker, embedded)
     assert conversation.end_user == token_read(token).end_user
     assert f"/ws/embed/{embedded.embed_id}/runs/" not in sent.content.decode()
     assert "/runs/" not in sent.content.decode()  # no links to the studio's run pages
-    wait_for_run(Run.objects.get().id)
+    run = Run.objects.get()
+    assert run.source == RunSource.WIDGET and run.created_by is None
+    wait_for_run(run.id)
 
     # The next visit, with a new token for the same visitor, finds the conversation.
     later = _token(client, embedded, visitor=first["visitor"])

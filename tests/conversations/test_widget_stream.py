@@ -37,7 +37,7 @@ def widget_answer(worker, owner, echo_model, make_flow):
     settings = embed_settings_change(flow=flow, user=owner, embed=embed)
     session = WidgetSession(flow_id=flow.id, origin=SITE, end_user="visitor:one")
     conversation = conversation_start(flow=flow, end_user=session.end_user, source=Source.WIDGET)
-    exchange = message_send(conversation=conversation, text="hello", source=RunSource.CHAT)
+    exchange = message_send(conversation=conversation, text="hello", source=RunSource.WIDGET)
     return settings, session, exchange.run
 
 
