@@ -242,6 +242,7 @@ class _Loop:
             self.env.user_id,
             self.env.engine_for,
             idempotency_key=idempotency_key,  # a tool with side effects sends it along
+            run_id=self.env.run_id,  # the flow and agent tools start child runs under it
             agent_id=self.env.agent_id,
             subject=self.env.subject,
         )

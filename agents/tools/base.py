@@ -48,6 +48,9 @@ class ToolContext:
     # the memory tools (None: an anonymous call, which has no memory).
     agent_id: int | None = None
     subject: str | None = None
+    # The agent's run (``AgentEnv.run_id``: ``<flow run id>:<node id>`` for an agent node), so
+    # that a tool starting a flow makes it a child of that run (None: not known).
+    run_id: str | None = None
 
 
 @dataclass
