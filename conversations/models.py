@@ -70,6 +70,9 @@ class Message(models.Model):
     settled = models.BooleanField(default=False)
     cut = models.BooleanField(default=False)
     citations = models.JSONField(default=list, blank=True)
+    # What the answer's end could not do, said to the user: conversation variables its run
+    # wrote that could not be kept (another turn filled the conversation meanwhile).
+    notice = models.CharField(max_length=500, blank=True)
     # +1 or -1 from the conversation's end user, with what they wrote.
     feedback = models.SmallIntegerField(null=True, blank=True)
     feedback_comment = models.CharField(max_length=2000, blank=True)

@@ -17,6 +17,7 @@ from conversations.widget import widget_tokens_spend
 from flows import selectors as flow_selectors
 from flows.models import TERMINAL, Flow, NodeStatus, Run, RunStatus
 from flows.services import run_create, run_fail
+from flows.variables import variables_problem, variables_written
 from workspaces.audit import audit_record
 
 TITLE_LENGTH = 60
@@ -95,29 +96,55 @@ def _title(text: str) -> str:
 
 def messages_settle(conversation: Conversation) -> None:
     """Give the answers whose runs have ended their text: the run's answer, or nothing for a
-    failed run (the next run's history then skips it). A succeeded run's conversation variables
-    become the conversation's; a failed or stopped one changes none."""
+    failed run (the next run's history then skips it). The conversation variables a succeeded
+    run wrote are merged into the conversation's (``_variables_merged``); a failed or stopped
+    one changes none."""
     pending = conversation.messages.filter(
         role=Role.ASSISTANT, settled=False, run__status__in=TERMINAL
     ).select_related("run")
     settled = []
     for message in pending:
         run = message.run
-        message.text = run_answer(run) if run.status == RunStatus.SUCCEEDED else ""
+        succeeded = run.status == RunStatus.SUCCEEDED
+        message.text = run_answer(run) if succeeded else ""
         message.cut = run.node_results.filter(details__finish_reason="length").exists()
         message.citations = run_citations(run) if message.text else []
         message.settled = True
-        # Conditional: of two requests settling the same answer at once, one does.
-        if not Message.objects.filter(id=message.id, settled=False).update(
-            text=message.text, cut=message.cut, citations=message.citations, settled=True
-        ):
-            continue
+        written = variables_written(run) if succeeded else {}
+        with transaction.atomic():
+            merged, message.notice = _variables_merged(conversation, written)
+            # Conditional: of two requests settling the same answer at once, one does (the
+            # other waited on the conversation's lock, and now merges nothing).
+            if not Message.objects.filter(id=message.id, settled=False).update(
+                text=message.text,
+                cut=message.cut,
+                citations=message.citations,
+                notice=message.notice,
+                settled=True,
+            ):
+                continue
+            if merged is not None:
+                Conversation.objects.filter(id=conversation.id).update(variables=merged)
+                conversation.variables = merged
         settled.append(message)
-        if run.status == RunStatus.SUCCEEDED:
-            conversation.variables = run.variables
-            Conversation.objects.filter(id=conversation.id).update(variables=run.variables)
     if conversation.source == Source.WIDGET:
         widget_tokens_spend(conversation=conversation, answers=settled)
+
+
+def _variables_merged(conversation: Conversation, written: dict) -> tuple[dict | None, str]:
+    """The conversation's variables with a run's writes (its delta) merged over them as they are
+    now, and what to tell the user. Locks the conversation's row until the caller's transaction
+    ends, so that two turns settling at once keep each other's writes (of two writes to one
+    name, the later settled wins). Past the limits: None (none of ``written`` is kept) and why."""
+    if not written:
+        return None, ""
+    locked = Conversation.objects.select_for_update().filter(id=conversation.id)
+    merged = {**(locked.values_list("variables", flat=True).first() or {}), **written}
+    problem = variables_problem(merged)
+    if problem:
+        names = ", ".join(sorted(written))
+        return None, f"The variables this answer set ({names}) were not kept: {problem}."[:500]
+    return merged, ""
 
 
 # What an answer keeps of its sources: the citations the chat showed, each passage shortened.

@@ -8,6 +8,11 @@ and, once the answer settles, for the conversation's later turns. A run outside 
 
 The limits are what one conversation may hold, checked on every write: a write past them fails
 the node and leaves the stored variables as they were.
+
+A run's writes are a delta: the node results that wrote say which names (``WRITTEN`` in their
+details), the run's variables hold their last values. Settling a turn merges that delta into the
+conversation's variables as they are then, so two turns running at once keep each other's
+writes; a sub-flow's child run hands its delta to the parent's sub-flow node the same way.
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from flows.models import NodeStatus, Run
+
 # The namespace of conversation variables in templates, and the key under which inline nodes
 # find the run's current variables among its inputs (no input field can take it).
 CONVERSATION = "conversation"
 SYSTEM_VARIABLES = "sys.variables"
 PREFIX = CONVERSATION + "."
+# The key of a node result's details listing the conversation variables the node wrote.
+WRITTEN = "conversation_variables"
 
 MAX_VARIABLES = 100
 MAX_BYTES = 64 * 1024
@@ -76,3 +85,15 @@ def variables_merge(current: dict, written: dict) -> dict:
 def conversation_reads(ports: dict[str, Any]) -> dict[str, str]:
     """The input ports that read a conversation variable (``conversation.name``), by name."""
     return {port: port[len(PREFIX) :] for port in ports if port.startswith(PREFIX)}
+
+
+def variables_written(run: Run) -> dict[str, Any]:
+    """The conversation variables ``run`` wrote (its delta), with their last values: the names
+    its succeeded nodes list under ``WRITTEN`` (a variable assigner, a sub-flow whose child
+    wrote some), inside containers too."""
+    results = run.node_results.filter(status=NodeStatus.SUCCEEDED, details__has_key=WRITTEN)
+    names: set[str] = set()
+    for written in results.values_list(f"details__{WRITTEN}", flat=True):
+        if isinstance(written, list):
+            names.update(name for name in written if isinstance(name, str))
+    return {name: run.variables[name] for name in sorted(names) if name in run.variables}

@@ -6,6 +6,11 @@ ends it wakes the parent, whose executor reads its result here. Sub-flows nest a
 ``MAX_DEPTH`` deep, which also stops a flow that calls itself; and since a sub-flow inside an
 iteration multiplies, the top run and every run under it share one budget of runs and node
 executions (``run_tree_count``, ``STUDIO_RUN_TREE_MAX_*``).
+
+The child starts from the parent's conversation variables (it reads them as
+``{{conversation.<name>}}``); when it succeeds, the ones it wrote are merged into the parent
+run's (and so reach the conversation), checked against the limits like an assigner's write. A
+failed child changes none.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from flows.runtime.templating import VARIABLE, render, variables
 from flows.schema import check_graph
 from flows.selectors import published_flow, run_by_id
 from flows.services.runs import run_create
+from flows.variables import WRITTEN, variables_merge, variables_written
 from studio import access
 
 MAX_DEPTH = 5
@@ -104,6 +110,7 @@ class SubflowNode(NodeType):
                 api_key=run.api_key,
                 parent=run,
                 parent_node=key,
+                variables=run.variables,
             )
         except ValidationError as exc:
             raise ValueError(f"flow {config.flow!r}: {'; '.join(exc.messages)}") from None
@@ -117,8 +124,20 @@ class SubflowNode(NodeType):
             return f"the sub-flow {details['flow']!r} failed: {child.error}"
         if child.status != RunStatus.SUCCEEDED:
             return None
-        return NodeOutput(
+        output = NodeOutput(
             outputs={f.name: child.outputs.get(f.name) for f in config.outputs},
             input_tokens=child.usage.get("input_tokens", 0),
             output_tokens=child.usage.get("output_tokens", 0),
         )
+        written = variables_written(child)
+        if not written:
+            return output
+        # The parent's variables as they are now: its other branches may have written since
+        # the child started (the executor keeps the stored row current).
+        current = Run.objects.filter(id=child.parent_id).values_list("variables", flat=True)
+        try:
+            output.variables = variables_merge(current.first() or {}, written)
+        except ValueError as exc:
+            return f"the sub-flow {details['flow']!r}: {exc}"
+        output.details = {WRITTEN: sorted(written)}
+        return output

@@ -22,7 +22,7 @@ from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.fields import repeated
 from flows.runtime.conditions import to_bool, to_number, to_text
 from flows.runtime.templating import VARIABLE, render, variables
-from flows.variables import SYSTEM_VARIABLES, variables_merge
+from flows.variables import SYSTEM_VARIABLES, WRITTEN, variables_merge
 
 ValueType = Literal["text", "number", "boolean", "json"]
 
@@ -121,6 +121,4 @@ class VariableAssignerNode(NodeType):
         if config.scope == "run":
             return NodeOutput(outputs=outputs)
         kept = variables_merge(run_inputs.get(SYSTEM_VARIABLES) or {}, outputs)
-        return NodeOutput(
-            outputs=outputs, variables=kept, details={"conversation_variables": sorted(outputs)}
-        )
+        return NodeOutput(outputs=outputs, variables=kept, details={WRITTEN: sorted(outputs)})

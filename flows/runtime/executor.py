@@ -419,6 +419,8 @@ class _Advance:
             result.status, outcome = NodeStatus.HANDLED, handled
         else:
             result.status, outcome = NodeStatus.SUCCEEDED, policy.succeeded(node, outcome)
+            if outcome.variables is not None:  # a sub-flow's child wrote some
+                self._keep_variables(outcome.variables)
         result.outputs, result.skip = outcome.outputs, outcome.skip
         result.input_tokens, result.output_tokens = outcome.input_tokens, outcome.output_tokens
         result.details = {**result.details, **outcome.details}
