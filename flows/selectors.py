@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from flows.models import Flow, FlowVersion, NodeResult, NodeStatus, Run
+from flows.nodes import node_types
 from flows.schema import CheckedGraph, check_graph
 
 
@@ -30,9 +31,17 @@ def run_nodes(run: Run) -> QuerySet[NodeResult]:
     return run.node_results.all()
 
 
+def people_waiting_types() -> list[str]:
+    """The node types whose waits a person answers (``NodeType.pauses_run``)."""
+    return [name for name, kind in node_types().items() if kind.pauses_run]
+
+
 def run_waiting_for_people(run: Run) -> list[NodeResult]:
-    """The run's human-input nodes that wait for an answer."""
-    return list(run.node_results.filter(status=NodeStatus.WAITING, node_type="human_input"))
+    """The run's nodes that wait for a person's answer (human input, an approval)."""
+    waiting = run.node_results.filter(
+        status=NodeStatus.WAITING, node_type__in=people_waiting_types()
+    )
+    return list(waiting)
 
 
 _GRAPHS: dict[int, CheckedGraph] = {}

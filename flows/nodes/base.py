@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from django.core.exceptions import ValidationError
 from pydantic import BaseModel, ConfigDict
 
 PortType = Literal["text", "number", "boolean", "json", "any"]
@@ -36,6 +37,11 @@ class NodeOutput:
     # The run's conversation variables after this node, when it wrote some (an inline node's
     # or waiting node's: ``flows/variables.py``); None leaves them as they were.
     variables: dict[str, Any] | None = None
+    # What the node asks a person before it can go on (an agent's tool call to approve): the
+    # node is stored ``waiting`` with ``details`` (its state to resume from) and this question
+    # under ``details["asked"]``, the run waits with it, and ``run.waiting`` carries it. The
+    # person's answer goes through ``NodeType.answer_check``. ``outputs`` are not used.
+    wait: dict[str, Any] | None = None
 
 
 @dataclass
@@ -82,7 +88,9 @@ class NodeType:
     # True for nodes that wait rather than compute (a person's answer, a sub-flow's run):
     # ``wait_begin`` starts the wait, ``wait_resolve`` tells, on each advance, if it is over.
     waits: ClassVar[bool] = False
-    # True: while it waits, the run is ``waiting`` (for a person), and its deadline moves.
+    # True: while it waits, the run is ``waiting`` (for a person), and its deadline moves;
+    # the person answers through ``answer_check``. A node that waits only when it asks
+    # (``NodeOutput.wait``: the agent node) is one of these too.
     pauses_run: ClassVar[bool] = False
 
     def input_ports(self, config: NodeConfig) -> dict[str, PortType]:
@@ -128,6 +136,16 @@ class NodeType:
     def wait_resolve(self, config: NodeConfig, details: dict) -> NodeOutput | str | None:
         """The outputs once the wait is over, a reason if it failed, None while it goes on."""
         return None
+
+    def answer_check(
+        self, config: NodeConfig, details: dict, values: Any, user: Any = None
+    ) -> NodeOutput | dict:
+        """A person's answer to what the node waits for (``details``: its stored result's),
+        checked: the outputs that end the wait (human input), or what a dispatched node resumes
+        with (kept under ``details["answer"]``; the node is queued again, its state in
+        ``details``). ``ValidationError`` when the answer does not fit; with code
+        ``"conflict"`` when it answers another question than the one asked now (stale)."""
+        raise ValidationError("This node does not take answers.")
 
     def check(self, config: NodeConfig, workspace: Any, user: Any = None) -> list[str]:
         """Errors that need the workspace to see (a model that is not in its catalog), or the

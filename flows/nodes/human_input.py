@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from flows.nodes import register
-from flows.nodes.base import NodeConfig, NodeType, PortType
+from flows.nodes.base import NodeConfig, NodeOutput, NodeType, PortType
 from flows.nodes.fields import FieldSpec, unique_names
 from flows.runtime.templating import render, variables
+from flows.services.runs import fields_clean
 
 
 class HumanInputConfig(NodeConfig):
@@ -59,3 +60,11 @@ class HumanInputNode(NodeType):
             "fields": [f.model_dump() for f in config.fields],
             "deadline_s": config.timeout_hours * 3600,
         }
+
+    def answer_check(
+        self, config: HumanInputConfig, details: dict, values: Any, user: Any = None
+    ) -> NodeOutput:
+        """The answer, checked against the fields asked, is the node's outputs."""
+        fields = [FieldSpec.model_validate(f) for f in details["fields"]]
+        cleaned = fields_clean(fields, values, "answer")
+        return NodeOutput({**cleaned, "answered_by": getattr(user, "username", "") or ""})

@@ -338,6 +338,11 @@ class _Advance:
         else:
             self._failed(node, key, inputs, error or "failed", time.monotonic() - started)
             return
+        if output.wait is not None:
+            details = {**output.details, "asked": output.wait}
+            self._store(node, key, NodeStatus.WAITING, inputs=inputs, details=details, attempts=1)
+            self.outbox.append(run_pause(self.run, key, output.wait))
+            return
         output = policy.succeeded(node, output)
         if output.variables is not None:
             self._keep_variables(output.variables)
@@ -396,12 +401,7 @@ class _Advance:
             node, key, NodeStatus.WAITING, at_once=True, inputs=inputs, details=details, attempts=1
         )
         if node.kind.pauses_run:
-            run = self.run
-            run.status = RunStatus.WAITING
-            wait = timedelta(seconds=details.get("deadline_s", 0))
-            run.deadline_at = max(run.deadline_at, timezone.now() + wait)
-            run.save(update_fields=["status", "deadline_at"])
-            self.outbox.append((events.RUN_WAITING, key, details))
+            self.outbox.append(run_pause(self.run, key, details))
 
     def _resolve(self, node: Node, result: NodeResult) -> bool:
         outcome = node.kind.wait_resolve(node.config, result.details)
@@ -546,6 +546,16 @@ def finished_data(result: NodeResult, output: NodeOutput) -> dict:
 
 
 Event = tuple[str, str | None, dict | None]
+
+
+def run_pause(run: Run, key: str, asked: dict) -> Event:
+    """The locked ``run`` waits for a person to answer node ``key``: its deadline moves by
+    ``asked["deadline_s"]``; the ``run.waiting`` event to publish, carrying what is asked."""
+    run.status = RunStatus.WAITING
+    wait = timedelta(seconds=asked.get("deadline_s", 0))
+    run.deadline_at = max(run.deadline_at, timezone.now() + wait)
+    run.save(update_fields=["status", "deadline_at"])
+    return (events.RUN_WAITING, key, asked)
 
 
 def run_advance(

@@ -27,7 +27,14 @@ from catalog.services.usage import usage_record_many
 from flows.models import NodeResult, NodeStatus, Run, RunStatus
 from flows.nodes.base import NodeContext, NodeOutput
 from flows.runtime import dispatch, policy
-from flows.runtime.executor import Event, finished_data, graph_of, node_of_key, run_advance
+from flows.runtime.executor import (
+    Event,
+    finished_data,
+    graph_of,
+    node_of_key,
+    run_advance,
+    run_pause,
+)
 from flows.schema import Node
 from flows.services import run_fail
 from studio import events
@@ -270,6 +277,8 @@ def _stored(run: Run, outcome: _Outcome) -> list[Event]:
     flight, error = outcome.flight, outcome.error
     node, key, attempts = flight.node, flight.result.node_id, flight.result.attempts
     running = NodeResult.objects.filter(run_id=run.id, node_id=key, status=NodeStatus.RUNNING)
+    if outcome.output is not None and outcome.output.wait is not None:
+        return _asked(run, flight, outcome.output)
     if outcome.output is not None:
         status, output = NodeStatus.SUCCEEDED, policy.succeeded(node, outcome.output)
     else:
@@ -303,3 +312,18 @@ def _stored(run: Run, outcome: _Outcome) -> list[Event]:
         return []
     result = NodeResult(node_id=key, node_type=node.kind.type, **values)
     return [(events.NODE_FINISHED, key, finished_data(result, output))]
+
+
+def _asked(run: Run, flight: _Flight, output: NodeOutput) -> list[Event]:
+    """A node that asks a person before it goes on (``NodeOutput.wait``): stored ``waiting``
+    with its state and the question, and the run waits (inside the run's transaction). An
+    answer queues it again (``flows.services.runs.run_answer``)."""
+    key = flight.result.node_id
+    running = NodeResult.objects.filter(run_id=run.id, node_id=key, status=NodeStatus.RUNNING)
+    asked = output.wait or {}
+    waiting = running.update(
+        status=NodeStatus.WAITING,
+        details={**output.details, "asked": asked},
+        latency_ms=(time.monotonic() - flight.started) * 1000,
+    )
+    return [run_pause(run, key, asked)] if waiting else []

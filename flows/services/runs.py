@@ -22,10 +22,11 @@ from flows.models import (
     RunStatus,
     RunTree,
 )
+from flows.nodes.base import NodeOutput
 from flows.nodes.fields import FieldSpec
 from flows.runtime import dispatch
 from flows.schema import CheckedGraph
-from flows.selectors import version_graph
+from flows.selectors import people_waiting_types, version_graph
 from flows.variables import variables_clean
 from studio import events
 from workspaces.models import ApiKey
@@ -176,38 +177,66 @@ def run_fail(*, run_id: Any, reason: str, node_id: str | None = None) -> bool:
 
 
 def run_answer(*, run: Run, node_key: str, values: Any, user=None) -> NodeResult:
-    """A person's answer to a waiting human-input node: checked against its fields, stored as
-    the node's outputs, and the run goes on. ValidationError if it is not waiting for it."""
+    """A person's answer to a node that waits for one (human input, an agent's tool call to
+    approve), checked by the node's type (``NodeType.answer_check``): the node ends with the
+    outputs it gives, or is queued again to resume with the answer; the run goes on.
+
+    ValidationError if the run is not waiting for that node; with code ``"conflict"`` when the
+    node was answered already, or the answer is to an earlier question (stale). The run's and
+    the node's rows are locked: of two answers at once, one wins and the other is refused."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(id=run.id)
-        result = (
-            NodeResult.objects.select_for_update()
-            .filter(run=run, node_id=node_key, status=NodeStatus.WAITING, node_type="human_input")
-            .first()
-        )
-        if result is None or run.status in TERMINAL:
+        result = NodeResult.objects.select_for_update().filter(run=run, node_id=node_key).first()
+        asks = people_waiting_types()
+        if result is None or run.status in TERMINAL or result.node_type not in asks:
             raise ValidationError("This run is not waiting for that answer.")
-        fields = [FieldSpec.model_validate(f) for f in result.details["fields"]]
-        cleaned = fields_clean(fields, values, "answer")
+        if result.status != NodeStatus.WAITING:
+            raise ValidationError("This question was answered already.", code="conflict")
+        node = version_graph(run.flow_version_id).nodes[node_key.split("[", 1)[0]]
+        checked = node.kind.answer_check(node.config, result.details, values, user)
+        if isinstance(checked, NodeOutput):
+            data = _answer_ends(result, checked)
+            transaction.on_commit(
+                lambda: events.publish_sync(run.id, events.NODE_FINISHED, node_key, data)
+            )
+        else:
+            _answer_resumes(result, checked)
+            queue = result.queue
+            transaction.on_commit(lambda: dispatch.execute(run.id, node_key, queue))
         now = timezone.now()
-        result.status = NodeStatus.SUCCEEDED
-        result.outputs = {**cleaned, "answered_by": getattr(user, "username", "") or ""}
-        result.finished_at = now
-        result.latency_ms = (now - result.started_at).total_seconds() * 1000
-        result.save(update_fields=["status", "outputs", "finished_at", "latency_ms"])
-        waiting = run.node_results.filter(status=NodeStatus.WAITING, node_type="human_input")
+        waiting = run.node_results.filter(status=NodeStatus.WAITING, node_type__in=asks)
         if run.status == RunStatus.WAITING and not waiting.exists():
             run.status = RunStatus.RUNNING
         run.deadline_at = max(
             run.deadline_at, now + timedelta(seconds=settings.STUDIO_RUN_TIMEOUT_S)
         )
         run.save(update_fields=["status", "deadline_at"])
-        data = {"type": "human_input", "status": result.status, "outputs": result.outputs}
-        transaction.on_commit(
-            lambda: events.publish_sync(run.id, events.NODE_FINISHED, node_key, data)
-        )
         transaction.on_commit(lambda: dispatch.advance(run.id))
     return result
+
+
+def _answer_ends(result: NodeResult, output: NodeOutput) -> dict:
+    """The waiting node succeeds with the answer's outputs; the ``node.finished`` event's data."""
+    now = timezone.now()
+    result.status = NodeStatus.SUCCEEDED
+    result.outputs = output.outputs
+    result.finished_at = now
+    result.latency_ms = (now - result.started_at).total_seconds() * 1000
+    result.save(update_fields=["status", "outputs", "finished_at", "latency_ms"])
+    return {"type": result.node_type, "status": result.status, "outputs": result.outputs}
+
+
+def _answer_resumes(result: NodeResult, answer: dict) -> None:
+    """The waiting node goes back to its queue with the answer beside its state. A node with no
+    queue runs inline and must end its wait with outputs instead."""
+    if not result.queue:
+        raise ValueError(f"node {result.node_id!r} runs inline: its answer must give outputs")
+    details = {k: v for k, v in result.details.items() if k != "asked"}
+    result.status = NodeStatus.PENDING
+    result.details = {**details, "answer": answer}
+    # Each answer starts the node's attempts afresh: a worker lost after it is requeued.
+    result.attempts = 0
+    result.save(update_fields=["status", "details", "attempts"])
 
 
 def runs_fail_stale(*, run_id: Any = None) -> int:
