@@ -80,6 +80,9 @@ class MessageOut(BaseModel):
     status: str = Field(description="done, or pending while its answer is being written.")
     cut: bool
     citations: list[dict[str, Any]]
+    notice: str = Field(
+        default="", description="What its end could not do: variables it set that were not kept."
+    )
     feedback: int | None
     feedback_comment: str
     created_at: str
@@ -115,6 +118,7 @@ def message_data(message: Message) -> dict[str, Any]:
         "status": "done" if message.role == "user" or message.settled else "pending",
         "cut": message.cut,
         "citations": message.citations,
+        "notice": message.notice,
         "feedback": message.feedback,
         "feedback_comment": message.feedback_comment,
         "created_at": message.created_at.isoformat(),
