@@ -3,7 +3,7 @@
 from django.urls import path
 
 from agents import mcp_server
-from agents.views import agents, builder, memory, versions
+from agents.views import agents, builder, memory, transfer, versions
 
 app_name = "agents"
 
@@ -12,10 +12,12 @@ urlpatterns = [
     path("mcp/", mcp_server.endpoint, name="mcp"),
     path("agents/", agents.agent_list, name="agent-list"),
     path("agents/new", agents.agent_new, name="agent-new"),
+    path("agents/import", transfer.agent_import_view, name="agent-import"),
     path("agents/<slug:agent_slug>/", builder.agent_detail, name="agent-detail"),
     path("agents/<slug:agent_slug>/save", builder.agent_save, name="agent-save"),
     path("agents/<slug:agent_slug>/publish", builder.agent_publish_view, name="agent-publish"),
     path("agents/<slug:agent_slug>/versions/", versions.agent_versions, name="agent-versions"),
+    path("agents/<slug:agent_slug>/export", transfer.agent_export_view, name="agent-export"),
     path("agents/<slug:agent_slug>/delete", versions.agent_remove, name="agent-delete"),
     path("agents/<slug:agent_slug>/memory/", memory.agent_memory, name="agent-memory"),
     path("agents/<slug:agent_slug>/my-memory/", memory.my_memory, name="my-memory"),

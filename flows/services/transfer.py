@@ -97,7 +97,12 @@ def flow_export(*, flow: Flow, version: FlowVersion, fmt: str) -> ExportFile:
         # (credentials are referenced by name, and never leave the studio).
         "graph": json.loads(graph_text(graph_redacted(version.graph))),
     }
-    filename = f"{flow.slug}-v{version.number}.{fmt}"
+    return envelope_file(envelope, f"{flow.slug}-v{version.number}", fmt)
+
+
+def envelope_file(envelope: dict[str, Any], name: str, fmt: str) -> ExportFile:
+    """``envelope`` as the file ``<name>.<fmt>`` (agents export in the same format)."""
+    filename = f"{name}.{fmt}"
     if fmt == "yaml":
         text = yaml.dump(envelope, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
         return ExportFile(filename, "application/yaml; charset=utf-8", text.encode())
@@ -121,8 +126,9 @@ def _load_yaml(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def _parse(data: bytes, filename: str) -> Any:
-    """The file's content as Python data; ImportRefused says why it is not JSON or YAML."""
+def file_parse(data: bytes, filename: str) -> Any:
+    """The file's content as Python data; ImportRefused says why it is not JSON or YAML
+    (YAML aliases refused). Agents' imports read their files with it too."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -166,7 +172,7 @@ def flow_file_read(*, data: bytes, filename: str, workspace: Workspace, user=Non
     have, or that ``user`` may not use), together."""
     if len(data) > MAX_FILE_BYTES:
         raise ImportRefused([f"file: larger than {MAX_FILE_BYTES // 1024} KB"])
-    content = _parse(data, filename)
+    content = file_parse(data, filename)
     if not isinstance(content, dict):
         raise ImportRefused(["file: expected an object with studio_flow, name and graph"])
     errors: list[str] = []
