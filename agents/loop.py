@@ -381,18 +381,12 @@ class _Loop:
     async def _wait_for(self, call: ToolCall) -> AgentOutcome:
         self.state.status, self.state.waiting_on = Status.WAITING, call.key
         self.state.waiting_since = self.env.clock()
-        pending = self._call_data(call)
-        await self.env.emit(events.APPROVAL_NEEDED, pending)
+        await self.env.emit(events.APPROVAL_NEEDED, self._call_data(call))
         await self.env.checkpoint(self.state)
-        return AgentOutcome(Status.WAITING, "", "a tool call needs approval", self.state, pending)
+        return still_waiting(self.state)
 
     def _call_data(self, call: ToolCall) -> dict[str, Any]:
-        return {
-            "step": int(call.key.rsplit(":", 2)[1]),
-            "key": call.key,
-            "tool": call.name,
-            "arguments": _shown_arguments(call.arguments),
-        }
+        return call_data(call)
 
     async def result_event(self, call: ToolCall) -> None:
         outcome = self.state.results[call.key]
@@ -453,6 +447,23 @@ class _Loop:
         )
         await self.env.checkpoint(state)
         return AgentOutcome(status, answer, reason, state)
+
+
+def call_data(call: ToolCall) -> dict[str, Any]:
+    """A call as its events show it (and as a person approving it reads it)."""
+    return {
+        "step": int(call.key.rsplit(":", 2)[1]),
+        "key": call.key,
+        "tool": call.name,
+        "arguments": _shown_arguments(call.arguments),
+    }
+
+
+def still_waiting(state: AgentState) -> AgentOutcome:
+    """The outcome of a run that waits for an approval not given yet, as ``agent_run`` gave it."""
+    call = state.call(state.waiting_on or "")
+    pending = call_data(call) if call is not None else None
+    return AgentOutcome(Status.WAITING, "", "a tool call needs approval", state, pending)
 
 
 def _error(content: str, *, kind: str = "error") -> ToolOutcome:

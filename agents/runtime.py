@@ -7,8 +7,9 @@ stream like an LLM node's); ``checkpoint`` stores the ``AgentState`` on the node
 while it runs, so that a node retried after its worker was lost resumes from it instead of
 repeating a tool call.
 
-The state lives in the node's ``details`` under ``STATE_KEY`` while the node is running; the
-node's finished result replaces ``details`` with its trace, so the state is not kept after.
+The state lives in the node's ``details`` under ``STATE_KEY`` while the node is running or
+waits for a person's approval (beside the call asked about, then the answer); the node's
+finished result replaces ``details`` with its trace, so the state is not kept after.
 """
 
 from __future__ import annotations
@@ -26,17 +27,21 @@ from flows.nodes import model_call
 from flows.nodes.base import NodeContext
 
 STATE_KEY = "agent_state"
+ANSWER_KEY = "answer"
 
 
 def _stored(ctx: NodeContext) -> QuerySet[NodeResult]:
     return NodeResult.objects.filter(run_id=ctx.run_id, node_id=ctx.node_id)
 
 
-async def state_load(ctx: NodeContext) -> AgentState | None:
-    """The state a previous attempt of this node checkpointed, or None (a first attempt)."""
-    details = await _stored(ctx).values_list("details", flat=True).afirst()
-    saved = (details or {}).get(STATE_KEY)
-    return AgentState.model_validate(saved) if saved else None
+async def state_load(ctx: NodeContext) -> tuple[AgentState | None, dict | None]:
+    """The state a previous attempt of this node checkpointed, or None (a first attempt), and
+    the person's answer it resumes with when it waited for an approval (``ANSWER_KEY``, set by
+    ``flows.services.runs.run_answer``; gone once the resumed state is checkpointed)."""
+    details = await _stored(ctx).values_list("details", flat=True).afirst() or {}
+    saved = details.get(STATE_KEY)
+    state = AgentState.model_validate(saved) if saved else None
+    return state, details.get(ANSWER_KEY)
 
 
 async def _instructions(ctx: NodeContext, spec: AgentSpec) -> str | None:

@@ -16,7 +16,7 @@ from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from flows.access import access_api_run, access_published_flow
 from flows.models import Run, RunSource
@@ -38,9 +38,30 @@ class RunRequest(BaseModel):
 
 
 class AnswerRequest(BaseModel):
+    """A human-input node's answer (``values``), or a decision on an agent's tool call that
+    waits for approval (``approve``, with an optional ``reason`` and the request's ``key``)."""
+
     model_config = ConfigDict(extra="forbid")
-    node: str = Field(max_length=200)
-    values: dict[str, Any] = {}
+    node: str = Field(max_length=200, description="The waiting node's key (run.waiting's node).")
+    values: dict[str, Any] = Field(default={}, description="A human-input node's fields.")
+    approve: StrictBool | None = Field(
+        default=None, description="For an approval: true runs the call, false refuses it."
+    )
+    reason: str = Field(
+        default="", max_length=2_000, description="Why the call is refused (told to the agent)."
+    )
+    key: str | None = Field(
+        default=None,
+        max_length=300,
+        description="The approval request's key (run.waiting's data.key): an answer to an "
+        "earlier request is refused with 409.",
+    )
+
+    def answer(self) -> dict[str, Any]:
+        """What the node's type checks: the values, or the approval."""
+        if self.approve is None:
+            return self.values
+        return {"approve": self.approve, "reason": self.reason, "key": self.key}
 
 
 class RunOut(BaseModel):
@@ -263,16 +284,19 @@ async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
 
 @openapi.operation(
     "POST",
-    summary="Answer a run's waiting human-input node",
+    summary="Answer a run that waits for a person",
     tag="Runs",
     body=AnswerRequest,
     answers=[openapi.Answer(200, "The run after the answer.", RunOut)],
-    errors=(400, 403, 404, 413),
+    errors=(400, 403, 404, 409, 413),
 )
 @csrf_exempt
 @require_POST
 async def run_answer_create(request: HttpRequest, run_id) -> HttpResponse:
-    """Answer a run's waiting human-input node: ``{"node": "review", "values": {...}}``."""
+    """Answer a run's waiting node: a human input's ``{"node": "review", "values": {...}}``,
+    or an agent's call waiting for approval: ``{"node": "agent_1", "approve": true}`` or
+    ``{"node": "agent_1", "approve": false, "reason": "..."}``. 409 when that question was
+    answered already or is no longer the one asked."""
     run = await _key_run(request, run_id, "run")
     if isinstance(run, HttpResponse):
         return run
@@ -280,8 +304,9 @@ async def run_answer_create(request: HttpRequest, run_id) -> HttpResponse:
     if isinstance(body, HttpResponse):
         return body
     try:
-        await sync_to_async(run_answer)(run=run, node_key=body.node, values=body.values)
+        await sync_to_async(run_answer)(run=run, node_key=body.node, values=body.answer())
     except ValidationError as exc:
-        return error(400, "; ".join(exc.messages))
+        status = 409 if exc.code == "conflict" else 400
+        return error(status, "; ".join(exc.messages), code=exc.code or None)
     run = await Run.objects.select_related("flow", "flow_version").aget(id=run.id)
     return JsonResponse(run_payload(run))

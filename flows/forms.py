@@ -34,3 +34,12 @@ def answer_values(fields: list[dict], data: QueryDict) -> dict[str, Any]:
         else:
             values[name] = raw
     return values
+
+
+def approval_values(data: QueryDict) -> dict[str, Any]:
+    """The posted decision on a call waiting for approval (the node's type checks it)."""
+    return {
+        "approve": data.get("approve") == "true",
+        "reason": data.get("reason", ""),
+        "key": data.get("key") or None,
+    }

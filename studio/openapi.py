@@ -31,6 +31,7 @@ ERRORS = {
     401: "No API key, or one that is unknown, expired or revoked (the message says which).",
     403: "The key's scope does not reach this (the message says what it lacks).",
     404: "Not found, or outside the key's reach.",
+    409: "It conflicts with the current state (answered already, or no longer asked).",
     413: "The request body is larger than the limit.",
     422: "The Idempotency-Key was used for another request.",
     429: (

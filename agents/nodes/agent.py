@@ -5,8 +5,14 @@ The node runs a published version of the agent (the one published now, or a pinn
 never its draft. Its state is checkpointed on the node's stored result (``agents/runtime.py``),
 so a node retried after a lost worker resumes without repeating a tool call. A limit ends the
 node with the limit's message as its answer (outcome ``limited``, the run goes on); a model
-that cannot be called fails the node with the reason. A tool call that needs a person's
-approval fails the node too, saying so: a dispatched node cannot yet make the run wait.
+that cannot be called fails the node with the reason.
+
+A tool call that needs a person's approval makes the node wait (``NodeOutput.wait``): its state
+stays on the stored result, the run is ``waiting`` and ``run.waiting`` carries the call (tool,
+arguments, step, key). The person approves or rejects it (``answer_check``: on the run's page
+or over the API); the node is queued again and resumes: an approved call runs once (its
+idempotency key, and the state's record of started calls), a rejected one tells the model the
+person refused it, with their reason, and the agent goes on without it.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from pydantic import Field, ValidationError
+from django.core.exceptions import ValidationError as AnswerInvalid
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from agents.loop import AgentOutcome, agent_run
+from agents.loop import AgentOutcome, agent_resume, agent_run, still_waiting
 from agents.models import Agent, AgentVersion
-from agents.runtime import agent_env, state_load
+from agents.runtime import STATE_KEY, agent_env, state_load
 from agents.spec import AgentSpec
 from agents.state import Status
 from flows.history import history_window
@@ -28,6 +35,7 @@ from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, Port
 from studio import access, events
 
 MAX_HISTORY = 50  # turns of the ``history`` input the agent reads (the most recent)
+APPROVAL_WAIT_S = 24 * 3600  # how long the run may wait for a person to approve a call
 
 
 class AgentNodeConfig(NodeConfig):
@@ -92,6 +100,28 @@ def history_turns(value: Any, window_tokens: int) -> list[dict[str, str]]:
     return history_window(turns[-MAX_HISTORY:], max_tokens=window_tokens)
 
 
+class ApprovalAnswer(BaseModel):
+    """A person's decision on a tool call that waits for approval."""
+
+    model_config = ConfigDict(extra="forbid")
+    approve: StrictBool
+    reason: str = Field(default="", max_length=2_000)
+    # The request answered (``run.waiting``'s ``key``): an answer to an earlier one is stale.
+    key: str | None = Field(default=None, max_length=300)
+
+
+def _asking(config: AgentNodeConfig, outcome: AgentOutcome) -> NodeOutput:
+    """The node waits for a person to approve the call ``outcome.pending``."""
+    asked = {
+        "kind": "approval",
+        "agent": config.agent,
+        **(outcome.pending or {}),
+        "deadline_s": APPROVAL_WAIT_S,
+    }
+    state = outcome.state.model_dump(mode="json")
+    return NodeOutput(outputs={}, details={STATE_KEY: state}, wait=asked)
+
+
 def _may_use(user_id: int | None, agent: Agent) -> bool:
     if user_id is None:
         return True  # an API key's run: the flow's author was checked when it was saved
@@ -106,6 +136,9 @@ class AgentNode(NodeType):
     group = "Models"
     description = "Runs a published agent (its tools, its steps) and gives its answer."
     Config = AgentNodeConfig
+
+    # A call that needs approval makes the run wait for a person.
+    pauses_run = True
 
     def input_ports(self, config: AgentNodeConfig) -> dict[str, PortType]:
         if config.history:
@@ -125,6 +158,35 @@ class AgentNode(NodeType):
             return [f"agent {config.agent!r}: {exc}"]
         problems = model_call.target_problems(spec, workspace, user)  # type: ignore[arg-type]
         return [f"agent {config.agent!r}: {p}" for p in problems]
+
+    def answer_check(
+        self, config: AgentNodeConfig, details: dict, values: Any, user: Any = None
+    ) -> dict:
+        """Approve or reject the call asked about: ``{"approve": true}`` or ``{"approve":
+        false, "reason": "…"}``, with the request's ``key`` to make sure it is the one asked."""
+        asked = details.get("asked") or {}
+        try:
+            answer = ApprovalAnswer.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors()
+            )
+            raise AnswerInvalid(
+                f'An approval is {{"approve": true}} or {{"approve": false, "reason": …}} '
+                f"({problems})."
+            ) from None
+        if answer.key is not None and answer.key != asked.get("key"):
+            raise AnswerInvalid(
+                "This approval request is no longer waiting: the agent asks about another call "
+                "now.",
+                code="conflict",
+            )
+        return {
+            "approve": answer.approve,
+            "reason": answer.reason.strip(),
+            "key": asked.get("key"),
+            "by": getattr(user, "username", "") or "",
+        }
 
     def queue(self, config: AgentNodeConfig, workspace_id: int) -> str | None:
         _, version = _version(workspace_id, config)
@@ -149,22 +211,24 @@ class AgentNode(NodeType):
             *history_turns(inputs.get("history"), spec.memory.window_tokens),
             {"role": "user", "content": "" if message is None else str(message)},
         ]
-        state = await state_load(ctx)
+        state, answer = await state_load(ctx)
         if state is not None and state.status in (Status.DONE, Status.LIMITED):
             # A retry after the worker was lost between the agent's end and the node's result:
             # its answer is given again (the retry reset the streamed text), not asked again.
             await ctx.emit(events.TOKEN, {"text": state.answer})
             outcome = AgentOutcome(state.status, state.answer, state.reason, state)
+        elif state is not None and state.status == Status.WAITING and answer is not None:
+            decision = "approve" if answer["approve"] else "reject"
+            note = answer.get("reason", "")
+            outcome = await agent_resume(spec, state, decision, env=env, note=note)
+        elif state is not None and state.status == Status.WAITING:
+            outcome = still_waiting(state)  # requeued with no answer: ask again
         else:
             outcome = await agent_run(spec, messages, env=env, state=state)
         if outcome.status == Status.FAILED:
             raise RuntimeError(f"the agent could not answer: {outcome.reason}")
         if outcome.status == Status.WAITING:
-            tool = (outcome.pending or {}).get("tool", "a tool")
-            raise RuntimeError(
-                f"the agent's call to {tool} needs a person's approval, which an agent node "
-                "cannot wait for: turn off approval for that tool, or run the agent on its own"
-            )
+            return _asking(config, outcome)
         state = outcome.state
         return NodeOutput(
             outputs={

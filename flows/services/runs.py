@@ -188,10 +188,14 @@ def run_answer(*, run: Run, node_key: str, values: Any, user=None) -> NodeResult
         run = Run.objects.select_for_update().get(id=run.id)
         result = NodeResult.objects.select_for_update().filter(run=run, node_id=node_key).first()
         asks = people_waiting_types()
-        if result is None or run.status in TERMINAL or result.node_type not in asks:
+        if result is None or result.node_type not in asks:
             raise ValidationError("This run is not waiting for that answer.")
-        if result.status != NodeStatus.WAITING:
-            raise ValidationError("This question was answered already.", code="conflict")
+        if result.status != NodeStatus.WAITING or run.status in TERMINAL:
+            raise ValidationError(
+                "This node is not waiting for an answer now (it was answered already, or the "
+                "run ended).",
+                code="conflict",
+            )
         node = version_graph(run.flow_version_id).nodes[node_key.split("[", 1)[0]]
         checked = node.kind.answer_check(node.config, result.details, values, user)
         if isinstance(checked, NodeOutput):

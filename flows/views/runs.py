@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from flows import selectors
 from flows.access import access_run
-from flows.forms import answer_values
+from flows.forms import answer_values, approval_values
 from flows.runtime.waiting import run_events
 from flows.services import run_answer
 from studio import access, events
@@ -36,7 +36,7 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
         "run": run,
         "nodes": selectors.run_nodes(run),
         "workspace": run.workspace,
-        "waiting": selectors.run_waiting_for_people(run),
+        "waiting": [_shown(node) for node in selectors.run_waiting_for_people(run)],
         "can_answer": "run" in access.object_actions(request.user, run.flow),
     }
     return render_page_or_partial(request, "flows/run.html", context, partial="trace")
@@ -80,16 +80,41 @@ async def _run_page_frames(user, run_id, after: int) -> AsyncIterator[str]:
 @login_required
 @require_POST
 def run_answer_submit(request: HttpRequest, run_id, node_key: str) -> HttpResponse:
-    """A person's answer to a waiting human-input node (needs ``run`` on the flow)."""
+    """A person's answer to a waiting node: a human input's fields, or an approval of an agent's
+    tool call (needs ``run`` on the flow)."""
     run = access_run(request.user, run_id, "run")
     waiting = {r.node_id: r for r in selectors.run_waiting_for_people(run)}
     if node_key not in waiting:
         raise Http404("This run is not waiting for that answer.")
+    details = waiting[node_key].details
     try:
-        values = answer_values(waiting[node_key].details["fields"], request.POST)
+        if _asks_approval(details):
+            values = approval_values(request.POST)
+        else:
+            values = answer_values(details["fields"], request.POST)
         run_answer(run=run, node_key=node_key, values=values, user=request.user)
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
     else:
-        messages.success(request, "Answer sent: the run goes on.")
+        messages.success(request, _answered(values if _asks_approval(details) else None))
     return redirect("flows:run-detail", run_id=run.id)
+
+
+def _asks_approval(details: dict) -> bool:
+    return (details.get("asked") or {}).get("kind") == "approval"
+
+
+def _answered(approval: dict | None) -> str:
+    if approval is None:
+        return "Answer sent: the run goes on."
+    if approval["approve"]:
+        return "Approved: the call runs and the run goes on."
+    return "Rejected: the agent goes on without that call."
+
+
+def _shown(node) -> object:
+    """A waiting node as its card shows it: an approval's arguments as indented JSON."""
+    asked = node.details.get("asked") or {}
+    if asked.get("kind") == "approval":
+        node.arguments_json = json.dumps(asked.get("arguments"), indent=2, ensure_ascii=False)
+    return node

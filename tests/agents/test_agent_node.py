@@ -276,20 +276,6 @@ def test_a_run_started_by_a_member_who_may_not_use_the_agent_fails(
     assert server.chats() == []
 
 
-def test_a_call_that_needs_approval_fails_the_node_saying_so(model, server, workspace, owner):
-    published_agent(workspace, owner, tools=[{"tool": "calculator", "needs_approval": True}])
-    server.plan(calls(CALCULATE), answer("never asked"))
-
-    run = run_graph(
-        workspace=workspace, owner=owner, graph=agent_graph(), inputs={"message": "6 × 7?"}
-    )
-
-    assert run.status == RunStatus.FAILED
-    assert "the agent's call to calculator needs a person's approval" in run.error, run.error
-    types = [e["type"] for e in logged_events(run.id)]
-    assert "approval.needed" in types and "tool.result" not in types
-
-
 def test_a_retry_after_the_agent_ended_gives_its_answer_again_without_asking(db, workspace, owner):
     # The worker was lost after the agent's last checkpoint, before the node's result was
     # stored: the retried node finds the ended state and answers from it, no model called.
