@@ -96,6 +96,8 @@ class Reference:
     # False: a container's inner ports and its own nodes, read as {{node_id.port}} unless an
     # edge already carries them in.
     wirable: bool = True
+    # A conversation variable ({{conversation.name}}), kept between turns.
+    kept: bool = False
 
     @property
     def variable(self) -> str:

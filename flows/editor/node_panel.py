@@ -27,12 +27,15 @@ from flows.editor.redaction import config_redacted
 from flows.nodes import node_types
 from flows.nodes.base import NodeType
 from flows.schema import TRIGGER, NodePolicy, graph_report
+from flows.variables import CONVERSATION, NAME, PREFIX
 from knowledge.selectors import knowledge_bases_visible
 from studio import access
 
 # Outputs the picker may wire to a short {{name}}: the ports a template makes take text.
 WIRABLE = ("text", "any")
 NODE_PORT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)\.[A-Za-z_][A-Za-z0-9_]*")
+# The types a variable assigner gives its values (``ValueType``).
+VALUE_TYPES = ("text", "number", "boolean", "json")
 
 
 def catalog_choices(user, workspace) -> dict[str, list[tuple[str, str]]]:
@@ -128,7 +131,37 @@ def references(graph: dict, ports: dict[str, dict], node_id: str) -> list[Refere
             for port, type_ in ports.get(nid, {}).get("outputs", {}).items():
                 where = f"{label(nid)}, inside"
                 found.append(Reference(f"{nid}.{port}", type_, where, wirable=False))
-    return _short_names(graph, node_id, found)
+    return _short_names(graph, node_id, found) + conversation_references(graph)
+
+
+# How the picker describes a conversation variable: the conversation keeps it between turns.
+KEPT = "the conversation, kept between turns"
+
+
+def conversation_references(graph: dict) -> list[Reference]:
+    """The conversation variables the graph's conversation-scope variable assigners write, in
+    graph order, offered to every node as ``{{conversation.<name>}}``: kept between turns, any
+    node may read one (empty until a turn writes it). None when a node is named
+    ``conversation``: its outputs are what ``{{conversation.x}}`` then reads."""
+    nodes = [n for n in graph.get("nodes", []) if isinstance(n, dict)]
+    if any(n.get("id") == CONVERSATION for n in nodes):
+        return []
+    written: dict[str, str] = {}
+    for node in nodes:
+        config = node.get("config")
+        if node.get("type") != "variable_assigner" or not isinstance(config, dict):
+            continue
+        if config.get("scope") != CONVERSATION or not isinstance(config.get("variables"), list):
+            continue
+        for assignment in config["variables"]:
+            name = assignment.get("name") if isinstance(assignment, dict) else None
+            if isinstance(name, str) and NAME.match(name):
+                type_ = assignment.get("type")
+                written.setdefault(name, type_ if type_ in VALUE_TYPES else "text")
+    return [
+        Reference(f"{PREFIX}{name}", type_, KEPT, wirable=False, kept=True)
+        for name, type_ in written.items()
+    ]
 
 
 def _short_names(graph: dict, node_id: str, found: list[Reference]) -> list[Reference]:
