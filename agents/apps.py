@@ -7,6 +7,10 @@ class AgentsConfig(AppConfig):
 
     def ready(self) -> None:
         import agents.nodes.agent  # noqa: F401  # registers the flows' agent node
+        from agents.access import FLOW_DELEGATE, agent_by_api_name
+        from agents.selectors import agent_chat_apps, agents_for_key
+        from conversations.selectors import register_chat_apps
+        from flows.openai_api import ModelSource, register_models
         from studio import access, roles
 
         access.register_kind(
@@ -31,4 +35,13 @@ class AgentsConfig(AppConfig):
                 },
                 "admin": {"agents.share_agent"},
             }
+        )
+        # A published agent is served by its backing flow, reached as the agent is.
+        access.register_delegate("flows.Flow", FLOW_DELEGATE)
+        register_chat_apps(agent_chat_apps)
+        register_models(
+            ModelSource(
+                listed=lambda api_key: [(name, a.flow) for name, a in agents_for_key(api_key)],
+                find=agent_by_api_name,
+            )
         )

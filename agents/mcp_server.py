@@ -1,5 +1,6 @@
-"""The studio as an MCP server: ``/mcp/`` lists the published flows an API key may run as MCP
-tools, and calling one runs the flow's published version as the runs API does.
+"""The studio as an MCP server: ``/mcp/`` lists the published flows and agents an API key may run
+as MCP tools (an agent's input is its ``message``), and calling one runs the flow's published
+version (an agent's backing flow) as the runs API does.
 
 Streamable HTTP in its JSON-response, stateless form: each POST carries one JSON-RPC message and
 is answered with one JSON object (a notification with 202), with no session and no event stream
@@ -7,8 +8,6 @@ is answered with one JSON object (a notification with 202), with no session and 
 web process, and every POST is authenticated on its own, with the key's request limits counted
 as the runs API counts them. The messages are validated and built with the SDK's own types
 (``mcp_types``); the few methods a tools-only server answers are dispatched here.
-
-TODO: published agents join as tools once they run through the API (issue 18).
 """
 
 from __future__ import annotations
@@ -25,6 +24,8 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERS
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as SchemaError
 
+from agents.access import agent_by_api_name
+from agents.selectors import agents_for_key
 from flows.access import access_published_flow
 from flows.api import start_run
 from flows.models import Flow, Run, RunSource, RunStatus
@@ -39,7 +40,9 @@ M = TypeVar("M", bound=BaseModel)
 
 SERVER_NAME = "studio"
 SERVER_VERSION = "1"
-INSTRUCTIONS = "Each tool runs one published flow of the workspace and answers with its output."
+INSTRUCTIONS = (
+    "Each tool runs one published flow or agent of the workspace and answers with its output."
+)
 
 # MCP's rule for tool names. A flow's slug (letters, digits, ``-`` and ``_``, at most 100)
 # always meets it; a flow whose slug somehow does not is left out rather than renamed, so that
@@ -88,25 +91,29 @@ def input_schema(flow: Flow) -> dict[str, Any]:
 
 
 def tools_for_key(api_key: ApiKey) -> list[dict[str, Any]]:
-    """The published flows the key may run (as ``/v1/models`` lists them), as MCP tools."""
+    """The published flows and agents the key may run (as ``/v1/models`` lists them, under the
+    same names), as MCP tools."""
     flows = published_flows(api_key.workspace_id)
-    runnable = access.scope(api_key, api_key.workspace_id, flows, "run").order_by("slug")
+    runnable = access.scope(api_key, api_key.workspace_id, flows, "run")
+    named = [(flow.slug, flow) for flow in runnable]
+    named += [(name, agent.flow) for name, agent in agents_for_key(api_key)]
     return [
         mcp_types.Tool(
-            name=flow.slug,
+            name=name,
             title=flow.name,
             description=flow.description or flow.name,
             input_schema=input_schema(flow),
         ).model_dump(by_alias=True, mode="json", exclude_none=True)
-        for flow in runnable
-        if TOOL_NAME.match(flow.slug)
+        for name, flow in sorted(named, key=lambda pair: pair[0])
+        if TOOL_NAME.match(name)
     ]
 
 
 def _start(api_key: ApiKey, name: str, arguments: dict[str, Any]) -> Run:
-    """A run of the published flow ``name``, if the key may run it (the runs API's check)."""
+    """A run of the published flow or agent ``name``, if the key may run it (the runs API's
+    check)."""
     try:
-        flow = access_published_flow(api_key, name)
+        flow = agent_by_api_name(api_key, name) or access_published_flow(api_key, name)
     except Http404:
         raise RpcError(mcp_types.INVALID_PARAMS, f"Unknown tool: {name}") from None
     return start_run(flow=flow, inputs=arguments, api_key=api_key, source=RunSource.MCP)

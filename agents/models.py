@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from pgvector.django import VectorField
 
+from flows.models import Flow
 from workspaces.models import WorkspaceOwned, grant_models
 
 
@@ -20,6 +21,13 @@ class Agent(WorkspaceOwned):
     # The version that the chat page and the API run.
     published_version = models.ForeignKey(
         "AgentVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The hidden flow (kind "agent": input, this agent, output) that serves the published
+    # version on the chat page, the widget and the APIs; made at the first publish
+    # (``agents.services.agent_publish``), deleted with the agent. Its access is the agent's
+    # (``agents.apps``: a delegate of ``studio.access``).
+    flow = models.OneToOneField(
+        Flow, null=True, blank=True, on_delete=models.SET_NULL, related_name="agent"
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

@@ -20,8 +20,13 @@ from agents.models import Agent, AgentVersion
 from agents.spec import AgentSpec
 from agents.tools import tools
 from catalog.selectors.prompts import prompt_version_resolve
+from conversations.selectors import chat_settings_of
+from conversations.services import chat_settings_change
+from flows.models import Flow, FlowKind
 from flows.nodes.model_call import target_problems
+from flows.services import flow_delete, flow_publish, flow_version_save
 from studio import access
+from studio.slugs import slug_from, slug_unique
 from workspaces.audit import audit_record
 from workspaces.models import Workspace
 from workspaces.sharing import creator_grant
@@ -203,22 +208,112 @@ def agent_publish(*, agent: Agent, actor=None, note: str = "") -> AgentVersion:
                 agent=locked, number=number, spec=spec, note=note[:500], created_by=actor
             )
         locked.published_version = version
-        locked.save(update_fields=["published_version", "updated_at"])
+        locked.flow = _served_flow_publish(agent=locked, version=version, actor=actor)
+        locked.save(update_fields=["published_version", "flow", "updated_at"])
         audit_record(
             workspace=agent.workspace_id,
             actor=actor,
             action="agent.publish",
             target=locked,
             before={"published_version": before},
-            after={"published_version": version.number, **({"note": note} if note else {})},
+            after={
+                "published_version": version.number,
+                "flow": locked.flow.slug,
+                **({"note": note} if note else {}),
+            },
         )
-    agent.published_version = version
+    agent.published_version, agent.flow = version, locked.flow
     return version
 
 
+def served_graph(agent_slug: str, number: int) -> dict:
+    """The graph of an agent's backing flow: the message in, the agent's version ``number``
+    (given the conversation the run belongs to), its answer out as ``text``."""
+
+    def place(x: int) -> dict:
+        return {"x": x, "y": 80}
+
+    return {
+        "nodes": [
+            {
+                "id": "input_1",
+                "type": "input",
+                "position": place(0),
+                "config": {"fields": [{"name": "message", "type": "text", "label": "Message"}]},
+            },
+            {
+                "id": "agent_1",
+                "type": "agent",
+                "position": place(280),
+                "config": {"agent": agent_slug, "version": number},
+            },
+            {
+                "id": "output_1",
+                "type": "output",
+                "position": place(560),
+                "config": {"fields": [{"name": "text", "type": "text", "label": "Answer"}]},
+            },
+        ],
+        "edges": [
+            {
+                "id": "e1",
+                "source": "input_1",
+                "source_port": "message",
+                "target": "agent_1",
+                "target_port": "message",
+            },
+            {
+                "id": "e2",
+                "source": "agent_1",
+                "source_port": "answer",
+                "target": "output_1",
+                "target_port": "text",
+            },
+        ],
+    }
+
+
+def _served_flow_publish(*, agent: Agent, version: AgentVersion, actor) -> Flow:
+    """The agent's backing flow (made on the first publish, kind ``agent``, under a free
+    ``agent-<slug>`` slug), serving ``version``: its graph is checked and published as flows'
+    are, and its chat greets as the spec says. Runs in the caller's transaction, which holds
+    the agent's row."""
+    flow = agent.flow
+    if flow is None:
+        taken = Flow.objects.filter(workspace_id=agent.workspace_id)
+        flow = Flow.objects.create(
+            workspace_id=agent.workspace_id,
+            kind=FlowKind.AGENT,
+            slug=slug_unique(slug_from(f"agent-{agent.slug}"), taken),
+            name=agent.name,
+            description=agent.description,
+            created_by=actor,
+        )
+    elif (flow.name, flow.description) != (agent.name, agent.description):
+        flow.name, flow.description = agent.name, agent.description
+        flow.save(update_fields=["name", "description", "updated_at"])
+    graph = served_graph(agent.slug, version.number)
+    current = flow.published_version
+    if current is None or current.graph != graph:
+        served = flow_version_save(
+            flow=flow, graph=graph, user=actor, note=f"Agent version {version.number}"
+        )
+        flow_publish(flow=flow, version=served, user=actor)
+    spec = AgentSpec.model_validate(version.spec)
+    greeting = chat_settings_of(flow)
+    if (greeting.opening, greeting.suggestions) != (spec.opening, spec.suggestions):
+        chat_settings_change(
+            flow=flow, opening=spec.opening, suggestions=spec.suggestions, user=actor
+        )
+    return flow
+
+
 def agent_delete(*, agent: Agent, actor=None) -> None:
-    """Delete an agent with its versions and grants."""
+    """Delete an agent with its versions and grants, and its backing flow with that flow's
+    runs and conversations."""
     with transaction.atomic():
+        if agent.flow is not None:
+            flow_delete(flow=agent.flow, user=actor)
         audit_record(
             workspace=agent.workspace_id,
             actor=actor,

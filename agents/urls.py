@@ -2,14 +2,15 @@
 
 from django.urls import path
 
-from agents import mcp_server
-from agents.views import agents, builder, memory, transfer, versions
+from agents import api, mcp_server
+from agents.views import agents, builder, memory, transfer, versions, widget
 
 app_name = "agents"
 
 urlpatterns = [
-    # The MCP server: a workspace's published flows as tools, for a bearer of an API key.
+    # The MCP server: a workspace's published flows and agents as tools, for a bearer of an API key.
     path("mcp/", mcp_server.endpoint, name="mcp"),
+    path("api/v1/agents/<slug:slug>/runs", api.agent_runs_create, name="api-agent-runs-create"),
     path("agents/", agents.agent_list, name="agent-list"),
     path("agents/new", agents.agent_new, name="agent-new"),
     path("agents/import", transfer.agent_import_view, name="agent-import"),
@@ -19,6 +20,7 @@ urlpatterns = [
     path("agents/<slug:agent_slug>/versions/", versions.agent_versions, name="agent-versions"),
     path("agents/<slug:agent_slug>/export", transfer.agent_export_view, name="agent-export"),
     path("agents/<slug:agent_slug>/delete", versions.agent_remove, name="agent-delete"),
+    path("agents/<slug:agent_slug>/widget/", widget.agent_widget, name="agent-widget"),
     path("agents/<slug:agent_slug>/memory/", memory.agent_memory, name="agent-memory"),
     path("agents/<slug:agent_slug>/my-memory/", memory.my_memory, name="my-memory"),
 ]

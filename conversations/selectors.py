@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
@@ -59,8 +61,8 @@ def conversation_history(conversation: Conversation) -> list[dict]:
 
 @dataclass(frozen=True)
 class ChatApp:
-    """One thing a member can chat with. Only published flows today; agents join as another
-    ``kind`` with their own URLs, and the pages that list apps need no change."""
+    """One thing a member can chat with: a published flow, or another ``kind`` an app
+    registers (``register_chat_apps``: agents), with its own URLs."""
 
     kind: str
     name: str
@@ -69,12 +71,23 @@ class ChatApp:
     open_url: str
 
 
+# What other apps offer to chat with, each a function of (user, workspace); ``agents`` adds its
+# published agents from its ``ready()``.
+_APP_SOURCES: list[Callable[[Any, Workspace], list[ChatApp]]] = []
+
+
+def register_chat_apps(source: Callable[[Any, Workspace], list[ChatApp]]) -> None:
+    if source not in _APP_SOURCES:
+        _APP_SOURCES.append(source)
+
+
 def chat_apps(user, workspace: Workspace) -> list[ChatApp]:
-    """The published flows of ``workspace`` that ``user`` may run, by name."""
+    """What ``user`` may chat with in ``workspace``, by name: the published flows they may run
+    and what the registered sources offer them."""
     flows = access.scope(
         user, workspace.id, flow_selectors.published_flows(workspace.id), "run"
     ).order_by("name")
-    return [
+    apps = [
         ChatApp(
             kind="flow",
             name=flow.name,
@@ -84,3 +97,6 @@ def chat_apps(user, workspace: Workspace) -> list[ChatApp]:
         )
         for flow in flows
     ]
+    for source in _APP_SOURCES:
+        apps += source(user, workspace)
+    return sorted(apps, key=lambda app: (app.name.lower(), app.kind, app.slug))

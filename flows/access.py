@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from flows.models import Flow, Run
+from flows.models import Flow, FlowKind, Run
 from studio.access import check, fetch, has_perm
 from workspaces.access import KeyKind, key_check_for_task, key_kind_check
 from workspaces.models import ApiKey, FlowAccess, Workspace
@@ -27,7 +27,14 @@ KEY_KIND = KeyKind(
 
 def access_flow(user, workspace: Workspace, slug: str, perm: str) -> Flow:
     """A flow of ``workspace`` by slug; ``perm`` is an action: view, run, change, publish,
-    delete, share."""
+    delete, share. Never one that serves an agent (``FlowKind.AGENT``): the flow pages do not
+    show or edit those."""
+    return check(user, fetch(Flow, workspace=workspace, slug=slug, kind=FlowKind.FLOW), perm)
+
+
+def access_served_flow(user, workspace: Workspace, slug: str, perm: str) -> Flow:
+    """``access_flow`` for the pages that serve published flows and agents alike (the chat
+    page): a flow of any kind, whose access may be its agent's (``studio.access`` delegates)."""
     return check(user, fetch(Flow, workspace=workspace, slug=slug), perm)
 
 
@@ -45,7 +52,12 @@ def access_published_flow(api_key: ApiKey, slug: str) -> Flow:
     key_kind_check(api_key, "flows.Flow")
     flow = (
         Flow.objects.select_related("published_version")
-        .filter(workspace_id=api_key.workspace_id, slug=slug, published_version__isnull=False)
+        .filter(
+            workspace_id=api_key.workspace_id,
+            kind=FlowKind.FLOW,
+            slug=slug,
+            published_version__isnull=False,
+        )
         .first()
     )
     if flow is None:

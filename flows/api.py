@@ -7,7 +7,7 @@ started (``studio.access.access_api_run``).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from flows.access import access_api_run, access_published_flow
-from flows.models import Run, RunSource
+from flows.models import Flow, Run, RunSource
 from flows.runtime.waiting import run_events, run_payload, run_wait
 from flows.selectors import version_graph
 from flows.services import run_answer, run_create
@@ -138,11 +138,16 @@ class IdempotencyKeyReused(Exception):
 
 
 def _start_published(
-    api_key: ApiKey, slug: str, inputs: dict, idempotency_key: str = ""
+    api_key: ApiKey,
+    slug: str,
+    inputs: dict,
+    idempotency_key: str = "",
+    find: Callable[[ApiKey, str], Flow] = access_published_flow,
 ) -> tuple[Run, bool]:
-    """A run of the flow's published version, if the key may run it (one trip to the thread),
-    and whether it is an earlier run that the same ``idempotency_key`` started."""
-    flow = access_published_flow(api_key, slug)
+    """A run of the published version of the flow ``find`` gives for ``slug``, if the key may
+    run it (one trip to the thread), and whether it is an earlier run that the same
+    ``idempotency_key`` started."""
+    flow = find(api_key, slug)
     if idempotency_key:
         earlier = _earlier(api_key, idempotency_key)
         if earlier is not None:
@@ -204,6 +209,15 @@ def sse(run_id: Any, after: int = 0) -> AsyncIterator[str]:
 @csrf_exempt
 @require_POST
 async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
+    return await published_runs_create(request, slug, find=access_published_flow, noun="flow")
+
+
+async def published_runs_create(
+    request: HttpRequest, slug: str, *, find: Callable[[ApiKey, str], Flow], noun: str
+) -> HttpResponse:
+    """``POST …/<slug>/runs`` for whatever ``find`` serves under a slug (a flow; the flow
+    that serves an agent): the same body, answers and ``Idempotency-Key``; ``noun`` names it
+    in the 404."""
     api_key = await authenticate(request)
     if isinstance(api_key, HttpResponse):
         return api_key
@@ -216,16 +230,16 @@ async def runs_create(request: HttpRequest, slug: str) -> HttpResponse:
         return error(400, message, code="invalid_idempotency_key")
     try:
         run, replayed = await sync_to_async(_start_published)(
-            api_key, slug, body.inputs, idempotency_key
+            api_key, slug, body.inputs, idempotency_key, find
         )
     except Http404:
-        return error(404, f"No published flow named {slug!r}.", code="flow_not_found")
+        return error(404, f"No published {noun} named {slug!r}.", code=f"{noun}_not_found")
     except PermissionDenied as exc:
         return forbidden(exc)
     except ValidationError as exc:
         return error(400, "; ".join(exc.messages))
     except IdempotencyKeyReused:
-        message = "This Idempotency-Key was used for another request (flow or inputs differ)."
+        message = f"This Idempotency-Key was used for another request ({noun} or inputs differ)."
         return error(422, message, code="idempotency_key_reused")
     if body.stream:
         response = sse_response(sse(run.id))

@@ -2,13 +2,17 @@
 
 ``model`` is a published flow's slug; the last user message feeds the flow's first text input;
 the answer is the flow's output. Streaming carries the tokens of the nodes that feed the output.
+Other apps serve their models through flows too (``register_models``): a published agent is
+``model=<agent slug>`` (``agent.<slug>`` when a flow has that slug), its tool calls on the
+server.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from asgiref.sync import sync_to_async
@@ -21,13 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog.engines.base import is_context_refusal
 from flows.access import access_published_flow
 from flows.api import start_run
-from flows.models import Run, RunSource, RunStatus
+from flows.models import Flow, Run, RunSource, RunStatus
 from flows.runtime.waiting import run_events, run_wait
 from flows.selectors import chat_binding, published_flows, run_answer_text
 from studio import access, events, openapi
 from studio.json_api import PageQuery, error, forbidden, page_response, parse_body
 from studio.sse import sse_response
 from workspaces.authentication import authenticate
+from workspaces.models import ApiKey
 
 
 class ContentPart(BaseModel):
@@ -70,7 +75,10 @@ class ChatRequest(BaseModel):
 
 
 class ModelOut(BaseModel):
-    id: str = Field(description="The published flow's slug.")
+    id: str = Field(
+        description="The published flow's slug, or the published agent's (``agent.<slug>`` "
+        "when a flow has its slug)."
+    )
     object: Literal["model"] = "model"
     created: int
     owned_by: str
@@ -112,15 +120,50 @@ class ChatCompletion(BaseModel):
     usage: CompletionUsage
 
 
-def _runnable_flows(api_key) -> list:
-    """The published flows the key may run: a key without flow access lists none."""
+@dataclass(frozen=True)
+class ModelSource:
+    """Models served beside the published flows, through the flows that serve them (``agents``
+    registers its published agents): ``listed(api_key)`` gives ``(name, flow)`` for each one
+    the key may run; ``find(api_key, name)`` the flow a name runs, or None when the name is not
+    one of its models (then it names a flow), raising as ``access_published_flow`` does."""
+
+    listed: Callable[[ApiKey], list[tuple[str, Flow]]]
+    find: Callable[[ApiKey, str], Flow | None]
+
+
+_MODEL_SOURCES: list[ModelSource] = []
+
+
+def register_models(source: ModelSource) -> None:
+    """Called by an app's ``ready()``."""
+    if source not in _MODEL_SOURCES:
+        _MODEL_SOURCES.append(source)
+
+
+def _runnable_models(api_key) -> list[tuple[str, Flow]]:
+    """The models the key may run, by name: its published flows (by slug) and the registered
+    sources' models; a key without flow access lists none."""
     flows = published_flows(api_key.workspace_id)
-    return list(access.scope(api_key, api_key.workspace_id, flows, "run").order_by("slug"))
+    runnable = access.scope(api_key, api_key.workspace_id, flows, "run")
+    models = [(flow.slug, flow) for flow in runnable]
+    for source in _MODEL_SOURCES:
+        models += source.listed(api_key)
+    return sorted(models, key=lambda model: model[0])
+
+
+def _model_flow(api_key, name: str) -> Flow:
+    """The flow the model ``name`` runs: a registered source's, else the published flow of
+    that slug (Http404, PermissionDenied as ``access_published_flow``)."""
+    for source in _MODEL_SOURCES:
+        flow = source.find(api_key, name)
+        if flow is not None:
+            return flow
+    return access_published_flow(api_key, name)
 
 
 @openapi.operation(
     "GET",
-    summary="List the published flows the key may run, as models",
+    summary="List the published flows and agents the key may run, as models",
     tag="OpenAI-compatible",
     description="OpenAI's clients read the whole list, so without `page` or `per_page` every "
     "model is listed; with either, one page, with `page`, `per_page` and `has_more`.",
@@ -132,17 +175,18 @@ async def models(request: HttpRequest) -> HttpResponse:
     api_key = await authenticate(request)
     if isinstance(api_key, HttpResponse):
         return api_key
-    flows = await sync_to_async(_runnable_flows)(api_key)
+    listed = await sync_to_async(_runnable_models)(api_key)
     owner = api_key.workspace.slug
 
-    def shape(flow) -> dict:
+    def shape(model: tuple[str, Flow]) -> dict:
+        name, flow = model
         created = int(flow.created_at.timestamp())
-        return ModelOut(id=flow.slug, created=created, owned_by=owner).model_dump()
+        return ModelOut(id=name, created=created, owned_by=owner).model_dump()
 
     if "page" in request.GET or "per_page" in request.GET:
-        return page_response(request, flows, shape, envelope={"object": "list"})
+        return page_response(request, listed, shape, envelope={"object": "list"})
     return JsonResponse(
-        ModelList(data=[shape(flow) for flow in flows]).model_dump(exclude_none=True)
+        ModelList(data=[shape(model) for model in listed]).model_dump(exclude_none=True)
     )
 
 
@@ -156,7 +200,7 @@ def _usage(usage: dict) -> dict:
 
 @openapi.operation(
     "POST",
-    summary="Run a published flow as a chat model (OpenAI-compatible)",
+    summary="Run a published flow or agent as a chat model (OpenAI-compatible)",
     tag="OpenAI-compatible",
     description="`model` is a published flow's slug; the last user message is its input, the "
     "earlier user and assistant turns its history. With `stream` the answer is OpenAI's "
@@ -180,7 +224,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if not user_messages:
         return error(400, "messages must contain a user message.")
     try:
-        flow = await sync_to_async(access_published_flow)(api_key, body.model)
+        flow = await sync_to_async(_model_flow)(api_key, body.model)
         binding = await sync_to_async(chat_binding)(flow.published_version)
         run = await sync_to_async(start_run)(
             flow=flow,

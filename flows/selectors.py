@@ -10,13 +10,16 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from flows.models import Flow, FlowVersion, NodeResult, NodeStatus, Run
+from flows.models import Flow, FlowKind, FlowVersion, NodeResult, NodeStatus, Run
 from flows.nodes import node_types
 from flows.schema import CheckedGraph, check_graph
 
 
 def flows_for_workspace(workspace_id: int) -> QuerySet[Flow]:
-    return Flow.objects.filter(workspace_id=workspace_id).select_related("published_version")
+    """The workspace's flows, not the hidden ones that serve published agents."""
+    return Flow.objects.filter(workspace_id=workspace_id, kind=FlowKind.FLOW).select_related(
+        "published_version"
+    )
 
 
 def published_flows(workspace_id: int) -> QuerySet[Flow]:

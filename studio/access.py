@@ -12,7 +12,8 @@ What a member may do with an object is the union of
 
 This module imports no app: the tenancy app registers how to find a user's membership
 (``register_tenancy``) and the principals that are not users, such as API keys
-(``register_principal``); apps register their shareable kinds (``register_kind``).
+(``register_principal``); apps register their shareable kinds (``register_kind``) and the objects
+whose access is another object's (``register_delegate``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,43 @@ def member(user, workspace_id: int | None) -> Member | None:
     return _tenancy[0].membership(user, workspace_id)
 
 
+# --- delegated access -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delegate:
+    """Objects of a model whose access is another object's: a flow that serves a published agent
+    is reached as the agent is. ``delegates(obj)`` says whether ``obj`` is one (its ``rows``,
+    as a filter); ``resolve(obj)`` is the object whose grants decide (None when it is gone:
+    then nobody reaches ``obj``), reached from the model through the ``link`` lookup; and
+    ``actions`` maps each action on that object to the actions it gives on ``obj`` (an action
+    left out gives nothing)."""
+
+    delegates: Callable[[Any], bool]
+    resolve: Callable[[Any], Model | None]
+    rows: Q
+    link: str
+    target: str
+    actions: dict[str, tuple[str, ...]]
+
+    def given(self, target_actions: frozenset[str]) -> frozenset[str]:
+        return frozenset(a for t in target_actions for a in self.actions.get(t, ()))
+
+    def sources(self, action: str) -> list[str]:
+        """The target's actions that give ``action``."""
+        return [t for t, given in self.actions.items() if action in given]
+
+
+_delegates: dict[str, Delegate] = {}
+
+
+def register_delegate(label: str, delegate: Delegate) -> None:
+    """Called by the app that owns the deciding object: checks on objects of ``label`` that
+    ``delegate.delegates`` are decided by ``delegate.resolve(obj)``'s access, for members and,
+    through the member who made it, for API keys."""
+    _delegates[label] = delegate
+
+
 # --- objects --------------------------------------------------------------------------------
 
 
@@ -147,6 +185,12 @@ def object_actions(user, obj: Model) -> frozenset[str]:
     principal = _principals.get(type(user))
     if principal is not None:
         return principal.actions(user, obj)
+    delegate = _delegates.get(obj._meta.label)
+    if delegate is not None and delegate.delegates(obj):
+        target = delegate.resolve(obj)
+        if target is None:
+            raise Http404
+        return delegate.given(object_actions(user, target))
     suffix = f"_{obj._meta.model_name}"
     if getattr(obj, "workspace_id", None) is None:
         if not active(user) or not _tenancy[0].in_any_workspace(user):
@@ -208,6 +252,27 @@ def scope(user, workspace_id: int, queryset: QuerySet, action: str = "view") -> 
     principal = _principals.get(type(user))
     if principal is not None:
         return principal.scope(user, workspace_id, queryset, action)
+    delegate = _delegates.get(queryset.model._meta.label)
+    if delegate is not None:
+        return _delegated_scope(user, workspace_id, queryset, action, delegate)
+    return _own_scope(user, workspace_id, queryset, action)
+
+
+def _delegated_scope(
+    user, workspace_id: int, queryset: QuerySet, action: str, delegate: Delegate
+) -> QuerySet:
+    """``scope`` for a model some of whose objects delegate: the others by their own grants,
+    those by their target's (one subquery per target action that gives ``action``)."""
+    own = _own_scope(user, workspace_id, queryset.model.objects.exclude(delegate.rows), action)
+    reached = Q(pk__in=own.values("pk"))
+    target_model = apps.get_model(delegate.target)
+    for source in delegate.sources(action):
+        targets = scope(user, workspace_id, target_model.objects.all(), source)
+        reached |= delegate.rows & Q(**{f"{delegate.link}__in": targets.values("pk")})
+    return queryset.filter(reached, workspace_id=workspace_id)
+
+
+def _own_scope(user, workspace_id: int, queryset: QuerySet, action: str) -> QuerySet:
     found = member(user, workspace_id)
     if found is None:
         return queryset.none()

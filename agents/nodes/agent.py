@@ -207,8 +207,11 @@ class AgentNode(NodeType):
         spec = _spec(version)
         env = await agent_env(ctx, spec, agent_id=agent.id)
         message = inputs.get("message")
+        # Without its history input, the agent is given the conversation the run belongs to
+        # (an agent's chat page, widget and APIs run it so, through its backing flow).
+        history = inputs.get("history") if config.history else ctx.history
         messages = [
-            *history_turns(inputs.get("history"), spec.memory.window_tokens),
+            *history_turns(history, spec.memory.window_tokens),
             {"role": "user", "content": "" if message is None else str(message)},
         ]
         state, answer = await state_load(ctx)

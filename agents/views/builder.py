@@ -48,6 +48,8 @@ def _render(request, agent: Agent, form, formset, status: int = 200) -> HttpResp
         "can_publish": "publish" in actions,
         "can_delete": "delete" in actions,
         "can_share": "share" in actions,
+        # The published agent's chat: its backing flow's chat page.
+        "chat_slug": agent.flow.slug if agent.flow and "use" in actions else None,
     }
     template = "agents/builder.html#settings" if request.htmx else "agents/builder.html"
     return render(request, template, context, status=status)

@@ -26,7 +26,7 @@ from conversations.services import (
 )
 from conversations.views.exchanges import exchange_context, feedback_from_form
 from flows import selectors as flow_selectors
-from flows.access import access_flow
+from flows.access import access_served_flow
 from flows.models import Flow, RunSource
 from studio.headers import content_security_policy
 from workspaces.access import current_workspace
@@ -85,14 +85,14 @@ def _page(request: HttpRequest, flow: Flow, conversation: Conversation | None) -
 @require_GET
 def chat(request: HttpRequest, slug: str) -> HttpResponse:
     """A new conversation (it is stored with its first message), beside the user's others."""
-    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    flow = access_served_flow(request.user, current_workspace(request), slug, "run")
     return _page(request, flow, None)
 
 
 @login_required
 @require_GET
 def conversation_open(request: HttpRequest, slug: str, conversation_id) -> HttpResponse:
-    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    flow = access_served_flow(request.user, current_workspace(request), slug, "run")
     conversation = access_conversation(request.user, conversation_id, "send")
     if conversation.flow_id != flow.id:
         return redirect("conversations:chat", slug=flow.slug)
@@ -104,7 +104,7 @@ def conversation_open(request: HttpRequest, slug: str, conversation_id) -> HttpR
 def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
     """Send the typed message in the form's conversation (a new one when it names none) and
     render its two bubbles, and the conversation's id for the next message."""
-    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    flow = access_served_flow(request.user, current_workspace(request), slug, "run")
     message = request.POST.get("message", "")
     if too_long := message_too_long(message):
         # Refused before anything is stored, and not echoed back as a bubble.
@@ -142,7 +142,7 @@ def chat_send(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def message_feedback_view(request: HttpRequest, slug: str, message_id: int) -> HttpResponse:
     """Thumbs up or down on an answer, with an optional comment; renders the answer's controls."""
-    access_flow(request.user, current_workspace(request), slug, "run")
+    access_served_flow(request.user, current_workspace(request), slug, "run")
     message = access_message(request.user, message_id, "change")
     if refused := feedback_from_form(message, request.POST):
         return HttpResponse(refused, status=400)
@@ -154,7 +154,7 @@ def message_feedback_view(request: HttpRequest, slug: str, message_id: int) -> H
 @require_POST
 def message_stop_view(request: HttpRequest, slug: str, message_id: int) -> HttpResponse:
     """Stop an answer being written: its run fails as stopped, which its bubble shows."""
-    access_flow(request.user, current_workspace(request), slug, "run")
+    access_served_flow(request.user, current_workspace(request), slug, "run")
     message = access_message(request.user, message_id, "send")
     try:
         message_stop(answer=message)
@@ -167,7 +167,7 @@ def message_stop_view(request: HttpRequest, slug: str, message_id: int) -> HttpR
 @require_POST
 def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) -> HttpResponse:
     """Ask the last question again: the old exchange leaves the page, the new one streams."""
-    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    flow = access_served_flow(request.user, current_workspace(request), slug, "run")
     answer = access_message(request.user, message_id, "send")
     if refusal := workspace_admit(flow.workspace):
         return _refused(request, {"flow": flow}, refusal)
@@ -183,7 +183,7 @@ def message_regenerate_view(request: HttpRequest, slug: str, message_id: int) ->
 @login_required
 @require_POST
 def conversation_rename_view(request: HttpRequest, slug: str, conversation_id) -> HttpResponse:
-    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    flow = access_served_flow(request.user, current_workspace(request), slug, "run")
     conversation = access_conversation(request.user, conversation_id, "change")
     try:
         conversation_rename(conversation=conversation, title=request.POST.get("title", ""))
@@ -195,7 +195,7 @@ def conversation_rename_view(request: HttpRequest, slug: str, conversation_id) -
 @login_required
 @require_POST
 def conversation_delete_view(request: HttpRequest, slug: str, conversation_id) -> HttpResponse:
-    flow = access_flow(request.user, current_workspace(request), slug, "run")
+    flow = access_served_flow(request.user, current_workspace(request), slug, "run")
     conversation = access_conversation(request.user, conversation_id, "delete")
     conversation_delete(conversation=conversation)
     return redirect("conversations:chat", slug=flow.slug)

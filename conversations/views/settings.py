@@ -27,7 +27,7 @@ def _greeting_form(current: ChatSettings) -> ChatSettingsForm:
     return ChatSettingsForm(initial=initial)
 
 
-def _snippet(request: HttpRequest, current: ChatSettings) -> dict | None:
+def embed_snippet(request: HttpRequest, current: ChatSettings) -> dict | None:
     """The code that embeds the widget: a script that opens a chat bubble, or an iframe."""
     if not (current.embed_enabled and current.embed_id):
         return None
@@ -77,6 +77,6 @@ def chat_settings(request: HttpRequest, slug: str) -> HttpResponse:
         "form": form,
         "embed_form": embed_form,
         "embed_settings": current,
-        "snippet": _snippet(request, current),
+        "snippet": embed_snippet(request, current),
     }
     return render(request, "conversations/chat_settings.html", context, status=status)

@@ -145,8 +145,38 @@
       meta.append(runLink(bubble, "View run"));
     }
 
+    // An agent's tool calls, each a collapsed line above the answer; its result fills it in.
+    const steps = {};
+    function showStep(event) {
+      const data = event.data || {};
+      let step = steps[data.key];
+      if (!step) {
+        step = document.createElement("details");
+        step.className = "agent-step";
+        step.append(document.createElement("summary"));
+        const args = document.createElement("pre");
+        args.textContent = JSON.stringify(data.arguments ?? {}, null, 2);
+        step.append(args);
+        bubble.insertBefore(step, text);
+        steps[data.key] = step;
+      }
+      const summary = step.querySelector("summary");
+      if (event.type === "tool.call") {
+        summary.textContent = `Calling ${data.tool}…`;
+        state.textContent = `Calling ${data.tool}…`;
+      } else {
+        summary.textContent = `Called ${data.tool}`;
+        const result = document.createElement("pre");
+        result.className = "tool-result";
+        result.textContent = String(data.content ?? "");
+        step.append(result);
+      }
+    }
+
     function handle(event) {
-      if (event.type === "token") {
+      if (event.type === "tool.call" || event.type === "tool.result") {
+        showStep(event);
+      } else if (event.type === "token") {
         if (nodes && !nodes.includes(event.node)) return;
         show(raw + event.data.text);
         state.textContent = "Writing…";
