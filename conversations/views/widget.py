@@ -5,14 +5,15 @@ except the sign-in window, which is a page of the studio's own (never framed).""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from pydantic import BaseModel, ConfigDict, Field
 
 from conversations.access import access_widget_flow, widget_settings
@@ -115,7 +116,7 @@ def widget_session(request: HttpRequest, embed_id: str) -> JsonResponse:
         elif settings.sign_in_required:
             sign_in = reverse("conversations:widget-sign-in", args=[embed_id])
             response = error(401, "Sign in to use this chat.", "authentication_error", "sign_in")
-            response["X-Sign-In"] = f"{sign_in}?origin={origin}"
+            response["X-Sign-In"] = f"{sign_in}?{urlencode({'origin': origin})}"
             return response
         if origin != own_origin(request) and origin not in settings.allowed_origins:
             raise PermissionDenied(f"This chat may not be embedded on {origin}.")
@@ -133,16 +134,35 @@ def widget_session(request: HttpRequest, embed_id: str) -> JsonResponse:
     )
 
 
-@login_required
-@require_GET
+class _SignInForm(LoginView):
+    """The studio's login (its form, checks and throttling) at the widget's sign-in address,
+    which it comes back to once signed in: the window never leaves that address, whose pages
+    keep their opener (``widget_sign_in``)."""
+
+    template_name = "conversations/widget_sign_in.html"
+
+    def get_success_url(self) -> str:
+        return self.request.get_full_path()  # never a ``next`` of the request's choosing
+
+
+@require_http_methods(["GET", "POST"])
 def widget_sign_in(request: HttpRequest, embed_id: str) -> HttpResponse:
-    """The window a signed-in widget opens on the studio: a member who may run the flow gets a
-    token for it, handed to the widget that opened the window (same origin only)."""
+    """The window a signed-in widget opens on the studio: the studio's login form, then, for a
+    member who may run the flow, a token for it, handed to the widget that opened the window
+    (same origin only)."""
     settings = widget_settings(embed_id)
-    check(request.user, settings.flow, "run")
     origin = origin_of(request.GET.get("origin", ""))
     if origin is None or (origin != own_origin(request) and origin not in settings.allowed_origins):
         raise PermissionDenied("This chat may not be embedded on that web site.")
-    opened = widget_session_open(flow=settings.flow, origin=origin, member_id=request.user.pk)
-    context = {"flow": settings.flow, "token": opened.token, "expires_in": opened.expires_in}
-    return render(request, "conversations/widget_sign_in.html", context)
+    if not request.user.is_authenticated:
+        response = _SignInForm.as_view(extra_context={"flow": settings.flow})(request)
+    else:
+        check(request.user, settings.flow, "run")
+        opened = widget_session_open(flow=settings.flow, origin=origin, member_id=request.user.pk)
+        context = {"flow": settings.flow, "token": opened.token, "expires_in": opened.expires_in}
+        response = render(request, "conversations/widget_sign_in.html", context)
+    # The token reaches the widget through ``window.opener``: the widget's frame, in a page of
+    # another site. The studio's default opener policy (same-origin) would cut the window off
+    # from it at the first page (the login's included), so these pages, and only these, keep it.
+    response["Cross-Origin-Opener-Policy"] = "unsafe-none"
+    return response

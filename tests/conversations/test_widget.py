@@ -20,6 +20,7 @@ from conversations.origins import OriginError, origin_normalise, origins_parse
 from conversations.widget import EmbedSettings, embed_settings_change, widget_admit
 from conversations.widget_tokens import PREFIX, SALT, WidgetSession, token_mint, token_read
 from flows.models import Run, RunSource
+from tests.conftest import PASSWORD
 from tests.flows.helpers import wait_for_run
 from workspaces.models import AuditEvent
 
@@ -272,7 +273,11 @@ def test_a_widget_that_needs_sign_in_refuses_visitors(client, owner, embedded):
     assert response["X-Sign-In"].startswith(f"/embed/{embedded.embed_id}/sign-in?origin=")
 
     sign_in = reverse("conversations:widget-sign-in", args=[embedded.embed_id])
-    assert client.get(sign_in, {"origin": SITE}).status_code == 302  # to the login page
+    # The studio's login, at the window's own address, which keeps the widget as its opener.
+    form = client.get(sign_in, {"origin": SITE})
+    assertContains(form, 'name="password"')
+    assert form["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert "data-token" not in form.content.decode()
     client.force_login(owner)
     assert client.get(sign_in, {"origin": "https://evil.example"}).status_code == 403
     page = client.get(sign_in, {"origin": SITE})
@@ -283,6 +288,24 @@ def test_a_widget_that_needs_sign_in_refuses_visitors(client, owner, embedded):
     client.logout()
     renewed = _session(client, embedded, token=token)
     assert token_read(renewed.json()["token"]).user_id == owner.pk
+
+
+def test_the_sign_in_window_logs_in_and_comes_back_to_itself(client, owner, embedded):
+    url = reverse("conversations:widget-sign-in", args=[embedded.embed_id]) + f"?origin={SITE}"
+    wrong = client.post(url, {"username": "olive", "password": "wrong"})
+    assert wrong.status_code == 200 and "_auth_user_id" not in client.session
+    assertContains(wrong, "correct username and password")
+
+    signed_in = client.post(
+        url + "&next=https://evil.example/", {"username": "olive", "password": PASSWORD}
+    )
+
+    assert signed_in.status_code == 302
+    assert signed_in["Location"] == url + "&next=https://evil.example/"  # never elsewhere
+    assert signed_in["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert int(client.session["_auth_user_id"]) == owner.pk
+    token = client.get(url).content.decode().split('data-token="')[1].split('"')[0]
+    assert token_read(token).user_id == owner.pk
 
 
 def test_a_signed_in_member_chats_as_themself_and_regenerates(client, owner, embedded):

@@ -1,6 +1,7 @@
 """The embed widget in a real browser, on a page of another web site: the bubble opens the
-chat, a visitor's conversation survives a reload, and a site not on the flow's list cannot
-even show the frame."""
+chat, a visitor's conversation survives a reload, a site not on the flow's list cannot even
+show the frame, and a widget whose end users must sign in chats as the member who signed in
+through its pop-up (and with no one else)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
+from conversations.models import Conversation
 from conversations.widget import EmbedSettings, embed_settings_change
+from flows.models import Run, RunSource
 from studio import launch
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +56,7 @@ def widget(live_studio, owner, echo_model, make_flow):
     flow = make_flow(echo_model)
     sites = []
 
-    def site(allowed: bool) -> HostSite:
+    def site(allowed: bool, sign_in: bool = False) -> HostSite:
         settings = embed_settings_change(
             flow=flow,
             user=owner,
@@ -61,7 +65,7 @@ def widget(live_studio, owner, echo_model, make_flow):
                 allowed_origins=[],
                 title="Shop help",
                 colour="#aa3300",
-                sign_in_required=False,
+                sign_in_required=sign_in,
                 remote_images=False,
                 requests_per_minute=None,
                 tokens_per_day=None,
@@ -132,4 +136,50 @@ def test_a_site_not_on_the_list_cannot_show_the_widget(browser, widget):
     assert any("frame-ancestors" in text for text in refusals), refusals
     chat = page.frame_locator("iframe[title=Chat]")
     assert chat.locator("#chat-form").count() == 0
+    context.close()
+
+
+def test_a_widget_that_needs_sign_in_chats_as_the_member_who_signs_in(browser, widget, owner):
+    host = widget(allowed=True, sign_in=True)
+    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{host.origin}/")
+    page.get_by_role("button", name="Open the chat").click()
+    chat = page.frame_locator("iframe[title=Chat]")
+
+    # A visitor is asked to sign in and cannot send, not even with the form forced open.
+    expect(chat.get_by_text("Sign in with your studio account to chat.")).to_be_visible()
+    send = chat.get_by_role("button", name="Send")
+    expect(send).to_be_disabled()
+    chat.locator("#chat-form").evaluate(
+        "form => form.querySelectorAll('input, button').forEach((e) => { e.disabled = false; })"
+    )
+    chat.get_by_label("Message").fill("let me in")
+    with page.expect_response("**/send") as refused:
+        send.click()
+    assert refused.value.status == 401
+    assert not Conversation.objects.exists()
+
+    # The pop-up is the studio's login; once signed in it hands the widget a token and closes.
+    with context.expect_page() as opened:
+        chat.get_by_role("button", name="Sign in").click()
+    popup = opened.value
+    expect(popup.get_by_role("heading", name="Sign in to chat with Assistant")).to_be_visible()
+    popup.get_by_label("Username").fill("olive")
+    popup.get_by_label("Password").fill(PASSWORD)
+    popup.get_by_role("button", name="Log in").click()
+    popup.wait_for_event("close")
+
+    expect(chat.get_by_text("Sign in with your studio account to chat.")).to_be_hidden()
+    chat.get_by_label("Message").fill("hello as a member")
+    send.click()
+    answer = chat.locator(".bubble.assistant").last
+    expect(answer.locator(".meta")).to_contain_text("Done")
+    expect(answer.locator(".text")).to_contain_text("hello as a member")
+
+    conversation = Conversation.objects.get()
+    assert conversation.user == owner and conversation.end_user == f"member:{owner.pk}"
+    run = Run.objects.get()
+    assert (run.source, run.created_by) == (RunSource.WIDGET, owner)
     context.close()
