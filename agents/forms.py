@@ -17,6 +17,7 @@ from agents.spec import MAX_INSTRUCTIONS_CHARS, MAX_TOOLS, AgentSpec, Strategy
 from agents.tools import tools
 from catalog.models import Prompt, Route
 from catalog.selectors.playground import playground_models
+from flows.selectors import published_flows
 from studio import access
 from studio.slugs import SlugFromNameMixin
 
@@ -194,8 +195,39 @@ def _field_for(where: tuple) -> str | None:
     return _FIELD_OF.get(where[:2]) or _FIELD_OF.get(where[:1])
 
 
+# Tools whose settings name a flow or an agent of the workspace: the row offers a picker.
+PICKED = ("flow", "agent")
+
+
+def _picker_choices(user, workspace_id: int | None, current: str) -> list:
+    """The published flows ``user`` may run and the published agents they may use, as
+    ``flow:<slug>`` / ``agent:<slug>`` (and the row's current one, which the service checks)."""
+    if user is None or workspace_id is None:
+        flows, agents = [], []
+    else:
+        published = published_flows(workspace_id).order_by("name")
+        runnable = access.scope(user, workspace_id, published, "run")
+        flows = [(f"flow:{f.slug}", f.name) for f in runnable]
+        usable = Agent.objects.filter(published_version__isnull=False, flow__isnull=False)
+        agents = [
+            (f"agent:{a.slug}", a.name)
+            for a in access.scope(user, workspace_id, usable, "use").order_by("name")
+        ]
+    offered = {value for value, _ in flows + agents}
+    if current and current not in offered:
+        (flows if current.startswith("flow:") else agents).append(
+            (current, current.split(":", 1)[-1])
+        )
+    return [("", "—"), ("Flows", flows), ("Agents", agents)]
+
+
 class ToolForm(forms.Form):
     tool = forms.ChoiceField()
+    target = forms.ChoiceField(
+        required=False,
+        label="Flow or agent",
+        help_text="For the flow and agent tools: the published flow or agent it calls.",
+    )
     name = forms.CharField(
         required=False, max_length=64, help_text="Only when one tool is added twice."
     )
@@ -207,10 +239,13 @@ class ToolForm(forms.Form):
     )
     needs_approval = forms.BooleanField(required=False, label="A person approves each call")
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, user=None, workspace_id: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         registry = tools()
         self.fields["tool"].choices = [("", "—"), *((n, n) for n in sorted(registry))]
+        self.fields["target"].choices = _picker_choices(
+            user, workspace_id, self.initial.get("target", "")
+        )
         self.schemas = {n: json.dumps(t.Config.model_json_schema()) for n, t in registry.items()}
 
     def clean_config(self) -> dict:
@@ -224,6 +259,18 @@ class ToolForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError("The settings are a JSON object: {…}.")
         return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        tool, target = data.get("tool"), data.get("target") or ""
+        kind, _, slug = target.partition(":")
+        if target and tool != kind:
+            self.add_error("target", f"A {kind} is chosen here for the {tool or 'no'} tool.")
+        elif tool in PICKED and slug and isinstance(data.get("config"), dict):
+            data["config"] = {**data["config"], kind: slug}
+        elif tool in PICKED and not (data.get("config") or {}).get(tool):
+            self.add_error("target", f"Choose the {tool} this tool calls.")
+        return data
 
     def use(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -268,11 +315,17 @@ def tool_initial(agent: Agent) -> list[dict[str, Any]]:
         {
             "tool": u["tool"],
             "name": u.get("name") or "",
+            "target": _picked(u),
             "config": json.dumps(u.get("config") or {}, indent=2),
             "needs_approval": u.get("needs_approval", False),
         }
         for u in uses
     ]
+
+
+def _picked(use: dict[str, Any]) -> str:
+    slug = (use.get("config") or {}).get(use["tool"]) if use["tool"] in PICKED else None
+    return f"{use['tool']}:{slug}" if isinstance(slug, str) and slug else ""
 
 
 def problems_place(

@@ -156,15 +156,6 @@ class CallRefused(Exception):
     """The call was not made; the message is for the model (and the trace)."""
 
 
-def ancestors(run: Run | None) -> list[Run]:
-    """``run`` and the runs above it (at most ``MAX_DEPTH`` + 1)."""
-    found = []
-    while run is not None and len(found) <= MAX_DEPTH:
-        found.append(run)
-        run = run.parent
-    return found
-
-
 def child_start(ctx: ToolContext, flow: Flow, inputs: dict[str, Any]) -> Run:
     """The child run of this call: the one an earlier attempt of the call started (same
     idempotency key), else a new run of the flow's published version. CallRefused when it

@@ -29,7 +29,12 @@ def _forms(request: HttpRequest, agent: Agent, data=None):
         workspace_id=agent.workspace_id,
         current_target=initial["target"],
     )
-    formset = ToolFormSet(data, initial=tool_initial(agent), prefix="tools")
+    formset = ToolFormSet(
+        data,
+        initial=tool_initial(agent),
+        prefix="tools",
+        form_kwargs={"user": request.user, "workspace_id": agent.workspace_id},
+    )
     return form, formset
 
 
