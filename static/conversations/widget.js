@@ -73,25 +73,40 @@
     document.getElementById("widget-status").textContent = text || "";
   }
 
+  // The composer is held back until the widget has a token; its Send says why meanwhile.
+  function composer(reason) {
+    document.querySelectorAll("#chat-form input, #chat-form button").forEach((e) => { e.disabled = Boolean(reason); });
+    const send = document.querySelector("#chat-form button[type=submit]");
+    if (reason) send.title = reason;
+    else send.removeAttribute("title");
+  }
+
   function ready(value, expiresIn) {
     token = value;
     window.clearTimeout(renewal);
     // Renewed a minute before it expires (or at four fifths of a short life).
     renewal = window.setTimeout(openSession, Math.max(5, Math.min(expiresIn - 60, expiresIn * 0.8)) * 1000);
     document.getElementById("widget-sign-in").classList.add("hidden");
-    document.querySelectorAll("#chat-form input, #chat-form button").forEach((e) => { e.disabled = false; });
+    composer(null);
     status("");
   }
 
   async function openSession() {
     const headers = { "Content-Type": "application/json" };
     if (member && token) headers.Authorization = `Bearer ${token}`;
-    const response = await fetch(body.dataset.sessionUrl, {
-      method: "POST",
-      headers,
-      credentials: "omit",
-      body: JSON.stringify({ origin: hostOrigin(), visitor: storage.get("visitor") || "" }),
-    });
+    let response;
+    try {
+      response = await fetch(body.dataset.sessionUrl, {
+        method: "POST",
+        headers,
+        credentials: "omit",
+        body: JSON.stringify({ origin: hostOrigin(), visitor: storage.get("visitor") || "" }),
+      });
+    } catch (e) {
+      if (!token) composer("The chat cannot be reached");
+      status("The chat cannot be reached: check the connection, then reload the page.");
+      return false;
+    }
     const answer = await response.json().catch(() => ({}));
     if (response.ok) {
       if (answer.visitor) storage.set("visitor", answer.visitor);
@@ -105,9 +120,13 @@
       const box = document.getElementById("widget-sign-in");
       box.dataset.url = response.headers.get("X-Sign-In");
       box.classList.remove("hidden");
+      composer("Sign in first to chat");
+      status("");
       return false;
     }
-    status(error.message || `The chat is not available here (HTTP ${response.status}).`);
+    const refused = error.message || `The chat is not available here (HTTP ${response.status}).`;
+    if (!token) composer(refused);  // a renewal refused leaves the current token its last minute
+    status(refused);
     return false;
   }
 

@@ -220,6 +220,8 @@ def test_the_widget_page_may_be_framed_only_by_the_allowed_sites(client, embedde
     assert "img-src 'self' data:;" in policy
     assert "X-Frame-Options" not in response
     assertContains(response, "--accent: #112233")
+    # Its Send says why it waits until its script has a token.
+    assertContains(response, 'title="Connecting to the chat…" disabled>Send</button>')
 
 
 def test_the_widget_page_is_gone_when_turned_off_or_unpublished(client, owner, embedded):

@@ -5,6 +5,7 @@ through its pop-up (and with no one else)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -152,6 +153,7 @@ def test_a_widget_that_needs_sign_in_chats_as_the_member_who_signs_in(browser, w
     expect(chat.get_by_text("Sign in with your studio account to chat.")).to_be_visible()
     send = chat.get_by_role("button", name="Send")
     expect(send).to_be_disabled()
+    expect(send).to_have_attribute("title", "Sign in first to chat")
     chat.locator("#chat-form").evaluate(
         "form => form.querySelectorAll('input, button').forEach((e) => { e.disabled = false; })"
     )
@@ -172,6 +174,8 @@ def test_a_widget_that_needs_sign_in_chats_as_the_member_who_signs_in(browser, w
     popup.wait_for_event("close")
 
     expect(chat.get_by_text("Sign in with your studio account to chat.")).to_be_hidden()
+    expect(send).to_be_enabled()
+    expect(send).not_to_have_attribute("title", re.compile("."))
     chat.get_by_label("Message").fill("hello as a member")
     send.click()
     answer = chat.locator(".bubble.assistant").last
