@@ -22,7 +22,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from flows.access import access_run
-from flows.runtime.waiting import run_events
+from flows.runtime.waiting import run_entries
 from workspaces import notify
 
 logger = logging.getLogger(__name__)
@@ -75,14 +75,15 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def _follow(self, after: int) -> None:
         checked = time.monotonic()
         try:
-            async for event in run_events(self.run_id, after):
+            async for entry in run_entries(self.run_id, after):
                 if time.monotonic() - checked >= self.RECHECK_S:
                     if not await self._allowed():
                         await self.close(code=4403)
                         return
                     checked = time.monotonic()
-                if event is not None:
-                    await self.send_json(event)
+                if entry is not None:
+                    # The event's JSON as stored, not decoded and encoded again (send_json).
+                    await self.send(text_data=entry.frame)
         except Exception as exc:
             # The client left while an event was on its way (daphne's ``Disconnected``): the
             # disconnect that follows ends this task. Anything else is a fault, not a silent

@@ -4,11 +4,19 @@ An event is ``{"seq", "type", "run", "node", "data", "ts"}``. ``publish`` gives 
 sequence number and appends it to the run's log: a Redis stream whose entry ids are the sequence
 numbers, written by one Lua script so that numbering and order agree. The log is both the
 durable record and the live feed: readers (the WebSocket consumer, SSE, the OpenAI-compatible
-stream) ``follow`` it with ``XREAD BLOCK`` from their last sequence number, so replay and live
-are one read, and a reconnect loses nothing and repeats nothing.
+stream) ``follow`` it from their last sequence number, so replay and live are one read, and a
+reconnect loses nothing and repeats nothing.
+
+A process's followers share one reader per event loop (``studio.event_hub``): one ``XREAD
+BLOCK`` over every followed run's log, whose entries go to each run's followers; a follower that
+joins late reads what it missed from the log first. ``follow_entries`` yields each event as an
+``Entry``, whose ``frame`` is its JSON text built around the stored ``data`` text, so a WebSocket
+sends an event without decoding and encoding it again; ``follow`` yields the decoded dicts.
 
 (Sending each event to a Channels group as well, and following the group, measured 2.5× slower
-in ``bench/spine.py``: every event crossed channels-redis's per-process receive lock.)
+in ``bench/spine.py``: every event crossed channels-redis's per-process receive lock. One
+``XREAD BLOCK`` per follower, each on its own connection, held about 4.5-5k events/s in one
+daphne: ``bench/streaming.py``.)
 
 A node's tokens go through a ``TokenBuffer``: one ``token`` entry carries every token made within
 a few milliseconds (``{"text": <their text joined>}``), so the log, each reader and each socket pay
@@ -27,7 +35,7 @@ from typing import Any
 
 from django.conf import settings
 
-from studio import redis_client
+from studio import event_hub, redis_client
 
 RUN_STARTED = "run.started"
 NODE_STARTED = "node.started"
@@ -48,6 +56,7 @@ TOOL_RESULT = "tool.result"  # {"step", "key", "tool", "content" (shortened), "d
 APPROVAL_NEEDED = "approval.needed"
 AGENT_FINISHED = "agent.finished"  # {"outcome": done|limited|failed, "reason", "steps", "tokens"}
 TERMINAL_TYPES = (RUN_FINISHED, RUN_FAILED)
+_TERMINAL_STORED = frozenset(type_.encode() for type_ in TERMINAL_TYPES)
 FOLLOW_IDLE_S = 5.0  # a follower hears None after this long without an event
 # A token entry holds the tokens made within this long of its first one…
 TOKEN_WINDOW_S = 0.005
@@ -79,15 +88,43 @@ def _event(run_id: Any, seq: int, type_: str, node: str, data: str, ts: str) -> 
     }
 
 
-def _decode(run_id: Any, entry_id: bytes, fields: dict) -> dict:
-    return _event(
-        run_id,
-        int(entry_id.split(b"-")[0]),
-        fields[b"type"].decode(),
-        fields[b"node"].decode(),
-        fields[b"data"].decode(),
-        fields[b"ts"].decode(),
-    )
+class Entry:
+    """One logged event as read: its dict (``event``) and its JSON text (``frame``), each made
+    when first asked for. ``frame`` puts the stored ``data`` text in as it is: the same JSON as
+    ``json.dumps(event)``, without decoding and encoding ``data`` again."""
+
+    __slots__ = ("run", "seq", "fields")
+
+    def __init__(self, run_id: Any, seq: int, fields: dict) -> None:
+        self.run = run_id
+        self.seq = seq
+        self.fields = fields  # as stored: bytes keys and values
+
+    @property
+    def terminal(self) -> bool:
+        return self.fields[b"type"] in _TERMINAL_STORED
+
+    @property
+    def event(self) -> dict:
+        fields = self.fields
+        return _event(
+            self.run,
+            self.seq,
+            fields[b"type"].decode(),
+            fields[b"node"].decode(),
+            fields[b"data"].decode(),
+            fields[b"ts"].decode(),
+        )
+
+    @property
+    def frame(self) -> str:
+        fields = self.fields
+        node = fields[b"node"].decode()
+        return (
+            f'{{"seq": {self.seq}, "type": {json.dumps(fields[b"type"].decode())}, '
+            f'"run": {json.dumps(str(self.run))}, "node": {json.dumps(node or None)}, '
+            f'"data": {fields[b"data"].decode()}, "ts": {float(fields[b"ts"])!r}}}'
+        )
 
 
 def _aclient():
@@ -136,8 +173,13 @@ def publish_many_sync(run_id: Any, items: list[tuple[str, str | None, dict | Non
 
 async def replay(run_id: Any, after: int = 0) -> list[dict]:
     """The logged events with ``seq > after``, in order."""
+    return [entry.event for entry in await replay_entries(run_id, after)]
+
+
+async def replay_entries(run_id: Any, after: int = 0) -> list[Entry]:
+    """``replay``, as entries."""
     entries = await _aclient().xrange(_keys(run_id)[1], min=f"({after}-0", max="+")
-    return [_decode(run_id, entry_id, fields) for entry_id, fields in entries]
+    return [Entry(run_id, int(entry_id.split(b"-")[0]), fields) for entry_id, fields in entries]
 
 
 async def follow(
@@ -148,21 +190,31 @@ async def follow(
     Yields None after ``idle_s`` without an event, so a caller can send a keep-alive or check
     that the run is not stale.
     """
+    async for entry in follow_entries(run_id, after, idle_s):
+        yield None if entry is None else entry.event
+
+
+async def follow_entries(
+    run_id: Any, after: int = 0, idle_s: float = FOLLOW_IDLE_S
+) -> AsyncIterator[Entry | None]:
+    """``follow``, as entries, through the event loop's hub (``studio.event_hub``).
+
+    Raises what the hub's reader failed with, other than a lost connection (which it retries:
+    the follower then only hears None until the events flow again).
+    """
     if not 0 < idle_s <= FOLLOW_IDLE_S:
         raise ValueError(f"idle_s must be within (0, {FOLLOW_IDLE_S}]")
-    key = _keys(run_id)[1]
-    last = after
-    while True:
-        batch = await _aclient().xread({key: f"{last}-0"}, block=int(idle_s * 1000), count=1000)
-        if not batch:
-            yield None
-            continue
-        for entry_id, fields in batch[0][1]:
-            event = _decode(run_id, entry_id, fields)
-            last = event["seq"]
-            yield event
-            if event["type"] in TERMINAL_TYPES:
-                return
+    with event_hub.hub().subscribe(_keys(run_id)[1], after) as subscription:
+        while True:
+            batch = await subscription.next(idle_s)
+            if not batch:
+                yield None
+                continue
+            for seq, fields in batch:
+                entry = Entry(run_id, seq, fields)
+                yield entry
+                if entry.terminal:
+                    return
 
 
 class TokenBuffer:

@@ -1,4 +1,5 @@
-"""The process's Redis clients: one synchronous client, one asynchronous client per event loop.
+"""The process's Redis clients: one synchronous client, one asynchronous client per event loop,
+and dedicated asynchronous clients for long blocking reads (``studio.event_hub``).
 
 redis.asyncio connections belong to the loop that made them, hence one client per loop.
 """
@@ -26,13 +27,21 @@ def async_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        # Each follower's XREAD BLOCK holds a connection while it waits: redis-py's default pool
-        # (100) would fail the 101st stream of a process.
+        # Many callers at once each hold a connection (a thousand sockets replaying their runs'
+        # logs as they connect): redis-py's default pool (100) would fail the 101st.
         client = aioredis.Redis.from_url(
             settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_S, max_connections=MAX_CONNECTIONS
         )
         _async_clients[loop] = client
     return client
+
+
+def dedicated_async_client(name: str) -> aioredis.Redis:
+    """A client of its own, for the running loop, named ``name`` in ``CLIENT LIST``: for a task
+    whose blocked read must not wait behind, or hold up, the shared pool. Close it (``aclose``)."""
+    return aioredis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_S, client_name=name, max_connections=2
+    )
 
 
 def client() -> redis.Redis:

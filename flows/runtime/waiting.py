@@ -19,17 +19,23 @@ async def run_events(run_id: Any, after: int = 0) -> AsyncIterator[dict | None]:
     Yields None on idle ticks (for keep-alives). Ends after the run's terminal event, or when
     the database says the run has ended even if its terminal event was lost.
     """
-    async for event in events.follow(run_id, after):
-        if event is None:
+    async for entry in run_entries(run_id, after):
+        yield None if entry is None else entry.event
+
+
+async def run_entries(run_id: Any, after: int = 0) -> AsyncIterator[events.Entry | None]:
+    """``run_events``, as ``events.Entry``s (a WebSocket sends their ``frame``)."""
+    async for entry in events.follow_entries(run_id, after):
+        if entry is None:
             status = await _stale_status(run_id)
             if status in TERMINAL:
-                missed = await events.replay(run_id, after)
+                missed = await events.replay_entries(run_id, after)
                 for item in missed:
                     yield item
                 return
         else:
-            after = event["seq"]
-        yield event
+            after = entry.seq
+        yield entry
 
 
 # Off the process's one thread-sensitive thread: with many quiet streams these checks would
