@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from flows import selectors
 from flows.access import access_run
 from flows.forms import answer_values, approval_values
+from flows.models import NodeResult
 from flows.runtime.waiting import run_events
 from flows.services import run_answer
 from studio import access, events
@@ -112,7 +113,7 @@ def _answered(approval: dict | None) -> str:
     return "Rejected: the agent goes on without that call."
 
 
-def _shown(node) -> object:
+def _shown(node: NodeResult) -> NodeResult:
     """A waiting node as its card shows it: an approval's arguments as indented JSON."""
     asked = node.details.get("asked") or {}
     if asked.get("kind") == "approval":
