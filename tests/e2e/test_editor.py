@@ -5,6 +5,7 @@ published."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -218,3 +219,48 @@ def test_undo_redo_copy_paste_and_a_viewer_s_read_only_canvas(
     viewing.locator('.react-flow__node[data-id="llm_1"] .node-header').click()
     expect(viewing.get_by_text("You may view these settings but not change them.")).to_be_visible()
     viewing.context.close()
+
+
+def test_the_picker_offers_the_conversation_variables_the_flow_keeps(page, owner, new_flow):
+    from flows.services.drafts import flow_draft_save
+
+    graph = assistant_graph(model="echo")
+    keep = {"variables": [{"name": "topic", "value": "{{text}}"}], "scope": "conversation"}
+    graph["nodes"].append({"id": "keep", "type": "variable_assigner", "config": keep})
+    graph["edges"].append(
+        {
+            "id": "e3",
+            "source": "llm_1",
+            "source_port": "text",
+            "target": "keep",
+            "target_port": "text",
+        }
+    )
+    flow_draft_save(flow=new_flow, graph=graph, user=owner)
+    log_in(page, "olive", PASSWORD)
+    page.goto(f"/flows/{new_flow.slug}/edit")
+
+    # The model runs before the assigner: it reads the topic an earlier turn kept.
+    page.locator('.react-flow__node[data-id="llm_1"] .node-header').click()
+    panel = page.get_by_role("complementary", name="Node settings")
+    panel.get_by_label("Prompt", exact=True).fill("Still on ")
+    panel.get_by_label("Prompt", exact=True).press("End")
+    panel.get_by_label("Insert a variable into Prompt").click()
+    choice = panel.get_by_role("menuitem", name="{{conversation.topic}}")
+    expect(choice).to_contain_text("kept between turns")
+    choice.click()
+    expect(panel.get_by_label("Prompt", exact=True)).to_have_value(
+        "Still on {{conversation.topic}}"
+    )
+    # The panel applies the pick as the field is left, then the canvas saves the draft.
+    panel.get_by_label("Prompt", exact=True).blur()
+    expect(page.get_by_test_id("problem-count")).to_have_text("No problems")
+
+    def prompt_saved() -> str:
+        new_flow.refresh_from_db()
+        return next(n for n in new_flow.draft["nodes"] if n["id"] == "llm_1")["config"]["prompt"]
+
+    deadline = time.monotonic() + 15
+    while prompt_saved() != "Still on {{conversation.topic}}" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert prompt_saved() == "Still on {{conversation.topic}}"
