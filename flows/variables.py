@@ -12,7 +12,8 @@ the node and leaves the stored variables as they were.
 A run's writes are a delta: the node results that wrote say which names (``WRITTEN`` in their
 details), the run's variables hold their last values. Settling a turn merges that delta into the
 conversation's variables as they are then, so two turns running at once keep each other's
-writes; a sub-flow's child run hands its delta to the parent's sub-flow node the same way.
+writes (a merge past the limits keeps none of the later turn's, and its answer says so); a
+sub-flow's child run hands its delta to the parent's sub-flow node the same way.
 """
 
 from __future__ import annotations
