@@ -37,5 +37,7 @@ from studio import openapi
 )
 @csrf_exempt
 @require_POST
-async def agent_runs_create(request: HttpRequest, slug: str) -> HttpResponse:
-    return await published_runs_create(request, slug, find=access_published_agent, noun="agent")
+async def agent_runs_create(request: HttpRequest, agent_slug: str) -> HttpResponse:
+    return await published_runs_create(
+        request, agent_slug, find=access_published_agent, noun="agent"
+    )

@@ -10,7 +10,9 @@ app_name = "agents"
 urlpatterns = [
     # The MCP server: a workspace's published flows and agents as tools, for a bearer of an API key.
     path("mcp/", mcp_server.endpoint, name="mcp"),
-    path("api/v1/agents/<slug:slug>/runs", api.agent_runs_create, name="api-agent-runs-create"),
+    path(
+        "api/v1/agents/<slug:agent_slug>/runs", api.agent_runs_create, name="api-agent-runs-create"
+    ),
     path("agents/", agents.agent_list, name="agent-list"),
     path("agents/new", agents.agent_new, name="agent-new"),
     path("agents/import", transfer.agent_import_view, name="agent-import"),

@@ -67,7 +67,7 @@ class KeyScopeForm(forms.Form):
         flow_model = apps.get_model("flows.Flow")
         base_model = apps.get_model("knowledge.KnowledgeBase")
         self.fields["flows"].queryset = access.scope(
-            user, workspace.id, flow_model.objects.order_by("slug"), "view"
+            user, workspace.id, flow_model.objects.filter(kind="flow").order_by("slug"), "view"
         )
         self.fields["knowledge_bases"].queryset = access.scope(
             user, workspace.id, base_model.objects.order_by("slug"), "view"

@@ -372,6 +372,7 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
             {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD}
         ),
         "flows:api-runs-create": lambda: Body({"inputs": {"message": "hello"}}, json=True),
+        "agents:api-agent-runs-create": lambda: Body({"inputs": {"message": "hello"}}, json=True),
         "flows:openai-chat-completions": lambda: Body(
             {"model": v.flow.slug, "messages": [{"role": "user", "content": "hello"}]},
             json=True,

@@ -44,7 +44,8 @@ def _keys_context(
     **extra,
 ) -> dict:
     """The page's context; ``limits_form``: a key's refused limits form, shown again."""
-    example = workspace.flows.filter(published_version__isnull=False).order_by("slug").first()
+    example = workspace.flows.filter(kind="flow", published_version__isnull=False)
+    example = example.order_by("slug").first()
     perms = workspace_perms(request.user, workspace.id)
     can_create = "workspaces.add_apikey" in perms
     keys = selectors.keys_listed(request.user, workspace)
