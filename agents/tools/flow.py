@@ -48,9 +48,9 @@ from flows.models import Flow, Run, RunSource, RunStatus
 from flows.nodes.fields import FieldSpec
 from flows.nodes.subflow import MAX_DEPTH
 from flows.runtime.waiting import run_wait
-from flows.schema import check_graph
-from flows.selectors import published_flow, run_answer_text
-from flows.services import run_fail, run_inputs_clean
+from flows.schema import GraphError
+from flows.selectors import published_flow, run_answer_text, version_graph
+from flows.services import run_fail
 from flows.services.runs import fields_clean, run_create
 from studio import access
 
@@ -81,7 +81,8 @@ def unavailable(what: str, slug: str) -> str:
 
 
 def input_fields(flow: Flow) -> list[FieldSpec]:
-    graph = check_graph(flow.published_version.graph)
+    """The published version's input fields; GraphError when it no longer reads as a flow."""
+    graph = version_graph(flow.published_version_id, flow.published_version.graph)
     return [f for node in graph.of_type("input") for f in node.config.fields]
 
 
@@ -248,11 +249,14 @@ class FlowTool(Tool):
         """The flow as one function named ``prefix``, its inputs as parameters (the generic
         ``definition`` when it is gone: a call then says so)."""
         flow = await sync_to_async(published_flow)(ctx.workspace_id, config.flow)
-        if flow is None:
+        try:
+            fields = await sync_to_async(input_fields)(flow) if flow is not None else None
+        except GraphError:
+            fields = None
+        if flow is None or fields is None:
             generic = self.definition(config)
             generic["function"]["name"] = prefix
             return [FlowFunction(generic, [])]
-        fields = await sync_to_async(input_fields)(flow)
         description = (flow.description or f"The flow {flow.name}.")[:1_000]
         definition = {
             "type": "function",
@@ -277,7 +281,9 @@ class FlowTool(Tool):
         if flow is None or not may_run(ctx.user_id, flow, "run"):
             raise CallRefused(unavailable("flow", config.flow))
         try:
-            inputs = run_inputs_clean(check_graph(flow.published_version.graph), params.inputs)
+            inputs = fields_clean(input_fields(flow), params.inputs, "input")
         except ValidationError as exc:
             raise CallRefused("; ".join(exc.messages)) from None
+        except GraphError as exc:
+            raise CallRefused(f"flow {config.flow!r} no longer reads as a flow ({exc})") from None
         return child_start(ctx, flow, inputs)
