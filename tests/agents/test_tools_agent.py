@@ -205,3 +205,25 @@ def test_the_builder_offers_the_flows_and_agents_its_author_may_call(
     page = client.get(reverse("agents:agent-detail", args=[mine.slug]))
     assertNotContains(page, "flow:shout")
     assertNotContains(page, "agent:maths")
+
+
+def test_an_agent_whose_time_runs_out_while_asking_fails_the_child_run(
+    model, server, workspace, owner
+):
+    published_agent(workspace, owner)
+    published_agent(
+        workspace, owner, slug="boss", tools=[asking("maths")], limits={"max_seconds": 2}
+    )
+    slow = answer("too late")
+    slow.delay_s = 6
+    server.plan(calls(("agent", '{"message": "6 x 7?"}')), slow)  # boss, then maths
+
+    run = run_graph(
+        workspace=workspace, owner=owner, graph=agent_graph("boss"), inputs={"message": "go"}
+    )
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.outputs["outcome"] == "limited"
+    child = Run.objects.get(parent=run)
+    assert child.status == RunStatus.FAILED
+    assert "the agent that called it stopped waiting" in child.error
