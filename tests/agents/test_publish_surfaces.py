@@ -1,22 +1,25 @@
 """A published agent on every surface that serves published flows, end to end: the chat page,
-``POST /api/v1/agents/<slug>/runs``, ``/v1/chat/completions`` and the MCP server, against the
-live studio (daphne and a worker) with the agent's model a scripted OpenAI server at the network
-boundary. Each records its run's source; a key whose maker may not use the agent is refused on
-each."""
+the embed widget, ``POST /api/v1/agents/<slug>/runs``, ``/v1/chat/completions`` and the MCP
+server, against the live studio (daphne and a worker) with the agent's model a scripted OpenAI
+server at the network boundary. Each records its run's source; a key whose maker may not use
+the agent is refused on each."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from agents.models import Agent
 from agents.services import agent_create, agent_publish
 from catalog.services import model_create
 from conversations.models import Conversation, Message
+from conversations.widget import embed_settings_change
 from flows.models import Run, RunSource, RunStatus
 from tests.agents.scripted_model import ScriptedModel, answer, calls
 from tests.agents.test_mcp_server import _call, _tool_names
+from tests.conversations.test_widget import SITE, _embed, _send, _session
 from tests.flows.helpers import wait_for_run
 from workspaces.services import KeyScopes, api_key_create
 
@@ -147,3 +150,19 @@ def test_the_chat_page_holds_a_conversation_with_the_agent(client, agent, owner,
     contents = [m.get("content") for m in server.messages(-1)]
     assert "What is 6 × 7?" in contents and ANSWER in contents
     assert Message.objects.filter(conversation=conversation).count() == 4
+
+
+def test_the_widget_chats_with_the_agent(agent, owner):
+    browser = Client(REMOTE_ADDR="10.9.8.7")
+    embedded = embed_settings_change(
+        flow=agent.flow, user=owner, embed=_embed(allowed_origins=[SITE])
+    )
+    token = _session(browser, embedded).json()["token"]
+    sent = _send(browser, embedded, token, "What is 6 × 7?")
+    assert sent.status_code == 200, sent.content.decode()[-2000:]
+    run = wait_for_run(Run.objects.get().id)
+    assert (run.status, run.source, run.created_by) == (RunStatus.SUCCEEDED, RunSource.WIDGET, None)
+    assert run.outputs == {"text": ANSWER}
+    embed_settings_change(flow=agent.flow, user=owner, embed=_embed(enabled=False))
+    assert _send(browser, embedded, token, "again").status_code == 404
+    assert Run.objects.count() == 1
