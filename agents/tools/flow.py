@@ -15,7 +15,7 @@ Waiting: the tool follows the child's event log (``flows.runtime.waiting.run_wai
 ``XREAD BLOCK`` on the worker's event loop); the worker thread running the agent node stays with
 it meanwhile, as it does during a model call. The child runs on other worker threads.
 
-The child agent tool (``agents/tools/agent.py``) uses the same machinery on an agent's backing
+The agent tool (``agents/tools/agent.py``) uses the same machinery on an agent's backing
 flow.
 """
 
