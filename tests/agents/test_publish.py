@@ -12,6 +12,7 @@ from agents.models import Agent
 from agents.services import agent_create, agent_delete, agent_draft_save, agent_publish
 from conversations.models import ChatSettings
 from conversations.selectors import chat_apps
+from conversations.widget import EmbedSettings, embed_settings_change
 from flows.models import Flow, FlowKind
 from flows.selectors import flows_for_workspace, published_flows
 from studio import access
@@ -142,3 +143,25 @@ def test_the_widget_is_set_from_the_agents_page(client, agent, owner, viewer, ma
     client.force_login(make_member("operator", limited=True))
     assert client.get(url).status_code == 404
     assert client.put(url).status_code in (404, 405)
+
+
+def test_the_widget_signs_in_only_members_who_may_use_the_agent(client, agent, owner, make_member):
+    embedded = embed_settings_change(
+        flow=agent.flow,
+        user=owner,
+        embed=EmbedSettings(
+            enabled=True,
+            allowed_origins=["https://shop.example"],
+            title="Maths",
+            colour="#112233",
+            sign_in_required=True,
+            remote_images=False,
+            requests_per_minute=None,
+            tokens_per_day=None,
+        ),
+    )
+    url = reverse("conversations:widget-sign-in", args=[embedded.embed_id])
+    client.force_login(owner)
+    assertContains(client.get(url, {"origin": "https://shop.example"}), "data-token=")
+    client.force_login(make_member("operator", limited=True))
+    assert client.get(url, {"origin": "https://shop.example"}).status_code == 404
