@@ -15,7 +15,7 @@ from conversations.selectors import chat_apps
 from conversations.widget import EmbedSettings, embed_settings_change
 from flows.models import Flow, FlowKind
 from flows.selectors import flows_for_workspace, published_flows
-from studio import access
+from studio import access, openapi
 from workspaces.sharing import object_grant
 
 SPEC = {"model": "echo", "opening": "Hello, I compute.", "suggestions": ["What is 6 × 7?"]}
@@ -165,3 +165,9 @@ def test_the_widget_signs_in_only_members_who_may_use_the_agent(client, agent, o
     assertContains(client.get(url, {"origin": "https://shop.example"}), "data-token=")
     client.force_login(make_member("operator", limited=True))
     assert client.get(url, {"origin": "https://shop.example"}).status_code == 404
+
+
+def test_the_openapi_document_lists_the_agent_runs_api():
+    operation = openapi.document()["paths"]["/api/v1/agents/{agent_slug}/runs"]["post"]
+    assert operation["summary"] == "Start a run of a published agent"
+    assert "Idempotency-Key" in [p["name"] for p in operation["parameters"]]

@@ -141,6 +141,10 @@ def test_the_chat_page_holds_a_conversation_with_the_agent(client, agent, owner,
     )
     conversation = Conversation.objects.get()
     assert conversation.flow_id == agent.flow_id
+    trace = client.get(reverse("flows:run-detail", args=[run.id]))
+    assert trace.status_code == 200
+    assert "agent_1" in trace.content.decode()
+    assert reverse("flows:flow-detail", args=["agent-maths"]) not in trace.content.decode()
     server.plan(answer("You asked what 6 × 7 is."))
     response = client.post(send, {"message": "What did I ask?", "conversation": conversation.id})
     assert response.status_code == 200
