@@ -308,6 +308,9 @@ class Usage(models.Model):
     flow_slug = models.CharField(max_length=100, blank=True)
     run_id = models.UUIDField(null=True, blank=True)
     node_id = models.CharField(max_length=64, blank=True)
+    # The agent whose step made the call (its slug, given by the agent loop: the catalog does
+    # not read the agents app).
+    agent_slug = models.CharField(max_length=100, blank=True)
     api_key = models.ForeignKey(
         "workspaces.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage"
     )

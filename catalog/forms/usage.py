@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from catalog.selectors import models_visible
-from catalog.selectors.usage import usage_flow_slugs
+from catalog.selectors.usage import usage_agent_slugs, usage_flow_slugs
 from workspaces.models import Workspace
 from workspaces.selectors import keys_for
 
@@ -33,6 +33,7 @@ class UsageFilterForm(forms.Form):
         queryset=None, required=False, empty_label="Any API key", label="API key"
     )
     source = forms.ChoiceField(choices=SOURCES, required=False)
+    agent = forms.ChoiceField(required=False)
 
     def __init__(self, data: Any, *, user, workspace: Workspace) -> None:
         data = data.copy()
@@ -52,6 +53,8 @@ class UsageFilterForm(forms.Form):
         self.fields["api_key"].queryset = keys_for(user, workspace)
         flows = usage_flow_slugs(user, workspace.id)
         self.fields["flow"].choices = [("", "Any flow")] + [(slug, slug) for slug in flows]
+        agents = usage_agent_slugs(user, workspace.id)
+        self.fields["agent"].choices = [("", "Any agent")] + [(slug, slug) for slug in agents]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -73,4 +76,5 @@ class UsageFilterForm(forms.Form):
             "flow_slug": data["flow"],
             "api_key_id": data["api_key"].id if data["api_key"] else None,
             "source": data["source"],
+            "agent_slug": data["agent"],
         }

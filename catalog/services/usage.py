@@ -37,7 +37,7 @@ def usage_row(
     **context: Any,
 ) -> Usage:
     """The row of one call, not saved yet. ``context``: adapter, route_slug, reason, flow_id,
-    flow_slug, run_id, node_id, api_key_id, user_id. A cache hit costs nothing."""
+    flow_slug, run_id, node_id, agent_slug, api_key_id, user_id. A cache hit costs nothing."""
     cost = Decimal(0) if cache_hit or not ok else usage_cost(model, input_tokens, output_tokens)
     return Usage(
         workspace_id=workspace_id,

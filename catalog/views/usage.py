@@ -94,6 +94,7 @@ CSV_TEXT = {
     "flow": "flow_slug",
     "run": "run_id",
     "node": "node_id",
+    "agent": "agent_slug",
     "source": "source",
     "user": "user__username",
 }

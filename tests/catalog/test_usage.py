@@ -162,9 +162,9 @@ def test_models_are_summed_with_latency_and_cache_hit_rate(calls, workspace, own
     assert (beta["cache_hit_rate"], beta["errors"]) == (0, 1)
 
 
-def test_the_report_reads_in_three_queries(calls, workspace, owner, django_assert_num_queries):
+def test_the_report_reads_in_four_queries(calls, workspace, owner, django_assert_num_queries):
     rows = filtered(workspace, owner)
-    with django_assert_num_queries(3):  # totals, days, models: none per row, day or model
+    with django_assert_num_queries(4):  # totals, days, models, agents: none per row or group
         usage_report(rows, TODAY - timedelta(days=29), TODAY)
 
 
@@ -423,3 +423,39 @@ def test_the_key_filter_offers_only_keys_the_user_may_see(client, calls, viewer,
     client.force_login(owner)
     response = client.get(reverse("catalog:usage"), {"api_key": key.id})
     assert response.context["report"]["totals"]["calls"] == 1
+
+
+# --- agents ---------------------------------------------------------------------------------
+
+
+def test_calls_of_an_agent_s_steps_are_filtered_grouped_and_exported_by_agent(
+    client, calls, workspace, owner, alpha
+):
+    ws = workspace.id
+    for node_id, tokens in (("step-1", 100), ("step-2", 50), ("extract", 10)):
+        record(0, workspace_id=ws, model=alpha, input_tokens=tokens, source="agent",
+               agent_slug="helper", node_id=node_id, user_id=owner.id)  # fmt: skip
+    record(0, workspace_id=ws, model=alpha, input_tokens=7, source="agent", agent_slug="scout")
+    client.force_login(owner)
+
+    page = client.get(reverse("catalog:usage"))
+
+    assert page.status_code == 200
+    report = page.context["report"]
+    agents = [(r["agent_slug"], r["calls"], r["tokens"]) for r in report["by_agent"]]
+    assert agents == [("helper", 3, 160), ("scout", 1, 7)]  # calls of no agent are not a row
+    assertContains(page, '<option value="helper">helper</option>', html=True)
+    assertContains(page, "<h2>Per agent</h2>", html=True)
+
+    only = client.get(reverse("catalog:usage"), {"agent": "helper"})
+    assert only.context["report"]["totals"]["calls"] == 3
+    unknown = client.get(reverse("catalog:usage"), {"agent": "nobody"})
+    assert "agent" in unknown.context["form"].errors  # not a choice: a form error, not a 500
+
+    export = client.get(reverse("catalog:usage-export"), {"agent": "helper"})
+    rows = list(csv.DictReader(io.StringIO(export.content.decode())))
+    assert sorted((row["agent"], row["node"]) for row in rows) == [
+        ("helper", "extract"),
+        ("helper", "step-1"),
+        ("helper", "step-2"),
+    ]
