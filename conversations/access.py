@@ -62,6 +62,12 @@ def access_conversation(user, conversation_id: Any, action: str) -> Conversation
     raise Http404
 
 
+def conversation_of_flow(flow: Flow, conversation_id: Any) -> Conversation:
+    """A conversation with ``flow``, for a reviewer whose access to ``flow`` (or to the agent it
+    serves) the caller has checked; Http404 for a conversation with any other flow."""
+    return fetch(Conversation, "flow", "user", "api_key", id=conversation_id, flow=flow)
+
+
 # --- the embed widget ---------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """Conversations over the REST API (``/api/v1/``), for a client's end users: start one with a
-published flow, send messages (streamed or not), read them, rate answers, list and delete.
+published flow (or a published agent: ``agents.api``), send messages (streamed or not), read
+them, rate answers, list and delete.
 
 An API key reaches only the conversations it started; ``user`` names the client's end user
 (any string the client chooses) so that one key can keep many users' threads apart. Errors are
@@ -8,6 +9,7 @@ An API key reaches only the conversations it started; ``user`` names the client'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -29,12 +31,13 @@ from conversations.services import (
     messages_settle,
 )
 from flows.access import access_published_flow
-from flows.models import RunSource
+from flows.models import Flow, RunSource
 from flows.runtime.waiting import run_events, run_wait
 from studio import openapi
 from studio.json_api import Page, PageQuery, error, forbidden, page_response, parse_body
 from studio.sse import sse_frames, sse_response
 from workspaces.authentication import authenticate
+from workspaces.models import ApiKey
 
 
 class ConversationRequest(BaseModel):
@@ -136,8 +139,13 @@ def _refused(exc: Exception) -> JsonResponse:
 # --- a flow's conversations -----------------------------------------------------------------
 
 
-def _start(api_key, slug: str, body: ConversationRequest) -> Conversation:
-    flow = access_published_flow(api_key, slug)
+# What serves conversations under a slug for an API key: a published flow, or the flow that
+# serves a published agent (``agents.access.access_published_agent``).
+FindFlow = Callable[[ApiKey, str], Flow]
+
+
+def _start(api_key, slug: str, body: ConversationRequest, find: FindFlow) -> Conversation:
+    flow = find(api_key, slug)
     conversation = conversation_start(flow=flow, api_key=api_key, end_user=body.user)
     if body.title.strip():
         conversation.title = " ".join(body.title.split())
@@ -145,8 +153,8 @@ def _start(api_key, slug: str, body: ConversationRequest) -> Conversation:
     return conversation
 
 
-def _list(request: HttpRequest, api_key, slug: str) -> JsonResponse:
-    flow = access_published_flow(api_key, slug)
+def _list(request: HttpRequest, api_key, slug: str, find: FindFlow) -> JsonResponse:
+    flow = find(api_key, slug)
     mine = Conversation.objects.filter(flow=flow, api_key=api_key).select_related("flow")
     if "user" in request.GET:
         if "\x00" in request.GET["user"]:  # no stored user holds one; PostgreSQL refuses it
@@ -174,18 +182,27 @@ def _list(request: HttpRequest, api_key, slug: str) -> JsonResponse:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 async def flow_conversations(request: HttpRequest, slug: str) -> HttpResponse:
+    return await published_conversations(request, slug, find=access_published_flow, noun="flow")
+
+
+async def published_conversations(
+    request: HttpRequest, slug: str, *, find: FindFlow, noun: str
+) -> HttpResponse:
+    """``GET`` and ``POST …/<slug>/conversations`` for whatever ``find`` serves under a slug (a
+    flow; the flow that serves an agent): the same bodies, pages and errors; ``noun`` names it
+    in the 404. The conversation's own routes (messages, feedback, delete) serve both."""
     api_key = await authenticate(request)
     if isinstance(api_key, HttpResponse):
         return api_key
     try:
         if request.method == "GET":
-            return await sync_to_async(_list)(request, api_key, slug)
+            return await sync_to_async(_list)(request, api_key, slug, find)
         body = parse_body(request, ConversationRequest)
         if isinstance(body, HttpResponse):
             return body
-        conversation = await sync_to_async(_start)(api_key, slug, body)
+        conversation = await sync_to_async(_start)(api_key, slug, body, find)
     except Http404:
-        return error(404, f"No published flow named {slug!r}.", code="flow_not_found")
+        return error(404, f"No published {noun} named {slug!r}.", code=f"{noun}_not_found")
     except (PermissionDenied, ValidationError) as exc:
         return _refused(exc)
     return JsonResponse(conversation_data(conversation), status=201)

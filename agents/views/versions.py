@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from agents import selectors
 from agents.access import access_agent
 from agents.services import agent_delete
+from studio.access import has_perm
 from workspaces.access import current_workspace
 
 
@@ -22,6 +23,8 @@ def agent_versions(request: HttpRequest, agent_slug: str) -> HttpResponse:
         "workspace": agent.workspace,
         "agent": agent,
         "versions": selectors.agent_versions(agent),
+        # Its conversations, once published, are reviewed by those who may change it.
+        "can_review": agent.flow_id is not None and has_perm(request.user, agent, "change"),
     }
     return render(request, "agents/versions.html", context)
 

@@ -373,6 +373,7 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
         ),
         "flows:api-runs-create": lambda: Body({"inputs": {"message": "hello"}}, json=True),
         "agents:api-agent-runs-create": lambda: Body({"inputs": {"message": "hello"}}, json=True),
+        "agents:api-agent-conversations": lambda: Body({"user": "someone"}, json=True),
         "flows:openai-chat-completions": lambda: Body(
             {"model": v.flow.slug, "messages": [{"role": "user", "content": "hello"}]},
             json=True,
