@@ -24,9 +24,16 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as AnswerInvalid
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from agents.loop import AgentOutcome, agent_resume, agent_run, still_waiting
+from agents.extraction import facts_extract
+from agents.loop import AgentEnv, AgentOutcome, agent_resume, agent_run, still_waiting
 from agents.models import Agent, AgentVersion
-from agents.runtime import STATE_KEY, agent_env, state_load
+from agents.runtime import (
+    STATE_KEY,
+    agent_env,
+    agent_window,
+    conversation_turns,
+    state_load,
+)
 from agents.spec import AgentSpec
 from agents.state import Status
 from flows.history import history_window
@@ -88,16 +95,7 @@ def history_turns(value: Any, window_tokens: int) -> list[dict[str, str]]:
     """The ``history`` input as chat turns: a list of ``{"role", "content"}`` (user or
     assistant; anything else left out), the most recent that fit the agent's short-term memory
     window (``spec.memory.window_tokens``, counted roughly as the flows' memory counts)."""
-    if not isinstance(value, list):
-        return []
-    turns = [
-        {"role": item["role"], "content": item["content"]}
-        for item in value
-        if isinstance(item, dict)
-        and item.get("role") in ("user", "assistant")
-        and isinstance(item.get("content"), str)
-    ]
-    return history_window(turns[-MAX_HISTORY:], max_tokens=window_tokens)
+    return history_window(conversation_turns(value)[-MAX_HISTORY:], max_tokens=window_tokens)
 
 
 class ApprovalAnswer(BaseModel):
@@ -120,6 +118,19 @@ def _asking(config: AgentNodeConfig, outcome: AgentOutcome) -> NodeOutput:
     }
     state = outcome.state.model_dump(mode="json")
     return NodeOutput(outputs={}, details={STATE_KEY: state}, wait=asked)
+
+
+async def _extracted(
+    spec: AgentSpec, env: AgentEnv, message: str, outcome: AgentOutcome
+) -> dict[str, Any]:
+    """With automatic extraction on, the facts about the end user the answered exchange gave,
+    stored (what the trace shows: ``agents.extraction``); nothing otherwise."""
+    memory = spec.memory
+    wanted = memory.long_term and memory.extract_facts and env.agent_id and env.subject
+    if not wanted or outcome.status != Status.DONE:
+        return {}
+    found = await facts_extract(env=env, message=message, answer=outcome.answer)
+    return found.details()
 
 
 def _may_use(user_id: int | None, agent: Agent) -> bool:
@@ -205,15 +216,15 @@ class AgentNode(NodeType):
         if version is None or not await sync_to_async(_may_use)(ctx.user_id, agent):
             raise LookupError(_unavailable(config))
         spec = _spec(version)
-        env = await agent_env(ctx, spec, agent_id=agent.id)
+        env = await agent_env(ctx, spec, agent_id=agent.id, agent_slug=agent.slug)
         message = inputs.get("message")
         # Without its history input, the agent is given the conversation the run belongs to
         # (an agent's chat page, widget and APIs run it so, through its backing flow).
         history = inputs.get("history") if config.history else ctx.history
-        messages = [
-            *history_turns(history, spec.memory.window_tokens),
-            {"role": "user", "content": "" if message is None else str(message)},
-        ]
+        # The recent turns; older ones summarised into the instructions (``agent_window``).
+        window = await agent_window(ctx, spec, env, history, most_turns=MAX_HISTORY)
+        message = "" if message is None else str(message)
+        messages = [*window.turns, {"role": "user", "content": message}]
         state, answer = await state_load(ctx)
         if state is not None and state.status in (Status.DONE, Status.LIMITED):
             # A retry after the worker was lost between the agent's end and the node's result:
@@ -233,6 +244,7 @@ class AgentNode(NodeType):
         if outcome.status == Status.WAITING:
             return _asking(config, outcome)
         state = outcome.state
+        memory = {**window.details, **await _extracted(spec, env, message, outcome)}
         return NodeOutput(
             outputs={
                 "answer": outcome.answer,
@@ -246,5 +258,6 @@ class AgentNode(NodeType):
                 "reason": outcome.reason,
                 "steps": state.steps,
                 "tokens": state.tokens,
+                **({"memory": memory} if memory else {}),
             },
         )

@@ -22,9 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog.engines.base import GenerationRequest
+from catalog.inference import CallResult
+from catalog.models import Model
 from flows.history import history_split, history_transcript
 from flows.nodes import model_call
 from flows.nodes.base import NodeContext
@@ -68,9 +72,36 @@ async def remembered(ctx: NodeContext, config: Any, target: model_call.Target) -
     memory = Memory(kept)
     if not dropped or config.memory_overflow != "summarise":
         return memory
-    memory.details = {"dropped_turns": len(dropped)}
+    await summarise_dropped(ctx, target, dropped, memory)
+    return memory
+
+
+# How a summary's model call is made: given the request for each candidate model, the call's
+# result. The LLM node's is ``model_call.invoke`` (metered as the node); an agent passes its own
+# (metered as the agent's step).
+SummaryCall = Callable[[Callable[[Model], GenerationRequest]], Awaitable[CallResult]]
+
+
+async def summarise_dropped(
+    ctx: NodeContext,
+    target: model_call.Target,
+    dropped: list[dict],
+    memory: Memory,
+    *,
+    call: SummaryCall | None = None,
+) -> None:
+    """Put the summary of ``dropped`` (the conversation's oldest turns, which ``memory.turns``
+    no longer holds) on ``memory``, written by ``target`` (cached, rolling: see the module's
+    docstring). Never raises: a summary that cannot be made leaves ``memory.summary`` empty
+    and says why in ``memory.details["summary_error"]``."""
+    memory.details["dropped_turns"] = len(dropped)
+    if call is None:
+
+        def call(request_for: Callable[[Model], GenerationRequest]) -> Awaitable[CallResult]:
+            return model_call.invoke(ctx, target, request_for=request_for, stream=False)
+
     try:
-        await _summarise(ctx, config, target, dropped, memory)
+        await _summarise(ctx, target, dropped, memory, call)
     except Exception as exc:  # a summary helps the answer; it never fails it
         log.warning("run %s node %s: no summary: %s", ctx.run_id, ctx.node_id, exc)
         memory.summary = ""
@@ -78,7 +109,6 @@ async def remembered(ctx: NodeContext, config: Any, target: model_call.Target) -
             f"the dropped turns could not be summarised ({exc or type(exc).__name__}): "
             "they were left out"
         )
-    return memory
 
 
 def with_summary(system: str, summary: str) -> str:
@@ -88,7 +118,11 @@ def with_summary(system: str, summary: str) -> str:
 
 
 async def _summarise(
-    ctx: NodeContext, config: Any, target: model_call.Target, dropped: list[dict], memory: Memory
+    ctx: NodeContext,
+    target: model_call.Target,
+    dropped: list[dict],
+    memory: Memory,
+    call: SummaryCall,
 ) -> None:
     keys = _keys(ctx.workspace_id, target, dropped)
     client = redis_client.async_client()
@@ -106,13 +140,10 @@ async def _summarise(
         {"role": "system", "content": SUMMARY_SYSTEM},
         {"role": "user", "content": _summary_prompt(previous, dropped[start:])},
     ]
-    result = await model_call.invoke(
-        ctx,
-        target,
-        request_for=lambda model: model_call.sampled_request(
+    result = await call(
+        lambda model: model_call.sampled_request(
             model, messages, temperature=0.0, max_tokens=SUMMARY_TOKENS
-        ),
-        stream=False,
+        )
     )
     summary = result.text.strip()
     if not summary:
