@@ -273,11 +273,11 @@ def served_graph(agent_slug: str, number: int) -> dict:
     }
 
 
-def _served_flow_publish(*, agent: Agent, version: AgentVersion, actor) -> Flow:
-    """The agent's backing flow (made on the first publish, kind ``agent``, under a free
-    ``agent-<slug>`` slug), serving ``version``: its graph is checked and published as flows'
-    are, and its chat greets as the spec says. Runs in the caller's transaction, which holds
-    the agent's row."""
+def agent_backing_flow(*, agent: Agent, actor=None) -> Flow:
+    """The agent's backing flow, made when it has none (kind ``agent``, under a free
+    ``agent-<slug>`` slug, unpublished: the first publish or the builder's preview makes it),
+    its name and description kept as the agent's. The caller holds the agent's row; the new
+    flow is stored on ``agent.flow``, not saved on the agent's row."""
     flow = agent.flow
     if flow is None:
         taken = Flow.objects.filter(workspace_id=agent.workspace_id)
@@ -289,9 +289,19 @@ def _served_flow_publish(*, agent: Agent, version: AgentVersion, actor) -> Flow:
             description=agent.description,
             created_by=actor,
         )
+        agent.flow = flow
     elif (flow.name, flow.description) != (agent.name, agent.description):
         flow.name, flow.description = agent.name, agent.description
         flow.save(update_fields=["name", "description", "updated_at"])
+    return flow
+
+
+def _served_flow_publish(*, agent: Agent, version: AgentVersion, actor) -> Flow:
+    """The agent's backing flow (made on the first publish, kind ``agent``, under a free
+    ``agent-<slug>`` slug), serving ``version``: its graph is checked and published as flows'
+    are, and its chat greets as the spec says. Runs in the caller's transaction, which holds
+    the agent's row."""
+    flow = agent_backing_flow(agent=agent, actor=actor)
     graph = served_graph(agent.slug, version.number)
     current = flow.published_version
     if current is None or current.graph != graph:

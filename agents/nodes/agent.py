@@ -1,11 +1,16 @@
 """The agent node: runs a published agent as one node of a flow, on the worker that serves its
 model, streaming its steps (tool calls, results, the answer's tokens) on the run's events.
 
-The node runs a published version of the agent (the one published now, or a pinned number),
-never its draft. Its state is checkpointed on the node's stored result (``agents/runtime.py``),
-so a node retried after a lost worker resumes without repeating a tool call. A limit ends the
-node with the limit's message as its answer (outcome ``limited``, the run goes on); a model
-that cannot be called fails the node with the reason.
+The node runs a published version of the agent (the one published now, or a pinned number).
+With ``draft: true`` it runs the agent's current draft instead, for the builder's preview
+(``agents/preview.py``) only: the run must be a studio run of that agent's own backing flow,
+made by someone who may change the agent; any other run fails (a flow imported with
+``draft: true`` never runs someone's draft).
+
+Its state is checkpointed on the node's stored result (``agents/runtime.py``), so a node
+retried after a lost worker resumes without repeating a tool call. A limit ends the node with
+the limit's message as its answer (outcome ``limited``, the run goes on); a model that cannot
+be called fails the node with the reason.
 
 A tool call that needs a person's approval makes the node wait (``NodeOutput.wait``): its state
 stays on the stored result, the run is ``waiting`` and ``run.waiting`` carries the call (tool,
@@ -22,7 +27,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as AnswerInvalid
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from agents.extraction import facts_extract
 from agents.loop import AgentEnv, AgentOutcome, agent_resume, agent_run, still_waiting
@@ -37,6 +42,7 @@ from agents.runtime import (
 from agents.spec import AgentSpec
 from agents.state import Status
 from flows.history import history_window
+from flows.models import Run, RunSource
 from flows.nodes import model_call, register
 from flows.nodes.base import NodeConfig, NodeContext, NodeOutput, NodeType, PortType
 from studio import access, events
@@ -62,6 +68,18 @@ class AgentNodeConfig(NodeConfig):
         description="Give the agent the conversation before the message (a JSON list of "
         "{role, content} turns) on a second input.",
     )
+    # The builder's preview: run the agent's saved draft (see the module's docstring).
+    draft: bool = Field(
+        default=False,
+        title="Draft",
+        description="Run the agent's draft (the builder's preview only).",
+    )
+
+    @model_validator(mode="after")
+    def _draft_or_version(self) -> AgentNodeConfig:
+        if self.draft and self.version is not None:
+            raise ValueError("a node runs the agent's draft or a pinned version, not both")
+        return self
 
 
 def _version(workspace_id: int, config: AgentNodeConfig) -> tuple[Agent | None, Any]:
@@ -73,6 +91,10 @@ def _version(workspace_id: int, config: AgentNodeConfig) -> tuple[Agent | None, 
     )
     if agent is None:
         return None, None
+    if config.draft:
+        # The draft as a version that is not stored: numbered 0, read like any other.
+        draft = AgentVersion(agent=agent, number=0, spec=agent.draft)
+        return agent, draft if agent.draft is not None else None
     if config.version is None:
         return agent, agent.published_version
     return agent, AgentVersion.objects.filter(agent=agent, number=config.version).first()
@@ -80,6 +102,8 @@ def _version(workspace_id: int, config: AgentNodeConfig) -> tuple[Agent | None, 
 
 def _unavailable(config: AgentNodeConfig) -> str:
     # One message for a missing agent, an unpublished one and one the user may not use.
+    if config.draft:
+        return f"agent {config.agent!r} has no draft that this flow may use"
     wanted = f"version {config.version}" if config.version else "published version"
     return f"agent {config.agent!r} has no {wanted} that this flow may use"
 
@@ -88,7 +112,8 @@ def _spec(version: AgentVersion) -> AgentSpec:
     try:
         return AgentSpec.model_validate(version.spec)
     except ValidationError:
-        raise ValueError(f"agent version {version.number} no longer reads as an agent") from None
+        which = f"version {version.number}" if version.number else "draft"
+        raise ValueError(f"agent {which} no longer reads as an agent") from None
 
 
 def history_turns(value: Any, window_tokens: int) -> list[dict[str, str]]:
@@ -140,6 +165,26 @@ def _may_use(user_id: int | None, agent: Agent) -> bool:
     return user is not None and access.has_perm(user, agent, "use")
 
 
+DRAFT_REFUSED = (
+    "only the agent builder's preview runs an agent's draft: a studio run of the agent's own "
+    "flow, by someone who may change the agent"
+)
+
+
+def _may_run_draft(run_id: str, agent: Agent) -> bool:
+    """Whether run ``run_id`` is the builder's preview of ``agent``: a studio run of the
+    agent's backing flow whose user may change the agent."""
+    run = Run.objects.filter(id=run_id).select_related("created_by").first()
+    return (
+        run is not None
+        and agent.flow_id is not None
+        and run.flow_id == agent.flow_id
+        and run.source == RunSource.STUDIO
+        and run.created_by is not None
+        and access.has_perm(run.created_by, agent, "change")
+    )
+
+
 @register
 class AgentNode(NodeType):
     type = "agent"
@@ -161,7 +206,8 @@ class AgentNode(NodeType):
 
     def check(self, config: AgentNodeConfig, workspace: Any, user: Any = None) -> list[str]:
         agent, version = _version(workspace.id, config)
-        if version is None or (user is not None and not access.has_perm(user, agent, "use")):
+        needed = "change" if config.draft else "use"
+        if version is None or (user is not None and not access.has_perm(user, agent, needed)):
             return [_unavailable(config)]
         try:
             spec = _spec(version)
@@ -215,6 +261,8 @@ class AgentNode(NodeType):
         agent, version = await sync_to_async(_version)(ctx.workspace_id, config)
         if version is None or not await sync_to_async(_may_use)(ctx.user_id, agent):
             raise LookupError(_unavailable(config))
+        if config.draft and not await sync_to_async(_may_run_draft)(ctx.run_id, agent):
+            raise PermissionError(f"agent {config.agent!r}: {DRAFT_REFUSED}")
         spec = _spec(version)
         env = await agent_env(ctx, spec, agent_id=agent.id, agent_slug=agent.slug)
         message = inputs.get("message")
@@ -253,7 +301,7 @@ class AgentNode(NodeType):
             },
             details={
                 "agent": config.agent,
-                "version": version.number,
+                "version": version.number or "draft",
                 "outcome": str(outcome.status),
                 "reason": outcome.reason,
                 "steps": state.steps,

@@ -16,6 +16,7 @@ from agents.access import access_agent
 from agents.forms import AgentSettingsForm, ToolFormSet, problems_place, tool_initial
 from agents.models import Agent
 from agents.services import SpecRefused, agent_draft_save, agent_publish
+from conversations.limits import MAX_MESSAGE_CHARS
 from studio import access
 from workspaces.access import current_workspace
 
@@ -53,8 +54,12 @@ def _render(request, agent: Agent, form, formset, status: int = 200) -> HttpResp
         "can_publish": "publish" in actions,
         "can_delete": "delete" in actions,
         "can_share": "share" in actions,
-        # The published agent's chat: its backing flow's chat page.
-        "chat_slug": agent.flow.slug if agent.flow and "use" in actions else None,
+        # The published agent's chat: its backing flow's chat page (the preview makes that
+        # flow before the first publish, so the flow alone does not mean it is published).
+        "chat_slug": (
+            agent.flow.slug if agent.flow and agent.published_version and "use" in actions else None
+        ),
+        "max_message_chars": MAX_MESSAGE_CHARS,
     }
     template = "agents/builder.html#settings" if request.htmx else "agents/builder.html"
     return render(request, template, context, status=status)

@@ -23,7 +23,7 @@ from workspaces.access import current_workspace
 def agent_widget(request: HttpRequest, agent_slug: str) -> HttpResponse:
     agent = access_agent(request.user, current_workspace(request), agent_slug, "change")
     context: dict = {"workspace": agent.workspace, "agent": agent}
-    if agent.flow is None:
+    if agent.flow is None or agent.published_version is None:  # the preview makes the flow
         return render(request, "agents/widget.html", context)  # "publish it first"
     current = chat_settings_of(agent.flow)
     form, status = EmbedSettingsForm.of(current), 200

@@ -95,8 +95,12 @@ def run_answer_submit(request: HttpRequest, run_id, node_key: str) -> HttpRespon
             values = answer_values(details["fields"], request.POST)
         run_answer(run=run, node_key=node_key, values=values, user=request.user)
     except ValidationError as exc:
+        if request.htmx:  # a chat following the run answers in place (conversations/chat.js)
+            return HttpResponse("; ".join(exc.messages), status=400, content_type="text/plain")
         messages.error(request, "; ".join(exc.messages))
     else:
+        if request.htmx:
+            return HttpResponse(status=204)
         messages.success(request, _answered(values if _asks_approval(details) else None))
     return redirect("flows:run-detail", run_id=run.id)
 

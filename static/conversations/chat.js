@@ -173,9 +173,104 @@
       }
     }
 
+    // A tool call waiting for a person: its tool and arguments, with Approve / Reject for a
+    // member, sent to the run page's answer view (its checks, its one answer path); the run then
+    // goes on in this bubble. The embed widget's visitors cannot approve: a line says it waits.
+    const approvals = {};
+    function showApproval(event) {
+      const asked = event.data;
+      if (approvals[asked.key]) return;
+      const card = document.createElement("section");
+      card.className = "approval";
+      card.setAttribute("aria-label", "Waiting for approval");
+      const tool = document.createElement("code");
+      tool.textContent = asked.tool;
+      const title = document.createElement("p");
+      title.append("The agent wants to call ", tool, " with these arguments:");
+      const args = document.createElement("pre");
+      args.setAttribute("aria-label", "Arguments");
+      args.textContent = JSON.stringify(asked.arguments ?? {}, null, 2);
+      card.append(title, args);
+      approvals[asked.key] = card;
+      bubble.insertBefore(card, text);
+      if (!bubble.dataset.runUrl) {
+        const note = document.createElement("p");
+        note.className = "approval-note";
+        note.textContent = "The answer waits for a person's approval of this call.";
+        card.append(note);
+        state.textContent = "Waiting for approval…";
+        return;
+      }
+      card.append(approvalForm(event.node, asked.key));
+      state.textContent = "Waiting for your approval…";
+    }
+
+    function approvalForm(node, key) {
+      const form = document.createElement("form");
+      const reason = document.createElement("input");
+      reason.type = "text";
+      reason.name = "reason";
+      reason.maxLength = 2000;
+      reason.placeholder = "Reason (optional, told to the agent if you reject)";
+      reason.setAttribute("aria-label", "Reason (optional)");
+      const status = document.createElement("p");
+      status.className = "error-text";
+      status.setAttribute("role", "status");
+      const buttons = [["true", "Approve", ""], ["false", "Reject", "danger"]].map(([value, label, kind]) => {
+        const button = document.createElement("button");
+        button.type = "submit";
+        button.value = value;
+        button.textContent = label;
+        button.className = kind;
+        return button;
+      });
+      form.append(reason, ...buttons, status);
+      form.addEventListener("submit", (submitted) => {
+        submitted.preventDefault();
+        const approve = (submitted.submitter || buttons[0]).value === "true";
+        buttons.forEach((button) => { button.disabled = true; });
+        const body = new URLSearchParams({ approve: String(approve), reason: reason.value, key });
+        const headers = { "HX-Request": "true", ...JSON.parse(document.body.getAttribute("hx-headers") || "{}") };
+        fetch(`${bubble.dataset.runUrl}answer/${encodeURIComponent(node)}`, { method: "POST", body, headers })
+          .then(async (response) => {
+            if (response.status === 404) throw new Error("This call no longer waits for an answer.");
+            if (response.status === 403) throw new Error("You may not answer for this run.");
+            if (!response.ok) throw new Error((await response.text()) || `HTTP ${response.status}`);
+            settleApproval(key, approve ? "Approved: the call runs." : "Rejected: the agent goes on without it.");
+            state.textContent = "Working…";
+          })
+          .catch((error) => {
+            status.textContent = `Not sent: ${error.message}`;
+            buttons.forEach((button) => { button.disabled = false; });
+          });
+      });
+      return form;
+    }
+
+    // The call was answered (here, on the run's page or over the API): its buttons go.
+    function settleApproval(key, outcome) {
+      const card = approvals[key];
+      const form = card && card.querySelector("form");
+      if (!form) return;
+      const done = document.createElement("p");
+      done.className = "approval-note";
+      done.textContent = outcome;
+      form.replaceWith(done);
+    }
+
+    // Each event is shown here, then told to the page (the builder's preview shows more of
+    // an agent's run: its steps and thoughts).
     function handle(event) {
+      showEvent(event);
+      bubble.dispatchEvent(new CustomEvent("studio:run-event", { bubbles: true, detail: event }));
+    }
+
+    function showEvent(event) {
+      if (event.type === "tool.result" && approvals[event.data.key]) settleApproval(event.data.key, "Answered.");
       if (event.type === "tool.call" || event.type === "tool.result") {
         showStep(event);
+      } else if (event.type === "run.waiting" && (event.data || {}).kind === "approval") {
+        showApproval(event);
       } else if (event.type === "token") {
         if (nodes && !nodes.includes(event.node)) return;
         show(raw + event.data.text);
@@ -191,8 +286,10 @@
       } else if (event.type === "node.finished" && event.data.finish_reason === "length") {
         if (!nodes || nodes.includes(event.node)) cut = true;
       } else if (event.type === "run.finished") {
+        Object.keys(approvals).forEach((key) => settleApproval(key, "Answered."));
         finish(event);
       } else if (event.type === "run.failed") {
+        Object.keys(approvals).forEach((key) => settleApproval(key, "Not answered: the run ended."));
         fail(event.data.reason || "The run failed.");
       }
       scrollToEnd();
