@@ -7,8 +7,8 @@ filtered by agent and subject, so one end user never sees another's facts.
 Callers pass vectors embedded with the embedding model that ``model_key`` names
 (``knowledge.selectors.embedding_model_key``); vectors of different models are never compared.
 
-TODO(agents): automatic extraction (``Memory.extract_facts``): a step after each run that asks
-the model for facts worth keeping and stores them with ``source=extraction``.
+Facts come from the agent's ``remember`` tool and, with ``Memory.extract_facts``, from the step
+after each answer that asks the model for facts worth keeping (``agents/extraction.py``).
 """
 
 from __future__ import annotations
