@@ -258,14 +258,19 @@ async def _follow(session, url: str, headers: dict, stream: Stream, connected, l
     async with ws:
         async for message in ws:
             if message.type == aiohttp.WSMsgType.TEXT:
-                stream.take(json.loads(message.data), time.time())
+                now = time.time()
+                data = json.loads(message.data)
+                for event in data if isinstance(data, list) else [data]:
+                    stream.take(event, now)
             elif message.type == aiohttp.WSMsgType.ERROR:
                 stream.error = f"socket: {ws.exception()}"[:200]
     if not stream.finished and not stream.error:
         stream.error = f"closed with {ws.close_code} before run.finished"
 
 
-async def _clients(conn, port: int, cookie: str, run_ids: list[str]) -> tuple[list[Stream], dict]:
+async def _clients(
+    conn, port: int, cookie: str, run_ids: list[str], query: str
+) -> tuple[list[Stream], dict]:
     import aiohttp
 
     headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://127.0.0.1:{port}"}
@@ -288,7 +293,7 @@ async def _clients(conn, port: int, cookie: str, run_ids: list[str]) -> tuple[li
             asyncio.create_task(
                 _follow(
                     session,
-                    f"ws://127.0.0.1:{port}/ws/runs/{run_id}/?after=0",
+                    f"ws://127.0.0.1:{port}/ws/runs/{run_id}/?after=0{query}",
                     headers,
                     stream,
                     connected,
@@ -319,10 +324,10 @@ async def _clients(conn, port: int, cookie: str, run_ids: list[str]) -> tuple[li
     return streams, window
 
 
-def clients_main(conn, port: int, cookie: str, run_ids: list[str]) -> None:
+def clients_main(conn, port: int, cookie: str, run_ids: list[str], query: str) -> None:
     """Connect every stream, report, follow them until each ends or the parent's drain time
     passes, then send back the figures of all streams together."""
-    streams, window = asyncio.run(_clients(conn, port, cookie, run_ids))
+    streams, window = asyncio.run(_clients(conn, port, cookie, run_ids, query))
     latencies = [x for s in streams for x in s.latencies]
     errors = Counter(s.error for s in streams if s.error)
     conn.send(
@@ -380,7 +385,13 @@ def redis_clients() -> int:
 
 
 def run_level(
-    stack: spine.Stack, data: Data, n: int, rate: float, seconds: float, drain_s: float
+    stack: spine.Stack,
+    data: Data,
+    n: int,
+    rate: float,
+    seconds: float,
+    drain_s: float,
+    batched: bool,
 ) -> Level:
     run_ids = runs_create(data, n)
     context = multiprocessing.get_context("spawn")
@@ -395,7 +406,9 @@ def run_level(
     clients_conn, child = context.Pipe()
     # Daemons: if this script dies, they do too.
     clients = context.Process(
-        target=clients_main, args=(child, stack.port, data.cookie, run_ids), daemon=True
+        target=clients_main,
+        args=(child, stack.port, data.cookie, run_ids, "&batch=1" if batched else ""),
+        daemon=True,
     )
     clients.start()
     connect = clients_conn.recv()
@@ -457,6 +470,11 @@ def figures(level: Level) -> dict:
         "rss_after_mb": level.rss_after / 2**20,
         "kb_per_stream": (level.rss_after - level.rss_before) / 1024 / level.streams,
         "server_cpu": level.cpu.get("server", float("nan")),
+        # The server's CPU per token delivered while the emitter ran: the figure least moved by
+        # whatever else the machine runs (the latencies are not).
+        "server_us_per_token": 1e4
+        * level.cpu.get("server", float("nan"))
+        / (r["tokens_in_window"] / e["seconds"] or float("nan")),
         "clients_cpu": level.cpu.get("clients", float("nan")),
         "emitter_cpu": level.cpu.get("emitter", float("nan")),
         "redis_cpu": level.cpu.get("redis", float("nan")),
@@ -483,6 +501,7 @@ COLUMNS = [  # (heading, format spec): each column is as wide as its heading
     ("RSS1 MB", ".0f"),
     ("KB/stream", ".0f"),
     ("srv CPU%", ".0f"),
+    ("srv µs/tok", ".0f"),
     ("cli CPU%", ".0f"),
     ("emit CPU%", ".0f"),
     ("redis CPU%", ".0f"),
@@ -491,11 +510,11 @@ COLUMNS = [  # (heading, format spec): each column is as wide as its heading
 ]
 
 
-def report(levels: list[Level], rate: float, seconds: float, drain_s: float) -> None:
+def report(levels: list[Level], rate: float, seconds: float, drain_s: float, frames: str) -> None:
     cores = os.cpu_count()
     print(
         f"\nstreaming benchmark: one daphne, {rate:g} tokens/s per stream for {seconds:g} s, "
-        f"{cores} cores shared by the server, the clients, the emitter and Redis"
+        f"{frames} frames, {cores} cores shared by the server, the clients, the emitter and Redis"
     )
     print("  ".join(f"{name:>{max(len(name), 7)}}" for name, _ in COLUMNS))
     for level in levels:
@@ -519,7 +538,7 @@ def report(levels: list[Level], rate: float, seconds: float, drain_s: float) -> 
             f"gaps={f['gaps']} repeats={f['repeats']} late={f['late']} "
             f"p50_ms={f['p50_ms']:.1f} p95_ms={f['p95_ms']:.1f} p99_ms={f['p99_ms']:.1f} "
             f"recv_tok_s={f['delivered_tok_s']:.0f} kb_per_stream={f['kb_per_stream']:.0f} "
-            f"server_cpu={f['server_cpu']:.0f}"
+            f"server_cpu={f['server_cpu']:.0f} server_us_per_token={f['server_us_per_token']:.0f}"
         )
 
 
@@ -538,6 +557,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="emitting time per level")
     parser.add_argument(
         "--drain", type=float, default=20.0, help="seconds to wait for late events after that"
+    )
+    parser.add_argument(
+        "--frames",
+        choices=["batched", "single"],
+        default="batched",
+        help="batched: the sockets ask for the events ready together in one message, as the "
+        "chat page does (default); single: one event per message, as the flow editor reads",
     )
     parser.add_argument(
         "--redis-maxclients",
@@ -581,12 +607,16 @@ def main() -> None:
             # A fresh server per level: its RSS before is a bare process's, whatever came before.
             start_web(stack)
             print(f"serving    http://127.0.0.1:{stack.port}/ (daphne, pid {stack.web.pid})")
-            levels.append(run_level(stack, data, n, args.rate, args.seconds, args.drain))
+            levels.append(
+                run_level(
+                    stack, data, n, args.rate, args.seconds, args.drain, args.frames == "batched"
+                )
+            )
             launch.stop(stack.web)
             print(f"measured   {n} streams", flush=True)
     finally:
         stack.stop()
-    report(levels, args.rate, args.seconds, args.drain)
+    report(levels, args.rate, args.seconds, args.drain, args.frames)
 
 
 if __name__ == "__main__":

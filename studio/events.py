@@ -197,7 +197,20 @@ async def follow(
 async def follow_entries(
     run_id: Any, after: int = 0, idle_s: float = FOLLOW_IDLE_S
 ) -> AsyncIterator[Entry | None]:
-    """``follow``, as entries, through the event loop's hub (``studio.event_hub``).
+    """``follow``, as entries."""
+    async for batch in follow_batches(run_id, after, idle_s):
+        if batch is None:
+            yield None
+            continue
+        for entry in batch:
+            yield entry
+
+
+async def follow_batches(
+    run_id: Any, after: int = 0, idle_s: float = FOLLOW_IDLE_S
+) -> AsyncIterator[list[Entry] | None]:
+    """``follow``, as lists of the entries that were ready together (a WebSocket may send them
+    in one frame), through the event loop's hub (``studio.event_hub``).
 
     Raises what the hub's reader failed with, other than a lost connection (which it retries:
     the follower then only hears None until the events flow again).
@@ -206,15 +219,17 @@ async def follow_entries(
         raise ValueError(f"idle_s must be within (0, {FOLLOW_IDLE_S}]")
     with event_hub.hub().subscribe(_keys(run_id)[1], after) as subscription:
         while True:
-            batch = await subscription.next(idle_s)
-            if not batch:
+            ready = await subscription.next(idle_s)
+            if not ready:
                 yield None
                 continue
-            for seq, fields in batch:
-                entry = Entry(run_id, seq, fields)
-                yield entry
+            batch = []
+            for seq, fields in ready:
+                batch.append(entry := Entry(run_id, seq, fields))
                 if entry.terminal:
+                    yield batch
                     return
+            yield batch
 
 
 class TokenBuffer:

@@ -19,23 +19,28 @@ async def run_events(run_id: Any, after: int = 0) -> AsyncIterator[dict | None]:
     Yields None on idle ticks (for keep-alives). Ends after the run's terminal event, or when
     the database says the run has ended even if its terminal event was lost.
     """
-    async for entry in run_entries(run_id, after):
-        yield None if entry is None else entry.event
+    async for batch in run_batches(run_id, after):
+        if batch is None:
+            yield None
+            continue
+        for entry in batch:
+            yield entry.event
 
 
-async def run_entries(run_id: Any, after: int = 0) -> AsyncIterator[events.Entry | None]:
-    """``run_events``, as ``events.Entry``s (a WebSocket sends their ``frame``)."""
-    async for entry in events.follow_entries(run_id, after):
-        if entry is None:
+async def run_batches(run_id: Any, after: int = 0) -> AsyncIterator[list[events.Entry] | None]:
+    """``run_events``, as the lists of ``events.Entry``s that were ready together (a WebSocket
+    sends their ``frame``s, several in one message if its client asked for it)."""
+    async for batch in events.follow_batches(run_id, after):
+        if batch is None:
             status = await _stale_status(run_id)
             if status in TERMINAL:
                 missed = await events.replay_entries(run_id, after)
-                for item in missed:
-                    yield item
+                if missed:
+                    yield missed
                 return
         else:
-            after = entry.seq
-        yield entry
+            after = batch[-1].seq
+        yield batch
 
 
 # Off the process's one thread-sensitive thread: with many quiet streams these checks would

@@ -14,7 +14,7 @@
   function socketUrl(runId, after) {
     if (window.studioWidget) return window.studioWidget.socketUrl(runId, after);
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${window.location.host}/ws/runs/${runId}/?after=${after}`;
+    return `${scheme}//${window.location.host}/ws/runs/${runId}/?after=${after}&batch=1`;
   }
 
   // The reason of a run its user stopped (conversations/services.py's STOPPED).
@@ -298,14 +298,18 @@
     function connect() {
       const socket = new WebSocket(socketUrl(runId, lastSeq));
       socket.addEventListener("message", (message) => {
-        const event = JSON.parse(message.data);
-        if (event.seq <= lastSeq) return; // already shown
-        lastSeq = event.seq;
-        retries = 0;
-        handle(event);
-        if (TERMINAL.includes(event.type)) {
-          ended = true;
-          socket.close();
+        // ``batch=1``: a message holds the events that were ready together, in order.
+        const data = JSON.parse(message.data);
+        for (const event of Array.isArray(data) ? data : [data]) {
+          if (event.seq <= lastSeq) continue; // already shown
+          lastSeq = event.seq;
+          retries = 0;
+          handle(event);
+          if (TERMINAL.includes(event.type)) {
+            ended = true;
+            socket.close();
+            return;
+          }
         }
       });
       socket.addEventListener("close", (closing) => {

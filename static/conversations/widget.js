@@ -159,7 +159,7 @@
   window.studioWidget = {
     socketUrl(runId, after) {
       const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-      const query = `after=${after}&token=${encodeURIComponent(token || "")}`;
+      const query = `after=${after}&batch=1&token=${encodeURIComponent(token || "")}`;
       return `${scheme}//${window.location.host}${body.dataset.socketPath}${runId}/?${query}`;
     },
   };

@@ -82,6 +82,30 @@ async def test_a_finished_run_replays_whole_to_a_late_client(slow_run, owner):
 
 
 @pytest.mark.asyncio
+async def test_a_batched_socket_gets_the_events_ready_together_in_one_message(slow_run, owner):
+    """``?batch=1`` (the chat page's socket): each message is a list of events, in order."""
+    import asyncio
+    import json
+
+    from studio import events as run_events
+
+    while len(await run_events.replay(slow_run.id)) < 3:  # some events logged before it connects
+        await asyncio.sleep(0.02)
+    ws = WebsocketCommunicator(app, f"/ws/runs/{slow_run.id}/?after=0&batch=1")
+    ws.scope["user"] = owner
+    assert (await ws.connect())[0]
+    messages = []
+    while not messages or messages[-1][-1]["type"] != "run.finished":
+        messages.append(json.loads(await ws.receive_from(timeout=20)))
+    assert (await ws.receive_output(timeout=5))["type"] == "websocket.close"
+
+    events = [event for message in messages for event in message]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert "".join(e["data"]["text"] for e in events if e["type"] == "token") == WORDS
+    assert len(messages) < len(events)  # what was logged before it connected came at once
+
+
+@pytest.mark.asyncio
 async def test_a_user_of_another_workspace_cannot_listen(slow_run, outsider, viewer):
     from django.contrib.auth.models import AnonymousUser
 
