@@ -78,7 +78,7 @@ def test_a_new_agent_gets_its_slug_from_its_name(client, owner, workspace):
     agent = Agent.objects.get(workspace=workspace, slug="support-bot")
     assert agent.draft is None
     page = client.get(reverse("agents:agent-detail", args=["support-bot"]))
-    assertContains(page, "Preview (next step)")
+    assertContains(page, "Save the settings first: the preview talks to the saved draft.")
 
 
 def test_a_viewer_may_not_create_agents(client, viewer):
