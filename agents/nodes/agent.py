@@ -216,6 +216,30 @@ class AgentNode(NodeType):
         problems = model_call.target_problems(spec, workspace, user)  # type: ignore[arg-type]
         return [f"agent {config.agent!r}: {p}" for p in problems]
 
+    def pickers(self, config: dict, workspace: Any, user: Any) -> dict[str, list[tuple[str, str]]]:
+        """The flow editor's selects: the workspace's published agents ``user`` may use (each
+        with the number it publishes now), and the chosen one's versions to pin."""
+        published = Agent.objects.filter(published_version__isnull=False)
+        agents = list(
+            access.scope(user, workspace.id, published, "use")
+            .select_related("published_version")
+            .order_by("name")
+        )
+        choices = [(a.slug, f"{a.name} ({a.slug}), v{a.published_version.number}") for a in agents]
+        wanted = config.get("agent") if isinstance(config, dict) else None
+        chosen = next((a for a in agents if a.slug == wanted), None)
+        if chosen is None:
+            return {"agent": choices, "version": [("", "The version published when it runs")]}
+        now = chosen.published_version.number
+        numbers = chosen.versions.values_list("number", flat=True)  # newest first
+        return {
+            "agent": choices,
+            "version": [
+                ("", f"The version published when it runs (now v{now})"),
+                *[(str(n), f"v{n}{' (published now)' if n == now else ''}") for n in numbers],
+            ],
+        }
+
     def answer_check(
         self, config: AgentNodeConfig, details: dict, values: Any, user: Any = None
     ) -> dict:

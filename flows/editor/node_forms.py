@@ -3,10 +3,11 @@
 Each property of the schema becomes a field: its ``title`` is the label and its ``description``
 the help text. The widget follows the type: a text input, a textarea for long strings (prompts,
 templates), a number, a checkbox, a select for enums (and for the catalog fields ``model``,
-``route`` and ``knowledge_base``: the workspace's entries the user may use), checkboxes for a
-list of enum values, one line per item for a list of strings, a list editor (rows with add and
-remove) for a list of objects, and a JSON textarea for anything else. Text fields that take
-``{{node_id.port}}`` get a variable picker listing what the node may read.
+``route`` and ``knowledge_base``: the workspace's entries the user may use, and for the fields
+a node type fills itself through ``NodeType.pickers``), checkboxes for a list of enum values,
+one line per item for a list of strings, a list editor (rows with add and remove) for a list of
+objects, and a JSON textarea for anything else. Text fields that take ``{{node_id.port}}`` get a
+variable picker listing what the node may read.
 
 Input names are paths: ``config.prompt``, ``config.cases.0.conditions.1.variable``,
 ``policy.retries``; a list row is marked by ``<path>._row`` so that a row of unchecked
@@ -253,9 +254,12 @@ class _Builder:
         raw: dict[str, str],
         labels: dict[str, tuple[str, str]] | None = None,
         choice_labels: dict[str, str] | None = None,
+        picks: dict[str, list[tuple[str, str]]] | None = None,
     ) -> None:
         self.schema = _Schema(schema)
         self.catalog = catalog
+        # The node type's own pickers (``NodeType.pickers``): top-level fields shown as selects.
+        self.picks = picks or {}
         self.errors = errors
         self.raw = raw
         self.labels = labels or {}
@@ -272,6 +276,8 @@ class _Builder:
         node, nullable = self.schema.resolve(prop)
         top = depth == 0
         widget = _widget(name, node, nullable, depth, self.schema)
+        if top and name in self.picks and widget in ("text", "textarea", "number"):
+            widget = "select"  # read back as a text or a number, as the field's type says
         if value is MISSING and "default" in node:
             value = node["default"]
         label, help_text = self.labels.get(name, (node.get("title") or _humanize(name).title(), ""))
@@ -316,9 +322,13 @@ class _Builder:
         return result
 
     def _choices(self, name: str, node: dict, nullable: bool, top: bool, value: Any):
-        if top and name in CATALOG_FIELDS and "enum" not in node:
-            choices = [("", "— none —"), *self.catalog.get(name, [])]
-            if value not in (None, "", MISSING) and value not in [c[0] for c in choices]:
+        picked = top and "enum" not in node and (name in self.picks or name in CATALOG_FIELDS)
+        if picked:
+            options = self.picks[name] if name in self.picks else self.catalog.get(name, [])
+            # A node type's options may name their own empty choice ("the published one").
+            none = [] if any(v == "" for v, _ in options) else [("", "— none —")]
+            choices = [*none, *options]
+            if value not in (None, "", MISSING) and str(value) not in [c[0] for c in choices]:
                 choices.append((str(value), f"{value} (not available to you)"))
             return choices
         if node.get("type") == "boolean":
@@ -344,12 +354,14 @@ def build_form(
     form_errors: list[str] | None = None,
     raw: dict[str, str] | None = None,
     problems: list[str] | None = None,
+    picks: dict[str, list[tuple[str, str]]] | None = None,
 ) -> NodeForm:
-    """The form of a node with ``config`` and ``policy``; ``errors`` by input name."""
+    """The form of a node with ``config`` and ``policy``; ``errors`` by input name; ``picks``:
+    the node type's own pickers (``NodeType.pickers``)."""
     errors = {k: list(v) for k, v in (errors or {}).items()}
     raw = raw or {}
     config_schema = kind.Config.model_json_schema()
-    builder = _Builder(config_schema, catalog=catalog, errors=errors, raw=raw)
+    builder = _Builder(config_schema, catalog=catalog, errors=errors, raw=raw, picks=picks)
     fields = builder.fields("config", config_schema, config)
     policy_builder = _Builder(
         NodePolicy.model_json_schema(),

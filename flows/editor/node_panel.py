@@ -321,6 +321,7 @@ def node_panel(
         config=checked.config,
         policy=checked.policy,
         catalog=catalog_choices(user, workspace),
+        picks=kind.pickers(checked.config, workspace, user),
         references=references(graph, ports, node_id),
         errors=checked.errors,
         form_errors=checked.general,

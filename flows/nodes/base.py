@@ -152,6 +152,13 @@ class NodeType:
         saving user (a model they may not use); ``user`` is None when the studio checks."""
         return []
 
+    def pickers(self, config: dict, workspace: Any, user: Any) -> dict[str, list[tuple[str, str]]]:
+        """Choices for config fields this node type fills itself (an app's objects the flows app
+        does not know), by field name: ``(value, label)`` options that ``user`` may pick, for
+        ``config`` as it stands (the editor asks again when it changes). The editor shows them
+        as a select; the value is read back as the field's own type."""
+        return {}
+
     def queue(self, config: NodeConfig, workspace_id: int) -> str | None:
         """The worker queue this node runs on, or None to run inline in the executor."""
         return None
