@@ -75,8 +75,8 @@ def test_a_dropped_socket_resumes_without_losing_or_repeating_tokens(
     expect(bubble.locator(".text")).to_have_text(MESSAGE)
     expect(bubble.locator(".meta")).to_contain_text("Done · 5 tokens")
     assert len(urls) == 2, urls
-    assert urls[0].endswith("?after=0")
-    assert int(urls[1].rpartition("after=")[2]) > 0  # resumed after the last event seen
+    assert urls[0].endswith("?after=0&batch=1")
+    assert int(urls[1].rpartition("after=")[2].partition("&")[0]) > 0  # after the last event seen
 
 
 def test_a_failed_run_shows_its_reason_in_the_chat_and_on_the_run_page(page, owner, make_flow):
