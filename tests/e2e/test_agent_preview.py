@@ -13,9 +13,11 @@ from playwright.sync_api import expect
 
 from agents.services import agent_create, agent_publish
 from catalog.services import model_create
+from conversations.widget import EmbedSettings, embed_settings_change
 from tests.agents.scripted_model import ScriptedModel, answer, calls
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in
+from tests.e2e.test_widget import HostSite
 
 pytestmark = pytest.mark.e2e
 
@@ -127,3 +129,48 @@ def test_a_call_needing_approval_is_approved_from_a_published_agents_chat(
     card.get_by_role("button", name="Approve").click()
     expect(bubble.locator(".text")).to_have_text("It is 42.")
     expect(card).to_contain_text("Approved")
+
+
+def test_the_widget_says_a_call_waits_for_approval_without_offering_it(
+    browser, live_studio, model, server, workspace, owner
+):
+    agent = maths_agent(workspace, owner, needs_approval=True)
+    agent_publish(agent=agent, actor=owner)
+    server.plan(calls(CALCULATE), answer("It is 42."))
+    settings = embed_settings_change(
+        flow=agent.flow,
+        user=owner,
+        embed=EmbedSettings(
+            enabled=True,
+            allowed_origins=[],
+            title="Maths help",
+            colour="#aa3300",
+            sign_in_required=False,
+            remote_images=False,
+            requests_per_minute=None,
+            tokens_per_day=None,
+        ),
+    )
+    url = f"{live_studio}/embed/{settings.embed_id}/"
+    host = HostSite(
+        f'<script src="{live_studio}/static/conversations/embed.js" '
+        f'data-studio-widget="{url}" defer></script>'
+    )
+    settings.allowed_origins = [host.origin]
+    settings.save(update_fields=["allowed_origins"])
+    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    page = context.new_page()
+    try:
+        page.goto(f"{host.origin}/")
+        page.get_by_role("button", name="Open the chat").click()
+        chat = page.frame_locator("iframe[title=Chat]")
+        chat.get_by_label("Message").fill("6 × 7?")
+        chat.get_by_role("button", name="Send").click()
+
+        card = chat.get_by_role("region", name="Waiting for approval")
+        expect(card).to_contain_text("The answer waits for a person's approval of this call.")
+        expect(card.get_by_label("Arguments")).to_have_text('{\n  "expression": "6 * 7"\n}')
+        expect(card.get_by_role("button")).to_have_count(0)  # visitors cannot approve
+    finally:
+        context.close()
+        host.close()
