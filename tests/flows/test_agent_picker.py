@@ -83,6 +83,13 @@ def test_the_agent_node_offers_the_published_agents_and_the_chosen_one_s_version
     assert settings["valid"] is True
     assertContains(applied, '<option value="1" selected>v1</option>')
 
+    # Choosing another agent lists its versions; a pin it does not have is a problem.
+    form.update({"config.agent": "secret", "config.version": "2"})
+    switched = _panel(client, flow, agent_graph("maths", version=1), **form)
+    assertContains(switched, '<option value="1">v1 (published now)</option>')
+    assertContains(switched, '<option value="2" selected>2 (not available to you)</option>')
+    assertContains(switched, "agent &#x27;secret&#x27; has no version 2 that this flow may use")
+
 
 def test_an_agent_the_member_may_not_use_is_not_offered_and_is_a_problem(
     client, owner, flow, agents, make_member
