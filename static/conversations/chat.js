@@ -177,6 +177,8 @@
     // member, sent to the run page's answer view (its checks, its one answer path); the run then
     // goes on in this bubble. The embed widget's visitors cannot approve: a line says it waits.
     const approvals = {};
+    // Where the current agent step's streamed text began in the answer.
+    let stepStart = 0;
     function showApproval(event) {
       const asked = event.data;
       if (approvals[asked.key]) return;
@@ -271,6 +273,11 @@
         showStep(event);
       } else if (event.type === "run.waiting" && (event.data || {}).kind === "approval") {
         showApproval(event);
+      } else if (event.type === "agent.step") {
+        if (!nodes || nodes.includes(event.node)) stepStart = raw.length;
+      } else if (event.type === "agent.thought") {
+        // What the step streamed was the model thinking before its tool calls, not the answer.
+        if (!nodes || nodes.includes(event.node)) show(raw.slice(0, stepStart));
       } else if (event.type === "token") {
         if (nodes && !nodes.includes(event.node)) return;
         show(raw + event.data.text);

@@ -53,6 +53,19 @@ def maths_agent(workspace, owner, needs_approval: bool = False):
     return agent_create(workspace=workspace, name="Maths", slug="maths", spec=spec, actor=owner)
 
 
+def thinking(thought: str, *planned: tuple[str, str]):
+    """Tool calls after some text of the model's own: the thought, streamed first."""
+    reply = calls(*planned)
+    reply.events.insert(
+        1,
+        {
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"content": thought}, "finish_reason": None}],
+        },
+    )
+    return reply
+
+
 def send(page, message: str):
     page.get_by_label("Preview message").fill(message)
     page.get_by_role("button", name="Send").click()
@@ -61,7 +74,11 @@ def send(page, message: str):
 
 def test_the_preview_streams_the_steps_of_the_saved_draft(page, model, server, workspace, owner):
     maths_agent(workspace, owner)
-    server.plan(calls(CALCULATE), answer("Six times seven ", "is 42."), answer("Doubled: 84."))
+    server.plan(
+        thinking("I will use the calculator.", CALCULATE),
+        answer("Six times seven ", "is 42."),
+        answer("Doubled: 84."),
+    )
     log_in(page, "olive", PASSWORD)
     page.goto("/agents/maths/")
     preview = page.get_by_role("complementary", name="Preview")
@@ -71,6 +88,7 @@ def test_the_preview_streams_the_steps_of_the_saved_draft(page, model, server, w
     expect(bubble.locator(".text")).to_have_text("Six times seven is 42.")
     expect(bubble).to_have_class(re.compile(r"\bdone\b"))
     expect(bubble.locator(".preview-step")).to_have_text(["Step 1", "Step 2"])
+    expect(bubble.locator(".preview-thought")).to_have_text("I will use the calculator.")
     step = bubble.locator("details.agent-step")
     expect(step).to_have_attribute("open", "")
     expect(step.locator("summary")).to_have_text("Called calculator")
