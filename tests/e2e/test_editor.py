@@ -264,3 +264,39 @@ def test_the_picker_offers_the_conversation_variables_the_flow_keeps(page, owner
     while prompt_saved() != "Still on {{conversation.topic}}" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert prompt_saved() == "Still on {{conversation.topic}}"
+
+
+def test_the_agent_node_picks_an_agent_and_pins_one_of_its_versions(page, owner, new_flow):
+    from catalog.services import model_create
+    from flows.services.drafts import flow_draft_save
+    from tests.agents.test_agent_node import agent_graph, published_agent
+
+    model_create(slug="remote", name="Remote", engine="echo", workspace=new_flow.workspace)
+    published_agent(new_flow.workspace, owner, "maths")
+    published_agent(new_flow.workspace, owner, "secret")
+    graph = agent_graph("maths")
+    for index, node in enumerate(graph["nodes"]):  # side by side, none over another
+        node["position"] = {"x": 80 + 320 * index, "y": 120}
+    flow_draft_save(flow=new_flow, graph=graph, user=owner)
+    log_in(page, "olive", PASSWORD)
+    page.goto(f"/flows/{new_flow.slug}/edit")
+
+    page.locator('.react-flow__node[data-id="agent_1"] .node-header').click()
+    panel = page.get_by_role("complementary", name="Node settings")
+    expect(panel.get_by_label("Agent", exact=True)).to_have_value("maths")
+    panel.get_by_label("Agent", exact=True).select_option(label="Secret (secret), v1")
+    # The panel comes back with the chosen agent's versions to pin.
+    version = panel.locator('form[data-node="agent_1"] select[name="config.version"]')
+    expect(version.locator('option[value="1"]')).to_have_text("v1 (published now)")
+    expect(page.locator("#node-form.htmx-request")).to_have_count(0)
+    panel.locator('form[data-node="agent_1"] select[name="config.version"]').select_option("1")
+    expect(page.locator("#node-form.htmx-request")).to_have_count(0)
+
+    def pinned() -> dict:
+        new_flow.refresh_from_db()
+        return next(n for n in new_flow.draft["nodes"] if n["id"] == "agent_1")["config"]
+
+    deadline = time.monotonic() + 15
+    while pinned().get("version") != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (pinned()["agent"], pinned()["version"]) == ("secret", 1)
