@@ -10,6 +10,12 @@
   "use strict";
 
   const SHORT_RESULT = 400; // characters of a tool result shown before "Show all"
+  // agent.finished's reason for each limit (agents/loop.py), as the builder's settings name it.
+  const LIMITS = {
+    max_steps: "steps per run",
+    max_tokens: "tokens per run",
+    max_seconds: "seconds per run",
+  };
 
   const list = document.getElementById("preview-messages");
   const form = document.getElementById("preview-form");
@@ -64,7 +70,8 @@
       bubble.querySelectorAll("details.agent-step pre.tool-result").forEach(shorten);
     } else if (event.type === "agent.finished" && data.outcome === "limited") {
       bubble.classList.add("limited");
-      before(bubble, line("preview-limit", `Stopped at a limit: ${data.reason}`));
+      const which = LIMITS[data.reason] || data.reason;
+      before(bubble, line("preview-limit", `Stopped at a limit: ${which} (see the answer).`));
     } else if (event.type === "run.finished") {
       const outputs = data.outputs || {};
       bubble.dataset.answer = typeof outputs.text === "string" ? outputs.text : "";

@@ -192,3 +192,20 @@ def test_the_widget_says_a_call_waits_for_approval_without_offering_it(
     finally:
         context.close()
         host.close()
+
+
+def test_a_limit_in_the_preview_says_which(page, model, server, workspace, owner):
+    agent = maths_agent(workspace, owner)
+    agent.draft["limits"]["max_steps"] = 1
+    agent.save(update_fields=["draft"])
+    server.plan(calls(CALCULATE), answer("never asked"))
+    log_in(page, "olive", PASSWORD)
+    page.goto("/agents/maths/")
+
+    bubble = send(page, "6 × 7?")
+
+    expect(bubble.locator(".preview-limit")).to_have_text(
+        "Stopped at a limit: steps per run (see the answer)."
+    )
+    expect(bubble.locator(".text")).to_contain_text("limit of 1 steps")
+    expect(bubble).to_have_class(re.compile(r"\bdone\b"))
