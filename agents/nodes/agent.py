@@ -28,6 +28,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as AnswerInvalid
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from agents.extraction import facts_extract
 from agents.loop import AgentEnv, AgentOutcome, agent_resume, agent_run, still_waiting
@@ -68,11 +69,10 @@ class AgentNodeConfig(NodeConfig):
         description="Give the agent the conversation before the message (a JSON list of "
         "{role, content} turns) on a second input.",
     )
-    # The builder's preview: run the agent's saved draft (see the module's docstring).
-    draft: bool = Field(
-        default=False,
-        title="Draft",
-        description="Run the agent's draft (the builder's preview only).",
+    # The builder's preview: run the agent's saved draft (see the module's docstring). Left
+    # out of the schema, so the flow editor neither shows nor keeps it.
+    draft: SkipJsonSchema[bool] = Field(
+        default=False, description="Run the agent's draft (the builder's preview only)."
     )
 
     @model_validator(mode="after")
