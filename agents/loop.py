@@ -76,6 +76,9 @@ class AgentEnv:
     # no memory). With ``spec.memory.long_term`` the model is offered remember and recall.
     agent_id: int | None = None
     subject: str | None = None
+    # Tokens of the calls made for the agent outside its steps (a summary, fact extraction) in
+    # this execution: [input, output], added to the node's totals.
+    side_tokens: list[int] = field(default_factory=lambda: [0, 0])
 
 
 @dataclass
@@ -296,6 +299,8 @@ class _Loop:
         )
         self.state.steps = step
         self.state.tokens += result.input_tokens + result.output_tokens
+        self.state.input_tokens += result.input_tokens
+        self.state.output_tokens += result.output_tokens
         self.shown = tokens.shown
         return self.strategy.decide(result)
 

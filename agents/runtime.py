@@ -156,7 +156,7 @@ def agent_call(
         async def silent(text: str) -> None:
             return None
 
-        return await ainvoke(
+        result = await ainvoke(
             workspace_id=env.workspace_id,
             candidates=env.candidates,
             request_for=request_for,
@@ -167,6 +167,9 @@ def agent_call(
             queue=env.queue,
             usage={"source": "agent", "user_id": env.user_id, **env.usage, "node_id": node_id},
         )
+        env.side_tokens[0] += result.input_tokens
+        env.side_tokens[1] += result.output_tokens
+        return result
 
     return call
 

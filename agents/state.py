@@ -47,6 +47,9 @@ class AgentState(BaseModel):
     # Steps whose model call has answered (the next model call is step ``steps + 1``).
     steps: int = 0
     tokens: int = 0
+    # ``tokens`` split, for the node's and the run's totals (the limit counts their sum).
+    input_tokens: int = 0
+    output_tokens: int = 0
     started_at: float  # by the run's clock (wall time: a resumed run counts the time before)
     # The conversation after the system message: the user's messages, the model's, the tools'.
     messages: list[dict[str, Any]]

@@ -318,6 +318,8 @@ class AgentNode(NodeType):
         state = outcome.state
         memory = {**window.details, **await _extracted(spec, env, message, outcome)}
         return NodeOutput(
+            input_tokens=state.input_tokens + env.side_tokens[0],
+            output_tokens=state.output_tokens + env.side_tokens[1],
             outputs={
                 "answer": outcome.answer,
                 "steps": state.steps,

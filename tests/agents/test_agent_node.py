@@ -9,11 +9,13 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db.models import Sum
 
 from agents.models import Agent
 from agents.nodes.agent import history_turns
 from agents.services import agent_create, agent_publish
 from agents.state import AgentState, Status
+from catalog.models import Usage
 from catalog.services import model_create
 from flows.models import NodeResult, NodeStatus, RunSource, RunStatus
 from flows.nodes import node_types
@@ -128,6 +130,13 @@ def test_the_agent_calls_a_tool_and_its_answer_streams(model, server, workspace,
     result = NodeResult.objects.get(run=run, node_id="agent_1")
     assert result.details["agent"] == "maths" and result.details["version"] == 1
     assert "agent_state" not in result.details  # the checkpoint is not kept once it is done
+    # The steps' tokens, as their usage rows metered them, are the node's and the run's.
+    metered = Usage.objects.filter(run_id=run.id).aggregate(
+        i=Sum("input_tokens"), o=Sum("output_tokens")
+    )
+    assert metered["i"] == 50  # 20, then 30, as the scripted server reports them
+    assert (result.input_tokens, result.output_tokens) == (metered["i"], metered["o"])
+    assert (run.usage["input_tokens"], run.usage["output_tokens"]) == (metered["i"], metered["o"])
     logged = [e for e in logged_events(run.id) if e.get("node") == "agent_1"]
     types = [e["type"] for e in logged]
     assert types.index("tool.call") < types.index("tool.result") < types.index("token")
