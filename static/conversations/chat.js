@@ -51,13 +51,16 @@
   }
 
   // A link to the run's page, where the page may show runs (not in the embed widget).
+  // The meta line's "View run" link, after a separator (none without a run page).
   function runLink(bubble, label) {
     if (!bubble.dataset.runUrl) return "";
     const link = document.createElement("a");
     link.href = bubble.dataset.runUrl;
     link.className = "run-link";
     link.textContent = label;
-    return link;
+    const part = document.createDocumentFragment();
+    part.append(" · ", link);
+    return part;
   }
 
   function follow(bubble) {
@@ -120,7 +123,7 @@
       showSources();
       const usage = event.data.usage || {};
       const ending = cut ? "Cut at the token limit" : "Done";
-      state.textContent = `${ending} · ${usage.output_tokens ?? 0} tokens · `;
+      state.textContent = `${ending} · ${usage.output_tokens ?? 0} tokens`;
       if (cut) bubble.classList.add("cut");
       addCopy(bubble, () => raw);
       meta.append(runLink(bubble, "View run"));
@@ -131,7 +134,7 @@
       if (reason === STOPPED) {
         // Stopped by its user: what it wrote stays, as written so far.
         bubble.classList.add("done", "stopped");
-        state.textContent = "Stopped · ";
+        state.textContent = "Stopped";
         if (raw) addCopy(bubble, () => raw);
         meta.append(runLink(bubble, "View run"));
         return;
@@ -141,7 +144,7 @@
       error.className = "error-text";
       error.textContent = reason;
       bubble.insertBefore(error, meta);
-      state.textContent = "Failed · ";
+      state.textContent = "Failed";
       meta.append(runLink(bubble, "View run"));
     }
 
