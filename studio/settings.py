@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "flows",
     "conversations",
     "agents",
+    "observe",
+    "evals",
     "workers",
 ]
 

@@ -38,6 +38,8 @@ urlpatterns = [
     path("", include("flows.urls")),
     path("", include("agents.urls")),
     path("", include("conversations.urls")),
+    path("", include("observe.urls")),
+    path("", include("evals.urls")),
 ]
 
 # The error pages, in the studio's layout (JSON under /api/ and /v1/).

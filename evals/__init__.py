@@ -1,0 +1,1 @@
+"""Evaluating flows and agents: datasets of cases, evaluators, evaluation runs, comparisons."""
