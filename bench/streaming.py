@@ -2,24 +2,29 @@
 
 One daphne serves the studio, started as ``make up`` starts it (``studio.launch.web_command``),
 a fresh one for each level. For each level N, the script stores N running runs of a published
-flow, opens N WebSockets on ``/ws/runs/<id>/?after=0`` (``flows.consumers.RunConsumer``) with
-the session cookie of a signed-in member, and then plays the worker: it appends ``token``
-events to every run's log through the studio's own append script (``studio.events``) at
-``--rate`` tokens/s per stream (50 by default), each carrying the wall time it was emitted, then
-ends every run with ``run.finished``, after which the server closes the sockets.
+flow, opens N WebSockets on ``/ws/runs/<id>/?after=0&batch=1`` (``flows.consumers.RunConsumer``,
+as the chat page opens it: the events ready together come in one message; ``--frames single``
+asks for one event per message, as the flow editor does) with the session cookie of a
+signed-in member, and then plays the worker: it appends ``token`` events to every run's log
+through the studio's own append script (``studio.events``) at ``--rate`` tokens/s per stream
+(50 by default), each carrying the wall time it was emitted, then ends every run with
+``run.finished``, after which the server closes the sockets.
 
 The clients (one asyncio process, aiohttp) and the emitter (one process, a pipelined Redis
 client) run apart from the server, so that the server's process is measured alone: its RSS
 before and after the sockets connect (memory per stream = the difference / N) and its CPU
-while the tokens flow. The clients check every run's sequence numbers: ``gaps`` counts events
-skipped (lost), ``late`` events not received within ``--drain`` seconds after the emitter
-stopped (the server is behind). Latency is emit → received, in the client, per token event.
+while the tokens flow, and that CPU per token delivered (``srv µs/tok``: the figure the other
+work on a shared machine moves least). The clients check every run's sequence numbers:
+``gaps`` counts events skipped (lost), ``late`` events not received within ``--drain`` seconds
+after the emitter stopped (the server is behind). Latency is emit → received, in the client,
+per token event.
 
 Everything runs in an isolated stack under ``var/bench-streaming/`` (``STUDIO_BENCH_DIR``): its
 own embedded PostgreSQL and Redis unless ``DATABASE_URL`` / ``REDIS_URL`` are set. The server's
 log is ``web.log`` there. Run it from the repository root::
 
-    .venv/bin/python bench/streaming.py [--streams 100,500,1000] [--seconds 10] [--quick]
+    .venv/bin/python bench/streaming.py [--streams 100,500,1000] [--seconds 10] [--frames single]
+        [--quick]
 """
 
 from __future__ import annotations

@@ -9,14 +9,16 @@ reconnect loses nothing and repeats nothing.
 
 A process's followers share one reader per event loop (``studio.event_hub``): one ``XREAD
 BLOCK`` over every followed run's log, whose entries go to each run's followers; a follower that
-joins late reads what it missed from the log first. ``follow_entries`` yields each event as an
-``Entry``, whose ``frame`` is its JSON text built around the stored ``data`` text, so a WebSocket
-sends an event without decoding and encoding it again; ``follow`` yields the decoded dicts.
+joins late reads what it missed from the log first. ``follow`` yields the decoded dicts;
+``follow_batches`` yields the ``Entry``s that were ready together, each with a ``frame``: its
+JSON text built around the stored ``data`` text, so a WebSocket sends an event without decoding
+and encoding it again, and can send a batch as one message (the chat page's ``?batch=1``).
 
 (Sending each event to a Channels group as well, and following the group, measured 2.5× slower
 in ``bench/spine.py``: every event crossed channels-redis's per-process receive lock. One
-``XREAD BLOCK`` per follower, each on its own connection, held about 4.5-5k events/s in one
-daphne: ``bench/streaming.py``.)
+``XREAD BLOCK`` per follower, each on its own connection and each event its own message, held
+about 5k events/s in one daphne on 2 cores; the shared reader with batched messages about 20-25k:
+``bench/streaming.py``.)
 
 A node's tokens go through a ``TokenBuffer``: one ``token`` entry carries every token made within
 a few milliseconds (``{"text": <their text joined>}``), so the log, each reader and each socket pay
