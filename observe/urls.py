@@ -1,7 +1,11 @@
 """The observe pages and endpoints."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from observe.views import metrics
 
 app_name = "observe"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("metrics", metrics.metrics, name="metrics"),
+]

@@ -308,6 +308,14 @@ STUDIO_HEARTBEAT_S = float(os.environ.get("STUDIO_HEARTBEAT_S", "2"))
 STUDIO_HEARTBEAT_STALE_S = float(os.environ.get("STUDIO_HEARTBEAT_STALE_S", "20"))
 # A node whose worker was lost is started again this many times, then the run fails.
 STUDIO_NODE_REQUEUES = int(os.environ.get("STUDIO_NODE_REQUEUES", "2"))
+
+# Observe: ``/metrics`` answers only a scraper sending this bearer token (unset: no endpoint);
+# its recent figures cover this many seconds. Traces go over OTLP/HTTP to this endpoint (or the
+# standard OTEL_EXPORTER_OTLP_ENDPOINT); unset, tracing is off and costs nothing.
+STUDIO_METRICS_TOKEN = os.environ.get("STUDIO_METRICS_TOKEN", "")
+STUDIO_METRICS_WINDOW_S = float(os.environ.get("STUDIO_METRICS_WINDOW_S", "300"))
+STUDIO_OTLP_ENDPOINT = os.environ.get("STUDIO_OTLP_ENDPOINT", "")
+STUDIO_OTLP_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "studio")
 # Limits of one run: node executions (each item of an iteration counts), items of an iteration.
 STUDIO_RUN_MAX_NODES = int(os.environ.get("STUDIO_RUN_MAX_NODES", "20000"))
 STUDIO_ITERATION_MAX_ITEMS = int(os.environ.get("STUDIO_ITERATION_MAX_ITEMS", "5000"))
