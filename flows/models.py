@@ -153,7 +153,15 @@ class Run(WorkspaceOwned):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "deadline_at"], name="run_status_deadline")]
+        indexes = [
+            models.Index(fields=["status", "deadline_at"], name="run_status_deadline"),
+            # The runs list's keyset orders (``observe.selectors``): newest first, id breaking
+            # ties, across the workspace and per flow. Its full-text index over the inputs and
+            # outputs is an expression index made by migration 0011 (raw SQL: the query must
+            # repeat its expression exactly, ``observe.selectors.SEARCH_DOCUMENT``).
+            models.Index(fields=["workspace", "-created_at", "-id"], name="run_workspace_keyset"),
+            models.Index(fields=["flow", "-created_at", "-id"], name="run_flow_keyset"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["api_key", "idempotency_key"],

@@ -2,10 +2,13 @@
 
 from django.urls import path
 
-from observe.views import metrics
+from observe.views import metrics, runs
 
 app_name = "observe"
 
 urlpatterns: list = [
     path("metrics", metrics.metrics, name="metrics"),
+    path("runs/", runs.run_list, name="run-list"),
+    path("flows/<slug:slug>/runs/", runs.flow_run_list, name="flow-run-list"),
+    path("agents/<slug:agent_slug>/runs/", runs.agent_run_list, name="agent-run-list"),
 ]
