@@ -1,0 +1,111 @@
+"""Forms of the evaluation pages; a case's fields are checked by ``CaseData`` (pydantic)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from pydantic import ValidationError as PydanticError
+
+from evals.models import Case, Dataset
+from evals.schemas import MAX_TEXT, CaseData
+from evals.selectors import targets_changeable
+from evals.transfer import MAX_FILE_BYTES
+from studio.slugs import SlugFromNameMixin
+
+
+class DatasetForm(SlugFromNameMixin, forms.Form):
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(max_length=100)
+    target = forms.ChoiceField(label="For", help_text="The flow or agent the cases test.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args: Any, user, workspace_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = targets_changeable(user, workspace_id)
+        self.slug_taken = Dataset.objects.filter(workspace_id=workspace_id)
+        self.slug_from_name_setup()
+
+
+class CaseForm(forms.Form):
+    message = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=MAX_TEXT,
+        help_text="The input message. For other inputs, fill in the JSON below instead.",
+    )
+    inputs = forms.CharField(
+        label="Inputs (JSON)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text='An object such as {"message": "…", "language": "fr"}.',
+    )
+    expected_output = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=MAX_TEXT
+    )
+    criteria = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=MAX_TEXT,
+        help_text="What a judge should check, when there is no single right answer.",
+    )
+    expected_sources = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="Document names or ids that retrieval should find, one per line.",
+    )
+    tags = forms.CharField(required=False, help_text="Separated by commas.")
+
+    @classmethod
+    def initial_for(cls, case: Case) -> dict[str, Any]:
+        inputs = dict(case.inputs)
+        message = inputs.pop("message", "") if set(inputs) == {"message"} else ""
+        return {
+            "message": message,
+            "inputs": json.dumps(case.inputs, ensure_ascii=False) if not message else "",
+            "expected_output": case.expected_output,
+            "criteria": case.criteria,
+            "expected_sources": "\n".join(case.expected_sources),
+            "tags": ", ".join(case.tags),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        inputs: Any = {}
+        if cleaned.get("inputs"):
+            try:
+                inputs = json.loads(cleaned["inputs"])
+            except ValueError as exc:
+                self.add_error("inputs", f"Not valid JSON: {exc}")
+                return cleaned
+            if not isinstance(inputs, dict):
+                self.add_error("inputs", "Give a JSON object.")
+                return cleaned
+        if cleaned.get("message"):
+            inputs = {"message": cleaned["message"], **inputs}
+        try:
+            cleaned["case"] = CaseData(
+                inputs=inputs,
+                expected_output=cleaned.get("expected_output", ""),
+                criteria=cleaned.get("criteria", ""),
+                expected_sources=(cleaned.get("expected_sources") or "").splitlines(),
+                tags=(cleaned.get("tags") or "").split(","),
+            )
+        except PydanticError as exc:
+            for error in exc.errors():
+                field = str(error["loc"][0]) if error["loc"] else None
+                field = "message" if field == "inputs" else field
+                self.add_error(field if field in self.fields else None, error["msg"])
+        return cleaned
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        help_text=f"CSV or JSONL, at most {MAX_FILE_BYTES // 1024 // 1024} MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.jsonl"}),
+    )
+
+
+class VersionForm(forms.Form):
+    note = forms.CharField(max_length=500, required=False)
