@@ -42,7 +42,7 @@ from catalog.engines.base import EngineError, GenerationRequest
 from catalog.inference import ainvoke
 from catalog.models import Model
 from catalog.router import Candidate
-from studio import events
+from studio import events, tracing
 
 DEFAULT_MAX_TOKENS = 512  # one model call's answer, when neither the agent nor the model says
 SHOWN_CHARS = 500  # of a tool result, in its event (the state keeps all of it)
@@ -375,8 +375,10 @@ class _Loop:
             return None
         self.state.started.append(call.key)
         await self.env.checkpoint(self.state)
+        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name}
         try:
-            result = await self._timed(tool.arun(self._context(call.key), config, params))
+            with tracing.span(f"execute_tool {call.name}", **attributes):
+                result = await self._timed(tool.arun(self._context(call.key), config, params))
         except _LimitReached:
             raise
         except Exception as exc:  # a failing tool: the model reads why and may try otherwise

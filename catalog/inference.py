@@ -21,6 +21,7 @@ from catalog.engines.base import Chunk, EngineError, GenerationRequest
 from catalog.models import Model, Usage
 from catalog.router import Candidate
 from catalog.services.usage import ausage_record, usage_cost, usage_row
+from studio import tracing
 
 
 class NoCandidateServed(EngineError):
@@ -115,10 +116,31 @@ class _Meter:
             **figures,
             **self.usage,
         }
+        _trace_call(self.model, figures)
         if self.kept is None:
             await ausage_record(**row)
         else:
             self.kept.append(usage_row(**row))
+
+
+def _trace_call(model: Model, figures: dict[str, Any]) -> None:
+    """The call's span (GenAI semantic conventions), made as it is metered."""
+    if not tracing.ENABLED:
+        return
+    tracing.completed(
+        f"chat {model.slug}",
+        figures.get("latency_ms", 0) / 1000,
+        ok=figures.get("ok", True),
+        **{
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": model.engine,
+            "gen_ai.request.model": model.slug,
+            "gen_ai.usage.input_tokens": figures.get("input_tokens", 0),
+            "gen_ai.usage.output_tokens": figures.get("output_tokens", 0),
+            "studio.cache_hit": figures.get("cache_hit", False),
+            "error.type": figures.get("error") or None,
+        },
+    )
 
 
 @dataclass

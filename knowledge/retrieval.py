@@ -22,6 +22,7 @@ from knowledge import search
 from knowledge.citations import Citation
 from knowledge.models import Chunk, KnowledgeBase, SearchMode
 from knowledge.rerank import arerank, candidates_wanted
+from studio import tracing
 
 EngineFor = Callable[[Any], Awaitable[Any]]
 MAX_QUERY_CHARS = 4000
@@ -103,6 +104,22 @@ async def aretrieve(
 ) -> Retrieval:
     """The chunks of ``knowledge_base`` that best match ``query``, as citations, best first.
     LookupError when asked to rerank a base that has no reranker."""
+    slug = knowledge_base.slug
+    attributes = {"gen_ai.operation.name": "retrieval", "studio.knowledge_base": slug}
+    with tracing.span(f"retrieval {knowledge_base.slug}", **attributes) as span:
+        result = await _retrieve(knowledge_base, query, options, engine_for, explain)
+        if span is not None:
+            span.set_attribute("studio.retrieval.hits", len(result.citations))
+        return result
+
+
+async def _retrieve(
+    knowledge_base: KnowledgeBase,
+    query: str,
+    options: RetrievalOptions | None,
+    engine_for: EngineFor,
+    explain: bool,
+) -> Retrieval:
     plan = _plan(knowledge_base, query, options or RetrievalOptions())
     clock = _Clock()
     result = Retrieval(citations=[], mode=plan.mode, reranked=plan.rerank, timings_ms=clock.timings)

@@ -39,7 +39,7 @@ from flows.selectors import version_graph
 from flows.services import run_fail
 from flows.services.runs import run_tree_count
 from flows.variables import CONVERSATION, SYSTEM_VARIABLES, conversation_reads
-from studio import events
+from studio import events, tracing
 
 
 def graph_of(run: Run) -> CheckedGraph:
@@ -329,13 +329,17 @@ class _Advance:
         started = time.monotonic()
         self.outbox.append((events.NODE_STARTED, key, {"type": node.kind.type}))
         error = None
-        for _attempt in range(node.policy.retries + 1):
-            try:
-                output = node.kind.run(node.config, inputs, self.run_inputs)
-                break
-            except Exception as exc:  # the node's own failure: its policy decides
-                error = f"{exc}" or type(exc).__name__
-        else:
+        attributes = {"studio.node.id": key, "studio.node.type": node.kind.type}
+        with tracing.span(f"node {key}", self.run.id, **attributes):
+            for _attempt in range(node.policy.retries + 1):
+                try:
+                    output = node.kind.run(node.config, inputs, self.run_inputs)
+                    break
+                except Exception as exc:  # the node's own failure: its policy decides
+                    error = f"{exc}" or type(exc).__name__
+            else:
+                output = None
+        if output is None:
             self._failed(node, key, inputs, error or "failed", time.monotonic() - started)
             return
         if output.wait is not None:
@@ -664,6 +668,16 @@ def _succeed(run: Run, graph: CheckedGraph, step: _Advance) -> None:
     run.finished_at = timezone.now()
     run.save(update_fields=["outputs", "usage", "status", "finished_at"])
     latency_ms = (run.finished_at - run.created_at).total_seconds() * 1000
+    tracing.run_finished(
+        run.id,
+        f"run {run.flow.slug}",
+        run.created_at.timestamp(),
+        run.finished_at.timestamp(),
+        ok=True,
+        **{"studio.run.id": str(run.id), "studio.flow.slug": run.flow.slug},
+        **{"gen_ai.usage.input_tokens": run.usage["input_tokens"]},
+        **{"gen_ai.usage.output_tokens": run.usage["output_tokens"]},
+    )
     step.outbox.append(
         (
             events.RUN_FINISHED,

@@ -37,7 +37,7 @@ from flows.runtime.executor import (
 )
 from flows.schema import Node
 from flows.services import run_fail
-from studio import events
+from studio import events, tracing
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,10 @@ def _launch(result: NodeResult, run: Run, runtime: Runtime) -> _Flight:
     )
     timeout = policy.timeout(node)
     began = result.started_at or timezone.now()
-    future = runtime.submit(_flushed(node.kind.arun(ctx, node.config, result.inputs), tokens))
+    running = node.kind.arun(ctx, node.config, result.inputs)
+    if tracing.ENABLED:
+        running = _in_span(running, run.id, key, node.kind.type)
+    future = runtime.submit(_flushed(running, tokens))
     return _Flight(
         result=result,
         node=node,
@@ -200,6 +203,12 @@ def _outcome(flight: _Flight) -> _Outcome | None:
         result = flight.result
         log.warning("node %s of run %s failed: %s", result.node_id, result.run_id, exc)
         return _Outcome(flight, None, f"{exc}" or type(exc).__name__)
+
+
+async def _in_span(running: Awaitable[NodeOutput], run_id: Any, key: str, type_: str) -> NodeOutput:
+    """The node's span, in the task that runs it: the model calls it makes are its children."""
+    with tracing.span(f"node {key}", run_id, **{"studio.node.id": key, "studio.node.type": type_}):
+        return await running
 
 
 async def _flushed(running: Awaitable[NodeOutput], tokens: events.TokenBuffer) -> NodeOutput:

@@ -28,7 +28,7 @@ from flows.runtime import dispatch
 from flows.schema import CheckedGraph
 from flows.selectors import people_waiting_types, version_graph
 from flows.variables import variables_clean
-from studio import events
+from studio import events, tracing
 from workspaces.models import ApiKey
 
 # The longest text input a run takes (a chat message is one: conversations/limits.py).
@@ -160,6 +160,8 @@ def run_fail(*, run_id: Any, reason: str, node_id: str | None = None) -> bool:
         )
         if not ended:
             return False
+        if tracing.ENABLED:
+            _trace_failed(run_id, reason)
         NodeResult.objects.filter(
             run_id=run_id,
             status__in=[NodeStatus.PENDING, NodeStatus.RUNNING, NodeStatus.WAITING],
@@ -174,6 +176,20 @@ def run_fail(*, run_id: Any, reason: str, node_id: str | None = None) -> bool:
         for child_id in children.values_list("id", flat=True):
             run_fail(run_id=child_id, reason=f"its parent run failed: {reason}")
     return True
+
+
+def _trace_failed(run_id: Any, reason: str) -> None:
+    run = Run.objects.select_related("flow").only("created_at", "finished_at", "flow__slug")
+    run = run.get(id=run_id)
+    tracing.run_finished(
+        run.id,
+        f"run {run.flow.slug}",
+        run.created_at.timestamp(),
+        run.finished_at.timestamp(),
+        ok=False,
+        **{"studio.run.id": str(run.id), "studio.flow.slug": run.flow.slug},
+        **{"error.type": reason[:200]},
+    )
 
 
 def run_answer(*, run: Run, node_key: str, values: Any, user=None) -> NodeResult:
