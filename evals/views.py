@@ -56,8 +56,11 @@ def _target(request: HttpRequest, workspace_id: int, choice: str):
 def dataset_new(request: HttpRequest) -> HttpResponse:
     workspace = current_workspace(request)
     form = DatasetForm(request.POST or None, user=request.user, workspace_id=workspace.id)
-    if not form.fields["target"].choices:
+    offered = {value for value, _ in form.fields["target"].choices}
+    if not offered:
         raise PermissionDenied("You may not change any flow or agent to test.")
+    if request.method == "POST" and request.POST.get("target") not in offered:
+        raise Http404  # a flow or agent out of reach is as good as missing
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

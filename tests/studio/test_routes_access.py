@@ -57,6 +57,9 @@ from catalog.services import model_create
 from conversations.models import ChatSettings, Conversation, Message
 from conversations.services import chat_settings_change, conversation_start, message_send
 from conversations.widget import EmbedSettings, embed_settings_change
+from evals.models import Case, Dataset, DatasetVersion
+from evals.schemas import CaseData
+from evals.services import case_add, dataset_create, dataset_version_create
 from flows.demo import assistant_graph
 from flows.models import Flow, FlowVersion, Run, RunSource
 from flows.services import flow_create, flow_publish, run_create
@@ -255,6 +258,11 @@ def victim(db) -> Victim:
     agent_draft_save(agent=agent, spec={"model": model.slug}, actor=owner)
     agent_publish(agent=agent, actor=owner)
     object_grant(obj=agent, subject=member, level="view", actor=owner)
+    dataset = dataset_create(
+        workspace=workspace, name=f"{MARKER} dataset", slug=f"{MARKER}-dataset", target=flow
+    )
+    case_add(dataset=dataset, data=CaseData(inputs={"message": f"{MARKER} case"}))
+    dataset_version_create(dataset=dataset, actor=owner)
     return Victim(
         agent=agent,
         conversation=conversation,
@@ -303,6 +311,8 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "knowledge_base_id": lambda v, kind: v.knowledge_base.id,
     "kb_slug": lambda v, kind: v.knowledge_base.slug,
     "agent_slug": lambda v, kind: v.agent.slug,
+    "dataset_slug": lambda v, kind: Dataset.objects.get(workspace=v.workspace).slug,
+    "case_id": lambda v, kind: Case.objects.get(dataset__workspace=v.workspace).id,
     "document_id": lambda v, kind: v.document.id,
     "chunk_id": lambda v, kind: v.chunk.id,
     "conversation_id": lambda v, kind: v.conversation.id,
@@ -388,6 +398,14 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
                 "max_tokens": "16",
             },
             names_victim=True,
+        ),
+        "evals:dataset-new": lambda: Body(
+            {"name": "Taken", "target": f"flow:{v.flow.slug}"}, names_victim=True
+        ),
+        "evals:case-add": lambda: Body({"message": "hijacked"}),
+        "evals:case-edit": lambda: Body({"message": "hijacked"}),
+        "evals:case-from-run": lambda: Body(
+            {"dataset": Dataset.objects.get(workspace=v.workspace).slug}, names_victim=True
         ),
         "catalog:prompt-create": lambda: Body(
             {"name": "Triage", "slug": "triage", "template": "{{q}}"}
@@ -634,6 +652,11 @@ def _victim_state(v: Victim) -> dict[str, Any]:
         ],
         "agent versions": set(
             AgentVersion.objects.filter(agent__workspace=ws).values_list("id", "number", "note")
+        ),
+        "datasets": set(Dataset.objects.filter(workspace=ws).values_list("id", "slug", "name")),
+        "cases": set(Case.objects.filter(dataset__workspace=ws).values_list("id", "updated_at")),
+        "dataset versions": set(
+            DatasetVersion.objects.filter(dataset__workspace=ws).values_list("id", "number")
         ),
         "chat settings": {
             (flow_id, opening, json.dumps(suggestions), enabled, json.dumps(origins))
