@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from agents.models import Agent
+from conversations.models import Message
 from conversations.services import run_answer, run_citations
 from evals.models import Case, CaseOrigin, Dataset, DatasetVersion
 from evals.schemas import CaseData
@@ -107,14 +108,22 @@ def cases_import(*, dataset: Dataset, cases: list[CaseData], actor: Any = None) 
 def case_from_run(*, dataset: Dataset, run: Run, actor: Any = None) -> Case:
     """A case from a finished run: its inputs, its answer as the expected output and the
     documents it cited as the expected sources (to be reviewed by hand: a run is not always
-    right)."""
+    right). A run whose answer was rated is a feedback case; a bad rating keeps the answer out
+    of the expected output and puts the rater's comment in the criteria."""
     if not run.is_terminal:
         raise ValidationError("The run has not finished yet.")
     sources = list(dict.fromkeys(c["document"] for c in run_citations(run) if c["document"]))
+    rated = Message.objects.filter(run=run, feedback__isnull=False).first()
+    bad = rated is not None and rated.feedback < 0
+    criteria = f"Rated bad: {rated.feedback_comment}".strip(": ") if bad else ""
     data = CaseData(
-        inputs=run.inputs, expected_output=run_answer(run)[:20_000], expected_sources=sources[:50]
+        inputs=run.inputs,
+        expected_output="" if bad else run_answer(run)[:20_000],
+        criteria=criteria[:20_000],
+        expected_sources=sources[:50],
     )
-    return case_add(dataset=dataset, data=data, origin=CaseOrigin.RUN, origin_run=str(run.id))
+    origin = CaseOrigin.FEEDBACK if rated else CaseOrigin.RUN
+    return case_add(dataset=dataset, data=data, origin=origin, origin_run=str(run.id))
 
 
 def dataset_version_create(

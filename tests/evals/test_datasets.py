@@ -10,11 +10,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from conversations.services import conversation_start, message_feedback, message_send
 from evals.models import Case, CaseOrigin, Dataset
 from evals.schemas import CaseData
 from evals.services import case_add, dataset_create
 from evals.transfer import MAX_ROWS
-from flows.models import RunSource, RunStatus
+from flows.models import Run, RunSource, RunStatus
 from flows.services import run_create
 
 
@@ -291,3 +292,25 @@ def test_wrong_methods_get_405(client, owner, dataset):
     assert client.get(url("dataset-import", dataset.slug)).status_code == 405
     assert client.get(url("version-create", dataset.slug)).status_code == 405
     assert client.get(url("dataset-delete", dataset.slug)).status_code == 405
+
+
+def test_a_rated_answer_is_added_from_the_review_page(client, owner, dataset, flow):
+    conversation = conversation_start(flow=flow, user=owner)
+    answer = message_send(
+        conversation=conversation, text="Hi?", source=RunSource.CHAT, user=owner
+    ).answer
+    # In a ``db`` test no worker runs it: written as the executor ends a run.
+    Run.objects.filter(id=answer.run_id).update(
+        status=RunStatus.SUCCEEDED, outputs={"text": "Whatever."}
+    )
+    message_feedback(message=answer, rating=-1, comment="Too vague")
+    client.force_login(owner)
+    review = reverse("conversations:review-detail", args=[flow.slug, conversation.id])
+    assert url("case-from-run", answer.run_id) in client.get(review).content.decode()
+    assert client.post(url("case-from-run", answer.run_id), {"dataset": "smoke"}).status_code == 302
+    case = dataset.cases.order_by("id").last()
+    assert (case.origin, case.expected_output, case.criteria) == (
+        CaseOrigin.FEEDBACK,
+        "",
+        "Rated bad: Too vague",
+    )
