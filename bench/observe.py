@@ -1,0 +1,311 @@
+"""The runs list benchmark: how long a page of the runs list takes at 100k and 1M runs.
+
+It fills a fresh database of its own (an embedded PostgreSQL under ``var/bench-observe/``,
+``STUDIO_BENCH_DIR``, unless ``DATABASE_URL`` is set) with runs in SQL (``INSERT … SELECT
+generate_series``: a question of 12 words and an answer of 30 from a vocabulary of 200, one usage
+row per run, feedback on one run in 50), growing the table to each size in turn, then times a
+page of the list as the page reads it (``observe.selectors``: the runs query with the member's
+scope, then the page's usage and feedback queries) for:
+
+- ``first``: the newest page, no filter;
+- ``deep``: a page by keyset from the middle of the table;
+- ``filtered``: status failed and one flow of twenty;
+- ``search_common``: full-text search for a word in about one run in five;
+- ``search_rare``: full-text search for a word in one run in 5,000.
+
+Each is run ``--queries`` times after one warm-up; the table gives p50 and p95 in milliseconds.
+Run it from the repository root::
+
+    .venv/bin/python bench/observe.py [--sizes 100000,1000000] [--queries 30] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(os.environ.get("STUDIO_BENCH_DIR") or REPO / "var" / "bench-observe")
+# Before anything from studio reads it: the bench's data never mixes with var/pg.
+os.environ["STUDIO_VAR_DIR"] = str(BENCH_DIR)
+os.environ["DJANGO_SETTINGS_MODULE"] = "studio.settings"
+sys.path.insert(0, str(REPO))
+
+from bench.figures import percentile  # noqa: E402
+from studio import embedded, launch  # noqa: E402
+
+WORKSPACE = "bench-observe"
+FLOWS = 20
+BATCH = 100_000
+WORDS = 200
+COMMON_WORD = "w7"  # one of the vocabulary: in about 1 - (199/200)^42 ≈ 19% of runs
+RARE_WORD = "zanzibar"  # added to the question of one run in RARE_EVERY
+RARE_EVERY = 5_000
+STEP = timedelta(seconds=5)  # between two runs' creation
+
+
+def start_database() -> bool:
+    """The embedded PostgreSQL (True: this script started it), migrated."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    started = False
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = embedded.postgres_url()
+        started = True
+    result = subprocess.run(
+        [launch.PYTHON, "manage.py", "migrate", "--no-input"],
+        cwd=REPO,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit("manage.py migrate failed")
+    return started
+
+
+def fresh_workspace():
+    """The bench's workspace, emptied, with its owner and FLOWS published flows."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from flows.models import Flow, FlowVersion
+    from workspaces.models import Workspace
+    from workspaces.services import member_add, workspace_create
+
+    with connection.cursor() as cursor:
+        # The bench's own database: its runs, usage and conversations go, whatever they were.
+        cursor.execute("TRUNCATE flows_run, catalog_usage, conversations_conversation CASCADE")
+    Workspace.objects.filter(slug=WORKSPACE).delete()
+    workspace = workspace_create(slug=WORKSPACE, name="Bench observe")
+    user, _ = get_user_model().objects.get_or_create(username="bench-observe-owner")
+    member_add(workspace=workspace, user=user, role="owner")
+    flows = []
+    for n in range(FLOWS):
+        flow = Flow.objects.create(workspace=workspace, slug=f"flow-{n}", name=f"Flow {n}")
+        version = FlowVersion.objects.create(flow=flow, number=1, graph={"nodes": [], "edges": []})
+        flow.published_version = version
+        flow.save(update_fields=["published_version"])
+        flows.append(flow)
+    return workspace, user, flows
+
+
+def insert_select(
+    model, exprs: dict[str, str], source: str, params: list, source_params: list
+) -> int:
+    """``INSERT INTO model's table SELECT … FROM source``: ``exprs`` gives the SQL of some
+    columns (with ``params``, in order), every other column takes its field's default (or
+    NULL); ``source_params`` fill ``source``. Returns the row count."""
+    from django.db import connection
+
+    columns, values, args = list(exprs), list(exprs.values()), list(params)
+    for field in model._meta.concrete_fields:
+        if field.column in exprs or field.db_returning:  # an identity column fills itself
+            continue
+        columns.append(field.column)
+        if field.has_default() or not field.null:
+            default = field.get_default()  # "" for a text field without a default
+            if default is None:
+                raise ValueError(f"no value for {model.__name__}.{field.column}")
+            values.append("%s")
+            args.append(field.get_db_prep_save(default, connection))
+        else:
+            values.append("NULL")
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    sql = f"INSERT INTO {model._meta.db_table} ({quoted}) SELECT {', '.join(values)} FROM {source}"
+    with connection.cursor() as cursor:
+        # ``%`` is SQL's modulo here, ``%s`` a parameter.
+        cursor.execute(re.sub(r"%(?!s)", "%%", sql), args + source_params)
+        return cursor.rowcount
+
+
+def _words(first: int, count: int) -> str:
+    """SQL for ``count`` words of the vocabulary picked by hashing the row number ``i``."""
+    return (
+        "array_to_string(ARRAY(SELECT 'w' || (abs(hashint8(i * 64 + k)) % "
+        f"{WORDS}) FROM generate_series({first}, {first + count - 1}) AS k), ' ')"
+    )
+
+
+def fill(workspace, user, flows, start: int, end: int, base) -> None:
+    """Runs ``start``…``end`` (1-based), created STEP apart from ``base``, with their usage
+    rows and, on one run in 50, an answer's message with feedback."""
+    from catalog.models import Usage
+    from conversations.models import Conversation, Message
+    from flows.models import Run
+
+    flow_ids = [flow.id for flow in flows]
+    version_ids = [flow.published_version_id for flow in flows]
+    question = f"{_words(1, 12)} || CASE WHEN i % {RARE_EVERY} = 0 THEN ' {RARE_WORD}' ELSE '' END"
+    insert_select(
+        Run,
+        {
+            "id": "gen_random_uuid()",
+            "workspace_id": "%s",
+            "flow_id": f"(%s::bigint[])[1 + i % {FLOWS}]",
+            "flow_version_id": f"(%s::bigint[])[1 + i % {FLOWS}]",
+            "status": "CASE WHEN i % 20 = 0 THEN 'failed' ELSE 'succeeded' END",
+            "source": "(ARRAY['chat','api','openai','studio','widget','mcp'])[1 + i % 6]",
+            "inputs": f"jsonb_build_object('message', {question})",
+            "outputs": f"jsonb_build_object('text', {_words(13, 30)})",
+            "usage": '\'{"input_tokens": 12, "output_tokens": 30, "total_tokens": 42}\'',
+            "created_by_id": "%s",
+            "created_at": "t",
+            "started_at": "t + interval '50 ms'",
+            "finished_at": "t + interval '1500 ms'",
+            "deadline_at": "t + interval '1 hour'",
+        },
+        "generate_series(%s, %s) AS i, LATERAL (SELECT %s::timestamptz + i * %s AS t) AS at",
+        [workspace.id, flow_ids, version_ids, user.id],
+        [start, end, base, STEP],
+    )
+    runs = "flows_run r WHERE r.workspace_id = %s AND r.created_at > %s AND r.created_at <= %s"
+    window = [workspace.id, base + STEP * (start - 1), base + STEP * end]
+    insert_select(
+        Usage,
+        {
+            "workspace_id": "r.workspace_id",
+            "model_slug": "'bench-model'",
+            "flow_id": "r.flow_id",
+            "run_id": "r.id",
+            "user_id": "r.created_by_id",
+            "source": "'flow'",
+            "input_tokens": "12",
+            "output_tokens": "30",
+            "latency_ms": "1400",
+            "ttft_ms": "120 + (abs(hashtext(r.id::text)) % 200)",
+            "cost": "0.000042",
+            "created_at": "r.created_at + interval '1400 ms'",
+        },
+        runs,
+        [],
+        window,
+    )
+    conversation = Conversation.objects.filter(workspace=workspace).first()
+    if conversation is None:
+        conversation = Conversation.objects.create(
+            workspace=workspace, flow=flows[0], end_user="visitor"
+        )
+    insert_select(
+        Message,
+        {
+            "conversation_id": "%s",
+            "role": "'assistant'",
+            "text": "r.outputs ->> 'text'",
+            "run_id": "r.id",
+            "settled": "true",
+            "feedback": "CASE WHEN abs(hashtext(r.id::text)) % 3 = 0 THEN -1 ELSE 1 END",
+            "created_at": "r.finished_at",
+        },
+        runs + " AND abs(hashtext(r.id::text)) % 50 = 0",
+        [conversation.id],
+        window,
+    )
+
+
+def grow(workspace, user, flows, have: int, size: int, base) -> None:
+    from django.db import connection
+
+    began = time.perf_counter()
+    for start in range(have + 1, size + 1, BATCH):
+        fill(workspace, user, flows, start, min(start + BATCH - 1, size), base)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE flows_run")
+        cursor.execute("ANALYZE catalog_usage")
+        cursor.execute("ANALYZE conversations_message")
+    print(f"filled runs={size} in_s={time.perf_counter() - began:.1f}", flush=True)
+
+
+def cases(workspace, user, flows) -> dict[str, Callable[[], int]]:
+    """Each case: a page of the list as the page reads it; returns its number of rows."""
+    from flows.models import Run
+    from observe.selectors import Cursor, RunFilters, runs_filtered, runs_page
+
+    def page(filters: RunFilters, after: Cursor | None = None) -> Callable[[], int]:
+        return lambda: len(runs_page(runs_filtered(user, workspace.id, filters), after=after).rows)
+
+    total = Run.objects.filter(workspace=workspace).count()
+    middle = Run.objects.filter(workspace=workspace).order_by("-created_at", "-id")[total // 2]
+    return {
+        "first": page(RunFilters()),
+        "deep": page(RunFilters(), Cursor(created_at=middle.created_at, id=middle.id)),
+        "filtered": page(RunFilters(status="failed", flow_ids=(flows[0].id,))),
+        "search_common": page(RunFilters(q=COMMON_WORD)),
+        "search_rare": page(RunFilters(q=RARE_WORD)),
+    }
+
+
+def explain(workspace, user, flows) -> None:
+    """The plan of each case's runs query (the page's first query), as PostgreSQL ran it."""
+    from observe.selectors import RunFilters, runs_filtered
+
+    for name, filters in {
+        "first": RunFilters(),
+        "filtered": RunFilters(status="failed", flow_ids=(flows[0].id,)),
+        "search_common": RunFilters(q=COMMON_WORD),
+        "search_rare": RunFilters(q=RARE_WORD),
+    }.items():
+        runs = runs_filtered(user, workspace.id, filters)[:51]
+        print(f"--- {name}\n{runs.explain(analyze=True)}", flush=True)
+
+
+def measure(size: int, named: dict[str, Callable[[], int]], queries: int) -> list[str]:
+    lines = []
+    for name, case in named.items():
+        rows = case()  # warm-up
+        times = []
+        for _ in range(queries):
+            began = time.perf_counter()
+            case()
+            times.append((time.perf_counter() - began) * 1000)
+        lines.append(
+            f"runs_list runs={size} case={name} rows={rows} "
+            f"p50_ms={percentile(times, 50):.2f} p95_ms={percentile(times, 95):.2f}"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 10k runs, 5 queries")
+    parser.add_argument("--explain", action="store_true", help="print the query plans")
+    args = parser.parse_args()
+    sizes = [10_000] if args.quick else [int(size) for size in args.sizes.split(",")]
+    queries = 5 if args.quick else args.queries
+    started = start_database()
+    try:
+        import django
+
+        django.setup()
+        from django.utils import timezone
+
+        workspace, user, flows = fresh_workspace()
+        base = timezone.now() - STEP * max(sizes)
+        have, table = 0, []
+        for size in sorted(sizes):
+            grow(workspace, user, flows, have, size, base)
+            have = size
+            if args.explain:
+                explain(workspace, user, flows)
+            table += measure(size, cases(workspace, user, flows), queries)
+        print("\n".join(["", "runs list, one page of 50 (ms):", *table]))
+    finally:
+        if started:
+            from django.db import connections
+
+            connections.close_all()
+            embedded.postgres_stop()
+
+
+if __name__ == "__main__":
+    main()
