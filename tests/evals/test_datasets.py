@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from agents.services import agent_create, agent_draft_save, agent_publish
 from conversations.services import conversation_start, message_feedback, message_send
 from evals.models import Case, CaseOrigin, Dataset
 from evals.schemas import CaseData
@@ -314,3 +315,41 @@ def test_a_rated_answer_is_added_from_the_review_page(client, owner, dataset, fl
         "",
         "Rated bad: Too vague",
     )
+
+
+def test_a_dataset_for_an_agent_follows_the_agents_access(
+    client, workspace, owner, viewer, echo_model
+):
+    agent = agent_create(workspace=workspace, name="Helper", slug="helper", actor=owner)
+    agent_draft_save(agent=agent, spec={"model": echo_model.slug}, actor=owner)
+    agent_publish(agent=agent, actor=owner)
+    client.force_login(owner)
+    response = client.post(url("dataset-new"), {"name": "Helper cases", "target": "agent:helper"})
+    assert response.status_code == 302
+    dataset = Dataset.objects.get(slug="helper-cases")
+    assert (dataset.agent, dataset.flow) == (agent, None)
+    # A run of the agent's backing flow is added to the agent's datasets.
+    agent.refresh_from_db()
+    run = run_create(
+        flow=agent.flow,
+        version=agent.flow.published_version,
+        inputs={"message": "Help?"},
+        source=RunSource.STUDIO,
+        user=owner,
+    )
+    Run.objects.filter(id=run.id).update(status=RunStatus.SUCCEEDED, outputs={"text": "Sure."})
+    chooser = client.get(url("case-from-run", run.id)).content.decode()
+    assert 'value="helper-cases"' in chooser
+    client.force_login(viewer)
+    assert client.get(url("dataset-detail", dataset.slug)).status_code == 200
+    # A viewer may not add to it: the dataset is not among those offered.
+    response = client.post(url("case-from-run", run.id), {"dataset": "helper-cases"})
+    assert response.status_code == 404 and not dataset.cases.exists()
+
+
+def test_a_taken_slug_is_refused_on_the_form(client, owner, dataset, flow):
+    client.force_login(owner)
+    response = client.post(
+        url("dataset-new"), {"name": "Other", "slug": "smoke", "target": f"flow:{flow.slug}"}
+    )
+    assert response.status_code == 400 and Dataset.objects.filter(slug="smoke").count() == 1
