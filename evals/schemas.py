@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,8 +26,6 @@ class CaseData(BaseModel):
     @field_validator("inputs")
     @classmethod
     def _inputs_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        import json
-
         if not value:
             raise ValueError("a case needs inputs, such as a message")
         if len(json.dumps(value)) > MAX_INPUTS_CHARS:

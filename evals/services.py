@@ -1,6 +1,9 @@
-"""Writes of datasets and their cases; each audited in its own transaction.
+"""Writes of datasets and their cases.
 
-Callers have checked access (``evals.access``) and validated input (``evals.schemas``).
+Creating and deleting a dataset, an import and a new version are audited in their own
+transaction; a single case added, edited or deleted by hand is not (the audit log would fill
+with test data). Callers have checked access (``evals.access``) and validated input
+(``evals.schemas``).
 """
 
 from __future__ import annotations

@@ -48,7 +48,10 @@ def _target(request: HttpRequest, workspace_id: int, choice: str):
         if kind == "flow"
         else agents_for(request.user, workspace_id, "change")
     )
-    return found.get(slug=slug)
+    target = found.filter(slug=slug).first()
+    if target is None:
+        raise Http404  # gone since the form was shown
+    return target
 
 
 @login_required

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from asgiref.sync import sync_to_async
 from pydantic import Field
 
 from catalog.selectors.models import amodel_for_workspace
@@ -35,8 +36,6 @@ class SemanticSimilarity(Evaluator):
     async def _model(self, context: Context):
         if self.config.model:
             return await amodel_for_workspace(context.workspace_id, self.config.model)
-        from asgiref.sync import sync_to_async
-
         return await sync_to_async(embedding_model_default)()
 
     async def score(self, case: CaseData, output: Output, context: Context) -> Score:
