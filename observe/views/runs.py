@@ -49,7 +49,7 @@ def _runs(
     context |= {"workspace": workspace, "form": form, "page": None}
     if form.is_valid() and not empty:
         runs = runs_filtered(request.user, workspace.id, form.filters())
-        page = runs_page(runs, after=form.cleaned_data["after"])
+        page = runs_page(runs, after=form.cleaned_data["after"], search=form.cleaned_data["q"])
         query = request.GET.copy()
         query.pop("after", None)
         context |= {"page": page, "query": query.urlencode()}

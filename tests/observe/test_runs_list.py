@@ -249,3 +249,12 @@ def test_list_pages_answer_only_get(client, owner, flow, agent):
 def test_anonymous_is_sent_to_log_in(client):
     page = client.get(reverse("observe:run-list"))
     assert page.status_code == 302
+
+
+def test_search_finds_a_rare_word_beyond_the_newest_runs(client, owner, flow, monkeypatch):
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW", 3)
+    old = _run(flow, text="an albatross flew by")
+    for _ in range(5):
+        _run(flow, text="nothing to see")
+    client.force_login(owner)
+    assert _ids(client.get(reverse("observe:run-list"), {"q": "albatross"})) == [old.id]
