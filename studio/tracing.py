@@ -26,6 +26,7 @@ ENABLED = False
 _OFF = contextlib.nullcontext()
 
 log = logging.getLogger(__name__)
+_tracer: Any = None
 
 # The ids the next span gets, read by observe's id generator: the run span's fixed ids.
 forced_ids: ContextVar[tuple[int, int] | None] = ContextVar("forced_ids", default=None)
@@ -59,7 +60,7 @@ def _span(name: str, run_id: Any, attributes: dict[str, Any]) -> Iterator[Any]:
             trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
         )
         context = trace.set_span_in_context(trace.NonRecordingSpan(parent))
-    tracer = trace.get_tracer("studio")
+    tracer = _get_tracer()
     with tracer.start_as_current_span(name, context=context, attributes=_kept(attributes)) as s:
         yield s
 
@@ -78,8 +79,8 @@ def _completed(name: str, seconds: float, ok: bool, attributes: dict[str, Any]) 
     from opentelemetry import trace
 
     end = time.time_ns()
-    tracer = trace.get_tracer("studio")
-    s = tracer.start_span(name, attributes=_kept(attributes), start_time=end - int(seconds * 1e9))
+    start = end - int(seconds * 1e9)
+    s = _get_tracer().start_span(name, attributes=_kept(attributes), start_time=start)
     if not ok:
         s.set_status(trace.StatusCode.ERROR)
     s.end(end_time=end)
@@ -105,8 +106,7 @@ def _run_finished(
 
     token = forced_ids.set(run_ids(run_id))
     try:
-        tracer = trace.get_tracer("studio")
-        s = tracer.start_span(
+        s = _get_tracer().start_span(
             name,
             context=otel_context.Context(),  # a root: no parent, whatever is current
             attributes=_kept(attributes),
@@ -117,6 +117,16 @@ def _run_finished(
     if not ok:
         s.set_status(trace.StatusCode.ERROR)
     s.end(end_time=int(finished * 1e9))
+
+
+def _get_tracer() -> Any:
+    """The studio's tracer, made once (asked for only once tracing is on)."""
+    global _tracer
+    if _tracer is None:
+        from opentelemetry import trace
+
+        _tracer = trace.get_tracer("studio")
+    return _tracer
 
 
 def _kept(attributes: dict[str, Any]) -> dict[str, Any]:
