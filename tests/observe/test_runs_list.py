@@ -258,3 +258,11 @@ def test_search_finds_a_rare_word_beyond_the_newest_runs(client, owner, flow, mo
         _run(flow, text="nothing to see")
     client.force_login(owner)
     assert _ids(client.get(reverse("observe:run-list"), {"q": "albatross"})) == [old.id]
+
+
+def test_a_user_of_no_workspace_gets_403(client, db):
+    from django.contrib.auth import get_user_model
+
+    loner = get_user_model().objects.create_user("loner", "loner@example.com", "x")
+    client.force_login(loner)
+    assert client.get(reverse("observe:run-list")).status_code == 403
