@@ -8,10 +8,12 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from flows.models import RunSource, RunStatus
+from observe.dashboards import PERIODS
 from observe.selectors import Cursor, RunFilters, flow_choices
 from workspaces.models import Workspace
 from workspaces.selectors import keys_for
 
+DEFAULT_PERIOD = 30
 FEEDBACK = [("", "Any"), ("any", "Rated"), ("up", "Thumbs up"), ("down", "Thumbs down")]
 
 
@@ -83,3 +85,24 @@ class RunFilterForm(forms.Form):
             feedback=data["feedback"],
             q=data["q"],
         )
+
+
+class DashboardForm(forms.Form):
+    """The dashboard's period and its optional flow or agent; always bound (the query string).
+    The flows offered are those ``user`` may view."""
+
+    days = forms.TypedChoiceField(
+        label="Period",
+        choices=[(days, f"Last {days} days") for days in PERIODS],
+        coerce=int,
+        required=False,
+        empty_value=DEFAULT_PERIOD,
+    )
+    flow = forms.TypedChoiceField(
+        label="Flow or agent", required=False, coerce=int, empty_value=None
+    )
+
+    def __init__(self, data: Any, *, user, workspace: Workspace):
+        super().__init__(data)
+        choices = flow_choices(user, workspace.id)
+        self.fields["flow"].choices = [("", "All flows and agents"), *choices]
