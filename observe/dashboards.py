@@ -117,7 +117,7 @@ def dashboard_report(
 ) -> dict[str, Any]:
     """Everything the dashboard shows for the last ``days`` days, of one flow or agent
     (``flow_id``, which the caller checked ``user`` may view) or of all those they may view.
-    Twelve queries."""
+    Thirteen queries of its own (and the scope's membership look-ups), whatever the data."""
     period = Period.last(days)
     visible = sorted(visible_flows(user, workspace.id).values_list("pk", flat=True))
     if flow_id is None:
