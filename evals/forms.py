@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from pydantic import ValidationError as PydanticError
 
+from evals.evaluators import evaluator_classes
 from evals.models import Case, Dataset
 from evals.schemas import MAX_TEXT, CaseData
 from evals.selectors import targets_changeable
@@ -109,3 +110,45 @@ class ImportForm(forms.Form):
 
 class VersionForm(forms.Form):
     note = forms.CharField(max_length=500, required=False)
+
+
+class EvalRunForm(forms.Form):
+    """Start an evaluation: which cases, which version of the flow, which evaluators (each
+    config is JSON checked by the evaluator's pydantic model in ``evals.services``)."""
+
+    cases = forms.ChoiceField(label="Cases", help_text="The current cases are frozen as a version.")
+    flow_version = forms.TypedChoiceField(label="Version to evaluate", coerce=int)
+    evaluators = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args: Any, dataset: Dataset, flow_versions, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cases"].choices = [("current", "The current cases")] + [
+            (str(v.id), f"Version {v.number} ({len(v.cases)} cases)")
+            for v in dataset.versions.all()
+        ]
+        self.fields["flow_version"].choices = [(v.id, f"Version {v.number}") for v in flow_versions]
+        kinds = evaluator_classes()
+        self.fields["evaluators"].choices = [(k, cls.label) for k, cls in sorted(kinds.items())]
+        for kind in sorted(kinds):
+            self.fields[f"config_{kind}"] = forms.CharField(
+                label=f"{kinds[kind].label} settings (JSON)",
+                required=False,
+                max_length=20_000,
+                widget=forms.Textarea(attrs={"rows": 1}),
+            )
+
+    def chosen(self) -> list[dict]:
+        """The chosen evaluators with their configs; errors added to the form when malformed."""
+        chosen = []
+        for kind in self.cleaned_data["evaluators"]:
+            text = self.cleaned_data.get(f"config_{kind}", "").strip()
+            try:
+                config = json.loads(text) if text else {}
+            except json.JSONDecodeError as exc:
+                self.add_error(f"config_{kind}", f"Not JSON: {exc}")
+                continue
+            if not isinstance(config, dict):
+                self.add_error(f"config_{kind}", "Settings are a JSON object.")
+                continue
+            chosen.append({"kind": kind, "config": config})
+        return chosen

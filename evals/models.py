@@ -103,3 +103,88 @@ class DatasetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} v{self.number}"
+
+
+class EvalStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+EVAL_ENDED = (EvalStatus.DONE, EvalStatus.FAILED, EvalStatus.CANCELLED)
+
+
+class EvalRun(WorkspaceOwned):
+    """A flow version run over every case of a dataset version, each answer scored by the
+    chosen evaluators. Worked through by ``workers.tasks.eval_run_tick``
+    (``evals.services.eval_run_step``)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="eval_runs")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="eval_runs"
+    )
+    # What ran: for an agent, its backing flow's published version.
+    flow = models.ForeignKey("flows.Flow", on_delete=models.CASCADE, related_name="+")
+    flow_version = models.ForeignKey(
+        "flows.FlowVersion", on_delete=models.PROTECT, related_name="eval_runs"
+    )
+    # [{"kind": …, "config": {…}}], each config checked by its evaluator's pydantic model.
+    evaluators = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=EvalStatus.choices, default=EvalStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    errored = models.PositiveIntegerField(default=0)
+    # Per evaluator, in ``evaluators``' order: {"kind", "mean", "pass_rate", "count"}.
+    aggregates = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    # The tick chain's token: a tick runs only if it still holds it, so a redelivered tick is
+    # a no-op and never forks a second chain.
+    tick = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.pk} of {self.dataset}"
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status in EVAL_ENDED
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.completed / self.total) if self.total else 100
+
+
+class EvalCaseResult(models.Model):
+    """One case of an evaluation run: the flow run it started (so that run is an evaluation's),
+    what it answered, and its scores ([{"kind", "value", "passed", "reason"}])."""
+
+    eval_run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
+    index = models.PositiveIntegerField()
+    case_id = models.BigIntegerField(null=True, blank=True)
+    run = models.OneToOneField(
+        "flows.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="eval_result"
+    )
+    output = models.TextField(blank=True)
+    scores = models.JSONField(default=list, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    error = models.TextField(blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["eval_run", "index"], name="eval_case_once")]
+
+    def __str__(self) -> str:
+        return f"case {self.index} of {self.eval_run}"

@@ -8,19 +8,37 @@ with test data). Callers have checked access (``evals.access``) and validated in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Sum
+from django.utils import timezone
+from pydantic import ValidationError as PydanticError
 
 from agents.models import Agent
+from catalog.models import Usage
 from conversations.models import Message
 from conversations.services import run_answer, run_citations
-from evals.models import Case, CaseOrigin, Dataset, DatasetVersion
+from evals.evaluators import Context, Output, Score, evaluator
+from evals.models import (
+    EVAL_ENDED,
+    Case,
+    CaseOrigin,
+    Dataset,
+    DatasetVersion,
+    EvalCaseResult,
+    EvalRun,
+    EvalStatus,
+)
 from evals.schemas import CaseData
 from evals.transfer import case_data
-from flows.models import Flow, Run
+from flows.models import TERMINAL, Flow, FlowVersion, Run, RunSource, RunStatus, VersionKind
+from flows.services import run_create, run_fail
+from studio.celery import app
+from workers import queues
 from workspaces.audit import audit_record
 from workspaces.models import Workspace
 
@@ -149,3 +167,242 @@ def dataset_version_create(
         )
         _audit(dataset, actor, "version", number=version.number, cases=len(cases))
     return version
+
+
+# --- evaluation runs --------------------------------------------------------------------------
+
+# How many of an evaluation's flow runs are in flight at once, and how often its tick looks.
+EVAL_PARALLEL = 4
+EVAL_TICK_S = 1.0
+EVAL_TICK_TASK = "workers.tasks.eval_run_tick"
+
+
+def evaluators_clean(chosen: list[dict]) -> list[dict]:
+    """``[{"kind", "config"}]`` with each config checked (and defaulted) by its evaluator's
+    pydantic model; ValidationError naming the evaluator otherwise."""
+    if not chosen:
+        raise ValidationError("Choose at least one evaluator.")
+    cleaned = []
+    for item in chosen:
+        kind = item.get("kind", "")
+        try:
+            built = evaluator(kind, item.get("config") or {})
+        except LookupError as exc:
+            raise ValidationError(str(exc)) from None
+        except PydanticError as exc:
+            raise ValidationError(f"{kind}: {exc.errors()[0]['msg']}") from None
+        cleaned.append({"kind": kind, "config": built.config.model_dump(mode="json")})
+    return cleaned
+
+
+def eval_target_version(dataset: Dataset, flow_version_id: int | None = None) -> FlowVersion:
+    """The flow version an evaluation of ``dataset`` runs: a numbered version of its flow (the
+    published one by default), or its agent's published version (its backing flow's)."""
+    if dataset.agent_id:
+        version = dataset.agent.flow.published_version if dataset.agent.flow_id else None
+    else:
+        versions = dataset.flow.versions.filter(kind=VersionKind.VERSION)
+        version = (
+            versions.filter(id=flow_version_id).first()
+            if flow_version_id
+            else dataset.flow.published_version
+        )
+    if version is None:
+        raise ValidationError("Publish a version before evaluating it.")
+    return version
+
+
+def eval_run_start(
+    *,
+    dataset: Dataset,
+    evaluators: list[dict],
+    version: DatasetVersion | None = None,
+    flow_version: FlowVersion,
+    actor: Any = None,
+) -> EvalRun:
+    """An evaluation run of ``flow_version`` over ``version`` (the current cases, frozen into a
+    new version, when None), with one pending result per case; its first tick is enqueued
+    once committed."""
+    chosen = evaluators_clean(evaluators)
+    with transaction.atomic():
+        if version is None:
+            version = dataset_version_create(dataset=dataset, note="for an evaluation", actor=actor)
+        eval_run = EvalRun.objects.create(
+            workspace_id=dataset.workspace_id,
+            dataset=dataset,
+            dataset_version=version,
+            flow_id=flow_version.flow_id,
+            flow_version=flow_version,
+            evaluators=chosen,
+            total=len(version.cases),
+            created_by=actor,
+        )
+        EvalCaseResult.objects.bulk_create(
+            EvalCaseResult(eval_run=eval_run, index=i, case_id=case.get("case_id"))
+            for i, case in enumerate(version.cases)
+        )
+        _audit(dataset, actor, "evaluate", eval_run=eval_run.id, version=version.number)
+        transaction.on_commit(lambda: _tick_send(eval_run.id, 0, countdown=0))
+    return eval_run
+
+
+def _tick_send(eval_run_id: int, tick: int, countdown: float = EVAL_TICK_S) -> None:
+    options = {"countdown": countdown} if countdown else {}
+    app.send_task(EVAL_TICK_TASK, args=[eval_run_id, tick], queue=queues.INFERENCE, **options)
+
+
+def eval_run_cancel(*, eval_run: EvalRun) -> bool:
+    """Stop an evaluation: its runs still in flight fail, no more start. False if it had ended."""
+    ended = (
+        EvalRun.objects.filter(id=eval_run.id)
+        .exclude(status__in=EVAL_ENDED)
+        .update(status=EvalStatus.CANCELLED, finished_at=timezone.now())
+    )
+    if ended:
+        in_flight = eval_run.results.filter(scored_at__isnull=True, run__isnull=False)
+        for run_id in in_flight.values_list("run_id", flat=True):
+            run_fail(run_id=run_id, reason="its evaluation was cancelled")
+    return bool(ended)
+
+
+def eval_run_tick(
+    eval_run_id: int, tick: int, score: Callable[[Any], Any], engine_for=None
+) -> bool:
+    """One step of an evaluation, if the tick still holds the chain's token (a redelivered
+    or stale tick does nothing). Enqueues the next tick unless the evaluation has ended.
+    ``score(coro)``: runs an evaluator's coroutine to its end (on the worker's loop);
+    ``engine_for``: the worker's resident engines, for evaluators that call a model."""
+    if not EvalRun.objects.filter(id=eval_run_id, tick=tick).update(tick=tick + 1):
+        return False
+    if not eval_run_step(eval_run_id, score, engine_for):
+        _tick_send(eval_run_id, tick + 1)
+    return True
+
+
+def eval_run_step(eval_run_id: int, score: Callable[[Any], Any], engine_for=None) -> bool:
+    """Score the cases whose runs ended, start runs for waiting cases up to ``EVAL_PARALLEL``
+    in flight, count progress. Idempotent: a case is scored once, a run started once (rows
+    are claimed under lock). True when the evaluation has ended."""
+    eval_run = EvalRun.objects.select_related("flow", "flow_version", "dataset_version").get(
+        id=eval_run_id
+    )
+    if eval_run.is_ended:
+        return True
+    if eval_run.status == EvalStatus.QUEUED:
+        EvalRun.objects.filter(id=eval_run.id).update(
+            status=EvalStatus.RUNNING, started_at=timezone.now()
+        )
+    _score_ended(eval_run, score, engine_for)
+    _start_waiting(eval_run)
+    return _count(eval_run)
+
+
+def _score_ended(eval_run: EvalRun, score: Callable[[Any], Any], engine_for) -> None:
+    ended = eval_run.results.filter(scored_at__isnull=True, run__status__in=TERMINAL)
+    for result_id in ended.values_list("id", flat=True):
+        with transaction.atomic():
+            result = (
+                EvalCaseResult.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(id=result_id, scored_at__isnull=True)
+                .select_related("run")
+                .first()
+            )
+            if result is None:
+                continue  # scored, or being scored by another tick
+            _score_one(eval_run, result, score, engine_for)
+
+
+def _score_one(eval_run: EvalRun, result: EvalCaseResult, score, engine_for) -> None:
+    run = result.run
+    case = CaseData.model_validate(
+        {k: v for k, v in eval_run.dataset_version.cases[result.index].items() if k != "case_id"}
+    )
+    usage = Usage.objects.filter(run_id=run.id).aggregate(
+        i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost")
+    )
+    result.tokens = (usage["i"] or 0) + (usage["o"] or 0)
+    result.cost = usage["c"] or Decimal("0")
+    if run.finished_at:
+        result.latency_ms = (run.finished_at - (run.started_at or run.created_at)).total_seconds()
+        result.latency_ms *= 1000
+    result.output = run_answer(run)[:100_000]
+    if run.status != RunStatus.SUCCEEDED:
+        result.error = run.error[:10_000] or f"the run ended {run.status}"
+    else:
+        context = Context(
+            workspace_id=eval_run.workspace_id,
+            engine_for=engine_for,
+            usage={"user_id": eval_run.created_by_id, "flow_id": eval_run.flow_id},
+            queue=queues.INFERENCE,
+        )
+        output = Output(text=result.output, sources=run_citations(run))
+        result.scores = [
+            _score_entry(item, case, output, context, score) for item in eval_run.evaluators
+        ]
+    result.scored_at = timezone.now()
+    result.save()
+
+
+def _score_entry(item: dict, case: CaseData, output: Output, context: Context, score) -> dict:
+    try:
+        got = score(evaluator(item["kind"], item["config"]).score(case, output, context))
+    except Exception as exc:  # an evaluator bug fails its score, not the evaluation
+        got = Score.failed(f"the evaluator failed: {exc}")
+    return {"kind": item["kind"], "value": got.value, "passed": got.passed, "reason": got.reason}
+
+
+def _start_waiting(eval_run: EvalRun) -> None:
+    in_flight = eval_run.results.filter(scored_at__isnull=True, run__isnull=False).count()
+    room = EVAL_PARALLEL - in_flight
+    if room <= 0:
+        return
+    with transaction.atomic():
+        waiting = (
+            EvalCaseResult.objects.select_for_update(skip_locked=True)
+            .filter(eval_run=eval_run, run__isnull=True, scored_at__isnull=True)
+            .order_by("index")[:room]
+        )
+        for result in waiting:
+            case = eval_run.dataset_version.cases[result.index]
+            try:
+                with transaction.atomic():
+                    result.run = run_create(
+                        flow=eval_run.flow,
+                        version=eval_run.flow_version,
+                        inputs=case.get("inputs") or {},
+                        source=RunSource.STUDIO,
+                        user=eval_run.created_by,
+                    )
+                result.save(update_fields=["run"])
+            except ValidationError as exc:  # inputs the flow refuses: the case fails
+                result.error = "; ".join(exc.messages)
+                result.scored_at = timezone.now()
+                result.save(update_fields=["error", "scored_at"])
+
+
+def _count(eval_run: EvalRun) -> bool:
+    """Progress and aggregates, written in one UPDATE; the evaluation ends once every case is
+    scored. True when it has ended."""
+    results = list(eval_run.results.filter(scored_at__isnull=False).values("scores", "error"))
+    aggregates = []
+    for i, item in enumerate(eval_run.evaluators):
+        scored = [r["scores"][i] for r in results if len(r["scores"]) > i]
+        count = len(scored)
+        aggregates.append(
+            {
+                "kind": item["kind"],
+                "count": count,
+                "mean": sum(s["value"] for s in scored) / count if count else None,
+                "pass_rate": sum(1 for s in scored if s["passed"]) / count if count else None,
+            }
+        )
+    done = len(results) >= eval_run.total
+    changes: dict[str, Any] = {
+        "completed": len(results),
+        "errored": sum(1 for r in results if r["error"]),
+        "aggregates": aggregates,
+    }
+    if done:
+        changes |= {"status": EvalStatus.DONE, "finished_at": timezone.now()}
+    ended = EvalRun.objects.filter(id=eval_run.id).exclude(status__in=EVAL_ENDED)
+    return not ended.update(**changes) or done

@@ -22,4 +22,16 @@ urlpatterns = [
     path("evaluations/<slug:dataset_slug>/import", views.dataset_import, name="dataset-import"),
     path("evaluations/<slug:dataset_slug>/export", views.dataset_export, name="dataset-export"),
     path("evaluations/<slug:dataset_slug>/versions", views.version_create, name="version-create"),
+    path("evaluations/<slug:dataset_slug>/evaluate", views.eval_new, name="eval-new"),
+    path("evaluations/<slug:dataset_slug>/runs/", views.eval_list, name="eval-list"),
+    path(
+        "evaluations/<slug:dataset_slug>/runs/<int:eval_id>/",
+        views.eval_detail,
+        name="eval-detail",
+    ),
+    path(
+        "evaluations/<slug:dataset_slug>/runs/<int:eval_id>/cancel",
+        views.eval_cancel,
+        name="eval-cancel",
+    ),
 ]

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from agents.models import Agent
 from evals import selectors, services
 from evals.access import access_dataset, agents_for, flows_for
-from evals.forms import CaseForm, DatasetForm, ImportForm, VersionForm
-from evals.models import Case, Dataset
+from evals.forms import CaseForm, DatasetForm, EvalRunForm, ImportForm, VersionForm
+from evals.models import Case, Dataset, EvalRun
 from evals.transfer import (
     MAX_FILE_BYTES,
     ImportRefused,
@@ -24,6 +24,7 @@ from evals.transfer import (
     too_big,
 )
 from flows.access import access_run
+from flows.models import FlowVersion, VersionKind
 from studio import access
 from studio.htmx import render_page_or_partial
 from workspaces.access import current_workspace
@@ -240,3 +241,104 @@ def case_from_run(request: HttpRequest, run_id) -> HttpResponse:
     agent = Agent.objects.filter(flow=run.flow_id).first()
     context = {"workspace": run.workspace, "run": run, "datasets": datasets, "agent": agent}
     return render(request, "evals/from_run.html", context)
+
+
+# --- evaluation runs --------------------------------------------------------------------------
+
+
+def _flow_versions(dataset: Dataset) -> list[FlowVersion]:
+    """The versions an evaluation of ``dataset`` may run: its flow's numbered versions, or its
+    agent's published one (its backing flow's)."""
+    if dataset.agent_id:
+        flow = dataset.agent.flow if dataset.agent.flow_id else None
+        return [flow.published_version] if flow and flow.published_version_id else []
+    versions = dataset.flow.versions.filter(kind=VersionKind.VERSION, number__isnull=False)
+    return list(versions.order_by("-number"))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def eval_new(request: HttpRequest, dataset_slug: str) -> HttpResponse:
+    workspace = current_workspace(request)
+    dataset = access_dataset(request.user, workspace, dataset_slug, "change")
+    versions = _flow_versions(dataset)
+    form = EvalRunForm(request.POST or None, dataset=dataset, flow_versions=versions)
+    if request.method == "GET" and dataset.flow_id and dataset.flow.published_version_id:
+        form.initial["flow_version"] = dataset.flow.published_version_id
+    if request.method == "POST" and form.is_valid():
+        chosen = form.chosen()
+        if form.is_valid():
+            choice = form.cleaned_data["cases"]
+            version = None if choice == "current" else dataset.versions.get(id=int(choice))
+            flow_version = next(v for v in versions if v.id == form.cleaned_data["flow_version"])
+            try:
+                eval_run = services.eval_run_start(
+                    dataset=dataset,
+                    evaluators=chosen,
+                    version=version,
+                    flow_version=flow_version,
+                    actor=request.user,
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                return redirect("evals:eval-detail", dataset.slug, eval_run.id)
+    context = {"workspace": workspace, "dataset": dataset, "form": form, "versions": versions}
+    status = 400 if form.errors else 200
+    return render(request, "evals/eval_new.html", context, status=status)
+
+
+@login_required
+@require_GET
+def eval_list(request: HttpRequest, dataset_slug: str) -> HttpResponse:
+    workspace = current_workspace(request)
+    dataset = access_dataset(request.user, workspace, dataset_slug, "view")
+    context = {
+        "workspace": workspace,
+        "dataset": dataset,
+        "eval_runs": dataset.eval_runs.select_related("flow_version", "dataset_version")[:200],
+        "can_change": "change" in access.object_actions(request.user, dataset.target),
+    }
+    return render(request, "evals/eval_list.html", context)
+
+
+def _eval_run(request: HttpRequest, dataset_slug: str, eval_id: int, action: str) -> EvalRun:
+    workspace = current_workspace(request)
+    dataset = access_dataset(request.user, workspace, dataset_slug, action)
+    found = (
+        dataset.eval_runs.select_related("flow_version", "dataset_version")
+        .filter(id=eval_id)
+        .first()
+    )
+    if found is None:
+        raise Http404
+    found.dataset = dataset
+    return found
+
+
+@login_required
+@require_GET
+def eval_detail(request: HttpRequest, dataset_slug: str, eval_id: int) -> HttpResponse:
+    eval_run = _eval_run(request, dataset_slug, eval_id, "view")
+    cases = eval_run.dataset_version.cases
+    results = [
+        {"result": r, "case": cases[r.index] if r.index < len(cases) else {}}
+        for r in eval_run.results.all()
+    ]
+    context = {
+        "workspace": eval_run.dataset.workspace,
+        "dataset": eval_run.dataset,
+        "eval_run": eval_run,
+        "results": results,
+        "can_change": "change" in access.object_actions(request.user, eval_run.dataset.target),
+    }
+    return render_page_or_partial(request, "evals/eval_detail.html", context, partial="progress")
+
+
+@login_required
+@require_POST
+def eval_cancel(request: HttpRequest, dataset_slug: str, eval_id: int) -> HttpResponse:
+    eval_run = _eval_run(request, dataset_slug, eval_id, "change")
+    if services.eval_run_cancel(eval_run=eval_run):
+        messages.success(request, "The evaluation was cancelled.")
+    return redirect("evals:eval-detail", dataset_slug, eval_run.id)

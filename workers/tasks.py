@@ -12,6 +12,7 @@ from django.http import Http404
 from catalog.access import access_embedding_model_for_task
 from catalog.models import Model
 from catalog.services import embeddings, playground
+from evals import services as eval_services
 from flows import services
 from flows.access import access_run_check, access_run_for_task
 from flows.models import NodeResult
@@ -182,3 +183,15 @@ def catalog_embed(job_id: str) -> None:
     runtime = resident.runtime()
     coro = embeddings.embedding_arun(job=job, model=model, engine_for=runtime.engine_for)
     runtime.submit(coro).result(timeout=embeddings.WAIT_S + 30)
+
+
+@shared_task(name="workers.tasks.eval_run_tick", time_limit=600, soft_time_limit=570)
+def eval_run_tick(eval_run_id: int, tick: int) -> None:
+    """One step of an evaluation run; it enqueues the next itself (``evals.services``)."""
+    runtime = resident.runtime()
+    eval_services.eval_run_tick(
+        eval_run_id,
+        tick,
+        score=lambda coro: runtime.submit(coro).result(timeout=300),
+        engine_for=runtime.engine_for,
+    )
