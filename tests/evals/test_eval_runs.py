@@ -12,6 +12,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from catalog.models import Usage
 from catalog.services import model_create
 from evals.models import EvalCaseResult, EvalRun, EvalStatus
 from evals.schemas import CaseData
@@ -123,8 +124,9 @@ def test_a_judge_scripted_at_the_network_boundary_scores_on_the_worker(
         workspace=workspace,
         actor=owner,
     )
-    judge_server.plan(answer('{"score": 5, "reason": "Right."}'))
-    judge_server.plan(answer('{"score": 1, "reason": "Wrong."}'))
+    judge_server.plan(
+        answer('{"score": 5, "reason": "Right."}'), answer('{"score": 1, "reason": "Wrong."}')
+    )
     flow = make_flow(echo_model)
     dataset = make_dataset(workspace, owner, flow, ["Paris"], ["Paris"])
     case_add(dataset=dataset, data=CaseData(inputs={"message": "Lyon"}, expected_output="Paris"))
@@ -132,8 +134,12 @@ def test_a_judge_scripted_at_the_network_boundary_scores_on_the_worker(
     eval_run = wait_for_eval(start(dataset, flow, owner, judge))
     assert eval_run.status == EvalStatus.DONE
     scores = sorted(r.scores[0]["value"] for r in eval_run.results.all())
-    assert scores == [0.0, 1.0]
+    reasons = [r.scores[0]["reason"] for r in eval_run.results.all()]
+    assert scores == [0.0, 1.0], reasons
     assert eval_run.aggregates[0]["pass_rate"] == 0.5
+    metered = Usage.objects.filter(model_slug="judge", source="evaluation")
+    assert metered.count() == 2 and {u.user_id for u in metered} == {owner.id}
+    assert "Is it the capital?" in judge_server.messages(0)[0]["content"]
 
 
 def test_an_evaluation_with_the_bundled_cpu_model(worker, make_flow, tiny_model, workspace, owner):

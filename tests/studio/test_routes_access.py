@@ -57,7 +57,7 @@ from catalog.services import model_create
 from conversations.models import ChatSettings, Conversation, Message
 from conversations.services import chat_settings_change, conversation_start, message_send
 from conversations.widget import EmbedSettings, embed_settings_change
-from evals.models import Case, Dataset, DatasetVersion
+from evals.models import Case, Dataset, DatasetVersion, EvalRun
 from evals.schemas import CaseData
 from evals.services import case_add, dataset_create, dataset_version_create
 from flows.demo import assistant_graph
@@ -262,7 +262,16 @@ def victim(db) -> Victim:
         workspace=workspace, name=f"{MARKER} dataset", slug=f"{MARKER}-dataset", target=flow
     )
     case_add(dataset=dataset, data=CaseData(inputs={"message": f"{MARKER} case"}))
-    dataset_version_create(dataset=dataset, actor=owner)
+    frozen = dataset_version_create(dataset=dataset, actor=owner)
+    EvalRun.objects.create(
+        workspace=workspace,
+        dataset=dataset,
+        dataset_version=frozen,
+        flow=flow,
+        flow_version=flow.published_version,
+        evaluators=[{"kind": "exact_match", "config": {}}],
+        total=1,
+    )
     return Victim(
         agent=agent,
         conversation=conversation,
@@ -313,6 +322,7 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "agent_slug": lambda v, kind: v.agent.slug,
     "dataset_slug": lambda v, kind: Dataset.objects.get(workspace=v.workspace).slug,
     "case_id": lambda v, kind: Case.objects.get(dataset__workspace=v.workspace).id,
+    "eval_id": lambda v, kind: EvalRun.objects.get(workspace=v.workspace).id,
     "document_id": lambda v, kind: v.document.id,
     "chunk_id": lambda v, kind: v.chunk.id,
     "conversation_id": lambda v, kind: v.conversation.id,
@@ -658,6 +668,7 @@ def _victim_state(v: Victim) -> dict[str, Any]:
         "dataset versions": set(
             DatasetVersion.objects.filter(dataset__workspace=ws).values_list("id", "number")
         ),
+        "eval runs": set(EvalRun.objects.filter(workspace=ws).values_list("id", "status")),
         "chat settings": {
             (flow_id, opening, json.dumps(suggestions), enabled, json.dumps(origins))
             for flow_id, opening, suggestions, enabled, origins in ChatSettings.objects.filter(
