@@ -142,6 +142,9 @@ class EvalRun(WorkspaceOwned):
     # The tick chain's token: a tick runs only if it still holds it, so a redelivered tick is
     # a no-op and never forks a second chain.
     tick = models.PositiveIntegerField(default=0)
+    # When the last tick began: a chain quiet for longer than a tick may last lost its tick
+    # (a worker killed) and is resumed (``evals.services.eval_runs_resume``).
+    ticked_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

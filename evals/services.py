@@ -9,6 +9,7 @@ with test data). Callers have checked access (``evals.access``) and validated in
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -175,6 +176,9 @@ def dataset_version_create(
 EVAL_PARALLEL = 4
 EVAL_TICK_S = 1.0
 EVAL_TICK_TASK = "workers.tasks.eval_run_tick"
+# The tick's hard time limit; a chain quiet for longer than this (and a margin) is resumed.
+EVAL_TICK_LIMIT_S = 600
+EVAL_STALE_S = EVAL_TICK_LIMIT_S + 60
 
 
 def evaluators_clean(chosen: list[dict]) -> list[dict]:
@@ -236,6 +240,7 @@ def eval_run_start(
             evaluators=chosen,
             total=len(version.cases),
             created_by=actor,
+            ticked_at=timezone.now(),
         )
         EvalCaseResult.objects.bulk_create(
             EvalCaseResult(eval_run=eval_run, index=i, case_id=case.get("case_id"))
@@ -272,11 +277,29 @@ def eval_run_tick(
     or stale tick does nothing). Enqueues the next tick unless the evaluation has ended.
     ``score(coro)``: runs an evaluator's coroutine to its end (on the worker's loop);
     ``engine_for``: the worker's resident engines, for evaluators that call a model."""
-    if not EvalRun.objects.filter(id=eval_run_id, tick=tick).update(tick=tick + 1):
+    held = EvalRun.objects.filter(id=eval_run_id, tick=tick)
+    if not held.update(tick=tick + 1, ticked_at=timezone.now()):
         return False
     if not eval_run_step(eval_run_id, score, engine_for):
         _tick_send(eval_run_id, tick + 1)
     return True
+
+
+def eval_runs_resume() -> int:
+    """Send a fresh tick to every unfinished evaluation whose chain has been quiet for longer
+    than a tick may last (its tick was lost with a worker, or killed at its time limit); the
+    token moves on, so a late tick of the old chain does nothing. Returns how many resumed."""
+    now = timezone.now()
+    stale = EvalRun.objects.exclude(status__in=EVAL_ENDED).filter(
+        ticked_at__lt=now - timedelta(seconds=EVAL_STALE_S)
+    )
+    resumed = 0
+    for eval_run_id, tick in stale.values_list("id", "tick"):
+        moved = stale.filter(id=eval_run_id, tick=tick).update(tick=tick + 1, ticked_at=now)
+        if moved:
+            _tick_send(eval_run_id, tick + 1, countdown=0)
+            resumed += 1
+    return resumed
 
 
 def eval_run_step(eval_run_id: int, score: Callable[[Any], Any], engine_for=None) -> bool:

@@ -179,6 +179,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.tasks.requeue_stale_ingestions",
         "schedule": float(os.environ.get("STUDIO_REAP_INTERVAL_S", "5")),
     },
+    "resume-stale-evaluations": {
+        "task": "workers.tasks.resume_stale_evaluations",
+        "schedule": 60.0,
+        "options": {"queue": "maintenance"},
+    },
 }
 
 CHANNEL_LAYERS = {

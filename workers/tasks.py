@@ -185,7 +185,11 @@ def catalog_embed(job_id: str) -> None:
     runtime.submit(coro).result(timeout=embeddings.WAIT_S + 30)
 
 
-@shared_task(name="workers.tasks.eval_run_tick", time_limit=600, soft_time_limit=570)
+@shared_task(
+    name="workers.tasks.eval_run_tick",
+    time_limit=eval_services.EVAL_TICK_LIMIT_S,
+    soft_time_limit=eval_services.EVAL_TICK_LIMIT_S - 30,
+)
 def eval_run_tick(eval_run_id: int, tick: int) -> None:
     """One step of an evaluation run; it enqueues the next itself (``evals.services``)."""
     runtime = resident.runtime()
@@ -195,3 +199,8 @@ def eval_run_tick(eval_run_id: int, tick: int) -> None:
         score=lambda coro: runtime.submit(coro).result(timeout=300),
         engine_for=runtime.engine_for,
     )
+
+
+@shared_task(name="workers.tasks.resume_stale_evaluations", time_limit=60)
+def resume_stale_evaluations() -> int:
+    return eval_services.eval_runs_resume()

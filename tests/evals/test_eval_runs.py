@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -18,11 +19,13 @@ from evals.models import EvalCaseResult, EvalRun, EvalStatus
 from evals.schemas import CaseData
 from evals.services import (
     EVAL_PARALLEL,
+    EVAL_STALE_S,
     case_add,
     dataset_create,
     eval_run_start,
     eval_run_step,
     eval_run_tick,
+    eval_runs_resume,
 )
 from flows.models import Run, RunSource, RunStatus
 from tests.agents.scripted_model import ScriptedModel, answer
@@ -297,3 +300,20 @@ def test_another_workspace_gets_404_and_wrong_methods_405(
     assert client.get(url("eval-cancel", dataset.slug, eval_run.id)).status_code == 405
     assert client.post(url("eval-detail", dataset.slug, eval_run.id)).status_code == 405
     assert client.post(url("eval-list", dataset.slug)).status_code == 405
+
+
+def test_a_chain_whose_tick_was_lost_is_resumed_once(
+    make_flow, echo_model, workspace, owner, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr("evals.services._tick_send", lambda *args, **kw: sent.append(args))
+    flow = make_flow(echo_model)
+    eval_run = start(make_dataset(workspace, owner, flow, ["Hello"]), flow, owner)
+    assert eval_runs_resume() == 0  # ticked just now
+    EvalRun.objects.filter(id=eval_run.id).update(
+        ticked_at=timezone.now() - timedelta(seconds=EVAL_STALE_S + 1)
+    )
+    assert eval_runs_resume() == 1 and sent == [(eval_run.id, 1)]
+    assert eval_runs_resume() == 0
+    assert eval_run_tick(eval_run.id, 0, score_now) is False  # the lost chain's token is dead
+    assert eval_run_tick(eval_run.id, 1, score_now) is True
