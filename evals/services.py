@@ -36,7 +36,7 @@ from evals.models import (
 )
 from evals.schemas import CaseData
 from evals.transfer import case_data
-from flows.models import TERMINAL, Flow, FlowVersion, Run, RunSource, RunStatus, VersionKind
+from flows.models import TERMINAL, Flow, FlowVersion, Run, RunSource, RunStatus
 from flows.services import run_create, run_fail
 from studio.celery import app
 from workers import queues
@@ -197,23 +197,6 @@ def evaluators_clean(chosen: list[dict]) -> list[dict]:
             raise ValidationError(f"{kind}: {exc.errors()[0]['msg']}") from None
         cleaned.append({"kind": kind, "config": built.config.model_dump(mode="json")})
     return cleaned
-
-
-def eval_target_version(dataset: Dataset, flow_version_id: int | None = None) -> FlowVersion:
-    """The flow version an evaluation of ``dataset`` runs: a numbered version of its flow (the
-    published one by default), or its agent's published version (its backing flow's)."""
-    if dataset.agent_id:
-        version = dataset.agent.flow.published_version if dataset.agent.flow_id else None
-    else:
-        versions = dataset.flow.versions.filter(kind=VersionKind.VERSION)
-        version = (
-            versions.filter(id=flow_version_id).first()
-            if flow_version_id
-            else dataset.flow.published_version
-        )
-    if version is None:
-        raise ValidationError("Publish a version before evaluating it.")
-    return version
 
 
 def eval_run_start(

@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from agents.services import agent_create, agent_draft_save, agent_publish
 from catalog.models import Usage
 from catalog.services import model_create
 from evals.models import EvalCaseResult, EvalRun, EvalStatus
@@ -317,3 +318,26 @@ def test_a_chain_whose_tick_was_lost_is_resumed_once(
     assert eval_runs_resume() == 0
     assert eval_run_tick(eval_run.id, 0, score_now) is False  # the lost chain's token is dead
     assert eval_run_tick(eval_run.id, 1, score_now) is True
+
+
+def test_an_agents_dataset_evaluates_its_published_version(
+    client, echo_model, workspace, owner, monkeypatch
+):
+    monkeypatch.setattr("evals.services._tick_send", lambda *a, **k: None)
+    agent = agent_create(workspace=workspace, name="Helper", slug="helper", actor=owner)
+    agent_draft_save(agent=agent, spec={"model": echo_model.slug}, actor=owner)
+    agent_publish(agent=agent, actor=owner)
+    agent.refresh_from_db()
+    dataset = dataset_create(workspace=workspace, name="A", slug="a", target=agent, actor=owner)
+    case_add(dataset=dataset, data=CaseData(inputs={"message": "Hello"}, expected_output="x"))
+    client.force_login(owner)
+    version = agent.flow.published_version
+    response = client.post(
+        url("eval-new", dataset.slug),
+        {"cases": "current", "flow_version": version.id, "evaluators": ["exact_match"]},
+    )
+    assert response.status_code == 302
+    eval_run = EvalRun.objects.get()
+    assert (eval_run.flow_id, eval_run.flow_version_id) == (agent.flow_id, version.id)
+    eval_run_step(eval_run.id, score_now)
+    assert eval_run.results.get().run.flow_version_id == version.id
