@@ -10,9 +10,10 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from agents.models import Agent
+from catalog.selectors.models import model_for_workspace
 from evals.models import Dataset
 from flows.models import Flow, FlowKind
-from studio.access import check, fetch, scope
+from studio.access import check, fetch, has_perm, scope
 from workspaces.models import Workspace
 
 # A dataset's action -> the action it needs on the target.
@@ -41,3 +42,18 @@ def datasets_scope(user, workspace_id: int, action: str = "view") -> QuerySet[Da
         Q(flow__in=flows_for(user, workspace_id, action))
         | Q(agent__in=agents_for(user, workspace_id, action))
     )
+
+
+def evaluator_models_refused(user, workspace_id: int, chosen: list[dict]) -> list[str]:
+    """Why ``user`` may not start evaluators that call a catalog model (a judge, an embedder)
+    they may not use; empty when they may. An unknown model is left to the evaluator (it
+    fails its scores with the reason)."""
+    refused = []
+    for item in chosen:
+        slug = (item.get("config") or {}).get("model")
+        if not isinstance(slug, str) or not slug:
+            continue
+        model = model_for_workspace(workspace_id, slug)
+        if model is not None and not has_perm(user, model, "use"):
+            refused.append(f"{item.get('kind')}: you may not use the model {slug!r}.")
+    return refused

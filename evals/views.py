@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from agents.models import Agent
 from evals import selectors, services
-from evals.access import access_dataset, agents_for, flows_for
+from evals.access import access_dataset, agents_for, evaluator_models_refused, flows_for
 from evals.forms import CaseForm, DatasetForm, EvalRunForm, ImportForm, VersionForm
 from evals.models import Case, Dataset, EvalRun
 from evals.transfer import (
@@ -267,6 +267,8 @@ def eval_new(request: HttpRequest, dataset_slug: str) -> HttpResponse:
         form.initial["flow_version"] = dataset.flow.published_version_id
     if request.method == "POST" and form.is_valid():
         chosen = form.chosen()
+        for reason in evaluator_models_refused(request.user, workspace.id, chosen):
+            form.add_error(None, reason)
         if form.is_valid():
             choice = form.cleaned_data["cases"]
             version = None if choice == "current" else dataset.versions.get(id=int(choice))

@@ -30,6 +30,7 @@ from evals.services import (
 )
 from flows.models import Run, RunSource, RunStatus
 from tests.agents.scripted_model import ScriptedModel, answer
+from workspaces.sharing import object_grant
 
 CHECKS = [{"kind": "exact_match"}, {"kind": "contains", "config": {"phrases": ["Hello"]}}]
 
@@ -341,3 +342,23 @@ def test_an_agents_dataset_evaluates_its_published_version(
     assert (eval_run.flow_id, eval_run.flow_version_id) == (agent.flow_id, version.id)
     eval_run_step(eval_run.id, score_now)
     assert eval_run.results.get().run.flow_version_id == version.id
+
+
+def test_a_judge_model_the_member_may_not_use_is_refused(
+    client, make_member, dataset, workspace, owner
+):
+    model_create(slug="judge", name="Judge", engine="echo", workspace=workspace, actor=owner)
+    member = make_member("editor", limited=True)
+    object_grant(obj=dataset.flow, subject=member, level="edit", actor=owner)
+    client.force_login(member)
+    response = client.post(
+        url("eval-new", dataset.slug),
+        {
+            "cases": "current",
+            "flow_version": dataset.flow.published_version_id,
+            "evaluators": ["llm_judge"],
+            "config_llm_judge": '{"model": "judge"}',
+        },
+    )
+    assert response.status_code == 400 and not EvalRun.objects.exists()
+    assert "you may not use the model" in response.content.decode()
