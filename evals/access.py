@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from agents.models import Agent
+from catalog.models import Prompt
 from catalog.selectors.models import model_for_workspace
 from evals.models import Dataset
 from flows.models import Flow, FlowKind
@@ -46,7 +47,7 @@ def datasets_scope(user, workspace_id: int, action: str = "view") -> QuerySet[Da
 
 def evaluator_models_refused(user, workspace_id: int, chosen: list[dict]) -> list[str]:
     """Why ``user`` may not start evaluators that call a catalog model (a judge, an embedder)
-    they may not use; empty when they may. An unknown model is left to the evaluator (it
+    or read a library prompt (a judge's rubric) they may not use; empty when they may. An unknown model is left to the evaluator (it
     fails its scores with the reason)."""
     refused = []
     for item in chosen:
@@ -56,4 +57,13 @@ def evaluator_models_refused(user, workspace_id: int, chosen: list[dict]) -> lis
         model = model_for_workspace(workspace_id, slug)
         if model is not None and not has_perm(user, model, "use"):
             refused.append(f"{item.get('kind')}: you may not use the model {slug!r}.")
+    for item in chosen:
+        # A judge's rubric from the prompt library: its text reaches the judge, so the prompt
+        # must be one the member may use, as in a flow or an agent.
+        slug = (item.get("config") or {}).get("prompt")
+        if not isinstance(slug, str) or not slug:
+            continue
+        prompt = Prompt.objects.filter(workspace_id=workspace_id, slug=slug).first()
+        if prompt is not None and not has_perm(user, prompt, "use"):
+            refused.append(f"{item.get('kind')}: you may not use the prompt {slug!r}.")
     return refused

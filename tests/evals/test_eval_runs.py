@@ -16,6 +16,7 @@ from django.utils import timezone
 from agents.services import agent_create, agent_draft_save, agent_publish
 from catalog.models import Usage
 from catalog.services import model_create
+from catalog.services.prompts import prompt_create
 from evals.models import EvalCaseResult, EvalRun, EvalStatus
 from evals.schemas import CaseData
 from evals.services import (
@@ -362,3 +363,30 @@ def test_a_judge_model_the_member_may_not_use_is_refused(
     )
     assert response.status_code == 400 and not EvalRun.objects.exists()
     assert "you may not use the model" in response.content.decode()
+
+
+def test_a_judge_rubric_from_a_prompt_the_member_may_not_use_is_refused(
+    client, make_member, dataset, workspace, owner
+):
+    # The judge's model is theirs to use; the library prompt holding the rubric is not.
+    prompt_create(
+        workspace=workspace,
+        slug="secret-rubric",
+        name="Secret",
+        template="Judge: {{x}}",
+        actor=owner,
+    )
+    member = make_member("editor", limited=True)
+    object_grant(obj=dataset.flow, subject=member, level="edit", actor=owner)
+    client.force_login(member)
+    response = client.post(
+        url("eval-new", dataset.slug),
+        {
+            "cases": "current",
+            "flow_version": dataset.flow.published_version_id,
+            "evaluators": ["llm_judge"],
+            "config_llm_judge": '{"prompt": "secret-rubric"}',
+        },
+    )
+    assert response.status_code == 400 and not EvalRun.objects.exists()
+    assert "you may not use the prompt" in response.content.decode()
