@@ -47,8 +47,8 @@ def datasets_scope(user, workspace_id: int, action: str = "view") -> QuerySet[Da
 
 def evaluator_models_refused(user, workspace_id: int, chosen: list[dict]) -> list[str]:
     """Why ``user`` may not start evaluators that call a catalog model (a judge, an embedder)
-    or read a library prompt (a judge's rubric) they may not use; empty when they may. An unknown model is left to the evaluator (it
-    fails its scores with the reason)."""
+    or read a library prompt (a judge's rubric) they may not use; empty when they may. An
+    unknown model or prompt is left to the evaluator (it fails its scores with the reason)."""
     refused = []
     for item in chosen:
         slug = (item.get("config") or {}).get("model")
