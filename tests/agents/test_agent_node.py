@@ -22,7 +22,7 @@ from flows.nodes import node_types
 from flows.nodes.base import NodeContext
 from flows.schema import GraphError, check_graph
 from flows.services import flow_create, flow_publish, run_create
-from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.agents.scripted_model import answer, calls
 from tests.catalog.remote_server import Reply
 from tests.flows.helpers import logged_events, wait_for_event, wait_for_run
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
@@ -30,26 +30,6 @@ from tests.knowledge.helpers import engine_for
 from workspaces.sharing import object_grant
 
 CALCULATE = ("calculator", '{"expression": "6 * 7"}')
-
-
-@pytest.fixture(scope="module")
-def server():
-    scripted = ScriptedModel().start()
-    yield scripted
-    scripted.stop()
-
-
-@pytest.fixture
-def model(worker_may_call_loopback, worker, server, workspace, owner):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
 
 
 def published_agent(workspace, owner, slug: str = "maths", **spec) -> Agent:

@@ -12,7 +12,7 @@ from flows.models import NodeResult, RunSource, RunStatus
 from flows.nodes.memory import NOTE, SUMMARY_SYSTEM
 from flows.services import flow_create, flow_publish, run_create
 from tests.agents.scripted_model import answer
-from tests.agents.test_agent_node import agent_graph, model, server  # noqa: F401  (fixtures)
+from tests.agents.test_agent_node import agent_graph
 from tests.catalog.remote_server import Reply
 from tests.flows.helpers import wait_for_run
 from tests.flows.nodes.graphs import edge

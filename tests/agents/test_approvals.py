@@ -14,11 +14,10 @@ import time
 import httpx
 import pytest
 
-from catalog.services import model_create
 from flows.models import NodeResult, NodeStatus, Run, RunSource, RunStatus
 from flows.runtime import dispatch
 from flows.services import flow_create, flow_publish, run_create
-from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.agents.scripted_model import answer, calls
 from tests.agents.test_agent_node import agent_graph, published_agent
 from tests.agents.test_tools_http_request import _Server
 from tests.flows.helpers import logged_events, wait_for_event, wait_for_run
@@ -29,13 +28,6 @@ CALCULATE = ("calculator", '{"expression": "6 * 7"}')
 
 
 @pytest.fixture(scope="module")
-def server():
-    scripted = ScriptedModel().start()
-    yield scripted
-    scripted.stop()
-
-
-@pytest.fixture(scope="module")
 def shop():
     """A local API whose orders the agent places (a call with effects): it counts them."""
     api = _Server()
@@ -43,19 +35,6 @@ def shop():
     yield api
     api.shutdown()
     api.server_close()
-
-
-@pytest.fixture
-def model(worker_may_call_loopback, worker, server, workspace, owner):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
 
 
 def order_tool() -> dict:

@@ -22,7 +22,7 @@ from conversations.widget import embed_settings_change
 from flows.models import NodeResult, Run, RunSource, RunStatus
 from flows.services import flow_create, flow_publish, run_create
 from tests.agents.scripted_model import answer, calls
-from tests.agents.test_agent_node import agent_graph, model, server  # noqa: F401  (fixtures)
+from tests.agents.test_agent_node import agent_graph
 from tests.catalog.remote_server import Reply
 from tests.conversations.test_widget import SITE, _embed, _send, _session
 from tests.flows.helpers import wait_for_run

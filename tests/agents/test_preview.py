@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from agents.models import Agent
 from agents.nodes.agent import DRAFT_REFUSED
 from agents.services import agent_create, agent_draft_save, agent_publish
 from catalog.services import model_create
 from flows.models import NodeResult, RunSource, RunStatus, VersionKind
 from flows.services import flow_create, run_create
-from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.agents.scripted_model import answer, calls
 from tests.agents.test_agent_node import CALCULATE, agent_graph
 from tests.flows.helpers import logged_events, wait_for_event, wait_for_run
 
@@ -26,26 +24,6 @@ SPEC = {
     "model": "remote",
     "tools": [{"tool": "calculator"}],
 }
-
-
-@pytest.fixture(scope="module")
-def server():
-    scripted = ScriptedModel().start()
-    yield scripted
-    scripted.stop()
-
-
-@pytest.fixture
-def model(worker_may_call_loopback, worker, server, workspace, owner):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
 
 
 def preview(client, slug: str = "maths", message: str = "6 × 7?", **extra):

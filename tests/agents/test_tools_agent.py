@@ -14,30 +14,10 @@ from agents.services import SpecRefused, agent_create, agent_draft_save, agent_p
 from catalog.models import Usage
 from catalog.services import model_create
 from flows.models import Run, RunSource, RunStatus
-from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.agents.scripted_model import answer, calls
 from tests.agents.test_agent_node import CALCULATE, agent_graph, published_agent
 from tests.agents.test_tools_flow import shout_flow
 from tests.flows.nodes.graphs import run_graph
-
-
-@pytest.fixture(scope="module")
-def server():
-    scripted = ScriptedModel().start()
-    yield scripted
-    scripted.stop()
-
-
-@pytest.fixture
-def model(worker_may_call_loopback, worker, server, workspace, owner):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
 
 
 def asking(slug: str, name: str | None = None) -> dict:

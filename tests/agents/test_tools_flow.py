@@ -16,31 +16,11 @@ from catalog.services import model_create
 from flows.models import Flow, Run, RunSource, RunStatus
 from flows.nodes.subflow import MAX_DEPTH
 from flows.services import flow_create, flow_publish, run_create
-from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.agents.scripted_model import answer, calls
 from tests.agents.test_agent_node import agent_graph, published_agent
 from tests.flows.nodes.graphs import edge, graph, node, run_graph
 
 SHOUT = {"tool": "flow", "name": "shout", "config": {"flow": "shout"}}
-
-
-@pytest.fixture(scope="module")
-def server():
-    scripted = ScriptedModel().start()
-    yield scripted
-    scripted.stop()
-
-
-@pytest.fixture
-def model(worker_may_call_loopback, worker, server, workspace, owner):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
 
 
 def shout_flow(workspace, owner, *, publish: bool = True, template: str = "{{ message | upper }}!"):
