@@ -4,35 +4,11 @@
   "use strict";
 
   const source = document.getElementById("usage-series");
-  if (!source || typeof Chart === "undefined") return;
+  if (!source || !window.studioCharts) return;
   const series = JSON.parse(source.textContent);
 
-  const ink = "#1d2330";
-  const muted = "#6b7280";
+  const { chart, money, ink } = window.studioCharts;
   const colors = { input: "#748ffc", output: "#3b5bdb", cost: "#e8590c", calls: "#2b8a3e" };
-  Chart.defaults.color = muted;
-  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-
-  // Costs are small numbers (a fraction of a cent per call): show enough digits to see them.
-  const money = (value) =>
-    Number(value).toLocaleString(undefined, { maximumSignificantDigits: 4 });
-  const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-
-  function chart(id, config) {
-    const canvas = document.getElementById(id);
-    if (!canvas) return null;
-    config.options = Object.assign(
-      {
-        responsive: true,
-        maintainAspectRatio: false,
-        animation: reduceMotion ? false : { duration: 300 },
-        interaction: { mode: "index", intersect: false },
-        plugins: { legend: { labels: { color: ink, boxWidth: 12 } } },
-      },
-      config.options
-    );
-    return new Chart(canvas, config);
-  }
 
   const days = series.days;
   chart("chart-days", {

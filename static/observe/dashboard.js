@@ -4,43 +4,21 @@
   "use strict";
 
   const source = document.getElementById("dashboard-series");
-  if (!source || typeof Chart === "undefined") return;
+  if (!source || !window.studioCharts) return;
   const series = JSON.parse(source.textContent);
 
-  const ink = "#1d2330";
-  const muted = "#6b7280";
+  const { chart, money } = window.studioCharts;
   const colors = {
     runs: "#2b8a3e", errors: "#c92a2a", input: "#748ffc", output: "#3b5bdb", cost: "#e8590c",
     p50: "#3b5bdb", p95: "#748ffc", ttft50: "#2b8a3e", ttft95: "#8ce99a",
   };
-  Chart.defaults.color = muted;
-  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-
-  const money = (value) => Number(value).toLocaleString(undefined, { maximumSignificantDigits: 4 });
   const percent = (value) => `${Math.round(value * 100)}%`;
   const ms = (value) => (value >= 1000 ? `${(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`);
-  const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
   // "2025-05-01" → "05-01": the period is at most 90 days, and the table has full dates.
   const dayAxis = {
     grid: { display: false },
     ticks: { callback(value) { return this.getLabelForValue(value).slice(5); } },
   };
-
-  function chart(id, config) {
-    const canvas = document.getElementById(id);
-    if (!canvas) return null;
-    config.options = Object.assign(
-      {
-        responsive: true,
-        maintainAspectRatio: false,
-        animation: reduceMotion ? false : { duration: 300 },
-        interaction: { mode: "index", intersect: false },
-        plugins: { legend: { labels: { color: ink, boxWidth: 12 } } },
-      },
-      config.options
-    );
-    return new Chart(canvas, config);
-  }
 
   const line = (label, data, color, axis) => ({
     type: "line", label, data, borderColor: color, backgroundColor: color, yAxisID: axis,
