@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.services import model_create
-from tests.agents.scripted_model import ScriptedModel
+from tests.agents.scripted_model import ScriptedModel, remote_model
 
 
 @pytest.fixture(scope="module")
@@ -18,12 +17,4 @@ def server():
 
 @pytest.fixture
 def model(worker_may_call_loopback, worker, server, workspace, owner):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
+    return remote_model(server, workspace, owner)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalog.services import model_create
 from tests.catalog.remote_server import Received, RemoteServer, Reply, text_events
 
 
@@ -72,3 +73,16 @@ class ScriptedModel(RemoteServer):
     def messages(self, index: int) -> list[dict[str, Any]]:
         """The messages of the ``index``-th chat request."""
         return self.chats()[index].json["messages"]
+
+
+def remote_model(server: ScriptedModel, workspace: Any, owner: Any) -> Any:
+    """The workspace's model ``remote``, served by ``server`` (the agents tests' model)."""
+    return model_create(
+        slug="remote",
+        name="Remote",
+        engine="openai_compatible",
+        weights="served-model",
+        settings={"base_url": f"{server.url}/v1", "retries": 0},
+        workspace=workspace,
+        actor=owner,
+    )

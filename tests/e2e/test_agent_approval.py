@@ -7,10 +7,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from catalog.services import model_create
 from flows.models import RunSource
 from flows.services import flow_create, flow_publish, run_create
-from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.agents.scripted_model import ScriptedModel, answer, calls, remote_model
 from tests.agents.test_agent_node import agent_graph, published_agent
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in
@@ -27,15 +26,7 @@ def server():
 
 @pytest.fixture
 def model(worker_may_call_loopback, server, workspace, owner):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
+    return remote_model(server, workspace, owner)
 
 
 def test_a_person_approves_a_tool_call_on_the_run_page(page, model, server, workspace, owner):

@@ -10,8 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from agents.services import agent_create, agent_publish
-from catalog.services import model_create
-from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.agents.scripted_model import ScriptedModel, answer, calls, remote_model
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in
 
@@ -28,15 +27,7 @@ def server():
 def test_the_agents_chat_shows_its_tool_call_and_streams_its_answer(
     worker_may_call_loopback, page, server, workspace, owner
 ):
-    model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
+    remote_model(server, workspace, owner)
     spec = {"model": "remote", "tools": [{"tool": "calculator"}], "opening": "Ask me sums."}
     agent = agent_create(workspace=workspace, name="Maths", slug="maths", spec=spec, actor=owner)
     agent_publish(agent=agent, actor=owner)

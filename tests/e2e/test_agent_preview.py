@@ -12,9 +12,8 @@ import pytest
 from playwright.sync_api import expect
 
 from agents.services import agent_create, agent_publish
-from catalog.services import model_create
 from conversations.widget import EmbedSettings, embed_settings_change
-from tests.agents.scripted_model import ScriptedModel, answer, calls
+from tests.agents.scripted_model import ScriptedModel, answer, calls, remote_model
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in
 from tests.e2e.test_widget import HostSite
@@ -33,15 +32,7 @@ def server():
 
 @pytest.fixture
 def model(worker_may_call_loopback, server, workspace, owner):
-    return model_create(
-        slug="remote",
-        name="Remote",
-        engine="openai_compatible",
-        weights="served-model",
-        settings={"base_url": f"{server.url}/v1", "retries": 0},
-        workspace=workspace,
-        actor=owner,
-    )
+    return remote_model(server, workspace, owner)
 
 
 def maths_agent(workspace, owner, needs_approval: bool = False):
