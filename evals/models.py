@@ -132,6 +132,12 @@ class EvalRun(WorkspaceOwned):
     )
     # [{"kind": …, "config": {…}}], each config checked by its evaluator's pydantic model.
     evaluators = models.JSONField(default=list)
+    # What was swapped into ``base_version`` to make ``flow_version`` (a ``variant`` version):
+    # {"model": {"node": …, "from": …, "to": …}, "prompt": {…}}; empty when nothing was.
+    variant = models.JSONField(default=dict, blank=True)
+    base_version = models.ForeignKey(
+        "flows.FlowVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     status = models.CharField(max_length=16, choices=EvalStatus.choices, default=EvalStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
     completed = models.PositiveIntegerField(default=0)
@@ -191,3 +197,23 @@ class EvalCaseResult(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.index} of {self.eval_run}"
+
+
+class EvalComparison(WorkspaceOwned):
+    """Two evaluation runs of one flow compared side by side by a member: kept so that the
+    flow's publish page can show the last one (``evals.comparison``)."""
+
+    flow = models.ForeignKey("flows.Flow", on_delete=models.CASCADE, related_name="+")
+    baseline = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="+")
+    candidate = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["flow", "-created_at"], name="eval_comparison_flow_recent")]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.baseline_id} against {self.candidate_id}"

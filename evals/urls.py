@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evals import views
+from evals.views import datasets as views
 
 app_name = "evals"
 

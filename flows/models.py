@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from workspaces.models import WorkspaceOwned, grant_models
@@ -29,6 +30,16 @@ class Flow(WorkspaceOwned):
     )
     # Serve identical temperature-0 model calls from the workspace's response cache.
     response_cache = models.BooleanField(default=True)
+    # Online A/B (``flows.experiments``): a second stored, numbered version that serves
+    # ``experiment_weight`` per cent of the published traffic, sticky per conversation. Arm "a" is
+    # ``published_version``, arm "b" this one; no experiment while it is null or the weight is 0.
+    experiment_version = models.ForeignKey(
+        "FlowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    experiment_weight = models.PositiveSmallIntegerField(
+        default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    experiment_started_at = models.DateTimeField(null=True, blank=True)
     # The editor's working copy: autosaved, possibly invalid, never served. Publishing checks
     # it and stores it as the next immutable version.
     draft = models.JSONField(null=True, blank=True)
@@ -64,6 +75,9 @@ class VersionKind(models.TextChoices):
     VERSION = "version", "Version"
     # A snapshot of the draft that the editor ran with test inputs: unnumbered, never served.
     DRAFT = "draft", "Draft snapshot"
+    # A stored version with a model or prompt swapped in for an evaluation
+    # (``evals.variants``): unnumbered, never served, never published.
+    VARIANT = "variant", "Evaluation variant"
 
 
 class FlowVersion(models.Model):
@@ -117,6 +131,9 @@ class Run(WorkspaceOwned):
     flow_version = models.ForeignKey(FlowVersion, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     source = models.CharField(max_length=16, choices=RunSource.choices, default=RunSource.STUDIO)
+    # The A/B arm that served a published run ("a": the published version, "b": the flow's
+    # experiment version); blank outside an experiment.
+    arm = models.CharField(max_length=1, blank=True)
     inputs = models.JSONField(default=dict)
     # The conversation's turns before this run's message (``flows/history.py``).
     history = models.JSONField(default=list, blank=True)

@@ -184,6 +184,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "maintenance"},
     },
+    "check-alerts": {
+        "task": "workers.tasks.check_alerts",
+        "schedule": float(os.environ.get("STUDIO_ALERT_INTERVAL_S", "60")),
+        "options": {"queue": "maintenance"},
+    },
 }
 
 CHANNEL_LAYERS = {

@@ -16,6 +16,7 @@ from flows.access import access_flow
 from flows.editor.redaction import graph_redacted
 from flows.graph_picture import graph_svg
 from flows.models import Flow
+from flows.panels import panels
 from flows.schema import GraphError
 from flows.services import (
     flow_delete,
@@ -87,6 +88,7 @@ def _render_detail(
         "errors": errors or [],
         "api_snippets": api_snippets(request, flow),
         "draft_changed": draft_changed(flow, latest),
+        "panels": panels("publish", request, flow, actions),
     }
     return render(request, "flows/detail.html", context, status=status)
 

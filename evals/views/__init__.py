@@ -1,0 +1,1 @@
+"""The evaluation pages: datasets and their cases, evaluation runs, comparisons."""
