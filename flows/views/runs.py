@@ -18,6 +18,7 @@ from flows import selectors
 from flows.access import access_run
 from flows.forms import answer_values, approval_values
 from flows.models import NodeResult
+from flows.panels import panels
 from flows.runtime.waiting import run_events
 from flows.services import run_answer
 from studio import access, events
@@ -33,12 +34,14 @@ STREAM_END = "stream.end"  # the run is over: render once more and stop
 @require_GET
 def run_detail(request: HttpRequest, run_id) -> HttpResponse:
     run = access_run(request.user, run_id, "view")
+    actions = access.object_actions(request.user, run.flow)
     context = {
         "run": run,
         "nodes": selectors.run_nodes(run),
         "workspace": run.workspace,
         "waiting": [_shown(node) for node in selectors.run_waiting_for_people(run)],
-        "can_answer": "run" in access.object_actions(request.user, run.flow),
+        "can_answer": "run" in actions,
+        "panels": panels("run", request, run, actions),
     }
     return render_page_or_partial(request, "flows/run.html", context, partial="trace")
 
