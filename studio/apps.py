@@ -7,6 +7,7 @@ class StudioConfig(AppConfig):
     verbose_name = "Studio"
 
     def ready(self) -> None:
+        from studio import checks  # noqa: F401 - registers the deploy checks
         from studio.roles import roles_sync
 
         # Setting up the role groups is part of migrating, like Django's own permissions. The

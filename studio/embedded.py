@@ -17,9 +17,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "studio"
 
 
+def var_path() -> Path:
+    """The folder for data of the embedded servers, models and schedules (``STUDIO_VAR_DIR``),
+    whether or not it exists: a machine that uses only external servers never needs it."""
+    return Path(os.environ.get("STUDIO_VAR_DIR") or BASE_DIR / "var").resolve()
+
+
 def var_dir() -> Path:
-    """The folder for data of the embedded servers, models and schedules (``STUDIO_VAR_DIR``)."""
-    path = Path(os.environ.get("STUDIO_VAR_DIR") or BASE_DIR / "var").resolve()
+    """``var_path()``, created if missing."""
+    path = var_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

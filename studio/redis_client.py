@@ -1,6 +1,9 @@
 """The process's Redis clients: one synchronous client, one asynchronous client per event loop,
 and dedicated asynchronous clients for long blocking reads (``studio.event_hub``).
 
+All reach ``STUDIO_EVENTS_URL`` (``REDIS_URL`` unless set): run-event logs, job hand-offs between
+web and worker processes, caches, quotas and metrics; Celery and Channels have URLs of their own.
+
 redis.asyncio connections belong to the loop that made them, hence one client per loop.
 """
 
@@ -30,7 +33,9 @@ def async_client() -> aioredis.Redis:
         # Many callers at once each hold a connection (a thousand sockets replaying their runs'
         # logs as they connect): redis-py's default pool (100) would fail the 101st.
         client = aioredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_S, max_connections=MAX_CONNECTIONS
+            settings.STUDIO_EVENTS_URL,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            max_connections=MAX_CONNECTIONS,
         )
         _async_clients[loop] = client
     return client
@@ -40,14 +45,17 @@ def dedicated_async_client(name: str) -> aioredis.Redis:
     """A client of its own, for the running loop, named ``name`` in ``CLIENT LIST``: for a task
     whose blocked read must not wait behind, or hold up, the shared pool. Close it (``aclose``)."""
     return aioredis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_S, client_name=name, max_connections=2
+        settings.STUDIO_EVENTS_URL,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        client_name=name,
+        max_connections=2,
     )
 
 
 def client() -> redis.Redis:
     global _sync_client
     if _sync_client is None:  # redis-py's pool is thread-safe: one client per process
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+        _sync_client = redis.Redis.from_url(settings.STUDIO_EVENTS_URL)
     return _sync_client
 
 

@@ -1,13 +1,16 @@
 """Settings, all from environment variables with safe defaults.
 
 No ``DATABASE_URL`` → the embedded PostgreSQL (pgvector) under ``var/``; no ``REDIS_URL`` → the
-embedded Redis on a Unix socket under ``var/`` (started by ``make up`` or the test suite).
+embedded Redis on a Unix socket under ``var/`` (started by ``make up`` or the test suite); no
+``STUDIO_S3_BUCKET`` → uploaded files in ``var/media``. With all of them (and ``SECRET_KEY``) set,
+importing the settings starts, creates and reads nothing on the local disk.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -16,7 +19,8 @@ import dj_database_url
 from studio import embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = embedded.var_dir()
+# Not created here: only what keeps files there (the embedded servers, the key file) makes it.
+VAR_DIR = embedded.var_path()
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -39,6 +43,7 @@ def _secret_key() -> str:
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
         draft = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as file:
@@ -52,6 +57,9 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+# A key kept in a file is this machine's alone: the deploy check (studio/checks.py) asks for
+# SECRET_KEY when web and worker processes may run on several machines.
+SECRET_KEY_FROM_FILE = not os.environ.get("SECRET_KEY")
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("STUDIO_DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
@@ -138,8 +146,17 @@ if DB_POOL_MAX:
     DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Redis: broker and results of Celery, the channel layer, and the durable run-event logs.
+# Redis: broker and results of Celery, the channel layer, and the durable run-event logs. One
+# REDIS_URL serves all three; each may have a server of its own (say, a broker that never evicts
+# apart from event logs and caches that may), REDIS_URL being the fallback of each.
 REDIS_URL = os.environ.get("REDIS_URL") or embedded.embedded_redis_url()
+# Celery's broker and result backend.
+STUDIO_BROKER_URL = os.environ.get("STUDIO_BROKER_URL") or REDIS_URL
+# The Channels layer (WebSocket groups).
+STUDIO_CHANNELS_URL = os.environ.get("STUDIO_CHANNELS_URL") or REDIS_URL
+# What studio/redis_client.py serves: run-event logs, job hand-offs between web and workers,
+# response caches, quotas and metrics.
+STUDIO_EVENTS_URL = os.environ.get("STUDIO_EVENTS_URL") or REDIS_URL
 
 
 def _celery_url(redis_url: str) -> str:
@@ -161,7 +178,7 @@ def _celery_url(redis_url: str) -> str:
     return f"{scheme}://{parts.netloc}{parts.path}" + (f"?{urlencode(query)}" if query else "")
 
 
-CELERY_BROKER_URL = _celery_url(REDIS_URL)
+CELERY_BROKER_URL = _celery_url(STUDIO_BROKER_URL)
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 CELERY_TASK_ROUTES = ("workers.queues.route_task",)
 CELERY_TASK_DEFAULT_QUEUE = "flows"
@@ -199,7 +216,9 @@ CHANNEL_LAYERS = {
             # quiet socket's every wait with a TimeoutError.
             # Its pool as large as the studio's own (redis_client.py): redis-py's default (100)
             # refused the 101st socket's group_add during a burst of connects.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 35, "max_connections": 100_000}],
+            "hosts": [
+                {"address": STUDIO_CHANNELS_URL, "socket_timeout": 35, "max_connections": 100_000}
+            ],
             # For consumers' groups (run events travel in their own Redis log, studio/events.py).
             # The default capacity (100) drops messages silently under a burst.
             "capacity": 5000,
@@ -383,9 +402,51 @@ KNOWLEDGE_KEYWORD_INDEX_INLINE_CHUNKS = int(
     os.environ.get("STUDIO_KNOWLEDGE_KEYWORD_INDEX_INLINE_CHUNKS", "5000")
 )
 
-# Uploaded documents' original bytes (the default storage; any Django storage backend works).
+# Uploaded documents' original bytes, in the default storage: this folder (one machine, or a
+# folder every machine mounts), or an S3-compatible bucket when STUDIO_S3_BUCKET is set. Code
+# reads them only through the storage (``field.open()``), never by a local path.
 MEDIA_ROOT = Path(os.environ.get("STUDIO_MEDIA_ROOT") or VAR_DIR / "media")
 MEDIA_URL = "media/"  # never served: documents are read through the access layer only
+
+
+def storages_for(environ: Mapping[str, str]) -> dict:
+    """``STORAGES`` for an environment: the uploaded files in MEDIA_ROOT, or in the S3-compatible
+    bucket ``STUDIO_S3_BUCKET`` (private objects; the studio never hands out their URLs)."""
+    storages = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    if not (bucket := environ.get("STUDIO_S3_BUCKET")):
+        return storages
+    options = {
+        "bucket_name": bucket,
+        # Objects under this prefix of the bucket ("" for its root).
+        "location": environ.get("STUDIO_S3_PREFIX", ""),
+        # MinIO, Ceph, R2…: their URL; unset, AWS's endpoint for the region.
+        "endpoint_url": environ.get("STUDIO_S3_ENDPOINT_URL") or None,
+        "region_name": environ.get("STUDIO_S3_REGION") or None,
+        # "path" for most servers other than AWS; unset, boto3 chooses.
+        "addressing_style": environ.get("STUDIO_S3_ADDRESSING_STYLE") or None,
+        "signature_version": "s3v4",
+        # Private objects (empty: send no ACL, for buckets whose ACLs are turned off). Documents
+        # are read through the access layer; a URL, were one ever made, is signed and expires.
+        "default_acl": environ.get("STUDIO_S3_ACL", "private") or None,
+        "querystring_auth": True,
+        "querystring_expire": 300,
+        "custom_domain": None,
+        # Two uploads of one name never overwrite each other's object (a replaced document's
+        # old object is deleted once the replacement commits).
+        "file_overwrite": False,
+    }
+    # Unset: boto3's own chain (AWS_ACCESS_KEY_ID…, a profile, the machine's IAM role).
+    if access_key := environ.get("STUDIO_S3_ACCESS_KEY_ID"):
+        options["access_key"] = access_key
+        options["secret_key"] = environ.get("STUDIO_S3_SECRET_ACCESS_KEY", "")
+    storages["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+    return storages
+
+
+STORAGES = storages_for(os.environ)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # The largest request body, refused with a 413 as it arrives, before any view
 # (studio/body_limit.py); a knowledge upload may carry this many files of the size above.
