@@ -13,6 +13,7 @@ from evals.models import Case, Dataset
 from evals.schemas import MAX_TEXT, CaseData
 from evals.selectors import targets_changeable
 from evals.transfer import MAX_FILE_BYTES
+from evals.variants import ALL, Swap, llm_nodes, node_target
 from studio.slugs import SlugFromNameMixin
 
 
@@ -112,15 +113,27 @@ class VersionForm(forms.Form):
     note = forms.CharField(max_length=500, required=False)
 
 
+SWAP_FIELDS = ("swap_model_node", "swap_model", "swap_prompt_node", "swap_prompt")
+
+
 class EvalRunForm(forms.Form):
-    """Start an evaluation: which cases, which version of the flow, which evaluators (each
-    config is JSON checked by the evaluator's pydantic model in ``evals.services``)."""
+    """Start an evaluation: which cases, which version of the flow (with, optionally, a model
+    or a library prompt swapped in), which evaluators (each config is JSON checked by the
+    evaluator's pydantic model in ``evals.services``)."""
 
     cases = forms.ChoiceField(label="Cases", help_text="The current cases are frozen as a version.")
     flow_version = forms.TypedChoiceField(label="Version to evaluate", coerce=int)
     evaluators = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args: Any, dataset: Dataset, flow_versions, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        dataset: Dataset,
+        flow_versions,
+        models=(),
+        prompt_versions=(),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["cases"].choices = [("current", "The current cases")] + [
             (str(v.id), f"Version {v.number} ({len(v.cases)} cases)")
@@ -136,6 +149,58 @@ class EvalRunForm(forms.Form):
                 max_length=20_000,
                 widget=forms.Textarea(attrs={"rows": 1}),
             )
+        self.prompt_versions = {v.id: v for v in prompt_versions}
+        self._swap_fields(flow_versions, models)
+        self.order_fields(["cases", "flow_version", *SWAP_FIELDS])
+
+    def _swap_fields(self, flow_versions, models) -> None:
+        """The optional swaps: a catalog model into one LLM node (or into every node calling a
+        model), a library prompt version into one node; choices are what the member may use
+        and the LLM nodes of the versions offered (``evals.variants`` checks the chosen one)."""
+        nodes: dict[str, str] = {}
+        targets: set[str] = set()
+        for version in flow_versions:
+            for node in llm_nodes(version.graph):
+                nodes.setdefault(node["id"], f"{node['id']} ({node_target(node)})")
+                targets.add(node_target(node))
+        if not nodes:
+            return
+        blank = [("", "No swap")]
+        every = [(ALL + t, f"Every LLM node calling {t}") for t in sorted(targets)]
+        self.fields["swap_model_node"] = forms.ChoiceField(
+            label="Swap a model into",
+            required=False,
+            choices=blank + sorted(nodes.items()) + every,
+        )
+        self.fields["swap_model"] = forms.ChoiceField(
+            label="Model swapped in",
+            required=False,
+            choices=blank + [(m.slug, f"{m.name} ({m.slug})") for m in models],
+        )
+        self.fields["swap_prompt_node"] = forms.ChoiceField(
+            label="Swap a library prompt into",
+            required=False,
+            choices=blank + sorted(nodes.items()),
+        )
+        self.fields["swap_prompt"] = forms.TypedChoiceField(
+            label="Prompt version swapped in",
+            required=False,
+            coerce=int,
+            empty_value=None,
+            choices=blank
+            + [(str(i), f"{v.prompt.slug} v{v.number}") for i, v in self.prompt_versions.items()],
+        )
+
+    def swap(self) -> Swap:
+        """The swap asked for (``Swap.empty`` when none)."""
+        data = self.cleaned_data
+        chosen = data.get("swap_prompt")
+        return Swap(
+            model_node=data.get("swap_model_node") or "",
+            model=data.get("swap_model") or "",
+            prompt_node=data.get("swap_prompt_node") or "",
+            prompt_version=self.prompt_versions.get(chosen) if chosen else None,
+        )
 
     def chosen(self) -> list[dict]:
         """The chosen evaluators with their configs; errors added to the form when malformed."""

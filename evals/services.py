@@ -36,8 +36,10 @@ from evals.models import (
 )
 from evals.schemas import CaseData
 from evals.transfer import case_data
+from evals.variants import Swap, variant_graph
 from flows.models import TERMINAL, Flow, FlowVersion, Run, RunSource, RunStatus
 from flows.services import run_create, run_fail
+from flows.services.versions import flow_variant_create
 from studio.celery import app
 from workers import queues
 from workspaces.audit import audit_record
@@ -206,10 +208,13 @@ def eval_run_start(
     version: DatasetVersion | None = None,
     flow_version: FlowVersion,
     actor: Any = None,
+    base_version: FlowVersion | None = None,
+    variant: dict | None = None,
 ) -> EvalRun:
     """An evaluation run of ``flow_version`` over ``version`` (the current cases, frozen into a
     new version, when None), with one pending result per case; its first tick is enqueued
-    once committed."""
+    once committed. ``base_version`` and ``variant``: what ``flow_version`` was made from
+    when it is an evaluation variant (``eval_variant_start``)."""
     chosen = evaluators_clean(evaluators)
     with transaction.atomic():
         if version is None:
@@ -221,6 +226,8 @@ def eval_run_start(
             flow_id=flow_version.flow_id,
             flow_version=flow_version,
             evaluators=chosen,
+            base_version=base_version,
+            variant=variant or {},
             total=len(version.cases),
             created_by=actor,
             ticked_at=timezone.now(),
@@ -229,9 +236,42 @@ def eval_run_start(
             EvalCaseResult(eval_run=eval_run, index=i, case_id=case.get("case_id"))
             for i, case in enumerate(version.cases)
         )
-        _audit(dataset, actor, "evaluate", eval_run=eval_run.id, version=version.number)
+        swapped = {"variant": variant} if variant else {}
+        _audit(dataset, actor, "evaluate", eval_run=eval_run.id, version=version.number, **swapped)
         transaction.on_commit(lambda: _tick_send(eval_run.id, 0, countdown=0))
     return eval_run
+
+
+def eval_variant_start(
+    *,
+    dataset: Dataset,
+    evaluators: list[dict],
+    version: DatasetVersion | None = None,
+    base: FlowVersion,
+    swap: Swap,
+    actor: Any = None,
+) -> EvalRun:
+    """An evaluation of ``base`` with ``swap``'s model or prompt swapped in, without saving or
+    publishing a version of the flow: the swapped graph is stored as an unnumbered variant
+    that only this evaluation runs. ValidationError keyed by the form's fields when ``actor``
+    may not use what is swapped in or the node is not there; GraphError when the result fails
+    the graph check. All or nothing: one transaction."""
+    evaluators_clean(evaluators)  # refused before anything is stored
+    graph, record = variant_graph(
+        base=base, swap=swap, user=actor, workspace_id=dataset.workspace_id
+    )
+    with transaction.atomic():
+        flow = Flow.objects.get(id=base.flow_id)
+        stored = flow_variant_create(flow=flow, base=base, graph=graph, user=actor)
+        return eval_run_start(
+            dataset=dataset,
+            evaluators=evaluators,
+            version=version,
+            flow_version=stored,
+            actor=actor,
+            base_version=base,
+            variant=record,
+        )
 
 
 def _tick_send(eval_run_id: int, tick: int, countdown: float = EVAL_TICK_S) -> None:

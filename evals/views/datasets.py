@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from agents.models import Agent
-from evals import selectors, services
+from evals import selectors, services, variants
 from evals.access import access_dataset, agents_for, evaluator_models_refused, flows_for
 from evals.forms import CaseForm, DatasetForm, EvalRunForm, ImportForm, VersionForm
 from evals.models import Case, Dataset, EvalRun
@@ -25,6 +25,7 @@ from evals.transfer import (
 )
 from flows.access import access_run
 from flows.models import FlowVersion, VersionKind
+from flows.schema import GraphError
 from studio import access
 from studio.htmx import render_page_or_partial
 from workspaces.access import current_workspace
@@ -262,7 +263,13 @@ def eval_new(request: HttpRequest, dataset_slug: str) -> HttpResponse:
     workspace = current_workspace(request)
     dataset = access_dataset(request.user, workspace, dataset_slug, "change")
     versions = _flow_versions(dataset)
-    form = EvalRunForm(request.POST or None, dataset=dataset, flow_versions=versions)
+    form = EvalRunForm(
+        request.POST or None,
+        dataset=dataset,
+        flow_versions=versions,
+        models=variants.models_usable(request.user, workspace.id),
+        prompt_versions=variants.prompt_versions_usable(request.user, workspace.id),
+    )
     if request.method == "GET" and dataset.flow_id and dataset.flow.published_version_id:
         form.initial["flow_version"] = dataset.flow.published_version_id
     if request.method == "POST" and form.is_valid():
@@ -270,24 +277,45 @@ def eval_new(request: HttpRequest, dataset_slug: str) -> HttpResponse:
         for reason in evaluator_models_refused(request.user, workspace.id, chosen):
             form.add_error(None, reason)
         if form.is_valid():
-            choice = form.cleaned_data["cases"]
-            version = None if choice == "current" else dataset.versions.get(id=int(choice))
-            flow_version = next(v for v in versions if v.id == form.cleaned_data["flow_version"])
-            try:
-                eval_run = services.eval_run_start(
-                    dataset=dataset,
-                    evaluators=chosen,
-                    version=version,
-                    flow_version=flow_version,
-                    actor=request.user,
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc.messages)
-            else:
+            eval_run = _eval_start(request, form, dataset, versions, chosen)
+            if eval_run is not None:
                 return redirect("evals:eval-detail", dataset.slug, eval_run.id)
     context = {"workspace": workspace, "dataset": dataset, "form": form, "versions": versions}
     status = 400 if form.errors else 200
     return render(request, "evals/eval_new.html", context, status=status)
+
+
+def _eval_start(request, form: EvalRunForm, dataset: Dataset, versions, chosen) -> EvalRun | None:
+    """Start what the valid ``form`` asks for: the version as it is, or with a swap; None
+    with the reasons added to the form when the service refuses."""
+    choice = form.cleaned_data["cases"]
+    version = None if choice == "current" else dataset.versions.get(id=int(choice))
+    flow_version = next(v for v in versions if v.id == form.cleaned_data["flow_version"])
+    swap = form.swap()
+    try:
+        if swap.empty:
+            return services.eval_run_start(
+                dataset=dataset,
+                evaluators=chosen,
+                version=version,
+                flow_version=flow_version,
+                actor=request.user,
+            )
+        return services.eval_variant_start(
+            dataset=dataset,
+            evaluators=chosen,
+            version=version,
+            base=flow_version,
+            swap=swap,
+            actor=request.user,
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc)
+    except GraphError as exc:
+        form.add_error(
+            None, [f"With the swap, the flow does not pass its check: {e}" for e in exc.errors]
+        )
+    return None
 
 
 @login_required
@@ -298,7 +326,9 @@ def eval_list(request: HttpRequest, dataset_slug: str) -> HttpResponse:
     context = {
         "workspace": workspace,
         "dataset": dataset,
-        "eval_runs": dataset.eval_runs.select_related("flow_version", "dataset_version")[:200],
+        "eval_runs": dataset.eval_runs.select_related(
+            "flow_version", "dataset_version", "base_version"
+        )[:200],
         "can_change": "change" in access.object_actions(request.user, dataset.target),
     }
     return render(request, "evals/eval_list.html", context)
@@ -308,7 +338,7 @@ def _eval_run(request: HttpRequest, dataset_slug: str, eval_id: int, action: str
     workspace = current_workspace(request)
     dataset = access_dataset(request.user, workspace, dataset_slug, action)
     found = (
-        dataset.eval_runs.select_related("flow_version", "dataset_version")
+        dataset.eval_runs.select_related("flow_version", "dataset_version", "base_version")
         .filter(id=eval_id)
         .first()
     )

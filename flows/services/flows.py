@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
-from flows.models import Flow, FlowVersion
+from flows.models import Flow, FlowVersion, VersionKind
 from flows.schema import check_graph
 from workspaces.audit import audit_record
 from workspaces.models import Workspace
@@ -66,6 +66,9 @@ def flow_publish(*, flow: Flow, version: FlowVersion | None = None, user=None) -
     version = version or flow.versions.filter(number__isnull=False).order_by("-number").first()
     if version is None or version.flow_id != flow.id:
         raise ValidationError("There is no version of this flow to publish.")
+    if version.kind != VersionKind.VERSION or not version.number:
+        # A draft snapshot or an evaluation variant is never served.
+        raise ValidationError("Only a numbered version of this flow can be published.")
     with transaction.atomic():
         before = _published(flow)
         flow.published_version = version

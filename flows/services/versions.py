@@ -1,7 +1,9 @@
-"""Rolling a flow back: serve an earlier version again, or restore one into the draft.
+"""Rolling a flow back (serve an earlier version again, or restore one into the draft), and
+storing an evaluation's variant of a version.
 
-Numbered versions are immutable; neither service changes one. Who may call them is checked by
-the caller through ``studio.access`` (``publish`` to serve a version, ``change`` to restore).
+Numbered versions are immutable; no service here changes one. Who may call them is checked by
+the caller through ``studio.access`` (``publish`` to serve a version, ``change`` to restore or
+to evaluate a variant).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from flows.models import Flow, FlowVersion, VersionKind
+from flows.schema import check_graph
 from flows.services.flows import flow_publish
 from workspaces.audit import audit_record
 
@@ -48,3 +51,26 @@ def flow_version_restore(*, flow: Flow, version: FlowVersion, user=None) -> Flow
             after={"restored_version": version.number},
         )
     return locked
+
+
+def flow_variant_create(*, flow: Flow, base: FlowVersion, graph: dict, user=None) -> FlowVersion:
+    """Store ``graph`` (``base`` with a model or a prompt swapped in) as an evaluation variant:
+    unnumbered, so it is never listed, published, republished, restored or served; only an
+    evaluation runs it. ``GraphError`` when the graph fails the check a saved version passes,
+    for ``user`` (a model or prompt they may not use included). An identical variant of the
+    flow is reused, so evaluating the same swap again does not pile them up."""
+    _numbered(flow, base)
+    check_graph(graph, flow.workspace, user)
+    with transaction.atomic():
+        Flow.objects.select_for_update().filter(id=flow.id).first()
+        same = flow.versions.filter(kind=VersionKind.VARIANT, graph=graph).first()
+        if same is not None:
+            return same
+        return FlowVersion.objects.create(
+            flow=flow,
+            kind=VersionKind.VARIANT,
+            number=None,
+            graph=graph,
+            note=f"evaluation variant of version {base.number}"[:500],
+            created_by=user,
+        )
