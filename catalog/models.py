@@ -337,6 +337,8 @@ class Usage(models.Model):
         indexes = [
             models.Index(fields=["workspace", "created_at"], name="usage_ws_time"),
             models.Index(fields=["model", "created_at"], name="usage_model_time"),
+            # A run's calls (the runs list's cost and first-token time, a page of runs at once).
+            models.Index(fields=["run_id"], name="usage_run"),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import BooleanField, DateTimeField, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import BooleanField, DateTimeField, Exists, OuterRef, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -218,18 +218,13 @@ def _with_usage_and_feedback(runs: list[Run]) -> list[RunRow]:
     rows = {run.id: RunRow(run=run) for run in runs}
     if not rows:
         return []
-    # ``catalog_usage.run_id`` has no index of its own: each run's own time window (its calls
-    # are made between its creation and its end) lets the (workspace, created_at) index find
-    # them among millions of rows, however far apart the page's runs are.
-    now = timezone.now()
-    during = Q()
-    for run in runs:
-        end = (run.finished_at or now) + timedelta(minutes=1)
-        during |= Q(run_id=run.id, created_at__gte=run.created_at, created_at__lte=end)
+    # By the ``usage_run`` index (catalog migration 0007): however far apart in time the page's
+    # runs lie, a few index probes.
     usage = (
-        Usage.objects.filter(during, workspace_id=runs[0].workspace_id)
+        Usage.objects.filter(run_id__in=rows, workspace_id=runs[0].workspace_id)
         .values("run_id")
         .annotate(total_cost=Sum("cost"), ttfts=ArrayAgg("ttft_ms", order_by="created_at"))
+        .order_by()
     )
     for entry in usage:
         row = rows[entry["run_id"]]

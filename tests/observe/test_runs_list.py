@@ -115,6 +115,28 @@ def test_the_list_shows_cost_ttft_tokens_who_feedback_and_a_trace_link(
     assert len(page.context["page"].rows) == 50 and len(full_page) <= len(one_run)
 
 
+def test_a_runs_cost_counts_every_call_recorded_for_it_whenever_it_was_recorded(
+    client, owner, flow, workspace
+):
+    """By run id (the ``usage_run`` index), not by the run's time window: a call recorded late
+    (a worker's clock, a retried write) still counts."""
+    now = timezone.now()
+    run = _run(flow, started_at=now - timedelta(seconds=2), finished_at=now)
+    for cost in ("0.01", "0.02"):
+        Usage.objects.create(workspace=workspace, model_slug="echo", run_id=run.id, cost=cost)
+    Usage.objects.filter(run_id=run.id, cost=Decimal("0.02")).update(
+        created_at=now + timedelta(hours=3)
+    )
+    other = _run(flow)
+    Usage.objects.create(workspace=workspace, model_slug="echo", run_id=other.id, cost="0.5")
+
+    client.force_login(owner)
+    rows = {row.run.id: row for row in client.get(reverse("observe:run-list")).context["page"].rows}
+
+    assert rows[run.id].cost == Decimal("0.03")
+    assert rows[other.id].cost == Decimal("0.5")
+
+
 def test_filters_narrow_the_runs(client, owner, viewer, flow, make_flow, echo_model, workspace):
     other = make_flow(echo_model, slug="other")
     failed = _run(flow, status="failed", source="api")
