@@ -20,6 +20,7 @@ from flows.runtime import executor, node_execution
 from knowledge.access import access_document_for_task, access_knowledge_base_for_task
 from knowledge.retrieval import RetrievalOptions, aretrieve
 from knowledge.services import chunks, ingestion, queries
+from observe.alerts import services as alert_services
 from studio import access
 from workers import resident, served
 from workspaces.access import membership
@@ -204,3 +205,11 @@ def eval_run_tick(eval_run_id: int, tick: int) -> None:
 @shared_task(name="workers.tasks.resume_stale_evaluations", time_limit=60)
 def resume_stale_evaluations() -> int:
     return eval_services.eval_runs_resume()
+
+
+@shared_task(name="workers.tasks.check_alerts", time_limit=300)
+def check_alerts() -> int:
+    """The enabled alert rules checked, least recently checked first, for up to four minutes
+    (beat, ``STUDIO_ALERT_INTERVAL_S``); a repeated or overlapping delivery notifies nothing
+    twice (``observe.alerts.services``)."""
+    return alert_services.alerts_check_all(deadline=time.monotonic() + 240)

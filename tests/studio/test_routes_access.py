@@ -57,7 +57,7 @@ from catalog.services import model_create
 from conversations.models import ChatSettings, Conversation, Message
 from conversations.services import chat_settings_change, conversation_start, message_send
 from conversations.widget import EmbedSettings, embed_settings_change
-from evals.models import Case, Dataset, DatasetVersion, EvalRun
+from evals.models import Case, Dataset, DatasetVersion, EvalComparison, EvalRun
 from evals.schemas import CaseData
 from evals.services import case_add, dataset_create, dataset_version_create
 from flows.demo import assistant_graph
@@ -66,6 +66,7 @@ from flows.services import flow_create, flow_publish, run_create
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.services.bases import BaseSettings, kb_create
 from knowledge.services.documents import document_add_text
+from observe.models import AlertRule
 from studio import access
 from tests.conftest import PASSWORD
 from workspaces.models import ApiKey, AuditEvent, Invitation, Membership, Team, Workspace
@@ -263,7 +264,7 @@ def victim(db) -> Victim:
     )
     case_add(dataset=dataset, data=CaseData(inputs={"message": f"{MARKER} case"}))
     frozen = dataset_version_create(dataset=dataset, actor=owner)
-    EvalRun.objects.create(
+    eval_run = EvalRun.objects.create(
         workspace=workspace,
         dataset=dataset,
         dataset_version=frozen,
@@ -271,6 +272,17 @@ def victim(db) -> Victim:
         flow_version=flow.published_version,
         evaluators=[{"kind": "exact_match", "config": {}}],
         total=1,
+    )
+    EvalComparison.objects.create(
+        workspace=workspace, flow=flow, baseline=eval_run, candidate=eval_run
+    )
+    AlertRule.objects.create(
+        workspace=workspace,
+        flow=flow,
+        name=f"{MARKER} alert",
+        metric="error_rate",
+        threshold=10,
+        emails=[f"{MARKER}-oncall@victim.example"],
     )
     return Victim(
         agent=agent,
@@ -323,6 +335,8 @@ URL_VALUES: dict[str, Callable[[Victim, str | None], Any]] = {
     "dataset_slug": lambda v, kind: Dataset.objects.get(workspace=v.workspace).slug,
     "case_id": lambda v, kind: Case.objects.get(dataset__workspace=v.workspace).id,
     "eval_id": lambda v, kind: EvalRun.objects.get(workspace=v.workspace).id,
+    "rule_id": lambda v, kind: AlertRule.objects.get(workspace=v.workspace).id,
+    "comparison_id": lambda v, kind: EvalComparison.objects.get(workspace=v.workspace).id,
     "document_id": lambda v, kind: v.document.id,
     "chunk_id": lambda v, kind: v.chunk.id,
     "conversation_id": lambda v, kind: v.conversation.id,
@@ -345,6 +359,18 @@ class Body:
     data: dict[str, Any]
     json: bool = False
     names_victim: bool = False
+
+
+# A valid alert rule: a leaking alert view would save it.
+_ALERT_FORM = {
+    "name": "hijacked",
+    "metric": "error_rate",
+    "threshold": "99",
+    "window_minutes": "60",
+    "min_runs": "1",
+    "other_emails": "attacker@example.com",
+    "enabled": "on",
+}
 
 
 def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
@@ -412,11 +438,17 @@ def _post_body(name: str | None, victim: Victim, kind: str | None) -> Body:
         "evals:dataset-new": lambda: Body(
             {"name": "Taken", "target": f"flow:{v.flow.slug}"}, names_victim=True
         ),
+        "evals:comparison-new": lambda: Body(
+            dict.fromkeys(("baseline", "candidate"), EvalRun.objects.get(workspace=v.workspace).id),
+            names_victim=True,
+        ),
         "evals:case-add": lambda: Body({"message": "hijacked"}),
         "evals:case-edit": lambda: Body({"message": "hijacked"}),
         "evals:case-from-run": lambda: Body(
             {"dataset": Dataset.objects.get(workspace=v.workspace).slug}, names_victim=True
         ),
+        "observe:alert-new": lambda: Body(_ALERT_FORM),
+        "observe:alert-edit": lambda: Body(_ALERT_FORM),
         "catalog:prompt-create": lambda: Body(
             {"name": "Triage", "slug": "triage", "template": "{{q}}"}
         ),
@@ -669,6 +701,14 @@ def _victim_state(v: Victim) -> dict[str, Any]:
             DatasetVersion.objects.filter(dataset__workspace=ws).values_list("id", "number")
         ),
         "eval runs": set(EvalRun.objects.filter(workspace=ws).values_list("id", "status")),
+        "alert rules": set(
+            AlertRule.objects.filter(workspace=ws).values_list(
+                "id", "name", "threshold", "enabled", "webhook_url"
+            )
+        ),
+        "eval comparisons": set(
+            EvalComparison.objects.filter(workspace=ws).values_list("id", "flow_id")
+        ),
         "chat settings": {
             (flow_id, opening, json.dumps(suggestions), enabled, json.dumps(origins))
             for flow_id, opening, suggestions, enabled, origins in ChatSettings.objects.filter(
