@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from evals.views import comparison
 from evals.views import datasets as views
 
 app_name = "evals"
@@ -33,5 +34,15 @@ urlpatterns = [
         "evaluations/<slug:dataset_slug>/runs/<int:eval_id>/cancel",
         views.eval_cancel,
         name="eval-cancel",
+    ),
+    path(
+        "evaluations/<slug:dataset_slug>/compare",
+        comparison.comparison_new,
+        name="comparison-new",
+    ),
+    path(
+        "evaluations/<slug:dataset_slug>/comparisons/<int:comparison_id>/",
+        comparison.comparison_detail,
+        name="comparison-detail",
     ),
 ]
