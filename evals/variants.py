@@ -83,7 +83,7 @@ def variant_graph(*, base: FlowVersion, swap: Swap, user, workspace_id: int) -> 
     if swap.model_node or swap.model:
         record["model"] = _swap_model(graph, base, swap, user, workspace_id)
     if swap.prompt_node or swap.prompt_version:
-        record["prompt"] = _swap_prompt(graph, base, swap, user)
+        record["prompt"] = _swap_prompt(graph, base, swap, user, workspace_id)
     if not record:
         raise ValidationError("Choose a model or a prompt to swap in.")
     return graph, record
@@ -114,11 +114,16 @@ def _swap_model(graph: dict, base: FlowVersion, swap: Swap, user, workspace_id: 
     return {"node": where, "from": replaced, "to": model.slug, "nodes": [n["id"] for n in nodes]}
 
 
-def _swap_prompt(graph: dict, base: FlowVersion, swap: Swap, user) -> dict:
+def _swap_prompt(graph: dict, base: FlowVersion, swap: Swap, user, workspace_id: int) -> dict:
     version = swap.prompt_version
     if not swap.prompt_node or version is None:
         raise _refuse("swap_prompt", "Choose both the node and the prompt version to swap in.")
-    if version.published_at is None or not access.has_perm(user, version.prompt, "use"):
+    # The node names the prompt by slug, resolved in the flow's workspace: a version of
+    # another workspace's prompt would not be what runs, and is not the member's to use.
+    usable = version.prompt.workspace_id == workspace_id and access.has_perm(
+        user, version.prompt, "use"
+    )
+    if version.published_at is None or not usable:
         raise _refuse("swap_prompt", "You may not use that prompt version here.")
     node = next((n for n in llm_nodes(graph) if n.get("id") == swap.prompt_node), None)
     if node is None:

@@ -270,22 +270,24 @@ def test_a_model_or_prompt_the_member_may_not_use_is_refused(
 
 
 def test_the_service_refuses_what_the_form_would_not_offer(
-    limited, flow, workspace, owner, other_model
+    limited, flow, workspace, owner, other_model, outsider
 ):
     dataset = make_dataset(workspace, owner, flow, ["Ann"])
     secret = library_prompt(workspace, owner, slug="secret")
+    theirs = library_prompt(Workspace.objects.get(slug="other"), outsider, slug="theirs")
     base = flow.published_version
-    attempts = {
-        "swap_model": Swap(model_node="llm_1", model="other-echo"),
-        "swap_prompt": Swap(prompt_node="llm_1", prompt_version=secret),
-        "swap_model_node": Swap(model_node="input_1", model="echo"),
-    }
-    for field, swap in attempts.items():
+    attempts = [
+        ("swap_model", limited, Swap(model_node="llm_1", model="other-echo")),
+        ("swap_model", owner, Swap(model_node="llm_1", model="no-such-model")),
+        ("swap_prompt", limited, Swap(prompt_node="llm_1", prompt_version=secret)),
+        ("swap_prompt", owner, Swap(prompt_node="llm_1", prompt_version=theirs)),
+        ("swap_model_node", owner, Swap(model_node="input_1", model="echo")),
+        ("swap_prompt_node", owner, Swap(prompt_node="output_1", prompt_version=secret)),
+    ]
+    for field, actor, swap in attempts:
         with pytest.raises(ValidationError) as caught:
-            eval_variant_start(
-                dataset=dataset, evaluators=EXACT, base=base, swap=swap, actor=limited
-            )
-        assert field in caught.value.message_dict
+            eval_variant_start(dataset=dataset, evaluators=EXACT, base=base, swap=swap, actor=actor)
+        assert field in caught.value.message_dict, (field, caught.value)
     assert not EvalRun.objects.exists() and not variants_of(flow)
     assert Prompt.objects.filter(slug="secret").exists()
 
