@@ -15,6 +15,7 @@ from conversations.models import ChatSettings, Conversation, Message, Role, Sour
 from conversations.selectors import conversation_history
 from conversations.widget import widget_tokens_spend
 from flows import selectors as flow_selectors
+from flows.experiments import serving_version
 from flows.models import TERMINAL, Flow, NodeStatus, Run, RunStatus
 from flows.services import run_create, run_fail
 from flows.variables import variables_problem, variables_written
@@ -56,6 +57,7 @@ def message_send(
 ) -> Exchange:
     """Start a run of the flow's published version with ``text`` and the conversation's history,
     and store both turns (the answer's text arrives with the run's end: ``messages_settle``).
+    During an A/B experiment the version is the conversation's arm's (``flows.experiments``).
     ValidationError when the flow cannot chat or the text is empty."""
     flow = conversation.flow
     message_text_check(text)
@@ -64,13 +66,16 @@ def message_send(
         raise ValidationError("Type a message first.")
     if flow.published_version is None:
         raise ValidationError("This flow has no published version yet.")
-    binding = flow_selectors.chat_binding(flow.published_version)
+    # During an A/B experiment the conversation keeps one arm for all its turns.
+    version, arm = serving_version(flow, str(conversation.id))
+    binding = flow_selectors.chat_binding(version)
     messages_settle(conversation)
     history = conversation_history(conversation)
     with transaction.atomic():
         run = run_create(
             flow=flow,
-            version=flow.published_version,
+            version=version,
+            arm=arm,
             inputs={binding.input: text},
             source=source,
             user=user,

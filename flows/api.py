@@ -19,7 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from flows.access import access_api_run, access_published_flow
-from flows.models import Flow, Run, RunSource
+from flows.experiments import Arm, serving_version
+from flows.models import Flow, FlowVersion, Run, RunSource
 from flows.runtime.waiting import run_events, run_payload, run_wait
 from flows.selectors import version_graph
 from flows.services import run_answer, run_create
@@ -107,10 +108,16 @@ def start_run(
     source: str,
     history: list | None = None,
     idempotency_key: str = "",
+    served: tuple[FlowVersion, Arm] | None = None,
 ) -> Run:
+    """A run of the flow's published version, or of ``served``: the version and arm an A/B
+    experiment picked (``flows.experiments.serving_version``; the REST runs and the OpenAI
+    calls pass it, MCP does not and keeps the published version)."""
+    version, arm = served or (flow.published_version, "")
     return run_create(
         flow=flow,
-        version=flow.published_version,
+        version=version,
+        arm=arm,
         inputs=inputs,
         source=source,
         api_key=api_key,
@@ -159,6 +166,7 @@ def _start_published(
             api_key=api_key,
             source=RunSource.API,
             idempotency_key=idempotency_key,
+            served=serving_version(flow, idempotency_key or None),
         )
     except IntegrityError:  # the same key, sent at the same time: the other request won
         return _replayed(_earlier(api_key, idempotency_key), flow, inputs), True

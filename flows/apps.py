@@ -7,6 +7,8 @@ class FlowsConfig(AppConfig):
 
     def ready(self) -> None:
         from flows.access import KEY_KIND
+        from flows.panels import register_panel
+        from flows.views.experiments import experiment_panel
         from studio import access, roles
         from workspaces.access import register_key_kind
 
@@ -34,3 +36,4 @@ class FlowsConfig(AppConfig):
             }
         )
         register_key_kind("flows.Flow", KEY_KIND)
+        register_panel("publish", "experiment", experiment_panel, order=50)

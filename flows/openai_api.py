@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog.engines.base import is_context_refusal
 from flows.access import access_published_flow
 from flows.api import start_run
+from flows.experiments import serving_version
 from flows.models import Flow, Run, RunSource, RunStatus
 from flows.runtime.waiting import run_events, run_wait
 from flows.selectors import chat_binding, published_flows, run_answer_text
@@ -72,6 +73,8 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(min_length=1, max_length=1000)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # OpenAI's end-user id: during an A/B experiment it keeps the user's arm.
+    user: str | None = Field(default=None, max_length=512)
 
 
 class ModelOut(BaseModel):
@@ -225,13 +228,17 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return error(400, "messages must contain a user message.")
     try:
         flow = await sync_to_async(_model_flow)(api_key, body.model)
-        binding = await sync_to_async(chat_binding)(flow.published_version)
+        # An A/B experiment keeps a caller's arm by its Idempotency-Key, else OpenAI's ``user``.
+        split_key = request.headers.get("Idempotency-Key") or body.user or None
+        served = await sync_to_async(serving_version)(flow, split_key)
+        binding = await sync_to_async(chat_binding)(served[0])
         run = await sync_to_async(start_run)(
             flow=flow,
             inputs={binding.input: user_messages[-1].text()},
             api_key=api_key,
             source=RunSource.OPENAI,
             history=_history(body.messages),
+            served=served,
         )
     except Http404:
         return error(404, f"The model {body.model!r} does not exist.", code="model_not_found")

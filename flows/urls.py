@@ -4,7 +4,7 @@ under ``/v1/``."""
 from django.urls import path
 
 from flows import api, openai_api
-from flows.views import create, editor, flows, runs, versions
+from flows.views import create, editor, experiments, flows, runs, versions
 
 app_name = "flows"
 
@@ -19,6 +19,16 @@ urlpatterns = [
     path("flows/<slug:slug>/settings", flows.flow_settings, name="flow-settings"),
     path("flows/<slug:slug>/delete", flows.flow_remove, name="flow-delete"),
     path("flows/<slug:slug>/history", versions.flow_history, name="flow-history"),
+    path(
+        "flows/<slug:slug>/experiment/start",
+        experiments.flow_experiment_start_view,
+        name="flow-experiment-start",
+    ),
+    path(
+        "flows/<slug:slug>/experiment/stop",
+        experiments.flow_experiment_stop_view,
+        name="flow-experiment-stop",
+    ),
     path(
         "flows/<slug:slug>/versions/<int:number>/publish",
         versions.flow_version_republish_view,

@@ -13,6 +13,9 @@ from workspaces.audit import audit_record
 from workspaces.models import Workspace
 from workspaces.sharing import creator_grant
 
+# A flow's online A/B experiment (``flows.services.experiments``).
+EXPERIMENT_FIELDS = ("experiment_version", "experiment_weight", "experiment_started_at")
+
 
 def _published(flow: Flow) -> dict:
     version = flow.published_version
@@ -72,14 +75,18 @@ def flow_publish(*, flow: Flow, version: FlowVersion | None = None, user=None) -
     with transaction.atomic():
         before = _published(flow)
         flow.published_version = version
-        flow.save(update_fields=["published_version", "updated_at"])
+        # Publishing ends a running A/B experiment (``flows.experiments``): its arm a, the
+        # version published until now, is no longer served, so every request gets ``version``.
+        ended = flow.experiment_version_id is not None
+        flow.experiment_version, flow.experiment_weight, flow.experiment_started_at = None, 0, None
+        flow.save(update_fields=["published_version", *EXPERIMENT_FIELDS, "updated_at"])
         audit_record(
             workspace=flow.workspace_id,
             actor=user,
             action="flow.publish",
             target=flow,
             before=before,
-            after=_published(flow),
+            after={**_published(flow), **({"experiment_ended": True} if ended else {})},
         )
     return flow
 

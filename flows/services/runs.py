@@ -82,13 +82,14 @@ def run_create(
     history: list | None = None,
     variables: dict | None = None,
     idempotency_key: str = "",
+    arm: str = "",
 ) -> Run:
     """A queued run of ``version``; the executor is enqueued once the row is committed.
     ``parent``: the run whose sub-flow node ``parent_node`` waits for this one; ValidationError
     (and the tree fails) when its tree has started as many runs as it may. ``history``: the
     conversation's turns before this message (ValidationError when malformed or too long).
     ``variables``: the conversation's variables (``flows/variables.py``; ValidationError past
-    their limits)."""
+    their limits). ``arm``: the A/B arm that chose ``version`` (``flows.experiments``)."""
     graph = version_graph(version.id, version.graph)
     cleaned = run_inputs_clean(graph, inputs)
     run = Run.objects.create(
@@ -99,6 +100,7 @@ def run_create(
         history=history_clean(history),
         variables=variables_clean(variables),
         idempotency_key=idempotency_key,
+        arm=arm,
         source=source,
         created_by=user if user is not None and user.is_authenticated else None,
         api_key=api_key,
