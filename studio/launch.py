@@ -24,8 +24,12 @@ def worker_command(
     beat: bool = True,
     name: str = "studio",
     schedule: Path | None = None,
+    pool: str = "threads",
 ) -> list[str]:
-    """An all-in-one Celery worker: a thread pool sharing one process's resident engines."""
+    """A Celery worker; by default a thread pool sharing one process's resident engines.
+
+    ``beat`` embeds the scheduler (one machine only); a fleet runs ``manage.py beat`` once.
+    """
     command = [
         PYTHON,
         "-m",
@@ -36,7 +40,7 @@ def worker_command(
         "--queues",
         ",".join(queues),
         "--pool",
-        "threads",
+        pool,
         "--concurrency",
         str(concurrency),
         "--hostname",
