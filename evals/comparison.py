@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from evals.models import EvalCaseResult, EvalRun, EvalStatus
+from evals.variants import eval_run_label
 
 # Two scores closer than this are the same score (floats from different evaluator runs).
 SCORE_EPSILON = 1e-9
@@ -190,16 +191,9 @@ def evaluator_key(item: dict[str, Any]) -> str:
 
 
 def run_label(eval_run: EvalRun) -> str:
-    """``v3``, or for a run with a model or prompt swapped in ``v3 + model X``."""
-    base = eval_run.base_version if eval_run.base_version_id else eval_run.flow_version
-    label = f"v{base.number}" if base.number is not None else "draft"
-    swaps = []
-    for part, swap in sorted((eval_run.variant or {}).items()):
-        if isinstance(swap, dict) and swap.get("to"):
-            swaps.append(f"{part} {swap['to']}")
-        elif isinstance(swap, str) and swap:
-            swaps.append(f"{part} {swap}")
-    return " + ".join([label, *swaps])
+    """``v3``, or for a run with a model or prompt swapped in ``v3 + model X in llm_1``: the
+    label the evaluation pages show (``evals.variants``)."""
+    return eval_run_label(eval_run)
 
 
 def outcome_of(result: EvalCaseResult, *, with_output: bool = True) -> CaseOutcome:

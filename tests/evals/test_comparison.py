@@ -319,7 +319,7 @@ def test_run_label_names_the_version_and_what_was_swapped_in(two_runs):
     assert run_label(baseline) == "v1"
     candidate.variant = {"model": {"node": "llm_1", "from": "echo", "to": "tiny"}}
     candidate.base_version = baseline.flow_version
-    assert run_label(candidate) == "v1 + model tiny"
+    assert run_label(candidate) == "v1 + model tiny in llm_1"
 
 
 def test_an_editor_compares_two_runs_and_sees_the_delta_and_changed_cases(client, owner, two_runs):
