@@ -105,6 +105,8 @@ def email_send(rule: AlertRule, payload: dict[str, Any]) -> Outcome:
         subject = f"Alert: {rule.name} on {flow}"
         what = f"reached {_figure(payload['value'])} (threshold {payload['threshold']:g})"
     text = f"{rule.get_metric_display()} of {flow} {what}.\n\n{payload['link']}\n"
+    # A name with a line break would make a header of its own: Django refuses the whole mail.
+    subject = " ".join(subject.split())
     try:
         send_mail(subject=subject, message=text, from_email=None, recipient_list=list(rule.emails))
     except Exception as exc:  # SMTP errors are many kinds; the firing records which

@@ -188,6 +188,16 @@ def test_a_breach_fires_once_resolves_and_a_new_breach_fires_again(flow, owner, 
 
 
 @pytest.mark.django_db
+def test_a_name_with_a_line_break_still_makes_one_subject_line(flow, owner, known):
+    rule = _rule(flow, owner, name="Errors\nBcc: victim@example.com", threshold=20)
+    alert_check(rule_id=rule.id)
+    [message] = mail.outbox
+    assert message.subject == f"Alert: Errors Bcc: victim@example.com on {flow.name}"
+    assert message.bcc == [] and message.to == ["oncall@example.com"]
+    assert rule.firings.get().email_status == "sent"
+
+
+@pytest.mark.django_db
 def test_no_resolved_notice_when_not_asked(flow, owner, known):
     rule = _rule(flow, owner, threshold=20, notify_resolved=False)
     alert_check(rule_id=rule.id)
