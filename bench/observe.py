@@ -1,4 +1,5 @@
-"""The runs list benchmark: how long a page of the runs list takes at 100k and 1M runs.
+"""The runs list and ``/metrics`` benchmark: how long a page of the runs list, and a scrape of
+``/metrics``, take at 100k and 1M runs.
 
 It fills a fresh database of its own (an embedded PostgreSQL under ``var/bench-observe/``,
 ``STUDIO_BENCH_DIR``, unless ``DATABASE_URL`` is set) with runs in SQL (``INSERT … SELECT
@@ -12,6 +13,10 @@ scope, then the page's usage and feedback queries) for:
 - ``filtered``: status failed and one flow of twenty;
 - ``search_common``: full-text search for a word in about one run in five;
 - ``search_rare``: full-text search for a word in one run in 5,000.
+
+and a scrape of ``/metrics`` (``observe.metrics``: every figure read from the tables and the
+embedded Redis, rendered as Prometheus text): ``metrics_scrape`` as Prometheus makes it every
+scrape interval, ``metrics_first_scrape`` the first one after Redis lost the totals' state.
 
 Each is run ``--queries`` times after one warm-up; the table gives p50 and p95 in milliseconds.
 Run it from the repository root::
@@ -51,10 +56,14 @@ RARE_EVERY = 5_000
 STEP = timedelta(seconds=5)  # between two runs' creation
 
 
-def start_database() -> bool:
-    """The embedded PostgreSQL (True: this script started it), migrated."""
+def start_database() -> tuple[bool, subprocess.Popen | None]:
+    """The embedded PostgreSQL (True: this script started it), migrated, and the embedded Redis
+    ``/metrics`` reads the queues from (its process, if this script started it)."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    started = False
+    started, redis = False, None
+    if not os.environ.get("REDIS_URL"):
+        redis = embedded.redis_start()
+        os.environ["REDIS_URL"] = embedded.embedded_redis_url()
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = embedded.postgres_url()
         started = True
@@ -68,7 +77,7 @@ def start_database() -> bool:
     if result.returncode:
         sys.stderr.write(result.stdout + result.stderr)
         raise SystemExit("manage.py migrate failed")
-    return started
+    return started, redis
 
 
 def fresh_workspace():
@@ -247,6 +256,26 @@ def cases(workspace, user, flows) -> dict[str, Callable[[], int]]:
     }
 
 
+def scrapes() -> dict[str, Callable[[], int]]:
+    """A scrape of ``/metrics`` as its view renders it (returns the body's length): as every
+    scrape finds it (the totals' state kept in Redis by the one before), and as the first one
+    does (no state: the tables counted in full, once)."""
+    from prometheus_client import generate_latest
+
+    from observe.metric_totals import STATE_KEY
+    from observe.metrics import metrics_registry
+    from studio import redis_client
+
+    def scrape() -> int:
+        return len(generate_latest(metrics_registry()))
+
+    def first_scrape() -> int:
+        redis_client.client().delete(STATE_KEY)
+        return scrape()
+
+    return {"metrics_scrape": scrape, "metrics_first_scrape": first_scrape}
+
+
 def explain(workspace, user, flows) -> None:
     """The plan of each unsearched case's runs query, as PostgreSQL ran it."""
     from observe.selectors import RunFilters, runs_filtered
@@ -269,7 +298,8 @@ def measure(size: int, named: dict[str, Callable[[], int]], queries: int) -> lis
             case()
             times.append((time.perf_counter() - began) * 1000)
         lines.append(
-            f"runs_list runs={size} case={name} rows={rows} "
+            f"{'metrics' if name.startswith('metrics') else 'runs_list'} runs={size} "
+            f"case={name} rows={rows} "
             f"p50_ms={percentile(times, 50):.2f} p95_ms={percentile(times, 95):.2f}"
         )
         print(lines[-1], flush=True)
@@ -285,7 +315,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [10_000] if args.quick else [int(size) for size in args.sizes.split(",")]
     queries = 5 if args.quick else args.queries
-    started = start_database()
+    started, redis = start_database()
     try:
         import django
 
@@ -301,13 +331,15 @@ def main() -> None:
             if args.explain:
                 explain(workspace, user, flows)
             table += measure(size, cases(workspace, user, flows), queries)
-        print("\n".join(["", "runs list, one page of 50 (ms):", *table]))
+            table += measure(size, scrapes(), queries)
+        print("\n".join(["", "runs list, one page of 50; /metrics, one scrape (ms):", *table]))
     finally:
         if started:
             from django.db import connections
 
             connections.close_all()
             embedded.postgres_stop()
+        launch.stop(redis)
 
 
 if __name__ == "__main__":
