@@ -170,8 +170,7 @@ def _beat(document: Document, **fields) -> None:
 def _content(document: Document) -> tuple[str, str, bytes]:
     """(file name, content type, bytes) to parse: the stored file, or the page fetched now."""
     if document.source != DocumentSource.URL:
-        with document.file.open("rb") as handle:
-            return document.name, document.content_type, handle.read()
+        return document.name, document.content_type, _stored_bytes(document)
     limit = settings.STUDIO_KNOWLEDGE_MAX_FILE_MB * 1024 * 1024
     try:
         with egress.client(follow_redirects=True, max_redirects=5) as client:
@@ -191,6 +190,24 @@ def _content(document: Document) -> tuple[str, str, bytes]:
         name += _EXTENSION_FOR_TYPE[content_type]
     Document.objects.filter(id=document.id).update(size=len(data), content_type=content_type)
     return name, content_type, data
+
+
+def _stored_bytes(document: Document) -> bytes:
+    """The document's original bytes, through the storage (a local folder or a bucket, perhaps
+    on another machine than the upload's). What the storage says on failure may name internal
+    hosts and paths: it goes to the log, the user gets what to do."""
+    try:
+        with document.file.open("rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise IngestionError(
+            f"the stored file of {document.name} is missing; upload it again"
+        ) from None
+    except Exception:
+        log.exception("reading the stored file %r failed", document.file.name)
+        raise IngestionError(
+            f"the stored file of {document.name} could not be read; reingest it later"
+        ) from None
 
 
 def _drafts(document: Document) -> list[ChunkDraft]:

@@ -147,3 +147,22 @@ def test_an_uploaded_document_lives_in_the_bucket_and_is_searchable(
     media = Path(s3_storage["STUDIO_MEDIA_ROOT"])
     assert not any(path.is_file() for path in media.rglob("*"))
     assert time.monotonic() - started < 60
+
+
+def test_a_lost_object_fails_the_document_with_what_to_do(client, owner, base, s3_storage):
+    """What the storage says (its endpoint, the object's key) stays in the worker's log."""
+    client.force_login(owner)
+    client.post(
+        reverse("knowledge:kb-upload", args=[base.id]),
+        {"files": [SimpleUploadedFile("lost.txt", FACT.encode(), "text/plain")]},
+    )
+    document = wait_for(Document.objects.get(knowledge_base=base, name="lost.txt"), timeout=45)
+    assert document.status == DocumentStatus.READY, document.error
+    _bucket_client(s3_storage).delete_object(Bucket=BUCKET, Key=f"uploads/{document.file.name}")
+
+    response = client.post(reverse("knowledge:document-reingest", args=[document.id]))
+    assertRedirects(response, reverse("knowledge:kb-detail", args=[base.id]))
+    wait_for(document, statuses=(DocumentStatus.FAILED,), timeout=45)
+    assert document.error == "the stored file of lost.txt is missing; upload it again"
+    # The previous generation's chunks stay searchable.
+    assert Chunk.objects.filter(document=document, searchable=True, text__contains="fog").exists()
