@@ -66,6 +66,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver"
 CSRF_TRUSTED_ORIGINS = env_list(
     "CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000"
 )
+# The studio's address as people reach it ("https://studio.example.com"): makes the links in
+# notifications sent outside a request (alert mails and webhooks) absolute.
+STUDIO_PUBLIC_URL = os.environ.get("STUDIO_PUBLIC_URL", "").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",

@@ -43,7 +43,7 @@ NOT_CONFIGURED = Outcome(NotifyStatus.NONE)
 def alert_link(rule: AlertRule) -> str:
     """The flow's alerts page: absolute when ``STUDIO_PUBLIC_URL`` names the studio's address."""
     path = reverse("observe:alert-list", args=[rule.flow.slug])
-    return getattr(settings, "STUDIO_PUBLIC_URL", "").rstrip("/") + path
+    return settings.STUDIO_PUBLIC_URL + path
 
 
 def alert_payload(rule: AlertRule, firing: AlertFiring, event: str) -> dict[str, Any]:
