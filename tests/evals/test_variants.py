@@ -127,6 +127,11 @@ def test_a_model_swapped_in_is_evaluated_on_the_worker_and_never_served(
     assert f'<span id="eval-variant">{label}</span>' in detail
     listed = client.get(url("eval-list", dataset.slug)).content.decode()
     assert label in listed and "<td data-label>v1</td>" in listed
+    a_run = swapped.results.first().run_id
+    assert (
+        "Evaluation variant"
+        in client.get(reverse("flows:run-detail", args=[a_run])).content.decode()
+    )
     history = client.get(reverse("flows:flow-history", args=[flow.slug]))
     assert [v.number for v in history.context["versions"]] == [1]
 
