@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -122,3 +123,19 @@ def test_lock_ttl_below_three_seconds_is_refused():
     with pytest.raises(CommandError, match="--lock-ttl must be at least 3 seconds"):
         call_command("beat", "--lock-ttl", "0.5", "--no-wait")
     assert redis_client.client().get(KEY) is None
+
+
+def test_beat_without_redis_says_so(tmp_path):
+    env = {**_env(tmp_path), "REDIS_URL": "redis://127.0.0.1:9/0"}
+    result = subprocess.run(
+        [launch.PYTHON, "manage.py", "beat", "--no-wait"],
+        cwd=launch.BASE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=START_S,
+    )
+
+    assert result.returncode == 1
+    assert "cannot reach Redis for the beat lock" in result.stderr
+    assert not (tmp_path / "celerybeat-schedule").exists()

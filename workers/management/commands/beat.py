@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+import redis
 from django.core.management.base import BaseCommand, CommandError
 
 from studio import redis_client
@@ -50,14 +51,17 @@ class Command(BaseCommand):
         if lock_ttl < 3:
             raise CommandError("--lock-ttl must be at least 3 seconds")
         lock = BeatLock(redis_client.client(), ttl_s=lock_ttl)
-        if not lock.acquire():
-            if no_wait:
-                raise CommandError(
-                    f"another beat holds the lock ({lock.holder()}): only one beat may run "
-                    "across the fleet; exiting"
-                )
-            self._say_waiting(lock.holder(), lock_ttl)
-            lock.wait()
+        try:
+            if not lock.acquire():
+                if no_wait:
+                    raise CommandError(
+                        f"another beat holds the lock ({lock.holder()}): only one beat may run "
+                        "across the fleet; exiting"
+                    )
+                self._say_waiting(lock.holder(), lock_ttl)
+                lock.wait()
+        except redis.RedisError as exc:
+            raise CommandError(f"cannot reach Redis for the beat lock: {exc}") from exc
         self.stdout.write(f"beat: holding the beat lock as {lock.token}", ending="\n")
         self.stdout.flush()
         stop = keep(lock, on_lost=self._lost)
