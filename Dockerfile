@@ -51,6 +51,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libseccomp2 \
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=root:root . /app
+# Bytecode compiled now: the studio cannot write it at run time (read-only code).
+RUN python -m compileall -q -j 0 /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
