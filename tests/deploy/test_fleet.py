@@ -128,16 +128,10 @@ class Fleet:
         port = launch.free_port()
         return self.add(name, launch.web_command(port), port=port)
 
-    def worker(self, name: str, queue_names: list[str], beat: bool = False) -> Process:
-        var = self.root / "var" / name
-        command = launch.worker_command(
-            queue_names,
-            concurrency=4,
-            beat=beat,
-            name=name,
-            schedule=var / "celerybeat-schedule",
-        )
-        return self.add(name, command, ready=" ready.")
+    def worker(self, name: str, queue_names: list[str]) -> Process:
+        """A worker as a fleet runs one: ``manage.py worker`` for some queues, no beat."""
+        command = [*MANAGE, "worker", "--queues", ",".join(queue_names), "--concurrency", "4"]
+        return self.add(name, [*command, "--name", name], ready=" ready.")
 
     def stop(self) -> None:
         """All its processes at once: each takes seconds to shut down."""
@@ -147,15 +141,19 @@ class Fleet:
             process.wait_stopped()
 
     def warm(self, web: str) -> None:
-        """A web process's first request loads the whole site; on web2, a query loads the
-        retrieval worker's embedder, and the seeded note's ingestion is waited for."""
-        notes = f"{self.url(web)}/api/v1/knowledge/notes"
+        """A web process's first request loads the whole site. Through web2, the embedder is
+        loaded on the inference worker (``/v1/embeddings``) while the ingestion worker loads
+        its own for the seeded note, which is waited for."""
         if web == "web1":
-            assert httpx.get(f"{notes}/documents", headers=self.auth, timeout=90).is_success
+            url = f"{self.url(web)}/api/v1/knowledge/notes/documents"
+            assert httpx.get(url, headers=self.auth, timeout=120).status_code == 200
             return
-        query = {"query": "welcome", "top_k": 1}
-        assert httpx.post(f"{notes}/retrieve", json=query, headers=self.auth, timeout=120)
-        wait_ingested(self, web, "notes", self.note)
+        body = {"model": "all-minilm-l6-v2", "input": "welcome"}
+        embedded = httpx.post(
+            f"{self.url(web)}/v1/embeddings", json=body, headers=self.auth, timeout=180
+        )
+        assert embedded.status_code == 200, embedded.text
+        assert wait_ingested(self, web, "notes", self.note)["status"] == "ready"
 
 
 MANAGE = [launch.PYTHON, "manage.py"]
@@ -200,13 +198,15 @@ def _start_fleet(root: Path, stack: ExitStack) -> Fleet:
     fleet = Fleet(env, root)
     stack.callback(fleet.stop)
     setup = fleet.add("setup", [*MANAGE, "shell", "-c", SETUP])
-    # The web processes and the workers without beat touch the database only when asked: they
-    # start while the database is migrated; the reaper's worker waits for the tables.
+    # The web processes and the workers touch the database only when a request or a task asks:
+    # they start while the database is migrated. Beat, which sends the reapers' tasks every
+    # second, waits for the tables.
     early = [
         fleet.web("web1"),
         fleet.web("web2"),
+        # The executor: it sends engine nodes to the inference queue, on another worker.
+        fleet.worker("flows", [queues.FLOWS, queues.MAINTENANCE]),
         fleet.worker("ingest", [queues.INGESTION]),
-        # Engine nodes: the executor sends them here, from the flows worker.
         fleet.worker("serve", [queues.INFERENCE, queues.RETRIEVAL]),
     ]
     for process in (setup, *early):
@@ -216,13 +216,14 @@ def _start_fleet(root: Path, stack: ExitStack) -> Fleet:
         raise RuntimeError(f"the setup failed:\n{setup.log()[-3000:]}")
     seeded = json.loads(setup.log().strip().splitlines()[-1])
     fleet.api_key, fleet.note = seeded["api_key"], seeded["note"]
-    executor = fleet.worker("flows", [queues.FLOWS, queues.MAINTENANCE], beat=True)
-    executor.start()
+    # Once across the fleet: the reapers (of runs whose worker died) among its tasks.
+    beat = fleet.add("beat", [*MANAGE, "beat"], ready="holding the beat lock")
+    beat.start()
     for process in early:
         process.wait_ready()
     with ThreadPoolExecutor() as pool:
         list(pool.map(fleet.warm, ["web1", "web2"]))
-    executor.wait_ready()
+    beat.wait_ready()
     return fleet
 
 
@@ -336,7 +337,7 @@ def test_a_document_is_ingested_on_one_worker_and_retrieved_on_another(fleet):
     )
     assert retrieved.status_code == 200, retrieved.text
     assert "Eiffel" in retrieved.json()["chunks"][0]["text"]
-    assert _tasks(workers["serve"], "knowledge_query") == 2  # with the warm-up query
+    assert _tasks(workers["serve"], "knowledge_query") == 1
     assert _tasks(workers["ingest"], "knowledge_query") == 0
 
 
