@@ -22,11 +22,14 @@ from evals.comparison import (
 )
 from evals.models import EvalCaseResult, EvalComparison, EvalRun, EvalStatus
 from evals.schemas import CaseData
-from evals.services import case_add, dataset_create, dataset_version_create
+from evals.services import case_add, dataset_create, dataset_version_create, eval_run_start
+from flows.demo import assistant_graph
 from flows.services import flow_version_save
+from tests.evals.test_eval_runs import wait_for_eval
 
 EXACT = "exact_match:{}"
 CONTAINS = 'contains:{"phrases":["Hello"]}'
+EXACT_ONLY = [{"kind": "exact_match", "config": {}}]
 CHECKS = [
     {"kind": "exact_match", "config": {}},
     {"kind": "contains", "config": {"phrases": ["Hello"]}},
@@ -479,3 +482,55 @@ def test_the_publish_page_shows_the_flows_last_comparison(client, owner, two_run
     assert "cost $0.003000 → $0.006000" in panel
     assert "1 fixed</strong> / <strong>1 broke" in panel
     assert url("comparison-detail", dataset.slug, kept.id) in panel
+
+
+def test_two_evaluations_run_on_the_worker_compare_as_their_answers_changed(
+    worker, client, workspace, owner, make_flow, echo_model
+):
+    """Through the real path: v2 of the flow answers with one token only, which breaks a case
+    whose expected answer is long and fixes one whose expected answer is the first word."""
+    flow = make_flow(echo_model)
+    v1 = flow.published_version
+    v2 = flow_version_save(
+        flow=flow, graph=assistant_graph(model=echo_model.slug, max_tokens=1), user=owner
+    )
+    dataset = dataset_create(
+        workspace=workspace, name="Smoke", slug="smoke", target=flow, actor=owner
+    )
+    for message, expected in [
+        ("Hello", "Hello"),
+        ("Hello world", "Hello world"),
+        ("Goodbye now", "Goodbye"),
+    ]:
+        case_add(
+            dataset=dataset, data=CaseData(inputs={"message": message}, expected_output=expected)
+        )
+    baseline = wait_for_eval(
+        eval_run_start(dataset=dataset, evaluators=EXACT_ONLY, flow_version=v1, actor=owner)
+    )
+    candidate = wait_for_eval(
+        eval_run_start(
+            dataset=dataset,
+            evaluators=EXACT_ONLY,
+            flow_version=v2,
+            version=baseline.dataset_version,
+            actor=owner,
+        )
+    )
+    assert (baseline.status, candidate.status) == (EvalStatus.DONE, EvalStatus.DONE)
+
+    client.force_login(owner)
+    response = client.post(
+        url("comparison-new", dataset.slug), {"baseline": baseline.id, "candidate": candidate.id}
+    )
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "v1 vs v2 on Smoke" in page
+    assert "1 fixed</strong>, <strong>1 broke</strong>, 2 changed of 3 cases" in page
+    broke = page.split('data-change="broke"')[1].split("</tr>")[0]
+    assert "Hello world" in broke and "exact_match 0.00 ✗" in broke
+    fixed = page.split('data-change="fixed"')[1].split("</tr>")[0]
+    assert "Goodbye now" in fixed and "exact_match 1.00 ✓" in fixed
+    # Fewer tokens out on the candidate: its token count is better.
+    tokens = page.split('data-metric="Tokens"')[1].split("</tr>")[0]
+    assert 'data-verdict="better"' in tokens
