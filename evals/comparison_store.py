@@ -69,15 +69,20 @@ def dataset_comparison(dataset: Dataset, comparison_id: int) -> EvalComparison |
     )
 
 
-def comparison_build(kept: EvalComparison, *, with_output: bool = True) -> Comparison:
-    """The comparison of a kept pair, from their results as they are now."""
+def comparison_build(kept: EvalComparison, *, with_output: bool = True) -> Comparison | None:
+    """The comparison of a kept pair, from their results as they are now; None for a pair
+    that does not compare (only a row stored around ``eval_comparison_create`` can be one:
+    a finished run stays finished)."""
     sides = []
     for eval_run in (kept.baseline, kept.candidate):
         results = eval_run.results.order_by("index")
         if not with_output:
             results = results.only(*_PANEL_FIELDS)
         sides.append(side_of(eval_run, results, with_output=with_output))
-    return compare(sides[0], sides[1])
+    try:
+        return compare(sides[0], sides[1])
+    except ComparisonRefused:
+        return None
 
 
 def flow_comparison_last(user, flow: Flow) -> EvalComparison | None:

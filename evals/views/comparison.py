@@ -119,6 +119,8 @@ def comparison_detail(request: HttpRequest, dataset_slug: str, comparison_id: in
         errors.append(f"There is no filter {which[:40]!r}: pick all, broke or fixed.")
         which = "all"
     comparison = comparison_store.comparison_build(kept)
+    if comparison is None:
+        raise Http404
     counts = _counts(comparison)
     context = {
         "workspace": dataset.workspace,
@@ -152,6 +154,8 @@ def publish_panel(request: HttpRequest, flow: Flow, actions: frozenset[str]) -> 
     if kept is None:
         return None
     comparison = comparison_store.comparison_build(kept, with_output=False)
+    if comparison is None:
+        return None
     context = {
         "kept": kept,
         "dataset": kept.baseline.dataset,

@@ -534,3 +534,17 @@ def test_two_evaluations_run_on_the_worker_compare_as_their_answers_changed(
     # Fewer tokens out on the candidate: its token count is better.
     tokens = page.split('data-metric="Tokens"')[1].split("</tr>")[0]
     assert 'data-verdict="better"' in tokens
+
+
+def test_a_kept_pair_that_does_not_compare_shows_nothing_rather_than_failing(
+    client, owner, two_runs
+):
+    flow, dataset, baseline, candidate = two_runs
+    # Stored around the service (which refuses it): the same run on both sides.
+    kept = EvalComparison.objects.create(
+        workspace=dataset.workspace, flow=flow, baseline=baseline, candidate=baseline
+    )
+    client.force_login(owner)
+    assert client.get(url("comparison-detail", dataset.slug, kept.id)).status_code == 404
+    page = client.get(reverse("flows:flow-detail", args=[flow.slug]))
+    assert page.status_code == 200 and 'id="last-comparison"' not in page.content.decode()
