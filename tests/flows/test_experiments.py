@@ -343,6 +343,10 @@ def test_the_actions_take_only_post(client, owner, flow):
 
 
 def test_rest_runs_keep_their_arm_by_idempotency_key(live_studio, api_key, flow, owner):
+    """The same message to both arms, with the response cache on (temperature 0): each arm
+    answers its own way, so the cache never serves one arm's answer to the other (its key is
+    the model call, whose messages differ)."""
+    assert flow.response_cache
     flow_experiment_start(flow=flow, version=flow.versions.get(number=2), weight=50, user=owner)
     flow.refresh_from_db()
     headers = {"Authorization": f"Bearer {api_key}"}
