@@ -54,7 +54,12 @@ def seed() -> dict[str, str]:
         text="Welcome to the fleet. Every process keeps its own folder.",
         actor=owner,
     )
-    return {"api_key": api_key_create(workspace=workspace, name="fleet")[1], "note": note.id}
+    other = workspace_create(slug="other", name="Other")
+    return {
+        "api_key": api_key_create(workspace=workspace, name="fleet")[1],
+        "other_key": api_key_create(workspace=other, name="outsider")[1],
+        "note": note.id,
+    }
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ class Process:
             start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 90) -> None:
+    def wait_ready(self, timeout: float = 180) -> None:
         assert self.process is not None
         if self.port:
             launch.wait_for_port(self.port, timeout=timeout, process=self.process)
@@ -109,6 +109,7 @@ class Fleet:
     env: dict[str, str]
     root: Path
     api_key: str = ""
+    other_key: str = ""  # a key of another workspace
     note: int = 0  # the seeded document of the notes base
     processes: dict[str, Process] = field(default_factory=dict)
 
@@ -212,10 +213,14 @@ def _start_fleet(root: Path, stack: ExitStack) -> Fleet:
     for process in (setup, *early):
         process.start()
     assert setup.process is not None
-    if setup.process.wait(180) != 0:
+    if setup.process.wait(300) != 0:
         raise RuntimeError(f"the setup failed:\n{setup.log()[-3000:]}")
     seeded = json.loads(setup.log().strip().splitlines()[-1])
-    fleet.api_key, fleet.note = seeded["api_key"], seeded["note"]
+    fleet.api_key, fleet.other_key, fleet.note = (
+        seeded["api_key"],
+        seeded["other_key"],
+        seeded["note"],
+    )
     # Once across the fleet: the reapers (of runs whose worker died) among its tasks.
     beat = fleet.add("beat", [*MANAGE, "beat"], ready="holding the beat lock")
     beat.start()
@@ -297,6 +302,14 @@ def test_a_run_started_on_one_web_process_streams_through_the_other(fleet):
     assert events[-1]["type"] == "run.finished"
     tokens = "".join(e["data"]["text"] for e in events if e["type"] == "token")
     assert tokens == "hello from web one"
+    # Another workspace's key learns nothing of it, on either web process.
+    for web in ("web1", "web2"):
+        refused = httpx.get(
+            f"{fleet.url(web)}/api/v1/runs/{started['run']}/events",
+            headers={"Authorization": f"Bearer {fleet.other_key}"},
+            timeout=30,
+        )
+        assert refused.status_code == 404 and "hello" not in refused.text
     # The executor ran on one worker, the model's node on another.
     workers = fleet.processes
     assert _tasks(workers["flows"], "advance_run") >= 1
@@ -338,6 +351,13 @@ def test_a_document_is_ingested_on_one_worker_and_retrieved_on_another(fleet):
     assert retrieved.status_code == 200, retrieved.text
     assert "Eiffel" in retrieved.json()["chunks"][0]["text"]
     assert _tasks(workers["serve"], "knowledge_query") == 1
+    outsider = httpx.post(
+        f"{fleet.url('web1')}{base}/retrieve",
+        json={"query": "Eiffel Tower in Paris"},
+        headers={"Authorization": f"Bearer {fleet.other_key}"},
+        timeout=60,
+    )
+    assert outsider.status_code == 404 and "Eiffel" not in outsider.text
     assert _tasks(workers["ingest"], "knowledge_query") == 0
 
 
