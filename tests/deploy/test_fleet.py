@@ -1,6 +1,6 @@
-"""The studio as several processes on loopback: PostgreSQL and Redis as TCP servers, two web
-processes and three workers on different queues, each with its own empty var folder, so that a
-file one process writes and another reads fails a test here."""
+"""The studio as a fleet on loopback: PostgreSQL, Redis and S3 (moto) as TCP servers, two web
+processes, three worker pools on different queues and beat, each with its own empty var folder,
+so that a file one process writes and another reads fails a test here."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Process:
     def start(self) -> None:
         self.var.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")  # noqa: SIM115 - closed with the process
-        # Its own process group: beat runs in a child process, and a kill must take both.
+        # Its own process group: a kill must take whatever children it has (beat's, a pool's).
         self.process = launch.start(
             self.command,
             {
@@ -366,8 +366,8 @@ def test_a_run_whose_worker_is_killed_is_finished_by_another(fleet):
     first_token = _start_run(fleet, "web1", "slow", ALPHABET, until="token")
     serve.kill()  # mid-node: the model was streaming its tokens
 
-    # Another worker for the same queues, under another name; the reaper on the flows worker
-    # finds the node whose heartbeat stopped and sends it again.
+    # Another worker for the same queues, under another name: the reaper (sent by beat, run by
+    # the flows worker) finds the node whose heartbeat stopped and sends it to the queue again.
     fleet.worker("serve2", [queues.INFERENCE, queues.RETRIEVAL]).start()
     fleet.processes["serve2"].wait_ready()
     events = _follow(fleet, "web2", first_token["run"])
