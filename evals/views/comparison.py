@@ -74,9 +74,7 @@ def comparison_new(request: HttpRequest, dataset_slug: str) -> HttpResponse:
             return redirect("evals:comparison-detail", dataset.slug, kept.id)
     runs = list(comparison_store.runs_finished(dataset)[:MAX_OFFERED])
     if request.method == "GET" and len(runs) >= 2:
-        # The usual question: did the newest evaluation do better than the one before it?
-        chosen["candidate"] = chosen["candidate"] or runs[0].id
-        chosen["baseline"] = chosen["baseline"] or runs[1].id
+        chosen = _default_pair([run.id for run in runs], chosen)
     context = {
         "workspace": workspace,
         "dataset": dataset,
@@ -86,6 +84,17 @@ def comparison_new(request: HttpRequest, dataset_slug: str) -> HttpResponse:
     }
     status = 400 if errors else 200
     return render(request, "evals/comparison_new.html", context, status=status)
+
+
+def _default_pair(ids: list[int], chosen: dict[str, int | None]) -> dict[str, int | None]:
+    """The usual question: did an evaluation (the newest, unless one is named) do better than
+    the one before it? ``ids`` newest first."""
+    candidate = chosen["candidate"] or ids[0]
+    if chosen["baseline"]:
+        return {"baseline": chosen["baseline"], "candidate": candidate}
+    after = ids[ids.index(candidate) + 1 :] if candidate in ids else ids
+    older = [i for i in after if i != candidate] or [i for i in ids if i != candidate]
+    return {"baseline": older[0], "candidate": candidate}
 
 
 def _rows(kept: EvalComparison, comparison: Comparison, which: str) -> list[dict]:

@@ -336,6 +336,12 @@ def test_an_editor_compares_two_runs_and_sees_the_delta_and_changed_cases(client
     assert f'<option value="{candidate.id}" selected>' in page.split('name="candidate"')[1]
     assert f'<option value="{baseline.id}" selected>' in page.split('name="baseline"')[1]
 
+    # From the older run's page: it is the candidate; none is older, so the newer is the baseline.
+    page = client.get(url("comparison-new", dataset.slug), {"candidate": baseline.id})
+    page = page.content.decode()
+    assert f'<option value="{baseline.id}" selected>' in page.split('name="candidate"')[1]
+    assert f'<option value="{candidate.id}" selected>' in page.split('name="baseline"')[1]
+
     response = client.post(
         url("comparison-new", dataset.slug),
         {"baseline": baseline.id, "candidate": candidate.id},
