@@ -381,3 +381,28 @@ def test_openai_calls_keep_their_arm_by_user(live_studio, api_key, flow, owner):
     assert runs.count() == 12
     assert all(run.arm in ("a", "b") for run in runs)
     assert all(run.flow_version.number == {"a": 1, "b": 2}[run.arm] for run in runs)
+
+
+def test_api_conversations_keep_their_arm_across_turns(live_studio, api_key, flow, owner):
+    flow = flow_experiment_start(
+        flow=flow, version=flow.versions.get(number=2), weight=50, user=owner
+    )
+    http = httpx.Client(
+        base_url=f"{live_studio}/api/v1", headers={"Authorization": f"Bearer {api_key}"}, timeout=60
+    )
+
+    for n in range(4):
+        started = http.post(f"/flows/{flow.slug}/conversations", json={"user": f"user-{n}"})
+        assert started.status_code == 201, started.text
+        conversation = started.json()["id"]
+        _, arm = serving_version(flow, conversation)
+        for text in ("one", "two"):
+            sent = http.post(f"/conversations/{conversation}/messages", json={"text": text})
+            assert sent.status_code == 200, sent.text
+            assert sent.json()["answer"]["text"] == ("B: " if arm == "b" else "") + text
+        asked = Conversation.objects.get(id=conversation).messages.values("run")
+        runs = Run.objects.filter(id__in=asked)
+        assert runs.count() == 2
+        assert {(r.arm, r.flow_version.number, r.source) for r in runs} == {
+            (arm, 2 if arm == "b" else 1, RunSource.API)
+        }
