@@ -80,14 +80,7 @@ def flow_experiment_start(*, flow: Flow, version: FlowVersion, weight: int, user
         locked.experiment_version = version
         locked.experiment_weight = weight
         locked.experiment_started_at = timezone.now()
-        locked.save(
-            update_fields=[
-                "experiment_version",
-                "experiment_weight",
-                "experiment_started_at",
-                "updated_at",
-            ]
-        )
+        locked.save(update_fields=[*EXPERIMENT_FIELDS, "updated_at"])
         audit_record(
             workspace=locked.workspace_id,
             actor=user,
