@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -62,7 +63,7 @@ class Command(BaseCommand):
                 lock.wait()
         except redis.RedisError as exc:
             raise CommandError(f"cannot reach Redis for the beat lock: {exc}") from exc
-        self.stdout.write(f"beat: holding the beat lock as {lock.token}", ending="\n")
+        self.stdout.write(f"beat: holding the beat lock as {lock.token}")
         self.stdout.flush()
         stop = keep(lock, on_lost=self._lost)
         try:
@@ -73,7 +74,9 @@ class Command(BaseCommand):
             ).run()
         finally:
             stop.set()
-            lock.release()
+            # Without Redis the lock cannot be released, but it lapses by itself.
+            with contextlib.suppress(redis.RedisError):
+                lock.release()
 
     def _say_waiting(self, holder: str | None, ttl: float) -> None:
         self.stdout.write(
