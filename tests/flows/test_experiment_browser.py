@@ -54,6 +54,7 @@ def test_a_50_50_experiment_splits_new_conversations_and_each_keeps_its_arm(
     panel.get_by_label("Share of traffic for b (%)").fill("50")
     panel.get_by_role("button", name="Start experiment").click()
     expect(page.locator("#experiment-running")).to_contain_text("serves 50% of the conversations")
+    page.locator("#experiment").screenshot(path="/tmp/experiment-panel.png")
 
     seen: dict[str, str] = {}
     for n in range(MAX_CONVERSATIONS):
@@ -86,3 +87,4 @@ def test_a_50_50_experiment_splits_new_conversations_and_each_keeps_its_arm(
     expect(runs_row.nth(0)).to_have_text(str(Run.objects.filter(arm="a").count()))
     expect(runs_row.nth(1)).to_have_text(str(Run.objects.filter(arm="b").count()))
     expect(arms.locator("#row-feedback")).to_contain_text("not enough data yet")
+    page.screenshot(path="/tmp/experiment-arms.png")
