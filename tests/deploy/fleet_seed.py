@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 
+PASSWORD = "fleet-correct-horse-battery"
 
-def seed() -> dict[str, str]:
+
+def seed() -> dict[str, str | int]:
     from django.contrib.auth import get_user_model
 
     from catalog.services import model_create
@@ -23,8 +25,11 @@ def seed() -> dict[str, str]:
     from workspaces.services import api_key_create, member_add, workspace_create
 
     workspace = workspace_create(slug="fleet", name="Fleet")
-    owner = get_user_model().objects.create_user("fleet-owner", "owner@example.com", None)
+    users = get_user_model().objects
+    owner = users.create_user("fleet-owner", "owner@example.com", PASSWORD)
     member_add(workspace=workspace, user=owner, role="owner")
+    viewer = users.create_user("fleet-viewer", "viewer@example.com", PASSWORD)
+    viewing = member_add(workspace=workspace, user=viewer, role="viewer")
     echo = model_create(slug="echo", name="Echo", engine="echo")
     # 200 ms a token: a run lasts long enough for a worker to be killed in the middle of it.
     slow = model_create(
@@ -59,6 +64,7 @@ def seed() -> dict[str, str]:
         "api_key": api_key_create(workspace=workspace, name="fleet")[1],
         "other_key": api_key_create(workspace=other, name="outsider")[1],
         "note": note.id,
+        "viewer_membership": viewing.id,
     }
 
 

@@ -4,6 +4,7 @@ so that a file one process writes and another reads fails a test here."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -24,6 +26,7 @@ from django.conf import settings
 from studio import launch
 from tests.conftest import FAST_TIMINGS
 from tests.deploy import servers
+from tests.deploy.fleet_seed import PASSWORD
 from tests.knowledge.helpers import PARAGRAPHS
 from workers import queues
 
@@ -111,6 +114,7 @@ class Fleet:
     api_key: str = ""
     other_key: str = ""  # a key of another workspace
     note: int = 0  # the seeded document of the notes base
+    viewer_membership: int = 0
     processes: dict[str, Process] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
@@ -221,6 +225,7 @@ def _start_fleet(root: Path, stack: ExitStack) -> Fleet:
         seeded["other_key"],
         seeded["note"],
     )
+    fleet.viewer_membership = seeded["viewer_membership"]
     # Once across the fleet: the reapers (of runs whose worker died) among its tasks.
     beat = fleet.add("beat", [*MANAGE, "beat"], ready="holding the beat lock")
     beat.start()
@@ -379,6 +384,59 @@ def test_a_run_whose_worker_is_killed_is_finished_by_another(fleet):
     ).json()
     assert (run["status"], run["outputs"]) == ("succeeded", {"text": ALPHABET})
     assert _tasks(fleet.processes["serve2"], "execute_node") == 1
+
+
+def _login(fleet: Fleet, web: str, username: str) -> httpx.Client:
+    """A browser-like client signed in through ``web``; its session works on every process."""
+    client = httpx.Client(base_url=fleet.url(web), timeout=60)
+    client.get("/accounts/login/")
+    token = client.cookies["csrftoken"]
+    form = {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token}
+    assert client.post("/accounts/login/", data=form).status_code == 302
+    return client
+
+
+async def _watch_until_closed(url: str, session: str, seen_token: threading.Event) -> tuple:
+    """Follow a run's WebSocket until the server closes it: its token texts and close code."""
+    import aiohttp
+
+    tokens = []
+    headers = {"Cookie": f"sessionid={session}", "Origin": url.split("/ws/")[0]}
+    async with aiohttp.ClientSession() as client:
+        async with client.ws_connect(url.replace("http", "ws", 1), headers=headers) as socket:
+            async for message in socket:
+                events = json.loads(message.data)
+                for event in events if isinstance(events, list) else [events]:
+                    if event["type"] == "token":
+                        tokens.append(event["data"]["text"])
+                        seen_token.set()
+            return tokens, socket.close_code
+
+
+def test_a_socket_on_one_web_process_closes_when_access_is_revoked_on_the_other(fleet):
+    owner = _login(fleet, "web1", "fleet-owner")
+    viewer = _login(fleet, "web2", "fleet-viewer")
+    # Not the killed run's words: the studio would answer those from its response cache at once.
+    words = ALPHABET.upper()
+    started = _start_run(fleet, "web1", "slow", words, until="run.started")
+    seen_token = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        url = f"{fleet.url('web2')}/ws/runs/{started['run']}/?after=0"
+        watching = pool.submit(
+            asyncio.run, _watch_until_closed(url, viewer.cookies["sessionid"], seen_token)
+        )
+        assert seen_token.wait(60), watching.result() if watching.done() else "no token"
+        # The owner removes the viewer on the other web process: the notice reaches the
+        # viewer's socket through the channel layer, and the socket closes mid-run.
+        removal = owner.post(
+            f"/workspace/members/{fleet.viewer_membership}/remove",
+            data={"csrfmiddlewaretoken": owner.cookies["csrftoken"]},
+        )
+        assert removal.status_code == 302, removal.text
+        tokens, code = watching.result(timeout=30)
+    assert code == 4403, (code, tokens)
+    text = "".join(tokens)
+    assert text and words.startswith(text) and text != words
 
 
 def test_no_process_keeps_a_file_that_another_reads(fleet):
