@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from flows.models import Flow, FlowVersion, VersionKind
-from flows.selectors import chat_binding, version_graph
+from flows.selectors import ChatBinding, chat_binding, version_graph
 from flows.services.flows import EXPERIMENT_FIELDS, flow_publish
 from workspaces.audit import audit_record
 
@@ -24,9 +24,9 @@ def _experiment(flow: Flow) -> dict:
     }
 
 
-def _chat_input(version: FlowVersion) -> str | None:
+def _chat(version: FlowVersion) -> ChatBinding | None:
     try:
-        return chat_binding(version).input
+        return chat_binding(version)
     except ValidationError:
         return None  # takes no text: it serves the API only
 
@@ -56,10 +56,19 @@ def experiment_refusal(*, flow: Flow, version: FlowVersion, weight: int) -> str 
             f"Version {version.number} takes other inputs than the published "
             f"v{published.number}: both arms must take the same inputs."
         )
-    if _chat_input(version) != _chat_input(published):
+    chat_b, chat_a = _chat(version), _chat(published)
+    if (chat_b and chat_b.input) != (chat_a and chat_a.input):
         return (
             f"Version {version.number} takes a chat message in another input than the "
             f"published v{published.number}: both arms must take the message the same way."
+        )
+    # The chat page and the widget pick the streamed answer's tokens by node when they reopen a
+    # conversation, from the published version's binding.
+    if chat_a and chat_b and chat_a.answer_nodes != chat_b.answer_nodes:
+        return (
+            f"Version {version.number} streams its chat answer from other nodes "
+            f"({', '.join(sorted(chat_b.answer_nodes))}) than the published v{published.number} "
+            f"({', '.join(sorted(chat_a.answer_nodes))}): rename them to match."
         )
     return None
 

@@ -209,6 +209,19 @@ def test_a_version_that_takes_other_inputs_is_refused(flow, owner):
     assert "both arms must take the same inputs" in refusal(flow, renamed)
 
 
+def test_a_version_that_answers_the_chat_from_other_nodes_is_refused(flow, owner):
+    graph = copy.deepcopy(flow.published_version.graph)
+    graph["nodes"][1]["id"] = "llm_2"
+    for edge in graph["edges"]:
+        for end in ("source", "target"):
+            edge[end] = "llm_2" if edge[end] == "llm_1" else edge[end]
+    renamed = flow_version_save(flow=flow, graph=graph, user=owner)
+
+    assert "streams its chat answer from other nodes (llm_2) than the published v1 (llm_1)" in (
+        refusal(flow, renamed)
+    )
+
+
 # --- the chat: sticky per conversation ---------------------------------------------------------
 
 
