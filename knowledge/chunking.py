@@ -15,8 +15,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter, TokenTextSplitter
-from llama_index.core.schema import TextNode
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog.token_counts import encoding
@@ -24,7 +22,11 @@ from knowledge.parsers.base import Section
 from knowledge.parsers.markdown import heading_title
 
 if TYPE_CHECKING:
-    pass
+    from llama_index.core.node_parser import (
+        MarkdownNodeParser,
+        SentenceSplitter,
+        TokenTextSplitter,
+    )
 
 # Not "/" (LlamaIndex's default): a heading such as "Input/Output" must stay one path element.
 _PATH_SEPARATOR = "\x1f"
@@ -105,6 +107,8 @@ def _markdown_pieces(section: Section, settings: ChunkSettings) -> list[tuple[st
     # The markdown parser names a section after the heading that opens it; that heading must not
     # appear twice in the path.
     base_title = base.rpartition(" > ")[2]
+    from llama_index.core.schema import TextNode  # imported where chunks are made: see _splitter
+
     pieces = []
     for node in _markdown_parser().get_nodes_from_node(TextNode(text=section.text)):
         inner = [part for part in node.metadata["header_path"].split(_PATH_SEPARATOR) if part]
@@ -131,7 +135,13 @@ def _clean_title(title: str) -> str:
 def _splitter(
     kind: str, chunk_size: int, chunk_overlap: int
 ) -> SentenceSplitter | TokenTextSplitter:
-    """One splitter per setting, built once: construction loads tokenizer and sentence models."""
+    """One splitter per setting, built once: construction loads tokenizer and sentence models.
+
+    LlamaIndex is imported here, not at the top: the web process imports this module through its
+    URL configuration and would pay seconds of import time on its first request for a library
+    that only the ingestion worker calls."""
+    from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
+
     splitter_class = TokenTextSplitter if kind == "tokens" else SentenceSplitter
     return splitter_class(
         chunk_size=chunk_size,
@@ -142,4 +152,6 @@ def _splitter(
 
 @functools.cache
 def _markdown_parser() -> MarkdownNodeParser:
+    from llama_index.core.node_parser import MarkdownNodeParser
+
     return MarkdownNodeParser(header_path_separator=_PATH_SEPARATOR)

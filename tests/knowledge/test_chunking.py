@@ -5,6 +5,9 @@ and hash) every time, which re-embedding only changed chunks depends on."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
@@ -182,3 +185,18 @@ def test_settings_out_of_range_are_rejected(values):
 def test_count_tokens_counts_with_the_splitters_tokenizer():
     assert count_tokens("") == 0
     assert count_tokens("hello world") == 2
+
+
+def test_the_web_process_loads_its_urls_without_llamaindex():
+    """LlamaIndex costs seconds to import: only the code that chunks may import it, never the
+    URL configuration a web process loads on its first request."""
+    code = (
+        "import sys, django; django.setup(); import studio.urls; "
+        "print(sorted(m for m in sys.modules if m.startswith('llama_index')))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "studio.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
