@@ -28,6 +28,7 @@ from tests.conftest import FAST_TIMINGS
 from tests.deploy import servers
 from tests.deploy.fleet_seed import PASSWORD
 from tests.knowledge.helpers import PARAGRAPHS
+from tests.s3 import s3_client
 from workers import queues
 
 # The knowledge test's paragraphs; the retrieval query below must find the Eiffel one.
@@ -191,7 +192,7 @@ def _start_fleet(root: Path, stack: ExitStack) -> Fleet:
         "STUDIO_S3_ACCESS_KEY_ID": "fleet",
         "STUDIO_S3_SECRET_ACCESS_KEY": "fleet-secret",
     }
-    _bucket(s3).create_bucket(Bucket=BUCKET)
+    s3_client(s3).create_bucket(Bucket=BUCKET)
     env = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -246,19 +247,6 @@ def wait_ingested(fleet: Fleet, web: str, base: str, document_id: int) -> dict:
         if detail["status"] in ("ready", "failed") or time.monotonic() > deadline:
             return detail
         time.sleep(0.3)
-
-
-def _bucket(env: dict[str, str]):
-    """A boto3 client of the fleet's S3 server, as the studio's settings would make it."""
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=env["STUDIO_S3_ENDPOINT_URL"],
-        region_name=env["STUDIO_S3_REGION"],
-        aws_access_key_id=env["STUDIO_S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["STUDIO_S3_SECRET_ACCESS_KEY"],
-    )
 
 
 def _first_event(response: httpx.Response, type_: str) -> dict:
@@ -337,7 +325,7 @@ def test_a_document_is_ingested_on_one_worker_and_retrieved_on_another(fleet):
     assert detail["status"] == "ready", detail["error"]
     assert detail["chunk_count"] >= 1
     # The upload's bytes went to the bucket, where the ingestion worker read them.
-    stored = _bucket(fleet.env).list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    stored = s3_client(fleet.env).list_objects_v2(Bucket=BUCKET).get("Contents", [])
     assert "handbook.txt" in [o["Key"].rsplit("/", 1)[-1] for o in stored]
     workers = fleet.processes
     assert _tasks(workers["ingest"], "ingest_document") == 2  # with the seeded note

@@ -12,7 +12,6 @@ import re
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
@@ -24,6 +23,7 @@ from knowledge.services.bases import BaseSettings, kb_create
 from studio import launch
 from studio import settings as studio_settings
 from tests.knowledge.helpers import PARAGRAPHS, wait_for
+from tests.s3 import s3_client
 
 BUCKET = "studio-documents"
 FACT = "The lighthouse keeper on Skerryvore logs the fog signal every seventeen minutes."
@@ -48,23 +48,13 @@ def s3_env(tmp_path_factory):
         "STUDIO_S3_PREFIX": "uploads",
         "STUDIO_MEDIA_ROOT": str(tmp_path_factory.mktemp("s3") / "media"),
     }
-    _bucket_client(env).create_bucket(Bucket=BUCKET)
+    s3_client(env).create_bucket(Bucket=BUCKET)
     yield env
     server.stop()
 
 
-def _bucket_client(env: dict[str, str]):
-    return boto3.client(
-        "s3",
-        endpoint_url=env["STUDIO_S3_ENDPOINT_URL"],
-        region_name=env["STUDIO_S3_REGION"],
-        aws_access_key_id=env["STUDIO_S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["STUDIO_S3_SECRET_ACCESS_KEY"],
-    )
-
-
 def _objects(env: dict[str, str]) -> dict[str, bytes]:
-    client = _bucket_client(env)
+    client = s3_client(env)
     listed = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
     return {
         item["Key"]: client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
@@ -158,7 +148,7 @@ def test_a_lost_object_fails_the_document_with_what_to_do(client, owner, base, s
     )
     document = wait_for(Document.objects.get(knowledge_base=base, name="lost.txt"), timeout=45)
     assert document.status == DocumentStatus.READY, document.error
-    _bucket_client(s3_storage).delete_object(Bucket=BUCKET, Key=f"uploads/{document.file.name}")
+    s3_client(s3_storage).delete_object(Bucket=BUCKET, Key=f"uploads/{document.file.name}")
 
     response = client.post(reverse("knowledge:document-reingest", args=[document.id]))
     assertRedirects(response, reverse("knowledge:kb-detail", args=[base.id]))
