@@ -167,6 +167,9 @@ class Run(WorkspaceOwned):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField()
+    # A queued run's first executor task sent again because it was lost (see ``NodeResult``).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    requeues = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -256,6 +259,11 @@ class NodeResult(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When its task was last sent again (or is due, after a retry's backoff); null: when it was
+    # created. A pending node whose task is gone from the broker past it is sent again, at most
+    # ``STUDIO_NODE_REQUEUES`` times (``requeues``) while the task is lost outright.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    requeues = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["created_at", "id"]

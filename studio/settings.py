@@ -340,6 +340,10 @@ STUDIO_HEARTBEAT_S = float(os.environ.get("STUDIO_HEARTBEAT_S", "2"))
 STUDIO_HEARTBEAT_STALE_S = float(os.environ.get("STUDIO_HEARTBEAT_STALE_S", "20"))
 # A node whose worker was lost is started again this many times, then the run fails.
 STUDIO_NODE_REQUEUES = int(os.environ.get("STUDIO_NODE_REQUEUES", "2"))
+# A pending node (or queued run) whose task has left the broker's queue this long ago without a
+# worker claiming it is sent again (its worker died between taking and claiming it); a task
+# lost outright more than STUDIO_NODE_REQUEUES times fails the run.
+STUDIO_DISPATCH_STALE_S = float(os.environ.get("STUDIO_DISPATCH_STALE_S", "30"))
 
 # Observe: ``/metrics`` answers only a scraper sending this bearer token (unset: no endpoint);
 # its recent figures cover this many seconds. Traces go over OTLP/HTTP to this endpoint (or the

@@ -293,7 +293,11 @@ def _stored(run: Run, outcome: _Outcome) -> list[Event]:
     else:
         delay = policy.retry_delay(node, attempts)
         if delay is not None:
-            if not running.update(status=NodeStatus.PENDING, error=error[:10_000]):
+            # Sent with a countdown: its task is due, and may be missed, only then.
+            due = timezone.now() + timedelta(seconds=delay)
+            if not running.update(
+                status=NodeStatus.PENDING, error=error[:10_000], dispatched_at=due
+            ):
                 return []
             queue = flight.result.queue
             transaction.on_commit(lambda: dispatch.execute(run.id, key, queue, countdown=delay))

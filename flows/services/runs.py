@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from flows.history import history_clean
@@ -258,41 +259,56 @@ def _answer_resumes(result: NodeResult, answer: dict) -> None:
     result.details = {**details, "answer": answer}
     # Each answer starts the node's attempts afresh: a worker lost after it is requeued.
     result.attempts = 0
-    result.save(update_fields=["status", "details", "attempts"])
+    result.dispatched_at = timezone.now()
+    result.save(update_fields=["status", "details", "attempts", "dispatched_at"])
 
 
 def runs_fail_stale(*, run_id: Any = None) -> int:
-    """Resume or fail runs whose node lost its worker, and fail runs past their deadline.
-    Returns how many runs ended.
+    """Resume or fail runs whose node lost its worker or its task, and fail runs past their
+    deadline. Returns how many runs ended.
 
     A node whose heartbeat stopped is dispatched again (its result was never stored, so it has
     not run to the end) up to ``STUDIO_NODE_REQUEUES`` times; then the run fails with the
-    reason. Called periodically by the worker's beat and by clients waiting on a run, so a
-    killed worker or a lost task never leaves a run hanging.
+    reason. So is a pending node (or a queued run) whose task the broker has not held for
+    ``STUDIO_DISPATCH_STALE_S`` (``_lost_resend``). Called periodically by the worker's beat and
+    by clients waiting on a run, so a killed worker or a lost task never leaves a run hanging.
     """
     now = timezone.now()
     runs = Run.objects.exclude(status__in=TERMINAL)
     stale_at = now - timedelta(seconds=settings.STUDIO_HEARTBEAT_STALE_S)
-    nodes = NodeResult.objects.filter(status=NodeStatus.RUNNING, heartbeat_at__lt=stale_at)
+    sent_before = now - timedelta(seconds=settings.STUDIO_DISPATCH_STALE_S)
+    # One scan of the results for both kinds of stale node.
+    nodes = NodeResult.objects.filter(
+        Q(status=NodeStatus.RUNNING, heartbeat_at__lt=stale_at)
+        | Q(status=NodeStatus.PENDING) & _sent_before(sent_before)
+    )
     if run_id is not None:
         runs = runs.filter(id=run_id)
         nodes = nodes.filter(run_id=run_id)
     failed = 0
+    pending: list[dict] = []
     for stale in nodes.exclude(run__status__in=TERMINAL).values(
-        "run_id", "node_id", "queue", "attempts"
+        "run_id", "node_id", "queue", "attempts", "status", "requeues"
     ):
-        if stale["attempts"] <= settings.STUDIO_NODE_REQUEUES:
+        if stale["status"] == NodeStatus.PENDING:
+            if stale["queue"]:  # a node with no queue runs inline, never from a task
+                pending.append(stale)
+        elif stale["attempts"] <= settings.STUDIO_NODE_REQUEUES:
             failed += _node_requeue(stale, stale_at)
-            continue
-        failed += run_fail(
-            run_id=stale["run_id"],
-            node_id=stale["node_id"],
-            reason=(
-                f"worker lost: node {stale['node_id']!r} on queue {stale['queue']!r} stopped "
-                f"sending heartbeats for {settings.STUDIO_HEARTBEAT_STALE_S:g} s "
-                f"({stale['attempts']} attempts)"
-            ),
-        )
+        else:
+            failed += run_fail(
+                run_id=stale["run_id"],
+                node_id=stale["node_id"],
+                reason=(
+                    f"worker lost: node {stale['node_id']!r} on queue {stale['queue']!r} "
+                    f"stopped sending heartbeats for {settings.STUDIO_HEARTBEAT_STALE_S:g} s "
+                    f"({stale['attempts']} attempts)"
+                ),
+            )
+    queued = runs.filter(_sent_before(sent_before), status=RunStatus.QUEUED)
+    queued = list(queued.values("id", "requeues"))
+    if pending or queued:
+        failed += _lost_resend(pending, queued, sent_before)
     for run_id_, status, created_at, deadline_at in runs.filter(deadline_at__lt=now).values_list(
         "id", "status", "created_at", "deadline_at"
     ):
@@ -312,7 +328,9 @@ def _node_requeue(stale: dict, stale_at) -> int:
         node_id=stale["node_id"],
         status=NodeStatus.RUNNING,
         heartbeat_at__lt=stale_at,
-    ).update(status=NodeStatus.PENDING, error="worker lost; started again")
+    ).update(
+        status=NodeStatus.PENDING, error="worker lost; started again", dispatched_at=timezone.now()
+    )
     if moved:
         events.publish_sync(
             stale["run_id"],
@@ -321,4 +339,83 @@ def _node_requeue(stale: dict, stale_at) -> int:
             {"attempt": stale["attempts"], "error": "worker lost", "delay_s": 0},
         )
         dispatch.execute(stale["run_id"], stale["node_id"], stale["queue"])
+    return 0
+
+
+def _lost_resend(pending: list[dict], queued: list[dict], sent_before: datetime) -> int:
+    """Send again the tasks of pending nodes and queued runs that the broker no longer holds.
+    Returns how many runs failed.
+
+    A task still in its queue's list waits its turn: nothing is sent. One a worker took but has
+    not started (``dispatch.Held.reserved``) is sent again without counting, since that worker
+    may have been killed and its prefetched tasks would come back only after the broker's
+    visibility timeout; one held nowhere was lost outright (its worker died between taking it
+    and claiming it) and counts against ``STUDIO_NODE_REQUEUES``, past which the run fails.
+    A second delivery is harmless: ``node_claim`` and the executor's pass claim with a
+    conditional UPDATE, so the first to arrive runs it and the other does nothing."""
+    held = dispatch.held(
+        [p["queue"] for p in pending] + ([dispatch.advance_queue()] if queued else [])
+    )
+    failed = 0
+    for node in pending:
+        task = (dispatch.EXECUTE_NODE, (str(node["run_id"]), node["node_id"]))
+        if not held.waiting(node["queue"], task):
+            failed += _lost_send(
+                NodeResult.objects.filter(
+                    run_id=node["run_id"], node_id=node["node_id"], status=NodeStatus.PENDING
+                ),
+                node,
+                task in held.reserved,
+                sent_before,
+                lambda n=node: dispatch.execute(n["run_id"], n["node_id"], n["queue"]),
+                run_id=node["run_id"],
+                what=f"node {node['node_id']!r} on queue {node['queue']!r}",
+            )
+    for run in queued:
+        task = (dispatch.ADVANCE_RUN, (str(run["id"]),))
+        if not held.waiting(dispatch.advance_queue(), task):
+            failed += _lost_send(
+                Run.objects.filter(id=run["id"], status=RunStatus.QUEUED),
+                run,
+                task in held.reserved,
+                sent_before,
+                lambda r=run: dispatch.advance(r["id"]),
+                run_id=run["id"],
+                what="the run's first step",
+            )
+    return failed
+
+
+def _sent_before(moment: datetime) -> Q:
+    """Rows whose task was last sent before ``moment`` (never sent again: when created)."""
+    return Q(dispatched_at__lt=moment) | Q(dispatched_at=None, created_at__lt=moment)
+
+
+def _lost_send(
+    rows: QuerySet,
+    row: dict,
+    reserved: bool,
+    sent_before: datetime,
+    send: Callable[[], None],
+    *,
+    run_id: Any,
+    what: str,
+) -> int:
+    """Send one lost task again (once, even if two reapers see it), or fail its run once it was
+    lost too often. Returns 1 if the run failed."""
+    lost = 0 if reserved else 1
+    if row["requeues"] + lost > settings.STUDIO_NODE_REQUEUES:
+        return int(
+            run_fail(
+                run_id=run_id,
+                reason=(
+                    f"task lost: {what} was sent {row['requeues'] + 1} times and no worker "
+                    f"took it within {settings.STUDIO_DISPATCH_STALE_S:g} s"
+                ),
+            )
+        )
+    if rows.filter(_sent_before(sent_before)).update(
+        dispatched_at=timezone.now(), requeues=F("requeues") + lost
+    ):
+        send()
     return 0
