@@ -14,6 +14,12 @@ scope, then the page's usage and feedback queries) for:
 - ``search_common``: full-text search for a word in about one run in five;
 - ``search_rare``: full-text search for a word in one run in 5,000.
 
+The two searches are timed twice at each size: first with the statistics stale (autovacuum off
+on the bench's tables and no ``ANALYZE`` since the table grew: at the first size never analyzed,
+at the next the statistics of the size before, the newest runs all past their histogram, as a
+busy table finds itself between two autovacuums), then, like every other case, after a fresh
+``ANALYZE``. A plan that depends on lucky statistics shows here as a gap between the two.
+
 and a scrape of ``/metrics`` (``observe.metrics``: every figure read from the tables and the
 embedded Redis, rendered as Prometheus text): ``metrics_scrape`` as Prometheus makes it every
 scrape interval, ``metrics_first_scrape`` the first one after Redis lost the totals' state.
@@ -54,6 +60,7 @@ COMMON_WORD = "w7"  # one of the vocabulary: in about 1 - (199/200)^42 ≈ 19% o
 RARE_WORD = "zanzibar"  # added to the question of one run in RARE_EVERY
 RARE_EVERY = 5_000
 STEP = timedelta(seconds=5)  # between two runs' creation
+STATS_TABLES = ("flows_run", "catalog_usage", "conversations_message")
 
 
 def start_database() -> tuple[bool, subprocess.Popen | None]:
@@ -92,6 +99,9 @@ def fresh_workspace():
     with connection.cursor() as cursor:
         # The bench's own database: its runs, usage and conversations go, whatever they were.
         cursor.execute("TRUNCATE flows_run, catalog_usage, conversations_conversation CASCADE")
+        for table in STATS_TABLES:
+            # Statistics change only when ``analyze`` says, so stale ones stay stale.
+            cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
     Workspace.objects.filter(slug=WORKSPACE).delete()
     workspace = workspace_create(slug=WORKSPACE, name="Bench observe")
     user, _ = get_user_model().objects.get_or_create(username="bench-observe-owner")
@@ -221,16 +231,18 @@ def fill(workspace, user, flows, start: int, end: int, base) -> None:
 
 
 def grow(workspace, user, flows, have: int, size: int, base) -> None:
-    from django.db import connection
-
     began = time.perf_counter()
     for start in range(have + 1, size + 1, BATCH):
         fill(workspace, user, flows, start, min(start + BATCH - 1, size), base)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE flows_run")
-        cursor.execute("ANALYZE catalog_usage")
-        cursor.execute("ANALYZE conversations_message")
     print(f"filled runs={size} in_s={time.perf_counter() - began:.1f}", flush=True)
+
+
+def analyze() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in STATS_TABLES:
+            cursor.execute(f"ANALYZE {table}")
 
 
 def cases(workspace, user, flows) -> dict[str, Callable[[], int]]:
@@ -276,19 +288,36 @@ def scrapes() -> dict[str, Callable[[], int]]:
     return {"metrics_scrape": scrape, "metrics_first_scrape": first_scrape}
 
 
-def explain(workspace, user, flows) -> None:
-    """The plan of each unsearched case's runs query, as PostgreSQL ran it."""
-    from observe.selectors import RunFilters, runs_filtered
+def explain(workspace, user, flows, stats: str) -> None:
+    """The plan of each case's runs queries, as PostgreSQL ran them: the searches' too (every
+    query they make)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from observe.selectors import RunFilters, runs_filtered, runs_page
 
     for name, filters in {
         "first": RunFilters(),
         "filtered": RunFilters(status="failed", flow_ids=(flows[0].id,)),
     }.items():
         runs = runs_filtered(user, workspace.id, filters)[:51]
-        print(f"--- {name}\n{runs.explain(analyze=True)}", flush=True)
+        print(f"--- {name} stats={stats}\n{runs.explain(analyze=True)}", flush=True)
+    for name, word in (("search_common", COMMON_WORD), ("search_rare", RARE_WORD)):
+        runs = runs_filtered(user, workspace.id, RunFilters(q=word))
+        with CaptureQueriesContext(connection) as queries:
+            runs_page(runs, after=None, search=word)
+        for query in queries.captured_queries:
+            if 'FROM "flows_run"' not in query["sql"].split(" WHERE ")[0]:
+                continue  # the page's usage and feedback lookups
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN ANALYZE " + query["sql"])
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+            print(f"--- {name} stats={stats}\n{plan}", flush=True)
 
 
-def measure(size: int, named: dict[str, Callable[[], int]], queries: int) -> list[str]:
+def measure(
+    size: int, named: dict[str, Callable[[], int]], queries: int, stats: str = "fresh"
+) -> list[str]:
     lines = []
     for name, case in named.items():
         rows = case()  # warm-up
@@ -299,7 +328,7 @@ def measure(size: int, named: dict[str, Callable[[], int]], queries: int) -> lis
             times.append((time.perf_counter() - began) * 1000)
         lines.append(
             f"{'metrics' if name.startswith('metrics') else 'runs_list'} runs={size} "
-            f"case={name} rows={rows} "
+            f"case={name} stats={stats} rows={rows} "
             f"p50_ms={percentile(times, 50):.2f} p95_ms={percentile(times, 95):.2f}"
         )
         print(lines[-1], flush=True)
@@ -328,9 +357,15 @@ def main() -> None:
         for size in sorted(sizes):
             grow(workspace, user, flows, have, size, base)
             have = size
+            named = cases(workspace, user, flows)
+            searches = {name: case for name, case in named.items() if name.startswith("search")}
             if args.explain:
-                explain(workspace, user, flows)
-            table += measure(size, cases(workspace, user, flows), queries)
+                explain(workspace, user, flows, "stale")
+            table += measure(size, searches, queries, "stale")
+            analyze()
+            if args.explain:
+                explain(workspace, user, flows, "fresh")
+            table += measure(size, named, queries)
             table += measure(size, scrapes(), queries)
         print("\n".join(["", "runs list, one page of 50; /metrics, one scrape (ms):", *table]))
     finally:

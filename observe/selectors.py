@@ -31,6 +31,7 @@ SEARCH_DOCUMENT = (
     "to_tsvector('simple'::regconfig, "
     'left("flows_run"."inputs"::text || \' \' || "flows_run"."outputs"::text, 100000))'
 )
+TS_QUERY = "websearch_to_tsquery('simple'::regconfig, %s)"
 
 
 @dataclass(frozen=True)
@@ -196,20 +197,54 @@ def _searched(runs: QuerySet[Run], search: str, size: int) -> list[Run]:
     of a word's frequency is too rough to choose between them itself. First among the newest
     SEARCH_WINDOW runs (the keyset index, the text of each matched as it is read): enough for
     a word in one run of 40 or more. Failing that, through the full-text index (every match
-    found, then sorted: cheap, as the word is rare)."""
-    matching = runs.filter(
+    found, then sorted: cheap, as the word is rare). Each query is written so that its every
+    plan is one of these, whatever the table's statistics say: stale ones (the newest runs
+    past the histogram, or a table never analyzed) once turned a search into a walk of the
+    whole table's text, seconds instead of 100 ms."""
+    # The window's oldest run, by the first page's plan (the keyset index, OFFSET
+    # SEARCH_WINDOW - 1): the window is then a range of that index with constant ends. Not
+    # ``pk__in=<the window's ids>``: that semi-join PostgreSQL planned by the statistics.
+    boundary = runs.values_list("created_at", "id", "workspace_id")[
+        SEARCH_WINDOW - 1 : SEARCH_WINDOW
+    ]
+    if not boundary:  # fewer runs than the window: all are in it, and read by the keyset index
+        return _fetched(runs.filter(_matched_unindexed(search)), size)
+    created_at, run_id, workspace_id = boundary[0]
+    # The plain ``created_at >=`` is implied by the row comparison; PostgreSQL estimates it
+    # from the histogram (and past the histogram's end, from the index), the row comparison
+    # it barely estimates.
+    window = runs.filter(created_at__gte=created_at).filter(
         RawSQL(
-            f"{SEARCH_DOCUMENT} @@ websearch_to_tsquery('simple'::regconfig, %s)",
-            (search,),
+            '("flows_run"."created_at", "flows_run"."id") >= (%s, %s)',
+            (created_at, run_id),
             output_field=BooleanField(),
         )
     )
-    found = _fetched(matching.filter(pk__in=runs.values("pk")[:SEARCH_WINDOW]), size)
+    found = _fetched(window.filter(_matched_unindexed(search)), size)
     if len(found) > size:
         return found
-    # The sort key is an expression, so that the plan cannot walk the keyset index.
+    # Every match's id by the full-text index alone, in a subquery PostgreSQL runs once, by
+    # itself, before the page's query (an InitPlan: ``ARRAY(SELECT …)``), so that no plan
+    # joins it to the runs and matches each one's text (``IN (SELECT …)`` is flattened into
+    # such a join). Its workspace's condition is written so that no other index serves it.
+    # Then the matches are sorted by an expression, so that the plan cannot walk the keyset
+    # index either.
+    hits = RawSQL(
+        f'"flows_run"."id" = ANY(ARRAY(SELECT "flows_run"."id" FROM "flows_run" '
+        f'WHERE {SEARCH_DOCUMENT} @@ {TS_QUERY} AND "flows_run"."workspace_id" + 0 = %s))',
+        (search, workspace_id),
+        output_field=BooleanField(),
+    )
     unindexed = RawSQL('"flows_run"."created_at" + interval \'0 s\'', (), DateTimeField())
-    return _fetched(matching.order_by(unindexed.desc(), "-id"), size)
+    return _fetched(runs.filter(hits).order_by(unindexed.desc(), "-id"), size)
+
+
+def _matched_unindexed(search: str) -> RawSQL:
+    """The condition that a run's text holds ``search``, written so that the full-text index
+    cannot serve it: the window's plan then reads the window's range of the keyset index, never
+    a common word's postings (a walk of the table)."""
+    document = f"({SEARCH_DOCUMENT} || ''::tsvector)"
+    return RawSQL(f"{document} @@ {TS_QUERY}", (search,), output_field=BooleanField())
 
 
 def _with_usage_and_feedback(runs: list[Run]) -> list[RunRow]:

@@ -282,6 +282,51 @@ def test_search_finds_a_rare_word_beyond_the_newest_runs(client, owner, flow, mo
     assert _ids(client.get(reverse("observe:run-list"), {"q": "albatross"})) == [old.id]
 
 
+@pytest.mark.parametrize("window", [1, 4, 1000])
+def test_search_pages_find_every_match_the_member_may_see_and_no_other(
+    owner, make_member, flow, make_flow, echo_model, workspace, monkeypatch, window
+):
+    """Whether the matches lie in the newest ``window`` runs or past them (the full-text
+    index), every page holds only runs of flows the member may view that pass the filters."""
+    from workspaces.sharing import object_grant
+
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW", window)
+    hidden = make_flow(echo_model, slug="hidden")
+    expected = []
+    for n in range(9):
+        if n % 3 == 0:
+            expected.append(_run(flow, text=f"a heron, number {n}", status="failed"))
+        _run(flow, text="a heron that succeeded", status="succeeded")
+        _run(hidden, text="a heron nobody may see here", status="failed")
+        _run(flow, text="a gull", status="failed")
+    limited = make_member("viewer", limited=True)
+    object_grant(obj=flow, subject=limited, level="view", actor=owner)
+
+    runs = selectors.runs_filtered(limited, workspace.id, RunFilters(status="failed"))
+    seen, after = [], None
+    while True:
+        page = selectors.runs_page(runs, after=after, search="heron", size=1)
+        seen += [row.run.id for row in page.rows]
+        if page.next_cursor is None:
+            break
+        after = selectors.Cursor.decode(page.next_cursor)
+    assert seen == [run.id for run in reversed(expected)]
+
+
+def test_a_searched_page_past_the_first_comes_by_its_cursor(client, owner, flow):
+    old = [_run(flow, text=f"a pelican {n}") for n in range(selectors.PAGE_SIZE + 3)]
+    for _ in range(10):
+        _run(flow, text="no bird")
+    client.force_login(owner)
+    url = reverse("observe:run-list")
+    first = client.get(url, {"q": "pelican"})
+    assert _ids(first) == [run.id for run in reversed(old)][: selectors.PAGE_SIZE]
+    more = client.get(url, {"q": "pelican", "after": first.context["page"].next_cursor})
+    assert more.status_code == 200
+    assert _ids(more) == [run.id for run in reversed(old[:3])]
+    assert more.context["page"].next_cursor is None
+
+
 def test_a_user_of_no_workspace_gets_403(client, db):
     from django.contrib.auth import get_user_model
 
