@@ -16,5 +16,6 @@ urlpatterns: list = [
     path("flows/<slug:slug>/alerts/new", alerts.alert_new, name="alert-new"),
     path("flows/<slug:slug>/alerts/<int:rule_id>/", alerts.alert_edit, name="alert-edit"),
     path("flows/<slug:slug>/alerts/<int:rule_id>/delete", alerts.alert_delete, name="alert-delete"),
+    path("flows/<slug:slug>/alerts/<int:rule_id>/test", alerts.alert_test, name="alert-test"),
     path("agents/<slug:agent_slug>/runs/", runs.agent_run_list, name="agent-run-list"),
 ]

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -61,6 +62,23 @@ def alert_payload(rule: AlertRule, firing: AlertFiring, event: str) -> dict[str,
     }
 
 
+def alert_test_payload(rule: AlertRule, now: datetime) -> dict[str, Any]:
+    """A firing's payload, marked ``"test": true`` (event "test"), for the "send a test" button:
+    the rule's last measured value, no firing behind it."""
+    return {
+        "event": "test",
+        "test": True,
+        "rule": {"id": rule.id, "name": rule.name},
+        "flow": {"slug": rule.flow.slug, "name": rule.flow.name},
+        "metric": rule.metric,
+        "value": rule.last_value,
+        "threshold": rule.threshold,
+        "fired_at": now.isoformat(),
+        "resolved_at": None,
+        "link": alert_link(rule),
+    }
+
+
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     """``t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>``: the time in the signed text
     lets a receiver refuse a replayed delivery."""
@@ -98,7 +116,10 @@ def email_send(rule: AlertRule, payload: dict[str, Any]) -> Outcome:
     if not rule.emails:
         return NOT_CONFIGURED
     flow = payload["flow"]["name"]
-    if payload["event"] == "resolved":
+    if payload["event"] == "test":
+        subject = f"Test: {rule.name} on {flow}"
+        what = f"(threshold {payload['threshold']:g}): a test notification, nothing fired"
+    elif payload["event"] == "resolved":
         subject = f"Resolved: {rule.name} on {flow}"
         what = f"is back under {payload['threshold']:g}: now {_figure(payload['value'])}"
     else:

@@ -25,6 +25,7 @@ from flows.models import Flow
 from observe.alerts import notify
 from observe.alerts.values import alert_value
 from observe.models import AlertFiring, AlertRule, AlertState
+from studio.throttle import throttle_hit
 from workspaces.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,41 @@ def alert_rule_delete(*, rule: AlertRule, actor) -> None:
             before=_audited(rule),
         )
         rule.delete()
+
+
+# One test per rule per window, whoever asks: the button sends mail and POSTs to a URL the
+# member typed, so it must not become a way to flood either.
+TEST_WINDOW_S = 10
+
+
+class AlertTestTooSoon(Exception):
+    """A test of this rule was sent less than ``TEST_WINDOW_S`` ago."""
+
+
+@dataclass(frozen=True)
+class AlertTestResult:
+    email: notify.Outcome
+    webhook: notify.Outcome
+
+
+def alert_rule_test(*, rule: AlertRule, actor) -> AlertTestResult:
+    """Send the rule's mail and webhook now, with a payload marked ``"test": true``; records no
+    firing and leaves the rule's state alone. Raises AlertTestTooSoon within ``TEST_WINDOW_S``
+    of the rule's last test. The audit entry holds each channel's outcome."""
+    if not throttle_hit(key=f"alert-test:{rule.pk}", limit=1, window_s=TEST_WINDOW_S):
+        raise AlertTestTooSoon
+    payload = notify.alert_test_payload(rule, timezone.now())
+    result = AlertTestResult(
+        email=notify.email_send(rule, payload), webhook=notify.webhook_send(rule, payload)
+    )
+    outcomes = {
+        channel: {"status": outcome.status, "error": outcome.error}
+        for channel, outcome in (("email", result.email), ("webhook", result.webhook))
+    }
+    audit_record(
+        workspace=rule.workspace_id, actor=actor, action="alert.test", target=rule, after=outcomes
+    )
+    return result
 
 
 def alert_check(*, rule_id: int, now: datetime | None = None) -> AlertFiring | None:

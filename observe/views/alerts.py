@@ -1,4 +1,4 @@
-"""A flow's alerts: its rules (list, create, edit, delete) and their firing history."""
+"""A flow's alerts: its rules (list, create, edit, delete, send a test) and their firing history."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from flows.access import access_flow
 from observe.access import access_alert_rule
 from observe.alerts import selectors, services
 from observe.forms import AlertRuleForm
+from observe.models import NotifyStatus
 from studio import access
 from workspaces.access import current_workspace
 
@@ -66,3 +67,34 @@ def alert_delete(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
     services.alert_rule_delete(rule=rule, actor=request.user)
     messages.success(request, f"Deleted the alert {rule.name}.")
     return redirect("observe:alert-list", rule.flow.slug)
+
+
+@login_required
+@require_POST
+def alert_test(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
+    rule = access_alert_rule(request.user, current_workspace(request), slug, rule_id, "change")
+    try:
+        result = services.alert_rule_test(rule=rule, actor=request.user)
+    except services.AlertTestTooSoon:
+        messages.error(
+            request,
+            f"A test of {rule.name} was sent moments ago: "
+            f"try again in {services.TEST_WINDOW_S} seconds.",
+        )
+    else:
+        _tell_test_result(request, rule.name, result)
+    return redirect("observe:alert-list", rule.flow.slug)
+
+
+def _tell_test_result(request: HttpRequest, name: str, result: services.AlertTestResult) -> None:
+    told = [
+        f"{channel} sent"
+        if outcome.status == NotifyStatus.SENT
+        else f"{channel} not sent: {outcome.error}"
+        for channel, outcome in (("webhook", result.webhook), ("email", result.email))
+        if outcome.status != NotifyStatus.NONE
+    ]
+    failed = NotifyStatus.FAILED in (result.webhook.status, result.email.status)
+    (messages.error if failed else messages.success)(
+        request, f"Test notification of {name}: {'; '.join(told)}."
+    )

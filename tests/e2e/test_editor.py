@@ -4,11 +4,12 @@ published."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import WebSocketRoute, expect
 
 from flows.demo import assistant_graph
 from flows.models import Flow, VersionKind
@@ -145,7 +146,10 @@ def test_a_person_builds_runs_and_publishes_a_flow(page, owner, new_flow):
         ("llm_1", "output_1"),
     ]
 
-    # A test run with an input typed in the run panel: the answer streams in.
+    # A test run with an input typed in the run panel: the answer streams in, over a socket
+    # that takes the events ready together in one message.
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
     page.get_by_role("button", name="Test run").first.click()
     run_panel = page.get_by_role("region", name="Test run")
     run_panel.get_by_label("Message").fill(MESSAGE)
@@ -161,6 +165,8 @@ def test_a_person_builds_runs_and_publishes_a_flow(page, owner, new_flow):
     expect(run_panel.get_by_role("link", name="Open the run's trace")).to_have_attribute(
         "href", re.compile(r"^/runs/[0-9a-f-]{36}/$")
     )
+    run_sockets = [url for url in sockets if "/ws/runs/" in url]
+    assert len(run_sockets) == 1 and run_sockets[0].endswith("?after=0&batch=1"), sockets
     snapshot = new_flow.runs.get().flow_version
     assert (snapshot.kind, snapshot.number) == (VersionKind.DRAFT, None)
 
@@ -300,3 +306,57 @@ def test_the_agent_node_picks_an_agent_and_pins_one_of_its_versions(page, owner,
     while pinned().get("version") != 1 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert (pinned()["agent"], pinned()["version"]) == ("secret", 1)
+
+
+def test_a_test_run_applies_batched_frames_in_order_and_each_event_once(page, owner, new_flow):
+    """The run's events, held back by the test and then sent as the first ones one by one and
+    all of them again in one frame: the editor applies each event once, in order, whatever the
+    shape of the message."""
+    from flows.services.drafts import flow_draft_save
+
+    flow_draft_save(flow=new_flow, graph=assistant_graph(model="echo"), user=owner)
+    urls: list[str] = []
+    frames: list[str] = []
+    events: list[dict] = []
+
+    def hold_then_resend(ws: WebSocketRoute) -> None:
+        urls.append(ws.url)
+        server = ws.connect_to_server()
+
+        def on_server_message(message) -> None:
+            frames.append(message)
+            data = json.loads(message)
+            events.extend(data if isinstance(data, list) else [data])
+            if events[-1]["type"] not in ("run.finished", "run.failed"):
+                return
+            # Up to the first token one event a message (the unbatched shape), then every event
+            # again in one frame: the ones seen already must not be applied twice.
+            first_token = next(i for i, event in enumerate(events) if event["type"] == "token")
+            for event in events[: first_token + 1]:
+                ws.send(json.dumps(event))
+            ws.send(json.dumps(events))
+
+        server.on_message(on_server_message)
+
+    page.route_web_socket(re.compile(r"/ws/runs/"), hold_then_resend)
+    log_in(page, "olive", PASSWORD)
+    page.goto(f"/flows/{new_flow.slug}/edit")
+    page.get_by_role("button", name="Test run").first.click()
+    run_panel = page.get_by_role("region", name="Test run")
+    run_panel.get_by_label("Message").fill(MESSAGE)
+    run_panel.get_by_role("button", name="Run", exact=True).click()
+
+    expect(run_panel.get_by_test_id("run-status")).to_have_text("Succeeded")
+    expect(run_panel.locator('.run-node[data-node="llm_1"] .run-stream')).to_have_text(MESSAGE)
+    for node in ("input_1", "llm_1", "output_1"):
+        expect(run_panel.locator(f'.run-node[data-node="{node}"]')).to_have_class(
+            re.compile(r"\brun-succeeded\b")
+        )
+    expect(page.locator('.react-flow__node[data-id="llm_1"] .studio-node')).to_have_class(
+        re.compile(r"\brun-succeeded\b")
+    )
+    assert len(urls) == 1 and urls[0].endswith("?after=0&batch=1"), urls
+    assert all(frame.startswith("[") for frame in frames), frames  # the server batches
+    tokens = [event["data"]["text"] for event in events if event["type"] == "token"]
+    # The first token goes out alone, the rest after it: the frame holds more than one.
+    assert len(tokens) >= 2 and "".join(tokens) == MESSAGE, tokens

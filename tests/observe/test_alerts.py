@@ -24,12 +24,14 @@ from conversations.models import Conversation, Message
 from flows.models import Flow, Run
 from observe.alerts.notify import SIGNATURE_HEADER
 from observe.alerts.services import (
+    TEST_WINDOW_S,
     AlertRuleValues,
     alert_check,
     alert_rule_create,
     alerts_check_all,
 )
 from observe.models import AlertFiring, AlertRule
+from studio import redis_client, throttle
 from workers import queues
 from workspaces.models import AuditEvent
 
@@ -524,3 +526,128 @@ def test_the_check_task_fires_on_the_worker(worker, flow, owner, known):
     assert rule.last_checked_at != last
     assert rule.firings.count() == 1
     assert rule.firings.get().email_status == "sent"
+
+
+# --- send a test notification -----------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_test_window():
+    """No earlier run's test of a rule with the same id holds the window shut."""
+    client = redis_client.client()
+    for key in client.scan_iter(f"{throttle.PREFIX}alert-test:*"):
+        client.delete(key)
+
+
+def _messages(page) -> list[str]:
+    return [str(m) for m in page.context["messages"]]
+
+
+@pytest.mark.django_db
+def test_a_test_notification_reaches_the_signed_webhook_and_the_mail_and_records_no_firing(
+    client, flow, owner, known, receiver, settings, fresh_test_window
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    rule = _rule(flow, owner, threshold=20, webhook_url=receiver.url, webhook_secret="s3cret")
+    client.force_login(owner)
+    page = client.post(reverse("observe:alert-test", args=[flow.slug, rule.id]), follow=True)
+    assert page.status_code == 200
+    assert _messages(page) == ["Test notification of Errors: webhook sent; email sent."]
+    assert "webhook sent; email sent" in page.content.decode()
+
+    [delivery] = receiver.received
+    payload = json.loads(delivery["body"])
+    assert (payload["test"], payload["event"], payload["threshold"]) == (True, "test", 20)
+    assert payload["rule"] == {"id": rule.id, "name": "Errors"}
+    stamp, mac = delivery["headers"][SIGNATURE_HEADER.lower()].split(",")
+    signed = stamp.removeprefix("t=").encode() + b"." + delivery["body"]
+    expected = hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(mac.removeprefix("v1="), expected)
+    [message] = mail.outbox
+    assert message.subject == f"Test: Errors on {flow.name}" and "test" in message.body
+
+    # Nothing fired, the state stays, the breach still fires for real on the next check.
+    rule.refresh_from_db()
+    assert (rule.state, rule.firings.count()) == ("ok", 0)
+    entry = AuditEvent.objects.get(action="alert.test", target_id=str(rule.id))
+    assert entry.after["webhook"] == {"status": "sent", "error": ""}
+    assert entry.actor == owner
+    assert alert_check(rule_id=rule.id) is not None
+    assert [json.loads(d["body"])["event"] for d in receiver.received] == ["test", "firing"]
+
+
+@pytest.mark.django_db
+def test_a_test_to_a_private_address_is_refused_with_the_reason(
+    client, flow, owner, receiver, settings, fresh_test_window
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = []
+    rule = _rule(flow, owner, emails=[], webhook_url=receiver.url)
+    client.force_login(owner)
+    page = client.post(reverse("observe:alert-test", args=[flow.slug, rule.id]), follow=True)
+    [told] = _messages(page)
+    assert told.startswith("Test notification of Errors: webhook not sent: the host '127.0.0.1'")
+    assert "STUDIO_EGRESS_ALLOW_FETCH" in told and "email" not in told
+    assert receiver.received == [] and not mail.outbox
+    assert AuditEvent.objects.get(action="alert.test").after["webhook"]["status"] == "failed"
+
+
+@pytest.mark.django_db
+def test_a_test_answered_with_an_error_status_says_which(
+    client, flow, owner, receiver, settings, fresh_test_window
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    receiver.status = 503
+    rule = _rule(flow, owner, emails=[], webhook_url=receiver.url)
+    client.force_login(owner)
+    page = client.post(reverse("observe:alert-test", args=[flow.slug, rule.id]), follow=True)
+    assert _messages(page) == [
+        "Test notification of Errors: webhook not sent: the webhook answered HTTP 503."
+    ]
+    assert len(receiver.received) == 1
+
+
+@pytest.mark.django_db
+def test_tests_of_a_rule_are_limited_to_one_per_window(
+    client, flow, owner, receiver, settings, fresh_test_window
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    rule = _rule(flow, owner, webhook_url=receiver.url)
+    other = _rule(flow, owner, name="Other", emails=[], webhook_url=receiver.url)
+    client.force_login(owner)
+    url = reverse("observe:alert-test", args=[flow.slug, rule.id])
+    assert _messages(client.post(url, follow=True)) == [
+        "Test notification of Errors: webhook sent; email sent."
+    ]
+    for _ in range(5):
+        page = client.post(url, follow=True)
+        assert _messages(page) == [
+            f"A test of Errors was sent moments ago: try again in {TEST_WINDOW_S} seconds."
+        ]
+    # Another rule has a window of its own.
+    client.post(reverse("observe:alert-test", args=[flow.slug, other.id]))
+    assert len(receiver.received) == 2 and len(mail.outbox) == 1
+    assert AuditEvent.objects.filter(action="alert.test").count() == 2
+
+
+@pytest.mark.django_db
+def test_only_members_who_may_change_the_flow_send_tests(
+    client, flow, owner, viewer, outsider, receiver, settings, fresh_test_window
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    rule = _rule(flow, owner, webhook_url=receiver.url)
+    url = reverse("observe:alert-test", args=[flow.slug, rule.id])
+    client.force_login(viewer)
+    assert client.post(url).status_code == 403
+    assert (
+        "Send a test"
+        not in client.get(reverse("observe:alert-list", args=[flow.slug])).content.decode()
+    )
+    client.force_login(outsider)
+    assert client.post(url).status_code == 404
+    client.force_login(owner)
+    assert client.get(url).status_code == 405
+    assert receiver.received == [] and not mail.outbox
+    assert not AuditEvent.objects.filter(action="alert.test").exists()
+    # None of them used up the window: the owner's first test goes out.
+    assert client.post(url).status_code == 302
+    assert len(receiver.received) == 1
