@@ -131,12 +131,19 @@ def alert_rule_delete(*, rule: AlertRule, actor) -> None:
 
 
 # One test per rule per window, whoever asks: the button sends mail and POSTs to a URL the
-# member typed, so it must not become a way to flood either.
+# member typed, so it must not become a way to flood either. The workspace's own limit keeps a
+# member from multiplying the rate by adding rules.
 TEST_WINDOW_S = 10
+WORKSPACE_TESTS_PER_MINUTE = 20
 
 
 class AlertTestTooSoon(Exception):
-    """A test of this rule was sent less than ``TEST_WINDOW_S`` ago."""
+    """A test of this rule was sent less than ``TEST_WINDOW_S`` ago, or the workspace sent
+    ``WORKSPACE_TESTS_PER_MINUTE`` tests this minute; ``wait_s`` says when to try again."""
+
+    def __init__(self, wait_s: int) -> None:
+        super().__init__(wait_s)
+        self.wait_s = wait_s
 
 
 @dataclass(frozen=True)
@@ -148,9 +155,16 @@ class AlertTestResult:
 def alert_rule_test(*, rule: AlertRule, actor) -> AlertTestResult:
     """Send the rule's mail and webhook now, with a payload marked ``"test": true``; records no
     firing and leaves the rule's state alone. Raises AlertTestTooSoon within ``TEST_WINDOW_S``
-    of the rule's last test. The audit entry holds each channel's outcome."""
+    of the rule's last test or past the workspace's limit. The audit entry holds each channel's
+    outcome."""
     if not throttle_hit(key=f"alert-test:{rule.pk}", limit=1, window_s=TEST_WINDOW_S):
-        raise AlertTestTooSoon
+        raise AlertTestTooSoon(TEST_WINDOW_S)
+    if not throttle_hit(
+        key=f"alert-test-workspace:{rule.workspace_id}",
+        limit=WORKSPACE_TESTS_PER_MINUTE,
+        window_s=60,
+    ):
+        raise AlertTestTooSoon(60)
     payload = notify.alert_test_payload(rule, timezone.now())
     result = AlertTestResult(
         email=notify.email_send(rule, payload), webhook=notify.webhook_send(rule, payload)

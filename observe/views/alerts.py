@@ -75,11 +75,10 @@ def alert_test(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
     rule = access_alert_rule(request.user, current_workspace(request), slug, rule_id, "change")
     try:
         result = services.alert_rule_test(rule=rule, actor=request.user)
-    except services.AlertTestTooSoon:
+    except services.AlertTestTooSoon as too_soon:
         messages.error(
             request,
-            f"A test of {rule.name} was sent moments ago: "
-            f"try again in {services.TEST_WINDOW_S} seconds.",
+            f"Tests of {rule.name} were sent moments ago: try again in {too_soon.wait_s} seconds.",
         )
     else:
         _tell_test_result(request, rule.name, result)

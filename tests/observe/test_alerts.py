@@ -24,6 +24,7 @@ from flows.models import Flow, Run
 from observe.alerts.notify import SIGNATURE_HEADER
 from observe.alerts.services import (
     TEST_WINDOW_S,
+    WORKSPACE_TESTS_PER_MINUTE,
     AlertRuleValues,
     alert_check,
     alert_rule_create,
@@ -493,7 +494,7 @@ def test_the_check_task_fires_on_the_worker(worker, flow, owner, known):
 def fresh_test_window():
     """No earlier run's test of a rule with the same id holds the window shut."""
     client = redis_client.client()
-    for key in client.scan_iter(f"{throttle.PREFIX}alert-test:*"):
+    for key in client.scan_iter(f"{throttle.PREFIX}alert-test*"):
         client.delete(key)
 
 
@@ -579,12 +580,30 @@ def test_tests_of_a_rule_are_limited_to_one_per_window(
     for _ in range(5):
         page = client.post(url, follow=True)
         assert _messages(page) == [
-            f"A test of Errors was sent moments ago: try again in {TEST_WINDOW_S} seconds."
+            f"Tests of Errors were sent moments ago: try again in {TEST_WINDOW_S} seconds."
         ]
     # Another rule has a window of its own.
     client.post(reverse("observe:alert-test", args=[flow.slug, other.id]))
     assert len(receiver.received) == 2 and len(mail.outbox) == 1
     assert AuditEvent.objects.filter(action="alert.test").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_workspace_cannot_multiply_its_tests_by_adding_rules(
+    client, flow, owner, receiver, settings, fresh_test_window
+):
+    settings.STUDIO_EGRESS_ALLOW_FETCH = ["127.0.0.1"]
+    rules = [
+        _rule(flow, owner, name=f"Rule {n}", emails=[], webhook_url=receiver.url)
+        for n in range(WORKSPACE_TESTS_PER_MINUTE + 1)
+    ]
+    client.force_login(owner)
+    for rule in rules:
+        page = client.post(reverse("observe:alert-test", args=[flow.slug, rule.id]), follow=True)
+    last = f"Rule {WORKSPACE_TESTS_PER_MINUTE}"
+    assert _messages(page) == [f"Tests of {last} were sent moments ago: try again in 60 seconds."]
+    assert len(receiver.received) == WORKSPACE_TESTS_PER_MINUTE
+    assert AuditEvent.objects.filter(action="alert.test").count() == WORKSPACE_TESTS_PER_MINUTE
 
 
 @pytest.mark.django_db

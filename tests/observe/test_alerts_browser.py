@@ -35,7 +35,7 @@ def loopback_studio(process_env, tmp_path_factory):
 @pytest.fixture
 def page(browser, loopback_studio, transactional_db):  # noqa: F811 (the browser fixture)
     client = redis_client.client()
-    for key in client.scan_iter(f"{throttle.PREFIX}alert-test:*"):
+    for key in client.scan_iter(f"{throttle.PREFIX}alert-test*"):
         client.delete(key)  # an earlier run's rule of the same id holds no window shut
     context = browser.new_context(base_url=loopback_studio, viewport={"width": 1100, "height": 760})
     page = context.new_page()
