@@ -167,7 +167,9 @@ class Run(WorkspaceOwned):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField()
-    # A queued run's first executor task sent again because it was lost (see ``NodeResult``).
+    # When its executor task was last sent after its first one: a pass that left the rest to a
+    # fresh task, a person's answer, or a lost task sent again (see ``NodeResult``); a run
+    # waiting on nothing but that task past ``STUDIO_DISPATCH_STALE_S`` has lost it.
     dispatched_at = models.DateTimeField(null=True, blank=True)
     requeues = models.PositiveSmallIntegerField(default=0)
 

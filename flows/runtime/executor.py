@@ -618,6 +618,10 @@ def run_advance(
             step.flush()
             if failure is None and step.settled(None, ()):
                 _succeed(run, graph, step)
+            elif failure is None and step.yielded:
+                # The run goes on in the task sent after the commit: if that one is lost, the
+                # reaper sends it again (``runs._idle``), counting from now.
+                Run.objects.filter(id=run.id).update(dispatched_at=timezone.now())
             if step.created and (run.root_id or graph.of_type("subflow")):
                 # Sub-flows multiply: the tree's limits too (past one, the tree fails).
                 run_tree_count(run=run, nodes=step.created)

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from flows.history import history_clean
@@ -233,7 +233,9 @@ def run_answer(*, run: Run, node_key: str, values: Any, user=None) -> NodeResult
         run.deadline_at = max(
             run.deadline_at, now + timedelta(seconds=settings.STUDIO_RUN_TIMEOUT_S)
         )
-        run.save(update_fields=["status", "deadline_at"])
+        # The pass the answer asks for: sent again by the reaper if its task is lost.
+        run.dispatched_at = now
+        run.save(update_fields=["status", "deadline_at", "dispatched_at"])
         transaction.on_commit(lambda: dispatch.advance(run.id))
     return result
 
@@ -269,8 +271,9 @@ def runs_fail_stale(*, run_id: Any = None) -> int:
 
     A node whose heartbeat stopped is dispatched again (its result was never stored, so it has
     not run to the end) up to ``STUDIO_NODE_REQUEUES`` times; then the run fails with the
-    reason. So is a pending node (or a queued run) whose task the broker has not held for
-    ``STUDIO_DISPATCH_STALE_S`` (``_lost_resend``). Called periodically by the worker's beat and
+    reason. So is a pending node (or a queued run, or a running run waiting on nothing but its
+    next pass, ``_idle``) whose task the broker has not held for ``STUDIO_DISPATCH_STALE_S``
+    (``_lost_resend``). Called periodically by the worker's beat and
     by clients waiting on a run, so a killed worker or a lost task never leaves a run hanging.
     """
     now = timezone.now()
@@ -307,8 +310,9 @@ def runs_fail_stale(*, run_id: Any = None) -> int:
             )
     queued = runs.filter(_sent_before(sent_before), status=RunStatus.QUEUED)
     queued = list(queued.values("id", "requeues"))
-    if pending or queued:
-        failed += _lost_resend(pending, queued, sent_before)
+    idle = list(_idle(runs, sent_before).values("id", "requeues"))
+    if pending or queued or idle:
+        failed += _lost_resend(pending, queued, idle, sent_before)
     for run_id_, status, created_at, deadline_at in runs.filter(deadline_at__lt=now).values_list(
         "id", "status", "created_at", "deadline_at"
     ):
@@ -342,9 +346,38 @@ def _node_requeue(stale: dict, stale_at) -> int:
     return 0
 
 
-def _lost_resend(pending: list[dict], queued: list[dict], sent_before: datetime) -> int:
-    """Send again the tasks of pending nodes and queued runs that the broker no longer holds.
-    Returns how many runs failed.
+def _idle(runs: QuerySet, sent_before: datetime) -> QuerySet:
+    """Running runs that only a lost ``advance_run`` can move on, woken last before
+    ``sent_before``.
+
+    Nothing else of such a run is under way: no node on a worker (its heartbeat covers it) or
+    pending (its task, or its resend, re-enters a pass when it ends; so does a retry waiting out
+    its countdown), no sub-flow run still going (it wakes its parent when it ends), and it does
+    not wait for a person (that run is ``waiting``). A pass that ends so, with the run not over,
+    has sent that task: it left the rest to a fresh one (``dispatched_at``, as does a person's
+    answer), or what it waits for ended since (a sub-flow run's ``finished_at``). A running
+    container (an iteration, a loop) has no queue: its instances' nodes are the ones looked at.
+    """
+    in_flight = NodeResult.objects.filter(
+        Q(status=NodeStatus.PENDING) | Q(status=NodeStatus.RUNNING) & ~Q(queue=""),
+        run_id=OuterRef("id"),
+    )
+    children = Run.objects.filter(parent_id=OuterRef("id")).filter(
+        ~Q(status__in=TERMINAL) | Q(finished_at__gte=sent_before)
+    )
+    return (
+        runs.filter(status=RunStatus.RUNNING, started_at__lt=sent_before)
+        .filter(Q(dispatched_at=None) | Q(dispatched_at__lt=sent_before))
+        .exclude(Exists(in_flight))
+        .exclude(Exists(children))
+    )
+
+
+def _lost_resend(
+    pending: list[dict], queued: list[dict], idle: list[dict], sent_before: datetime
+) -> int:
+    """Send again the tasks of pending nodes, queued runs and idle running runs (``_idle``)
+    that the broker no longer holds. Returns how many runs failed.
 
     A task still in its queue's list waits its turn: nothing is sent. One a worker took but has
     not started (``dispatch.Held.reserved``) is sent again without counting, since that worker
@@ -354,7 +387,7 @@ def _lost_resend(pending: list[dict], queued: list[dict], sent_before: datetime)
     A second delivery is harmless: ``node_claim`` and the executor's pass claim with a
     conditional UPDATE, so the first to arrive runs it and the other does nothing."""
     held = dispatch.held(
-        [p["queue"] for p in pending] + ([dispatch.advance_queue()] if queued else [])
+        [p["queue"] for p in pending] + ([dispatch.advance_queue()] if queued or idle else [])
     )
     failed = 0
     for node in pending:
@@ -382,6 +415,26 @@ def _lost_resend(pending: list[dict], queued: list[dict], sent_before: datetime)
                 lambda r=run: dispatch.advance(r["id"]),
                 run_id=run["id"],
                 what="the run's first step",
+            )
+    for run in idle:
+        task = (dispatch.ADVANCE_RUN, (str(run["id"]),))
+        if held.waiting(dispatch.advance_queue(), task):
+            continue
+        with transaction.atomic():
+            # Locked, and looked at again: a pass holds the run's row while it runs (its own
+            # task already taken from the broker, and its inline nodes may outlast the wait),
+            # and one that ended since may have changed what the run waits for.
+            rows = _idle(Run.objects.filter(id=run["id"]), sent_before)
+            if not rows.select_for_update(skip_locked=True).exists():
+                continue
+            failed += _lost_send(
+                rows,
+                run,
+                task in held.reserved,
+                sent_before,
+                lambda r=run: dispatch.advance(r["id"]),
+                run_id=run["id"],
+                what="the run's next step",
             )
     return failed
 
