@@ -13,23 +13,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db.models import Avg, Count, F, FloatField, Func, Q, QuerySet, Sum, Variance
+from django.db.models import Avg, Count, Q, QuerySet, Sum, Variance
 
 from catalog.models import Usage
-from catalog.selectors.usage import Percentile
 from conversations.models import Message
 from evals.models import EvalRun, EvalStatus
-from flows.models import Flow, FlowVersion, Run, RunStatus
+from flows.models import Flow, FlowVersion, Run
+from observe.dashboards import DURATION_MS, run_figures
 
 # Fewer samples than this in either arm: no verdict ("not enough data yet").
 MIN_SAMPLES = 30
-
-# A finished run's duration in milliseconds (NULL for one not finished: the aggregates skip it).
-DURATION_MS = Func(
-    F("finished_at") - F("started_at"),
-    template="(EXTRACT(EPOCH FROM %(expressions)s) * 1000)::float8",
-    output_field=FloatField(),
-)
 
 
 def normal_cdf(x: float) -> float:
@@ -161,11 +154,8 @@ def arm_figures(flow: Flow, arm: Literal["a", "b"], version: FlowVersion) -> Arm
     """One arm's figures (three queries, and one for its evaluation)."""
     runs = experiment_runs(flow, arm)
     figures = runs.aggregate(
-        runs=Count("id"),
-        errors=Count("id", filter=Q(status=RunStatus.FAILED)),
+        **run_figures(),
         finished=Count(DURATION_MS),
-        p50=Percentile(DURATION_MS, 0.5),
-        p95=Percentile(DURATION_MS, 0.95),
         mean=Avg(DURATION_MS),
         var=Variance(DURATION_MS, sample=True),
     )
@@ -180,8 +170,8 @@ def arm_figures(flow: Flow, arm: Literal["a", "b"], version: FlowVersion) -> Arm
         runs=figures["runs"],
         errors=figures["errors"],
         finished=figures["finished"],
-        latency_p50=figures["p50"],
-        latency_p95=figures["p95"],
+        latency_p50=figures["duration_p50"],
+        latency_p95=figures["duration_p95"],
         latency_mean=figures["mean"],
         latency_var=figures["var"],
         cost=cost["total"] or Decimal(0),

@@ -14,7 +14,7 @@ from catalog.models import Usage
 from catalog.selectors.usage import day_start
 from conversations.models import Message
 from flows.models import TERMINAL, Run
-from observe.dashboards import _run_figures  # the dashboard's error and p95 run-time figures
+from observe.dashboards import run_figures
 from observe.models import AlertMetric, AlertRule
 
 
@@ -30,14 +30,14 @@ def _window_runs(rule: AlertRule, now: datetime) -> QuerySet[Run]:
 
 
 def _error_rate(rule: AlertRule, now: datetime) -> float | None:
-    figures = _window_runs(rule, now).aggregate(**_run_figures())
+    figures = _window_runs(rule, now).aggregate(**run_figures())
     if not figures["runs"] or figures["runs"] < rule.min_runs:
         return None
     return 100 * figures["errors"] / figures["runs"]
 
 
 def _p95_latency(rule: AlertRule, now: datetime) -> float | None:
-    figures = _window_runs(rule, now).aggregate(**_run_figures())
+    figures = _window_runs(rule, now).aggregate(**run_figures())
     if not figures["runs"] or figures["runs"] < rule.min_runs:
         return None
     return figures["duration_p95"]
