@@ -29,6 +29,8 @@ def say(page, message: str):  # noqa: F811 (the page fixture's name)
     expect(answers).to_have_count(before + 1)
     answer = answers.nth(before)
     expect(answer.locator(".meta")).to_contain_text("Done")
+    # The answer's text may fill in just after "Done" shows (one CI run read it empty): wait.
+    expect(answer.locator(".text")).to_contain_text(message)
     return answer.locator(".text").text_content().strip()
 
 

@@ -54,11 +54,15 @@ def _texts(hits) -> list[str]:
 
 
 def test_dense_search_finds_a_paraphrase(base):
+    # Searched as retrieval searches a base this small: exactly (search.exact_scan). Through
+    # the HNSW index every base of the test database shares, the approximate walk could meet
+    # none of its few rows (see test_a_small_base_is_scanned_exactly_not_through_the_shared_index).
     hits = search.dense(
         knowledge_base_id=base.id,
         dimensions=384,
         vector=_embed_query("Which organelle makes energy for cells?"),
         limit=3,
+        exact=search.exact_scan(base.chunk_total),
     )
     assert "Mitochondria" in _texts(hits)[0]
     assert hits[0].score > hits[1].score
@@ -103,6 +107,7 @@ def test_hybrid_fuses_both_rankings(base):
         vector=_embed_query(query),
         query=query,
         limit=5,
+        exact=search.exact_scan(base.chunk_total),  # as retrieval searches a small base
     )
     top = hits[0]
     assert "Eiffel" in _texts(hits)[0]
